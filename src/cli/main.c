@@ -1,0 +1,53 @@
+/* main.c -- `mtlab COMMAND [ARGS]`: dispatches to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"train", cmd_train, "train one model on synthetic data and print its curves"},
+    {"gen", cmd_gen, "write a synthetic dataset as CSV"},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mtlab COMMAND [OPTIONS]   (mtlab COMMAND --help for its options)\n\n"
+               "commands:\n");
+    for (int i = 0; i < n_commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    /* One BLAS thread: results must not depend on how work is split (SPEC §5);
+     * parallelism comes from running trials in separate processes. */
+    openblas_set_num_threads(1);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        if (argc > 2) {
+            for (int i = 0; i < n_commands; i++)
+                if (strcmp(commands[i].name, argv[2]) == 0) {
+                    char *help_argv[] = {argv[2], "--help", NULL};
+                    return commands[i].run(2, help_argv);
+                }
+        }
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(commands[i].name, name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mtlab: unknown command '%s'\n", name);
+    usage(stderr);
+    return 2;
+}

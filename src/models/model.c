@@ -1,0 +1,171 @@
+/* model.c -- the generic half of every model: registry, tensor table, one
+ * parameter buffer, initialisation. */
+#include "models/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops,
+    model_mmoe_ops;
+
+/* Stable order: `--help`, benchmarks and tests iterate over this list. */
+static const model_ops_t *const registry[] = {
+    &model_single_ops,
+    &model_shared_bottom_ops,
+    &model_omoe_ops,
+    &model_mmoe_ops,
+};
+
+const model_ops_t *const *model_registry(int *n) {
+    *n = (int)(sizeof registry / sizeof registry[0]);
+    return registry;
+}
+
+const model_ops_t *model_find(const char *name) {
+    int n;
+    const model_ops_t *const *all = model_registry(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(all[i]->name, name) == 0) return all[i];
+    return NULL;
+}
+
+void model_config_default(model_config_t *cfg, const model_ops_t *ops) {
+    *cfg = (model_config_t){
+        .input_dim = 100,
+        .tasks = 2,
+        .experts = 8,
+        .expert_hidden = 16,
+        .bottom_hidden = 113,
+        .tower_hidden = 8,
+        .max_batch = 128,
+    };
+    if (ops && ops->set_defaults) ops->set_defaults(cfg);
+}
+
+int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t init,
+                  tensor_group_t group) {
+    if (m->n_tensors == m->cap_tensors) {
+        int cap = m->cap_tensors ? 2 * m->cap_tensors : 16;
+        tensor_t *grown = realloc(m->tensors, sizeof(tensor_t) * cap);
+        if (!grown) return -1;
+        m->tensors = grown;
+        m->cap_tensors = cap;
+    }
+    tensor_t *t = &m->tensors[m->n_tensors];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = rows;
+    t->cols = cols;
+    t->init = init;
+    t->group = group;
+    return m->n_tensors++;
+}
+
+int model_tensor_index(const model_t *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+void model_zero_grad(model_t *m) { memset(m->grads, 0, sizeof(real) * m->n_params); }
+
+/* Lays tensors out weights-first (declaration order within each group). */
+static void assign_offsets(model_t *m) {
+    size_t off = 0;
+    for (int group = TENSOR_WEIGHT; group <= TENSOR_ARCH; group++) {
+        for (int i = 0; i < m->n_tensors; i++) {
+            tensor_t *t = &m->tensors[i];
+            if ((int)t->group != group) continue;
+            t->offset = off;
+            off += (size_t)t->rows * t->cols;
+        }
+        if (group == TENSOR_WEIGHT) m->n_weights = off;
+    }
+    m->n_params = off;
+}
+
+/* Glorot/Xavier uniform for weight matrices, zeros for biases: the Keras
+ * defaults of the paper's TensorFlow models.  Drawn in declaration order. */
+static void init_params(model_t *m, uint64_t init_seed) {
+    rng_t rng;
+    rng_seed(&rng, init_seed, RNG_STREAM_INIT);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor_t *t = &m->tensors[i];
+        real *p = m->params + t->offset;
+        size_t n = (size_t)t->rows * t->cols;
+        if (t->init == INIT_GLOROT) {
+            double a = sqrt(6.0 / (t->rows + t->cols));
+            for (size_t j = 0; j < n; j++) p[j] = (real)(a * (2.0 * rng_uniform(&rng) - 1.0));
+        } else {
+            memset(p, 0, sizeof(real) * n);
+        }
+    }
+}
+
+static int check_config(const model_config_t *c, err_t *err) {
+    struct {
+        const char *key;
+        int value;
+    } sizes[] = {
+        {"input_dim", c->input_dim},         {"tasks", c->tasks},
+        {"experts", c->experts},             {"expert_hidden", c->expert_hidden},
+        {"bottom_hidden", c->bottom_hidden}, {"tower_hidden", c->tower_hidden},
+        {"max_batch", c->max_batch},
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].value <= 0)
+            return err_set(err, ERR_USAGE, "model: %s must be a positive integer (got %d)",
+                           sizes[i].key, sizes[i].value);
+    if (c->tasks > MODEL_MAX_TASKS)
+        return err_set(err, ERR_USAGE, "model: at most %d tasks are supported (got %d)",
+                       MODEL_MAX_TASKS, c->tasks);
+    return 0;
+}
+
+int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64_t init_seed,
+              err_t *err) {
+    *out = NULL;
+    const model_ops_t *ops = model_find(name);
+    if (!ops) {
+        char known[256] = "";
+        int n;
+        const model_ops_t *const *all = model_registry(&n);
+        for (int i = 0; i < n; i++) {
+            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+            strncat(known, all[i]->name, sizeof known - strlen(known) - 1);
+        }
+        return err_set(err, ERR_USAGE, "unknown model '%s' (known: %s)", name, known);
+    }
+    if (check_config(cfg, err)) return -1;
+    model_t *m = calloc(1, sizeof *m);
+    if (!m) return err_set(err, ERR_FAIL, "out of memory for model '%s'", name);
+    m->ops = ops;
+    m->cfg = *cfg;
+    if (ops->build(m, err)) {
+        model_free(m);
+        return -1;
+    }
+    assign_offsets(m);
+    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(real));
+    m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(real));
+    if (!m->params || !m->grads) {
+        model_free(m);
+        return err_set(err, ERR_FAIL, "out of memory for %zu parameters of '%s'", m->n_params,
+                       name);
+    }
+    init_params(m, init_seed);
+    rng_seed(&m->rng, init_seed, RNG_STREAM_MODEL);
+    *out = m;
+    return 0;
+}
+
+void model_free(model_t *m) {
+    if (!m) return;
+    if (m->impl && m->ops->free_impl) m->ops->free_impl(m);
+    free(m->tensors);
+    free(m->params);
+    free(m->grads);
+    free(m);
+}

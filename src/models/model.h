@@ -1,0 +1,152 @@
+/* model.h -- the one interface every multi-task model implements.
+ *
+ * A model is a model_t (generic part: config, parameter buffer, tensor table)
+ * plus an `impl` pointer owned by its family's source file (activations and
+ * workspace).  The trainer, the gradient checker, the store and the benchmarks
+ * know only this header.
+ *
+ * Parameters.  All parameters live in ONE contiguous buffer `params` with a
+ * gradient buffer `grads` of the same layout; a tensor table names each slice
+ * (name, shape, offset).  Tensors are declared in two groups: ordinary weights
+ * (trained by the main optimiser) first, then architecture parameters (MTNAS
+ * route logits, trained by REINFORCE with an optimiser of their own) at the
+ * end, so each optimiser runs over one contiguous slice:
+ *     params[0, n_weights)           weights
+ *     params[n_weights, n_params)    architecture parameters
+ * Per-tensor values that are trained jointly but penalised (SNR's log-alpha of
+ * its coding variables) are ordinary weights; the model adds their penalty via
+ * the `penalty` hook.
+ *
+ * Passes.  forward() reads x[B, d] and writes pred[B, T] (one column per task:
+ * a regression value or a logit), keeping what backward() needs.  In
+ * MODEL_TRAIN mode stochastic models sample from m->rng (coding variables,
+ * routes); in MODEL_EVAL mode they are deterministic (SNR's serving estimator,
+ * MTNAS's derived route).  backward() takes dpred[B, T] and ACCUMULATES into
+ * grads (callers zero them once per step with model_zero_grad).
+ *
+ * Inspection.  gates() reports, after a forward pass, every softmax gate of
+ * the model as a [B, experts] view (per gate, per expert) -- one per task for
+ * MMoE, one per task and level for multi-level fusion models -- so the
+ * recorder can compute means, spreads and histograms without knowing the
+ * model.  Routes (SNR, MTNAS) will get a hook of the same shape. */
+#ifndef MTLAB_MODEL_H
+#define MTLAB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/real.h"
+#include "core/rng.h"
+
+#define MODEL_MAX_TASKS MTLAB_MAX_TASKS
+#define MODEL_MAX_GATES 64
+
+/* Hyper-parameters of every model family; a family uses the fields it needs.
+ * Names match the sweep keys of the [model] section (SPEC §6). */
+typedef struct {
+    int input_dim;     /* d: features per example */
+    int tasks;         /* T: outputs */
+    int experts;       /* experts per mixture (omoe, mmoe, ...) */
+    int expert_hidden; /* hidden units per expert */
+    int bottom_hidden; /* units of the shared bottom (shared_bottom) or per-task bottom (single) */
+    int tower_hidden;  /* units of each task tower's hidden layer */
+    int max_batch;     /* largest B forward() is called with (sizes the workspace) */
+} model_config_t;
+
+typedef enum { INIT_ZERO = 0, INIT_GLOROT } init_kind_t;
+typedef enum { TENSOR_WEIGHT = 0, TENSOR_ARCH } tensor_group_t;
+
+typedef struct {
+    char name[48];     /* e.g. "experts.W", "tower2.hidden.b" */
+    int rows, cols;    /* shape; vectors are 1 x cols */
+    size_t offset;     /* into params / grads */
+    init_kind_t init;  /* INIT_GLOROT: U(-a, a), a = sqrt(6 / (rows + cols)) */
+    tensor_group_t group;
+} tensor_t;
+
+typedef struct {
+    char name[32];      /* e.g. "t1" (task 1's gate), "shared", "l2/t1" */
+    int experts;        /* columns */
+    const real *values; /* [B, experts] softmax weights, row stride ld */
+    int ld;
+} model_gate_t;
+
+typedef enum { MODEL_TRAIN = 0, MODEL_EVAL } model_mode_t;
+
+typedef struct model model_t;
+
+typedef struct model_ops {
+    const char *name;    /* registry key, e.g. "mmoe" */
+    const char *summary; /* one line for `--help` */
+    /* Optional: family defaults applied on top of model_config_default(). */
+    void (*set_defaults)(model_config_t *cfg);
+    /* Declares tensors with model_declare() and allocates m->impl (workspace
+     * for cfg.max_batch rows).  Called once, before the buffer exists. */
+    int (*build)(model_t *m, err_t *err);
+    void (*forward)(model_t *m, const real *x, int B, real *pred, model_mode_t mode);
+    void (*backward)(model_t *m, const real *x, int B, const real *dpred);
+    /* Fills out[0..n) with the gates of the last forward pass; returns n. */
+    int (*gates)(const model_t *m, model_gate_t *out);
+    /* Optional (SNR): adds d(penalty)/d(params) into grads, returns the penalty. */
+    double (*penalty)(model_t *m);
+    /* Optional (MTNAS): given the reward of the architecture sampled in the
+     * last MODEL_TRAIN forward, writes the REINFORCE gradient of the
+     * architecture parameters into grads[n_weights, n_params). */
+    void (*arch_gradient)(model_t *m, double reward);
+    void (*free_impl)(model_t *m);
+} model_ops_t;
+
+struct model {
+    const model_ops_t *ops;
+    model_config_t cfg;
+    tensor_t *tensors; /* [n_tensors], weights first, then architecture */
+    int n_tensors, cap_tensors;
+    real *params;      /* [n_params] */
+    real *grads;       /* [n_params], same layout */
+    size_t n_params;
+    size_t n_weights;  /* params[0, n_weights) are trained by the main optimiser */
+    rng_t rng;         /* stochastic forward passes (MODEL_TRAIN mode) */
+    void *impl;        /* family-specific state, owned by ops->free_impl */
+};
+
+/* ---- registry ---- */
+
+/* The registered model families, in a stable order; n receives their count. */
+const model_ops_t *const *model_registry(int *n);
+/* NULL when no family has that name. */
+const model_ops_t *model_find(const char *name);
+
+/* ---- life cycle ---- */
+
+/* Shared defaults (the MMoE paper's synthetic sizes): d 100, T 2, 8 experts x
+ * 16, bottom 113, towers 8, max_batch 128; then the family's own defaults. */
+void model_config_default(model_config_t *cfg, const model_ops_t *ops);
+/* Builds a model of family `name` and initialises its weights from the
+ * generator (init_seed, RNG_STREAM_INIT); m->rng gets (init_seed,
+ * RNG_STREAM_MODEL).  Returns 0 or -1 with *err (ERR_USAGE for bad config). */
+int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64_t init_seed,
+              err_t *err);
+void model_free(model_t *m);
+
+/* ---- used by model families inside build() ---- */
+
+/* Declares a tensor and returns its index (or -1 when out of memory). */
+int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t init,
+                  tensor_group_t group);
+
+static inline real *model_param(const model_t *m, int tensor) {
+    return m->params + m->tensors[tensor].offset;
+}
+static inline real *model_grad(const model_t *m, int tensor) {
+    return m->grads + m->tensors[tensor].offset;
+}
+
+/* ---- used by trainers ---- */
+
+void model_zero_grad(model_t *m);
+/* Index of the tensor with this name, or -1. */
+int model_tensor_index(const model_t *m, const char *name);
+
+#endif

@@ -1,0 +1,115 @@
+/* shared_bottom.c -- the Shared-Bottom model (Caruana; MMoE §3.1, Eq 1) and
+ * the Single-Task baseline, which is the same network with one bottom per task.
+ *
+ *   shared_bottom:  y_k = tower_k(relu(x · Wb + bb))          one bottom
+ *   single:         y_k = tower_k(relu(x · Wb_k + bb_k))      T bottoms
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/blocks.h"
+#include "nn/layers.h"
+
+typedef struct {
+    int n_bottoms;                       /* 1 (shared_bottom) or T (single) */
+    dense_ref_t bottom[MODEL_MAX_TASKS];
+    real *hidden;                        /* [n_bottoms][max_batch, H] post-ReLU */
+    real *dhidden;                       /* same shape */
+    tower_t tower[MODEL_MAX_TASKS];
+} bottom_impl_t;
+
+static void bottom_free(model_t *m) {
+    bottom_impl_t *s = m->impl;
+    for (int k = 0; k < m->cfg.tasks; k++) tower_free(&s->tower[k]);
+    free(s->hidden);
+    free(s->dhidden);
+    free(s);
+    m->impl = NULL;
+}
+
+static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
+    const model_config_t *c = &m->cfg;
+    bottom_impl_t *s = calloc(1, sizeof *s);
+    if (!s) return err_set(err, ERR_FAIL, "out of memory");
+    m->impl = s;
+    s->n_bottoms = n_bottoms;
+    char name[48];
+    for (int j = 0; j < n_bottoms; j++) {
+        if (n_bottoms == 1)
+            snprintf(name, sizeof name, "bottom");
+        else
+            snprintf(name, sizeof name, "bottom%d", j + 1);
+        if (dense_declare(m, &s->bottom[j], name, c->input_dim, c->bottom_hidden, true, err))
+            return -1;
+    }
+    for (int k = 0; k < c->tasks; k++) {
+        snprintf(name, sizeof name, "tower%d", k + 1);
+        if (tower_build(m, &s->tower[k], name, c->bottom_hidden, c->tower_hidden, err)) return -1;
+    }
+    size_t n = (size_t)n_bottoms * c->max_batch * c->bottom_hidden;
+    if (!(s->hidden = block_alloc(n, err)) || !(s->dhidden = block_alloc(n, err))) return -1;
+    return 0;
+}
+
+static int shared_bottom_build(model_t *m, err_t *err) { return bottom_build(m, 1, err); }
+static int single_build(model_t *m, err_t *err) { return bottom_build(m, m->cfg.tasks, err); }
+
+/* Hidden activations of bottom j: [B, H] inside the [max_batch, H] slot. */
+static real *slot(const model_t *m, real *base, int j) {
+    return base + (size_t)j * m->cfg.max_batch * m->cfg.bottom_hidden;
+}
+
+static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
+    bottom_impl_t *s = m->impl;
+    const int H = m->cfg.bottom_hidden, T = m->cfg.tasks;
+    for (int j = 0; j < s->n_bottoms; j++) {
+        real *h = slot(m, s->hidden, j);
+        dense_ref_forward(m, &s->bottom[j], x, B, h); /* h[B, H] = x[B, d] · W + b */
+        relu_forward(h, B * H);
+    }
+    for (int k = 0; k < T; k++)
+        tower_forward(m, &s->tower[k], slot(m, s->hidden, s->n_bottoms == 1 ? 0 : k), B, pred, T,
+                      k);
+}
+
+static void bottom_backward(model_t *m, const real *x, int B, const real *dpred) {
+    bottom_impl_t *s = m->impl;
+    const int H = m->cfg.bottom_hidden, T = m->cfg.tasks;
+    memset(s->dhidden, 0, sizeof(real) * s->n_bottoms * m->cfg.max_batch * H);
+    for (int k = 0; k < T; k++) {
+        int j = s->n_bottoms == 1 ? 0 : k;
+        tower_backward(m, &s->tower[k], slot(m, s->hidden, j), B, dpred, T, k,
+                       slot(m, s->dhidden, j));
+    }
+    for (int j = 0; j < s->n_bottoms; j++) {
+        real *dh = slot(m, s->dhidden, j);
+        relu_backward(dh, slot(m, s->hidden, j), B * H);
+        dense_ref_backward(m, &s->bottom[j], x, B, dh, NULL);
+    }
+}
+
+static int no_gates(const model_t *m, model_gate_t *out) { return 0; }
+
+static void single_defaults(model_config_t *cfg) { cfg->bottom_hidden = 16; }
+
+const model_ops_t model_shared_bottom_ops = {
+    .name = "shared_bottom",
+    .summary = "one bottom MLP shared by all tasks, one tower per task (bottom_hidden 113)",
+    .build = shared_bottom_build,
+    .forward = bottom_forward,
+    .backward = bottom_backward,
+    .gates = no_gates,
+    .free_impl = bottom_free,
+};
+
+const model_ops_t model_single_ops = {
+    .name = "single",
+    .summary = "single-task baseline: a separate bottom (bottom_hidden 16) and tower per task",
+    .set_defaults = single_defaults,
+    .build = single_build,
+    .forward = bottom_forward,
+    .backward = bottom_backward,
+    .gates = no_gates,
+    .free_impl = bottom_free,
+};

@@ -1,0 +1,41 @@
+/* layers.h -- forward/backward pairs of the building blocks of every model.
+ *
+ * Conventions (as in llm.c): every buffer is row-major and its shape is given
+ * in the comment; B is the batch size.  Weights are stored input-major,
+ * W[In, Out], so a forward pass is one plain GEMM out = in · W.  Backward passes
+ * ACCUMULATE (+=) into parameter gradients and into input gradients, so a
+ * tensor used twice simply receives two contributions; callers zero gradient
+ * buffers once per step.  An input-gradient pointer may be NULL when the input
+ * is data (nothing to propagate). */
+#ifndef MTLAB_LAYERS_H
+#define MTLAB_LAYERS_H
+
+#include "core/real.h"
+
+/* out[B, Out] = in[B, In] · W[In, Out] + b[Out]   (b may be NULL: no bias) */
+void dense_forward(real *out, const real *in, const real *W, const real *b, int B, int In, int Out);
+/* dW[In, Out] += inᵀ · dout;  db[Out] += Σ_b dout (db NULL: no bias);  din[B, In] += dout · Wᵀ (din may be NULL). */
+void dense_backward(real *din, real *dW, real *db, const real *dout, const real *in,
+                    const real *W, int B, int In, int Out);
+
+/* x[n] = max(x, 0) in place. */
+void relu_forward(real *x, int n);
+/* dx[n] is zeroed where the forward OUTPUT y[n] was zero (y > 0 <=> x > 0). */
+void relu_backward(real *dx, const real *y, int n);
+
+/* out[B, N] = softmax over each row of logits[B, N] (max-subtracted). */
+void softmax_forward(real *out, const real *logits, int B, int N);
+/* dlogits[B, N] += p ⊙ (dp − Σ_j dp_j p_j), with p the forward output. */
+void softmax_backward(real *dlogits, const real *dp, const real *p, int B, int N);
+
+/* Gated mixture of experts:
+ * out[B, H] = Σ_i gate[B, i] · experts[B, i, H]   (experts[B, N, H] stored as [B, N·H]).
+ * ldg is the row stride of gate/dgate (N for a plain [B, N] matrix; G·N when
+ * the gates of G tasks are interleaved as [B, G, N]). */
+void mixture_forward(real *out, const real *gate, int ldg, const real *experts, int B, int N,
+                     int H);
+/* dgate[B, N] += dout · expertsᵀ per row;  dexperts[B, N, H] += gate ⊙ dout. */
+void mixture_backward(real *dgate, real *dexperts, const real *dout, const real *gate, int ldg,
+                      const real *experts, int B, int N, int H);
+
+#endif

@@ -1,0 +1,80 @@
+/* train.h -- the training loop and evaluation, free of printing and I/O.
+ *
+ * train_run() trains a model with Adam on mini-batches drawn from a shuffled
+ * training set (reshuffled at every epoch), and every `eval_every` steps (and
+ * after the last step) hands an evaluation to a callback: the mean training
+ * loss since the previous evaluation, and the validation and test losses per
+ * task and in total.  Callers (the `train` command, the sweep runner) decide
+ * what to print or store.  Deterministic: the same model, data, config and
+ * batch seed give bit-identical results. */
+#ifndef MTLAB_TRAIN_H
+#define MTLAB_TRAIN_H
+
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/limits.h"
+#include "data/dataset.h"
+#include "models/model.h"
+
+typedef struct {
+    double lr;                             /* Adam learning rate */
+    int batch;                             /* examples per step (<= model max_batch) */
+    int steps;                             /* optimiser steps */
+    int eval_every;                        /* evaluate every k steps (and at the end) */
+    double task_weight[MTLAB_MAX_TASKS];   /* total loss = Σ_k weight_k loss_k */
+} train_config_t;
+
+/* Losses at one evaluation; index T (= tasks) holds the weighted total. */
+typedef struct {
+    int step;
+    int tasks;
+    double train[MTLAB_MAX_TASKS + 1]; /* mean mini-batch loss over the steps since the last eval */
+    double val[MTLAB_MAX_TASKS + 1];
+    double test[MTLAB_MAX_TASKS + 1];
+} train_eval_t;
+
+typedef void (*train_eval_fn)(void *ctx, const train_eval_t *ev);
+
+typedef struct {
+    train_eval_t final;  /* the last evaluation */
+    int failed_step;     /* 0, or the step at which the loss became NaN/Inf */
+} train_result_t;
+
+/* Defaults: lr 1e-3, batch 128, steps 3000, eval_every 100, weights 1. */
+void train_config_default(train_config_t *cfg);
+
+/* Trains m on data->train; evaluates on data->val and data->test.  Mini-batch
+ * order comes from (batch_seed, RNG_STREAM_BATCH).  On divergence (NaN/Inf in
+ * the loss) returns -1 with ERR_FAIL naming the step, and res->failed_step
+ * set; bad configuration returns -1 with ERR_USAGE. */
+int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
+              train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err);
+
+/* Mean loss per task (and weighted total at [T]) of the model on a split, in
+ * MODEL_EVAL mode, in chunks of the model's max_batch. */
+int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
+                   const double *task_weight, double *loss, err_t *err);
+
+/* Gate statistics over a split (SPEC §7): per gate and expert the mean and
+ * standard deviation of the softmax weight, and a GATE_HIST_BINS-bin
+ * histogram of it on [0, 1] (the last bin includes 1). */
+#define GATE_HIST_BINS 20
+typedef struct {
+    char name[32];
+    int experts;
+    double *mean;  /* [experts] */
+    double *std;   /* [experts] */
+    long *hist;    /* [experts][GATE_HIST_BINS] */
+} gate_stat_t;
+
+typedef struct {
+    int n_gates;
+    long examples; /* rows measured (each histogram row sums to this) */
+    gate_stat_t gate[MODEL_MAX_GATES];
+} gate_stats_t;
+
+int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_t *err);
+void gate_stats_free(gate_stats_t *s);
+
+#endif

@@ -1,0 +1,6 @@
+#include "testutil.h"
+
+Suite *rng_suite(void) {
+    Suite *s = suite_create("rng");
+    return s;
+}

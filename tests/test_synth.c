@@ -1,0 +1,6 @@
+#include "testutil.h"
+
+Suite *synth_suite(void) {
+    Suite *s = suite_create("synth");
+    return s;
+}

@@ -1,0 +1,61 @@
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *slurp(int fd) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)r;
+        if (cap - len < 2) buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int run_mtlab(char **out, char **errout, const char *const *args) {
+    const char *bin = getenv("MTLAB_BIN");
+    ck_assert_msg(bin != NULL, "MTLAB_BIN is not set (run the tests through `make check`)");
+    char out_path[] = "/tmp/mtlab-out-XXXXXX", err_path[] = "/tmp/mtlab-err-XXXXXX";
+    int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
+    ck_assert(out_fd >= 0 && err_fd >= 0);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = bin;
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    lseek(out_fd, 0, SEEK_SET);
+    lseek(err_fd, 0, SEEK_SET);
+    char *o = slurp(out_fd), *e = slurp(err_fd);
+    close(out_fd);
+    close(err_fd);
+    unlink(out_path);
+    unlink(err_path);
+    if (out) *out = o; else free(o);
+    if (errout) *errout = e; else free(e);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *test_tmpdir(void) {
+    char *dir = strdup("/tmp/mtlab-test-XXXXXX");
+    ck_assert(mkdtemp(dir) != NULL);
+    return dir;
+}
