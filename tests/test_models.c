@@ -1,6 +1,234 @@
+/* test_models.c -- every registered model: tensor table, initialisation,
+ * finite-difference gradient check of every parameter tensor, gate views. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/loss.h"
+#include "gradcheck.h"
+#include "models/model.h"
 #include "testutil.h"
+
+/* A small configuration: every code path (several tasks, several experts,
+ * biases) with few enough parameters to check each one. */
+static model_config_t small_config(void) {
+    model_config_t c;
+    model_config_default(&c, NULL);
+    c.input_dim = 5;
+    c.tasks = 3;
+    c.experts = 3;
+    c.expert_hidden = 4;
+    c.bottom_hidden = 6;
+    c.tower_hidden = 3;
+    c.max_batch = 7;
+    return c;
+}
+
+static const char *registry_name(int i) {
+    int n;
+    const model_ops_t *const *all = model_registry(&n);
+    ck_assert_int_lt(i, n);
+    return all[i]->name;
+}
+
+static int registry_size(void) {
+    int n;
+    model_registry(&n);
+    return n;
+}
+
+typedef struct {
+    model_t *m;
+    real x[7 * 5], y[7 * 3], pred[7 * 3], dpred[7 * 3];
+    task_kind_t kind[3];
+    real weight[3];
+    int B;
+} fixture_t;
+
+/* Total loss Σ_k weight_k loss_k with task 2 binary: exercises MSE and BCE. */
+static double total_loss(void *ctx) {
+    fixture_t *f = ctx;
+    const int T = f->m->cfg.tasks;
+    f->m->ops->forward(f->m, f->x, f->B, f->pred, MODEL_EVAL);
+    double sum = 0;
+    for (int k = 0; k < T; k++) sum += f->weight[k] * loss_task(f->kind[k], f->pred, f->y, f->B, T, k);
+    return sum;
+}
+
+static void fixture_init(fixture_t *f, const char *name, uint64_t seed) {
+    memset(f, 0, sizeof *f);
+    model_config_t c = small_config();
+    err_t err = {0};
+    ck_assert_msg(model_new(&f->m, name, &c, seed, &err) == 0, "%s: %s", name, err.msg);
+    rng_t r;
+    rng_seed(&r, seed, 99);
+    f->B = c.max_batch;
+    for (int i = 0; i < f->B * c.input_dim; i++) f->x[i] = rng_normal(&r);
+    f->kind[0] = TASK_REGRESSION;
+    f->kind[1] = TASK_BINARY;
+    f->kind[2] = TASK_REGRESSION;
+    for (int i = 0; i < f->B * c.tasks; i++) {
+        f->y[i] = rng_normal(&r);
+        if (i % c.tasks == 1) f->y[i] = f->y[i] > 0;
+    }
+    f->weight[0] = 1.0;
+    f->weight[1] = 0.5;
+    f->weight[2] = 2.0;
+    /* Non-zero biases, so the check does not sit at a special point. */
+    for (size_t i = 0; i < f->m->n_params; i++)
+        if (f->m->params[i] == 0) f->m->params[i] = 0.1 * rng_normal(&r);
+}
+
+START_TEST(test_gradients) {
+    const char *name = registry_name(_i);
+    fixture_t f;
+    fixture_init(&f, name, 11);
+    model_t *m = f.m;
+    const int T = m->cfg.tasks;
+    /* Analytic gradient. */
+    model_zero_grad(m);
+    m->ops->forward(m, f.x, f.B, f.pred, MODEL_TRAIN);
+    for (int k = 0; k < T; k++) loss_task_grad(f.kind[k], f.pred, f.y, f.B, T, k, f.weight[k], f.dpred);
+    m->ops->backward(m, f.x, f.B, f.dpred);
+    real *analytic = malloc(sizeof(real) * m->n_params);
+    memcpy(analytic, m->grads, sizeof(real) * m->n_params);
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tensor_t *ts = &m->tensors[t];
+        size_t n = (size_t)ts->rows * ts->cols, worst = 0;
+        double e = gradcheck(total_loss, &f, m->params + ts->offset, analytic + ts->offset, n, &worst);
+        ck_assert_msg(e < GRADCHECK_TOL, "%s: tensor %s element %zu: relative error %.3g", name,
+                      ts->name, worst, e);
+    }
+    /* Backward accumulates: a second pass doubles the gradient. */
+    m->ops->backward(m, f.x, f.B, f.dpred);
+    for (size_t i = 0; i < m->n_params; i++)
+        ck_assert(fabs(m->grads[i] - 2 * analytic[i]) <= 1e-12 * (1 + fabs(analytic[i])));
+    free(analytic);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_tensor_table) {
+    const char *name = registry_name(_i);
+    model_config_t c = small_config();
+    model_t *m;
+    err_t err;
+    ck_assert(model_new(&m, name, &c, 1, &err) == 0);
+    size_t expect = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tensor_t *ts = &m->tensors[t];
+        ck_assert_msg(ts->offset == expect, "%s: %s is not contiguous", name, ts->name);
+        expect += (size_t)ts->rows * ts->cols;
+        ck_assert_int_eq(model_tensor_index(m, ts->name), t); /* names are unique */
+    }
+    ck_assert_uint_eq(expect, m->n_params);
+    ck_assert_uint_eq(m->n_weights, m->n_params); /* no architecture parameters yet */
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_init_deterministic) {
+    const char *name = registry_name(_i);
+    model_config_t c = small_config();
+    model_t *a, *b, *other;
+    err_t err;
+    ck_assert(model_new(&a, name, &c, 5, &err) == 0);
+    ck_assert(model_new(&b, name, &c, 5, &err) == 0);
+    ck_assert(model_new(&other, name, &c, 6, &err) == 0);
+    ck_assert(memcmp(a->params, b->params, sizeof(real) * a->n_params) == 0);
+    ck_assert(memcmp(a->params, other->params, sizeof(real) * a->n_params) != 0);
+    /* Glorot bound: every weight of a [r, c] matrix lies in ±sqrt(6/(r+c)). */
+    for (int t = 0; t < a->n_tensors; t++) {
+        const tensor_t *ts = &a->tensors[t];
+        double bound = ts->init == INIT_GLOROT ? sqrt(6.0 / (ts->rows + ts->cols)) : 0;
+        for (size_t i = 0; i < (size_t)ts->rows * ts->cols; i++)
+            ck_assert(fabs(a->params[ts->offset + i]) <= bound);
+    }
+    model_free(a);
+    model_free(b);
+    model_free(other);
+}
+END_TEST
+
+/* Parameter counts of the paper's synthetic models (MMoE §5.1), derived
+ * from the layer shapes: d = 100, T = 2, towers 8. */
+START_TEST(test_paper_sizes) {
+    struct {
+        const char *name;
+        size_t params;
+    } cases[] = {
+        /* bottom 100x113+113, towers 2 x (113x8+8 + 8+1) */
+        {"shared_bottom", 100 * 113 + 113 + 2 * (113 * 8 + 8 + 8 + 1)},
+        /* experts 100x128+128, one gate 100x8, towers 2 x (16x8+8 + 8+1) */
+        {"omoe", 100 * 128 + 128 + 100 * 8 + 2 * (16 * 8 + 8 + 8 + 1)},
+        {"mmoe", 100 * 128 + 128 + 2 * 100 * 8 + 2 * (16 * 8 + 8 + 8 + 1)},
+        /* two bottoms 100x16+16 and two towers */
+        {"single", 2 * (100 * 16 + 16) + 2 * (16 * 8 + 8 + 8 + 1)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_config_t c;
+        model_config_default(&c, model_find(cases[i].name));
+        model_t *m;
+        err_t err;
+        ck_assert(model_new(&m, cases[i].name, &c, 1, &err) == 0);
+        ck_assert_msg(m->n_params == cases[i].params, "%s: %zu parameters, expected %zu",
+                      cases[i].name, m->n_params, cases[i].params);
+        model_free(m);
+    }
+}
+END_TEST
+
+START_TEST(test_gates) {
+    const char *name = registry_name(_i);
+    fixture_t f;
+    fixture_init(&f, name, 3);
+    model_gate_t g[MODEL_MAX_GATES];
+    f.m->ops->forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
+    int n = f.m->ops->gates(f.m, g);
+    int expect = strcmp(name, "mmoe") == 0 ? f.m->cfg.tasks : strcmp(name, "omoe") == 0 ? 1 : 0;
+    ck_assert_int_eq(n, expect);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(g[i].experts, f.m->cfg.experts);
+        for (int b = 0; b < f.B; b++) {
+            double sum = 0;
+            for (int e = 0; e < g[i].experts; e++) {
+                double v = g[i].values[(size_t)b * g[i].ld + e];
+                ck_assert(v > 0 && v < 1);
+                sum += v;
+            }
+            ck_assert(fabs(sum - 1) < 1e-12);
+        }
+    }
+    model_free(f.m);
+}
+END_TEST
+
+START_TEST(test_bad_config) {
+    model_config_t c = small_config();
+    model_t *m = NULL;
+    err_t err = {0};
+    ck_assert_int_eq(model_new(&m, "nosuch", &c, 1, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "unknown model 'nosuch'"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "mmoe"));
+    c.experts = 0;
+    ck_assert_int_eq(model_new(&m, "mmoe", &c, 1, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "experts"));
+    ck_assert_ptr_null(m);
+}
+END_TEST
 
 Suite *models_suite(void) {
     Suite *s = suite_create("models");
+    TCase *tc = tcase_create("registry");
+    tcase_set_timeout(tc, 60);
+    int n = registry_size();
+    tcase_add_loop_test(tc, test_gradients, 0, n);
+    tcase_add_loop_test(tc, test_tensor_table, 0, n);
+    tcase_add_loop_test(tc, test_init_deterministic, 0, n);
+    tcase_add_loop_test(tc, test_gates, 0, n);
+    tcase_add_test(tc, test_paper_sizes);
+    tcase_add_test(tc, test_bad_config);
+    suite_add_tcase(s, tc);
     return s;
 }

@@ -56,6 +56,12 @@ int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_
 int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
                    const double *task_weight, double *loss, err_t *err);
 
+/* Loss per task (total at [T]) on `split` of the constant predictor that a
+ * model should beat: the training-set mean of each label (for binary tasks the
+ * logit of the training positive rate). */
+void train_mean_baseline(const data_t *data, const dataset_t *split, const double *task_weight,
+                         double *loss);
+
 /* Gate statistics over a split (SPEC §7): per gate and expert the mean and
  * standard deviation of the softmax weight, and a GATE_HIST_BINS-bin
  * histogram of it on [0, 1] (the last bin includes 1). */

@@ -1,0 +1,285 @@
+/* train.c -- mini-batch Adam training, evaluation and gate statistics.
+ *
+ * Memory: everything a run needs (Adam moments, the shuffled index, one
+ * mini-batch, predictions and their gradients) is allocated once before the
+ * first step; the step loop itself allocates nothing. */
+#include "train/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/adam.h"
+
+void train_config_default(train_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->lr = 1e-3;
+    cfg->batch = 128;
+    cfg->steps = 3000;
+    cfg->eval_every = 100;
+    for (int k = 0; k < MTLAB_MAX_TASKS; k++) cfg->task_weight[k] = 1.0;
+}
+
+static int check_shapes(const model_t *m, const data_t *data, err_t *err) {
+    if (data->d != m->cfg.input_dim)
+        return err_set(err, ERR_USAGE, "data has %d features but the model expects %d", data->d,
+                       m->cfg.input_dim);
+    if (data->T != m->cfg.tasks)
+        return err_set(err, ERR_USAGE, "data has %d tasks but the model has %d", data->T,
+                       m->cfg.tasks);
+    return 0;
+}
+
+/* Sums the per-task losses of pred[B, T] against y[B, T] into sum[0..T)
+ * (each weighted by B, so dividing by the example count gives the mean). */
+static void add_losses(const data_t *data, const real *pred, const real *y, int B, double *sum) {
+    for (int k = 0; k < data->T; k++)
+        sum[k] += B * loss_task(data->kind[k], pred, y, B, data->T, k);
+}
+
+static void finish_losses(int T, const double *weight, double count, double *loss) {
+    double total = 0;
+    for (int k = 0; k < T; k++) {
+        loss[k] /= count;
+        total += weight[k] * loss[k];
+    }
+    loss[T] = total;
+}
+
+static bool all_finite(const double *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (!isfinite(v[i])) return false;
+    return true;
+}
+
+/* Evaluation with a caller-provided prediction buffer pred[max_batch, T]. */
+static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split,
+                          const double *weight, real *pred, double *loss) {
+    const int T = data->T, d = data->d, chunk = m->cfg.max_batch;
+    memset(loss, 0, sizeof(double) * (T + 1));
+    for (int start = 0; start < split->n; start += chunk) {
+        int B = split->n - start < chunk ? split->n - start : chunk;
+        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        add_losses(data, pred, split->y + (size_t)start * T, B, loss);
+    }
+    finish_losses(T, weight, split->n > 0 ? split->n : 1, loss);
+}
+
+int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
+                   const double *task_weight, double *loss, err_t *err) {
+    if (check_shapes(m, data, err)) return -1;
+    real *pred = malloc(sizeof(real) * m->cfg.max_batch * data->T);
+    if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
+    evaluate_into(m, data, split, task_weight, pred, loss);
+    free(pred);
+    return 0;
+}
+
+static int check_config(const model_t *m, const data_t *data, const train_config_t *c,
+                        err_t *err) {
+    if (!(c->lr > 0) || !isfinite(c->lr))
+        return err_set(err, ERR_USAGE, "learning rate must be a positive number (got %g)", c->lr);
+    if (c->batch < 1 || c->batch > m->cfg.max_batch)
+        return err_set(err, ERR_USAGE, "batch must be in [1, %d] (got %d)", m->cfg.max_batch,
+                       c->batch);
+    if (c->batch > data->train.n)
+        return err_set(err, ERR_USAGE, "batch %d is larger than the training set (%d examples)",
+                       c->batch, data->train.n);
+    if (c->steps < 1) return err_set(err, ERR_USAGE, "steps must be at least 1 (got %d)", c->steps);
+    if (c->eval_every < 1)
+        return err_set(err, ERR_USAGE, "eval_every must be at least 1 (got %d)", c->eval_every);
+    if (data->val.n < 1 || data->test.n < 1)
+        return err_set(err, ERR_USAGE, "validation and test sets must not be empty");
+    for (int k = 0; k < data->T; k++)
+        if (!(c->task_weight[k] >= 0) || !isfinite(c->task_weight[k]))
+            return err_set(err, ERR_USAGE, "task weight %d must be >= 0 (got %g)", k + 1,
+                           c->task_weight[k]);
+    return 0;
+}
+
+typedef struct {
+    adam_t adam;
+    int *order;       /* [n_train] shuffled example indices */
+    real *xb, *yb;    /* [batch, d], [batch, T] the current mini-batch */
+    real *pred;       /* [max_batch, T] */
+    real *dpred;      /* [max_batch, T] */
+} train_work_t;
+
+static void work_free(train_work_t *w) {
+    adam_free(&w->adam);
+    free(w->order);
+    free(w->xb);
+    free(w->yb);
+    free(w->pred);
+    free(w->dpred);
+}
+
+static int work_alloc(train_work_t *w, const model_t *m, const data_t *data,
+                      const train_config_t *c, err_t *err) {
+    memset(w, 0, sizeof *w);
+    if (adam_init(&w->adam, m->n_weights, c->lr, err)) return -1;
+    const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T;
+    w->order = malloc(sizeof(int) * data->train.n);
+    w->xb = malloc(sizeof(real) * c->batch * data->d);
+    w->yb = malloc(sizeof(real) * c->batch * T);
+    w->pred = malloc(sizeof(real) * B * T);
+    w->dpred = malloc(sizeof(real) * B * T);
+    if (!w->order || !w->xb || !w->yb || !w->pred || !w->dpred) {
+        work_free(w);
+        return err_set(err, ERR_FAIL, "out of memory for the training buffers");
+    }
+    for (int i = 0; i < data->train.n; i++) w->order[i] = i;
+    return 0;
+}
+
+static int diverged(train_result_t *res, int step, const char *what, err_t *err) {
+    res->failed_step = step;
+    return err_set(err, ERR_FAIL, "diverged at step %d: %s is NaN or infinite", step, what);
+}
+
+int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
+              train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err) {
+    memset(res, 0, sizeof *res);
+    if (check_shapes(m, data, err) || check_config(m, data, cfg, err)) return -1;
+    train_work_t w;
+    if (work_alloc(&w, m, data, cfg, err)) return -1;
+
+    const int T = data->T, d = data->d, B = cfg->batch, n = data->train.n;
+    rng_t batch_rng;
+    rng_seed(&batch_rng, batch_seed, RNG_STREAM_BATCH);
+    rng_shuffle(&batch_rng, w.order, (size_t)n);
+    int pos = 0, since_eval = 0, status = 0;
+    double train_sum[MTLAB_MAX_TASKS + 1] = {0};
+
+    for (int step = 1; step <= cfg->steps; step++) {
+        if (pos + B > n) { /* new epoch: drop the incomplete tail, reshuffle */
+            rng_shuffle(&batch_rng, w.order, (size_t)n);
+            pos = 0;
+        }
+        for (int b = 0; b < B; b++) {
+            int i = w.order[pos + b];
+            memcpy(w.xb + (size_t)b * d, data->train.x + (size_t)i * d, sizeof(real) * d);
+            memcpy(w.yb + (size_t)b * T, data->train.y + (size_t)i * T, sizeof(real) * T);
+        }
+        pos += B;
+
+        m->ops->forward(m, w.xb, B, w.pred, MODEL_TRAIN);
+        double batch_loss[MTLAB_MAX_TASKS + 1] = {0};
+        add_losses(data, w.pred, w.yb, B, batch_loss);
+        finish_losses(T, cfg->task_weight, B, batch_loss);
+        if (!all_finite(batch_loss, T + 1)) {
+            status = diverged(res, step, "the training loss", err);
+            break;
+        }
+        for (int k = 0; k <= T; k++) train_sum[k] += batch_loss[k];
+        since_eval++;
+
+        model_zero_grad(m);
+        for (int k = 0; k < T; k++)
+            loss_task_grad(data->kind[k], w.pred, w.yb, B, T, k, (real)cfg->task_weight[k],
+                           w.dpred);
+        m->ops->backward(m, w.xb, B, w.dpred);
+        if (m->ops->penalty) m->ops->penalty(m);
+        adam_step(&w.adam, m->params, m->grads);
+
+        if (step % cfg->eval_every == 0 || step == cfg->steps) {
+            train_eval_t ev = {.step = step, .tasks = T};
+            for (int k = 0; k <= T; k++) ev.train[k] = train_sum[k] / since_eval;
+            evaluate_into(m, data, &data->val, cfg->task_weight, w.pred, ev.val);
+            evaluate_into(m, data, &data->test, cfg->task_weight, w.pred, ev.test);
+            if (!all_finite(ev.val, T + 1) || !all_finite(ev.test, T + 1)) {
+                status = diverged(res, step, "the evaluation loss", err);
+                break;
+            }
+            res->final = ev;
+            if (on_eval) on_eval(ctx, &ev);
+            memset(train_sum, 0, sizeof train_sum);
+            since_eval = 0;
+        }
+    }
+    work_free(&w);
+    return status;
+}
+
+void train_mean_baseline(const data_t *data, const dataset_t *split, const double *task_weight,
+                         double *loss) {
+    const int T = data->T;
+    double mean[MTLAB_MAX_TASKS] = {0};
+    for (int i = 0; i < data->train.n; i++)
+        for (int k = 0; k < T; k++) mean[k] += data->train.y[(size_t)i * T + k];
+    real constant[MTLAB_MAX_TASKS];
+    for (int k = 0; k < T; k++) {
+        double mu = mean[k] / data->train.n;
+        if (data->kind[k] == TASK_BINARY) /* logit of the positive rate, kept finite */
+            mu = log(fmax(mu, 1e-12) / fmax(1 - mu, 1e-12));
+        constant[k] = (real)mu;
+    }
+    memset(loss, 0, sizeof(double) * (T + 1));
+    for (int i = 0; i < split->n; i++) /* one example at a time: pred is the constant row */
+        add_losses(data, constant, split->y + (size_t)i * T, 1, loss);
+    finish_losses(T, task_weight, split->n > 0 ? split->n : 1, loss);
+}
+
+/* ---- gate statistics ---- */
+
+void gate_stats_free(gate_stats_t *s) {
+    for (int g = 0; g < s->n_gates; g++) {
+        free(s->gate[g].mean);
+        free(s->gate[g].std);
+        free(s->gate[g].hist);
+    }
+    s->n_gates = 0;
+}
+
+int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
+    const int T = m->cfg.tasks, d = m->cfg.input_dim, chunk = m->cfg.max_batch;
+    real *pred = malloc(sizeof(real) * chunk * T);
+    model_gate_t views[MODEL_MAX_GATES];
+    if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
+    for (int start = 0; start < split->n; start += chunk) {
+        int B = split->n - start < chunk ? split->n - start : chunk;
+        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        int n_gates = m->ops->gates(m, views);
+        if (start == 0) { /* shape the accumulators after the first chunk */
+            out->n_gates = n_gates;
+            for (int g = 0; g < n_gates; g++) {
+                gate_stat_t *s = &out->gate[g];
+                memcpy(s->name, views[g].name, sizeof s->name);
+                s->experts = views[g].experts;
+                s->mean = calloc(s->experts, sizeof(double));
+                s->std = calloc(s->experts, sizeof(double));
+                s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
+                if (!s->mean || !s->std || !s->hist) {
+                    free(pred);
+                    gate_stats_free(out);
+                    return err_set(err, ERR_FAIL, "out of memory for gate statistics");
+                }
+            }
+        }
+        for (int g = 0; g < out->n_gates; g++) {
+            gate_stat_t *s = &out->gate[g];
+            for (int b = 0; b < B; b++)
+                for (int e = 0; e < s->experts; e++) {
+                    double v = views[g].values[(size_t)b * views[g].ld + e];
+                    s->mean[e] += v; /* sums for now */
+                    s->std[e] += v * v;
+                    int bin = (int)(v * GATE_HIST_BINS);
+                    bin = bin < 0 ? 0 : bin >= GATE_HIST_BINS ? GATE_HIST_BINS - 1 : bin;
+                    s->hist[(size_t)e * GATE_HIST_BINS + bin]++;
+                }
+        }
+        out->examples += B;
+    }
+    for (int g = 0; g < out->n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        for (int e = 0; e < s->experts; e++) {
+            double mean = s->mean[e] / out->examples;
+            double var = s->std[e] / out->examples - mean * mean;
+            s->mean[e] = mean;
+            s->std[e] = sqrt(var > 0 ? var : 0);
+        }
+    }
+    free(pred);
+    return 0;
+}
