@@ -7,7 +7,9 @@
  *   3. x ~ N(0, I_d)
  *   4. y_k = w_kᵀx + Σ_{i=1..m} sin(α_i w_kᵀx + β_i) + ε_k,  ε_k ~ N(0, σ²)
  *   5. binary tasks: y_k := 1[y_k > q_k], q_k the (1 - positive_rate)
- *      quantile of task k's TRAINING labels (applied to all splits)
+ *      quantile of task k's TRAINING labels (applied to all splits): the
+ *      sorted training label at index n - 1 - round(rate·n), so exactly
+ *      round(rate·n) training labels (without ties) are positive
  *
  * A dataset is a pure function of (params, seed).  Each part draws from its
  * own PCG32 stream of `seed` (weights, train, validation, test), so the test
@@ -33,7 +35,8 @@ typedef enum {
 typedef struct {
     int tasks;                                     /* T */
     int dim;                                       /* d */
-    double corr[MTLAB_MAX_TASKS * MTLAB_MAX_TASKS]; /* R, T x T row-major */
+    double corr[MTLAB_MAX_TASKS * MTLAB_MAX_TASKS]; /* R, T x T row-major (row stride
+                                                       `tasks`: set tasks first) */
     double scale;                                  /* c */
     int sinusoids;                                 /* m */
     synth_alpha_t alpha_mode;
@@ -50,7 +53,8 @@ typedef struct {
  * with alpha_seed 2018, σ 0.1, 10000 / 1000 / 1000, all tasks regression. */
 void synth_defaults(synth_params_t *p);
 
-/* R_ij = rho for all i != j (and 1 on the diagonal); rho in [-1, 1]. */
+/* R_ij = rho for all i != j (and 1 on the diagonal); rho in [-1, 1].
+ * Uses p->tasks, so set the number of tasks before calling. */
 int synth_set_corr_all(synth_params_t *p, double rho, err_t *err);
 /* Block structure: consecutive groups of tasks (sizes sum to p->tasks) with
  * correlation `within` inside a group and `between` across groups. */
@@ -67,7 +71,8 @@ void synth_sinusoids(const synth_params_t *p, double *alpha, double *beta);
 /* The task weight vectors w[T, d] for this seed (step 1-2 above). */
 int synth_weights(const synth_params_t *p, uint64_t seed, double *w, err_t *err);
 
-/* Generates all three splits into *out (caller frees with data_free). */
+/* Generates all three splits into *out (caller frees with data_free).  On
+ * failure *out is zeroed and holds nothing to free. */
 int synth_generate(const synth_params_t *p, uint64_t seed, data_t *out, err_t *err);
 
 #endif
