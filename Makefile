@@ -4,9 +4,9 @@
 #   make deps               -- installs the Debian packages the project needs
 
 CC      ?= cc
-PKGS    := openblas check
 # Debian packages the project needs (see README "Dependencies").
-DEBS    := build-essential pkg-config libopenblas-dev check
+DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlite3 libinih-dev \
+           libcsv-dev
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc
@@ -14,7 +14,10 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CHECK_CFLAGS:= $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
-LIBS        := $(BLAS_LIBS) -lm
+DEP_CFLAGS  := $(shell pkg-config --cflags sqlite3 inih 2>/dev/null)
+DEP_LIBS    := $(shell pkg-config --libs sqlite3 inih 2>/dev/null || echo -lsqlite3 -linih) -lcsv
+LIBS        := $(DEP_LIBS) $(BLAS_LIBS) -lm
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 BUILD := build
 ifeq ($(SANITIZE),1)
@@ -31,7 +34,12 @@ F_OBJ    := $(SRC:%.c=$(BUILD)/f/%.o)
 D_OBJ    := $(LIB_SRC:%.c=$(BUILD)/d/%.o)
 T_OBJ    := $(TEST_SRC:%.c=$(BUILD)/d/%.o)
 
-.PHONY: all check deps clean format bench
+.DEFAULT_GOAL := all
+.PHONY: all check deps clean format bench FORCE
+
+# The code version recorded with every experiment: rebuilt on every make.
+$(BUILD)/f/src/core/version.o $(BUILD)/d/src/core/version.o: FORCE
+$(BUILD)/f/src/core/version.o $(BUILD)/d/src/core/version.o: BASE_CFLAGS += -DMTLAB_VERSION='"$(VERSION)"'
 all: $(BUILD)/mtlab
 ifneq ($(BUILD),build)
 all: build/mtlab
@@ -48,11 +56,11 @@ $(BUILD)/test_mtlab: $(D_OBJ) $(T_OBJ)
 
 $(BUILD)/f/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(BLAS_CFLAGS) $(DEP_CFLAGS) -c $< -o $@
 
 $(BUILD)/d/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(BLAS_CFLAGS) $(CHECK_CFLAGS) -DMTLAB_DOUBLE -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(BLAS_CFLAGS) $(DEP_CFLAGS) $(CHECK_CFLAGS) -DMTLAB_DOUBLE -c $< -o $@
 
 # Integration tests run the real (float) binary; MTLAB_BIN tells them where.
 check: $(BUILD)/mtlab $(BUILD)/test_mtlab

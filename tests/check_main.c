@@ -11,6 +11,9 @@ int main(void) {
     srunner_add_suite(sr, synth_suite());
     srunner_add_suite(sr, train_suite());
     srunner_add_suite(sr, cli_suite());
+    srunner_add_suite(sr, store_suite());
+    srunner_add_suite(sr, sweep_suite());
+    srunner_add_suite(sr, run_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

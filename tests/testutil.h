@@ -20,5 +20,8 @@ Suite *models_suite(void);
 Suite *synth_suite(void);
 Suite *train_suite(void);
 Suite *cli_suite(void);
+Suite *store_suite(void);
+Suite *sweep_suite(void);
+Suite *run_suite(void);
 
 #endif

@@ -13,12 +13,21 @@
 #include "cli/opts.h"
 #include "data/synth.h"
 #include "models/model.h"
-#include "train/train.h"
+#include "train/trial.h"
 
 typedef struct {
     int header_done;
-    int tasks;
+    int digits; /* significant digits of printed losses (0: fixed %.6f) */
 } printer_t;
+
+/* A loss as printed in tables: fixed 6 decimals, or `digits` significant
+ * digits (--digits 17 prints doubles exactly, for comparing runs bit by bit). */
+static void print_loss(const char *prefix, double v, int digits, int width) {
+    if (digits > 0)
+        printf("%s%*.*g", prefix, width, digits, v);
+    else
+        printf("%s%*.6f", prefix, width, v);
+}
 
 
 static void on_eval(void *ctx, const train_eval_t *ev) {
@@ -43,7 +52,7 @@ static void on_eval(void *ctx, const train_eval_t *ev) {
     printf("%6d", ev->step);
     const double *rows[] = {ev->train, ev->val, ev->test};
     for (int s = 0; s < 3; s++)
-        for (int k = 0; k <= T; k++) printf(" %11.6f", rows[s][k]);
+        for (int k = 0; k <= T; k++) print_loss(" ", rows[s][k], p->digits, 11);
     printf("\n");
 }
 
@@ -76,39 +85,40 @@ static void print_gates(const gate_stats_t *gs) {
 int cmd_train(int argc, char **argv) {
     const char *model_name = "mmoe", *alpha = "normal";
     double corr = 0.5;
-    synth_params_t sp;
-    synth_defaults(&sp);
-    train_config_t tc;
-    train_config_default(&tc);
-    model_config_t mc;
-    model_config_default(&mc, NULL);
+    trial_spec_t spec;
+    trial_spec_default(&spec);
+    synth_params_t *sp = &spec.data;
+    train_config_t *tc = &spec.train;
+    model_config_t *mc = &spec.model_cfg;
     int bottom_hidden = 0; /* 0: the model family's default */
     uint64_t seed = 1, data_seed = 0, init_seed = 0;
+    int digits = 0;
 
     opt_t opts[] = {
         {"model", OPT_STRING, &model_name, "NAME", "single, shared_bottom, omoe or mmoe", 1, 0, 0},
         {"corr", OPT_DOUBLE, &corr, "P", "task correlation (cosine of task weights), all pairs", -1, 1, 0},
-        {"tasks", OPT_INT, &sp.tasks, "T", "number of tasks", 1, MTLAB_MAX_TASKS, 0},
-        {"dim", OPT_INT, &sp.dim, "D", "input features", 1, 1e6, 0},
-        {"sinusoids", OPT_INT, &sp.sinusoids, "M", "sinusoids m per label", 0, MTLAB_MAX_SINUSOIDS, 0},
-        {"scale", OPT_DOUBLE, &sp.scale, "C", "scale c of the task weight vectors", 1, 0, 0},
-        {"noise", OPT_DOUBLE, &sp.noise, "SIGMA", "label noise standard deviation", 0, 1e9, 0},
+        {"tasks", OPT_INT, &sp->tasks, "T", "number of tasks", 1, MTLAB_MAX_TASKS, 0},
+        {"dim", OPT_INT, &sp->dim, "D", "input features", 1, 1e6, 0},
+        {"sinusoids", OPT_INT, &sp->sinusoids, "M", "sinusoids m per label", 0, MTLAB_MAX_SINUSOIDS, 0},
+        {"scale", OPT_DOUBLE, &sp->scale, "C", "scale c of the task weight vectors", 1, 0, 0},
+        {"noise", OPT_DOUBLE, &sp->noise, "SIGMA", "label noise standard deviation", 0, 1e9, 0},
         {"alpha", OPT_STRING, &alpha, "MODE", "sinusoid alpha/beta: normal (drawn from --alpha-seed) or index", 1, 0, 0},
-        {"alpha-seed", OPT_U64, &sp.alpha_seed, "S", "experiment seed of alpha/beta (alpha normal)", 1, 0, 0},
-        {"train", OPT_INT, &sp.n_train, "N", "training examples", 1, 1e9, 0},
-        {"val", OPT_INT, &sp.n_val, "N", "validation examples", 1, 1e9, 0},
-        {"test", OPT_INT, &sp.n_test, "N", "test examples", 1, 1e9, 0},
-        {"experts", OPT_INT, &mc.experts, "N", "experts (omoe, mmoe)", 1, 4096, 0},
-        {"expert-hidden", OPT_INT, &mc.expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
+        {"alpha-seed", OPT_U64, &sp->alpha_seed, "S", "experiment seed of alpha/beta (alpha normal)", 1, 0, 0},
+        {"train", OPT_INT, &sp->n_train, "N", "training examples", 1, 1e9, 0},
+        {"val", OPT_INT, &sp->n_val, "N", "validation examples", 1, 1e9, 0},
+        {"test", OPT_INT, &sp->n_test, "N", "test examples", 1, 1e9, 0},
+        {"experts", OPT_INT, &mc->experts, "N", "experts (omoe, mmoe)", 1, 4096, 0},
+        {"expert-hidden", OPT_INT, &mc->expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
         {"bottom-hidden", OPT_INT, &bottom_hidden, "H", "bottom units (0: model default, 113 shared_bottom / 16 single)", 0, 1e6, 0},
-        {"tower-hidden", OPT_INT, &mc.tower_hidden, "H", "hidden units of each task tower", 1, 1e6, 0},
-        {"lr", OPT_DOUBLE, &tc.lr, "LR", "Adam learning rate", 1e-12, 1e3, 0},
-        {"batch", OPT_INT, &tc.batch, "B", "mini-batch size", 1, 1e6, 0},
-        {"steps", OPT_INT, &tc.steps, "S", "training steps", 1, 1e9, 0},
-        {"eval-every", OPT_INT, &tc.eval_every, "K", "evaluate every K steps", 1, 1e9, 0},
+        {"tower-hidden", OPT_INT, &mc->tower_hidden, "H", "hidden units of each task tower", 1, 1e6, 0},
+        {"lr", OPT_DOUBLE, &tc->lr, "LR", "Adam learning rate", 1e-12, 1e3, 0},
+        {"batch", OPT_INT, &tc->batch, "B", "mini-batch size", 1, 1e6, 0},
+        {"steps", OPT_INT, &tc->steps, "S", "training steps", 1, 1e9, 0},
+        {"eval-every", OPT_INT, &tc->eval_every, "K", "evaluate every K steps", 1, 1e9, 0},
         {"seed", OPT_U64, &seed, "S", "seed of the data and of the initialisation", 1, 0, 0},
         {"data-seed", OPT_U64, &data_seed, "S", "dataset seed (0: use --seed)", 1, 0, 0},
         {"init-seed", OPT_U64, &init_seed, "S", "initialisation and batch-order seed (0: use --seed)", 1, 0, 0},
+        {"digits", OPT_INT, &digits, "N", "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -127,62 +137,50 @@ int cmd_train(int argc, char **argv) {
     const model_ops_t *ops = model_find(model_name);
     if (!ops) {
         model_t *none;
-        model_new(&none, model_name, &mc, 0, &err); /* builds the "unknown model" message */
+        model_new(&none, model_name, mc, 0, &err); /* builds the "unknown model" message */
         return cli_fail("train", &err);
     }
-    if (parse_alpha(alpha, &sp.alpha_mode, &err) || synth_set_corr_all(&sp, corr, &err) ||
-        synth_check(&sp, &err))
+    if (parse_alpha(alpha, &sp->alpha_mode, &err) || synth_set_corr_all(sp, corr, &err) ||
+        synth_check(sp, &err))
         return cli_fail("train", &err);
-
+    snprintf(spec.model, sizeof spec.model, "%s", model_name);
     /* Family defaults first, then whatever the user gave explicitly. */
     model_config_t family;
     model_config_default(&family, ops);
-    mc.bottom_hidden = bottom_hidden > 0 ? bottom_hidden : family.bottom_hidden;
-    mc.input_dim = sp.dim;
-    mc.tasks = sp.tasks;
-    mc.max_batch = tc.batch;
-    if (!data_seed) data_seed = seed;
-    if (!init_seed) init_seed = seed;
+    mc->bottom_hidden = bottom_hidden > 0 ? bottom_hidden : family.bottom_hidden;
+    spec.data_seed = data_seed ? data_seed : seed;
+    spec.init_seed = init_seed ? init_seed : seed;
 
-    data_t data;
-    if (synth_generate(&sp, data_seed, &data, &err)) return cli_fail("train", &err);
-    model_t *m = NULL;
-    if (model_new(&m, model_name, &mc, init_seed, &err)) {
-        data_free(&data);
-        return cli_fail("train", &err);
-    }
-    printf("# mtlab train: model=%s params=%zu corr=%g tasks=%d dim=%d train=%d lr=%g batch=%d "
-           "steps=%d data_seed=%" PRIu64 " init_seed=%" PRIu64 " (%s)\n",
-           model_name, m->n_params, corr, sp.tasks, sp.dim, sp.n_train, tc.lr, tc.batch,
-           tc.steps, data_seed, init_seed, REAL_NAME);
-    printer_t printer = {0};
-    train_result_t res;
+    printf("# mtlab train: model=%s corr=%g tasks=%d dim=%d train=%d lr=%g batch=%d steps=%d "
+           "data_seed=%" PRIu64 " init_seed=%" PRIu64 " (%s)\n",
+           model_name, corr, sp->tasks, sp->dim, sp->n_train, tc->lr, tc->batch, tc->steps,
+           spec.data_seed, spec.init_seed, REAL_NAME);
+    printer_t printer = {.digits = digits};
+    trial_result_t res;
     int status = 0;
-    if (train_run(m, &data, &tc, init_seed, on_eval, &printer, &res, &err)) {
+    if (trial_run(&spec, on_eval, &printer, &res, &err)) {
         status = cli_fail("train", &err);
     } else {
-        const int T = sp.tasks;
-        double base[MTLAB_MAX_TASKS + 1];
-        train_mean_baseline(&data, &data.test, tc.task_weight, base);
-        printf("\nfinal test loss:");
-        for (int k = 0; k < T; k++) printf("  t%d %.6f", k + 1, res.final.test[k]);
-        printf("  total %.6f\n", res.final.test[T]);
-        printf("predicting the training mean:");
-        for (int k = 0; k < T; k++) printf("  t%d %.6f", k + 1, base[k]);
-        printf("  total %.6f\n", base[T]);
-        gate_stats_t gs;
-        if (train_gate_stats(m, &data.test, &gs, &err)) {
-            status = cli_fail("train", &err);
-        } else {
-            print_gates(&gs);
-            gate_stats_free(&gs);
+        const int T = sp->tasks;
+        printf("\nparameters: %zu\nfinal test loss:", res.model->n_params);
+        for (int k = 0; k < T; k++) {
+            printf("  t%d", k + 1);
+            print_loss(" ", res.result.final.test[k], digits, 0);
         }
+        print_loss("  total ", res.result.final.test[T], digits, 0);
+        printf("\npredicting the training mean:");
+        for (int k = 0; k < T; k++) {
+            printf("  t%d", k + 1);
+            print_loss(" ", res.baseline[k], digits, 0);
+        }
+        print_loss("  total ", res.baseline[T], digits, 0);
+        printf("\n");
+        print_gates(&res.gates);
     }
+    trial_result_free(&res);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         err_set(&err, ERR_FAIL, "cannot write to standard output");
         status = cli_fail("train", &err);
     }
-    model_free(m);
-    data_free(&data);
     return status;
 }

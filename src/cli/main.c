@@ -13,6 +13,11 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"run", cmd_run, "run a sweep (experiments/*.ini) into the SQLite store, resuming"},
+    {"ls", cmd_ls, "list the experiments of a store with trial counts by status"},
+    {"show", cmd_show, "show one trial: config, seeds, final metrics, gate means"},
+    {"sql", cmd_sql, "run a read-only SQL query on a store"},
+    {"export", cmd_export, "write every table of a store as CSV files"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
 };

@@ -27,6 +27,7 @@ enum {
     RNG_STREAM_INIT = 10, /* model parameter initialisation */
     RNG_STREAM_BATCH = 11, /* mini-batch shuffling */
     RNG_STREAM_MODEL = 12, /* stochastic forward passes (SNR, MTNAS) */
+    RNG_STREAM_SWEEP_DRAW = 20, /* random-search draws of a sweep's distributions */
 };
 
 /* The reference pcg32_srandom_r(initstate, initseq). */

@@ -1,0 +1,234 @@
+-- schema.sql -- the mtlab run store (schema version 1).
+--
+-- One SQLite file (default results.db) holds every experiment, its trials and
+-- everything recorded about them.  The table, column and view names below are
+-- the user's API: queries and the figure scripts in sql/ depend on them.
+--
+--   build/mtlab sql "SELECT model, avg(value) FROM v_final
+--                    WHERE name='test/loss/t1' GROUP BY model"
+--
+-- mtlab applies this file (compiled into the binary, src/store/schema.c) to a
+-- new file.  Times are UTC ISO-8601 text ("2024-05-01T12:34:56Z"); durations
+-- are seconds.  A NaN metric value is stored as NULL (SQLite has no NaN).
+
+-- Store-wide settings: schema_version (an mtlab refuses a newer one).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+
+-- One row per experiment (a sweep file): its name, the sweep file's text,
+-- when it was first registered (created) and last continued (updated), and
+-- the mtlab version (git describe) that created it or last replaced its spec.
+CREATE TABLE experiment (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    description  TEXT,
+    spec         TEXT NOT NULL,
+    created      TEXT,
+    updated      TEXT,
+    code_version TEXT
+);
+
+-- One row per trial: a model trained on one config (the canonical
+-- "key=value;..." string of every resolved sweep key) with one repeat index.
+-- status: pending -> running (claimed by host/pid) -> done | failed.
+-- pid_start is the claiming process's start time (/proc/PID/stat field 22) so
+-- a reused pid is not mistaken for the claimer.  seconds_store is the time
+-- spent writing the results; n_params the number of model parameters;
+-- final_step the step of the final metrics (see v_final).
+CREATE TABLE trial (
+    id            INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiment (id),
+    model         TEXT NOT NULL,
+    repeat        INTEGER NOT NULL,
+    config        TEXT NOT NULL,
+    data_seed     INTEGER NOT NULL,
+    init_seed     INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error         TEXT,
+    failed_step   INTEGER,
+    host          TEXT,
+    pid           INTEGER,
+    pid_start     INTEGER,
+    started       TEXT,
+    finished      TEXT,
+    seconds_data  REAL,
+    seconds_train REAL,
+    seconds_gates REAL,
+    seconds_store REAL,
+    n_params      INTEGER,
+    final_step    INTEGER,
+    UNIQUE (experiment_id, config, repeat)
+);
+CREATE INDEX trial_experiment_status ON trial (experiment_id, status);
+
+-- The resolved sweep keys of a trial ("data.correlation", "train.lr", ...).
+-- value is a number when the text is one (compare with numbers:
+-- value < 0.01), else text.
+CREATE TABLE param (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    key      TEXT NOT NULL,
+    value,
+    PRIMARY KEY (trial_id, key)
+) WITHOUT ROWID;
+CREATE INDEX param_key_value ON param (key, value);
+
+-- Curves: one value per trial, metric name and evaluation step.  Names are
+-- "SPLIT/MEASURE/TASK": test/loss/t1, val/loss/total, test/auc/t2, ...
+CREATE TABLE metric (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    name     TEXT NOT NULL,
+    step     INTEGER NOT NULL,
+    value    REAL,
+    PRIMARY KEY (trial_id, name, step)
+) WITHOUT ROWID;
+CREATE INDEX metric_name_step ON metric (name, step);
+
+-- Gate scores on the test set: mean and standard deviation of the weight a
+-- gate ("t1", "shared", ...) gives each expert (0-based) ...
+CREATE TABLE gate (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    gate     TEXT NOT NULL,
+    expert   INTEGER NOT NULL,
+    mean     REAL,
+    std      REAL,
+    PRIMARY KEY (trial_id, gate, expert)
+) WITHOUT ROWID;
+
+-- ... and their histogram: every bin of [0, 1] is stored, zeros included, so
+-- the counts of one (trial, gate, expert) sum to the test-set size.
+CREATE TABLE gate_hist (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    gate     TEXT NOT NULL,
+    expert   INTEGER NOT NULL,
+    bin      INTEGER NOT NULL,
+    count    INTEGER NOT NULL,
+    PRIMARY KEY (trial_id, gate, expert, bin)
+) WITHOUT ROWID;
+
+-- Learned routes (SNR coding variables, MTNAS derived routes): in `layer`, the
+-- connection src -> dst of a given kind has weight value.
+CREATE TABLE route (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    layer    INTEGER NOT NULL,
+    src      INTEGER NOT NULL,
+    dst      INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    value    REAL,
+    PRIMARY KEY (trial_id, kind, layer, src, dst)
+) WITHOUT ROWID;
+
+-- The named tensors of the final parameters: tensor `name` is rows x cols
+-- values (row-major) starting `offset` values into weights.data.
+CREATE TABLE tensor (
+    trial_id INTEGER NOT NULL REFERENCES trial (id),
+    name     TEXT NOT NULL,
+    rows     INTEGER NOT NULL,
+    cols     INTEGER NOT NULL,
+    offset   INTEGER NOT NULL,
+    PRIMARY KEY (trial_id, name)
+) WITHOUT ROWID;
+
+-- The final parameters of a trial: n values of dtype ("float32" or
+-- "float64", little-endian) in one blob.
+CREATE TABLE weights (
+    trial_id INTEGER PRIMARY KEY REFERENCES trial (id),
+    dtype    TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    data     BLOB
+);
+
+-- Final results: one row per finished (done) trial and metric, at the trial's
+-- final step, with the most used params as columns.  Any other param:
+--   SELECT f.*, p.value AS experts FROM v_final f
+--   JOIN param p ON p.trial_id = f.trial_id AND p.key = 'model.experts'
+CREATE VIEW v_final AS
+SELECT t.id AS trial_id,
+       e.name AS experiment,
+       t.experiment_id,
+       t.model,
+       t.repeat,
+       t.config,
+       m.name,
+       m.step,
+       m.value,
+       (SELECT p.value FROM param p
+         WHERE p.trial_id = t.id AND p.key = 'data.correlation') AS correlation,
+       (SELECT p.value FROM param p
+         WHERE p.trial_id = t.id AND p.key = 'train.lr') AS lr
+  FROM trial t
+  JOIN experiment e ON e.id = t.experiment_id
+  JOIN metric m ON m.trial_id = t.id AND m.step = t.final_step
+ WHERE t.status = 'done';
+
+-- Curves averaged over repeats: per experiment, model, config, metric and
+-- step, over the done trials: n values, mean, population standard deviation,
+-- min and max.
+CREATE VIEW v_curve AS
+SELECT e.name AS experiment,
+       t.experiment_id,
+       t.model,
+       t.config,
+       (SELECT p.value FROM param p
+         WHERE p.trial_id = t.id AND p.key = 'data.correlation') AS correlation,
+       (SELECT p.value FROM param p
+         WHERE p.trial_id = t.id AND p.key = 'train.lr') AS lr,
+       m.name,
+       m.step,
+       count(m.value) AS n,
+       avg(m.value) AS mean,
+       sqrt(max(avg(m.value * m.value) - avg(m.value) * avg(m.value), 0.0)) AS sd,
+       min(m.value) AS min,
+       max(m.value) AS max
+  FROM metric m
+  JOIN trial t ON t.id = m.trial_id
+  JOIN experiment e ON e.id = t.experiment_id
+ WHERE t.status = 'done'
+ GROUP BY t.experiment_id, t.model, t.config, m.name, m.step;
+
+-- Learning rates compared by validation loss: per experiment, model and
+-- setting (the config without its train.lr key), the mean final
+-- val/loss/total of each lr over its done repeats (n), ranked (rank 1: the
+-- lowest validation loss), with the mean final test/loss/total at that lr.
+--   SELECT * FROM v_best_lr WHERE rank = 1
+CREATE VIEW v_best_lr AS
+WITH final AS (
+    SELECT t.id, t.experiment_id, t.model, t.config, t.final_step,
+           instr(t.config, 'train.lr=') AS at
+      FROM trial t
+     WHERE t.status = 'done'
+), by_lr AS (
+    SELECT f.experiment_id,
+           f.model,
+           CASE WHEN f.at = 0 THEN f.config
+                WHEN instr(substr(f.config, f.at), ';') = 0  -- train.lr is last
+                THEN substr(f.config, 1, max(f.at - 2, 0))
+                ELSE substr(f.config, 1, f.at - 1) ||
+                     substr(f.config, f.at + instr(substr(f.config, f.at), ';'))
+           END AS setting,
+           (SELECT p.value FROM param p
+             WHERE p.trial_id = f.id AND p.key = 'train.lr') AS lr,
+           count(v.value) AS n,
+           avg(v.value) AS val_loss,
+           avg((SELECT m.value FROM metric m
+                 WHERE m.trial_id = f.id AND m.name = 'test/loss/total'
+                   AND m.step = f.final_step)) AS test_loss
+      FROM final f
+      JOIN metric v ON v.trial_id = f.id AND v.name = 'val/loss/total'
+                   AND v.step = f.final_step
+     GROUP BY f.experiment_id, f.model, setting, lr
+)
+SELECT e.name AS experiment,
+       b.experiment_id,
+       b.model,
+       b.setting,
+       b.lr,
+       b.n,
+       b.val_loss,
+       b.test_loss,
+       rank() OVER (PARTITION BY b.experiment_id, b.model, b.setting
+                    ORDER BY b.val_loss) AS rank
+  FROM by_lr b
+  JOIN experiment e ON e.id = b.experiment_id;

@@ -1,0 +1,47 @@
+/* cmd_ls.c -- `mtlab ls`: the experiments of a store with their trial counts
+ * by status, one row each. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "store/query.h"
+#include "store/store.h"
+
+int cmd_ls(int argc, char **argv) {
+    const char *db = "results.db";
+    opt_t opts[] = {
+        {"db", OPT_STRING, &db, "FILE", "the SQLite store", 1, 0, 0},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    err_t err = {0};
+    const char *pos[1];
+    int n_pos;
+    int rc = opts_parse(opts, n_opts, argc, argv, pos, 0, &n_pos, &err);
+    if (rc == 1) {
+        opts_usage(stdout, "mtlab ls [--db FILE]",
+                   "Lists the experiments of a store: id, name, trials by status (pending,\n"
+                   "running, done, failed), when it was created and its description.",
+                   opts, n_opts);
+        return 0;
+    }
+    if (rc < 0) return cli_fail("ls", &err);
+
+    store_t *s;
+    if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("ls", &err);
+    store_table_t *t = NULL;
+    int status = 0;
+    if (store_list_experiments(s, &t, &err)) {
+        status = cli_fail("ls", &err);
+    } else if (t->n_rows == 0) {
+        printf("%s: no experiments yet (mtlab run SWEEP.ini --db %s adds one)\n", db, db);
+    } else if (store_table_print(stdout, t, &err)) {
+        status = cli_fail("ls", &err);
+    }
+    store_table_free(t);
+    store_close(s);
+    if (status == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        err_set(&err, ERR_FAIL, "cannot write to standard output");
+        status = cli_fail("ls", &err);
+    }
+    return status;
+}

@@ -1,0 +1,106 @@
+/* cmd_run.c -- `mtlab run SWEEP.ini`: expand a sweep and run its missing
+ * trials into the store with N worker processes (see sweep/runner.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "sweep/runner.h"
+#include "sweep/sweep.h"
+
+/* Marks the keys whose value differs between points: what a reader of the
+ * dry-run listing needs to tell trials apart. */
+static void varying_keys(const sweep_t *sw, bool *varies) {
+    const sweep_point_t *first = &sw->points[0];
+    for (int i = 0; i < first->n_params; i++) {
+        varies[i] = false;
+        for (int p = 1; p < sw->n_points && !varies[i]; p++)
+            varies[i] = strcmp(sw->points[p].params[i].value, first->params[i].value) != 0 ||
+                        strcmp(sw->points[p].params[i].key, first->params[i].key) != 0;
+    }
+}
+
+static void dry_run(const sweep_t *sw) {
+    printf("# experiment %s: %d points x %d repeats = %d trials\n", sw->name, sw->n_points,
+           sw->repeats, sw->n_trials);
+    bool varies[SWEEP_MAX_PARAMS] = {false};
+    if (sw->n_points > 0) varying_keys(sw, varies);
+    printf("%6s %6s %-14s %20s %20s  %s\n", "index", "repeat", "model", "data_seed", "init_seed",
+           "varying keys");
+    for (int i = 0; i < sw->n_trials; i++) {
+        int point, repeat;
+        trial_spec_t spec;
+        sweep_trial(sw, i, &point, &repeat, &spec);
+        const sweep_point_t *pt = &sw->points[point];
+        printf("%6d %6d %-14s %20" PRIu64 " %20" PRIu64 " ", i, repeat, spec.model,
+               spec.data_seed, spec.init_seed);
+        for (int k = 0; k < pt->n_params; k++)
+            if (varies[k] && strcmp(pt->params[k].key, "model.name") != 0)
+                printf(" %s=%s", pt->params[k].key, pt->params[k].value);
+        printf("\n");
+    }
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *db = "results.db";
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int jobs = cores > 0 ? (int)cores : 1, limit = 0;
+    bool dry = false, replace = false, quiet = false;
+    opt_t opts[] = {
+        {"db", OPT_STRING, &db, "FILE", "SQLite store to write (created if missing)", 1, 0, 0},
+        {"jobs", OPT_INT, &jobs, "N", "worker processes (default: the number of cores)", 1, 1024, 0},
+        {"limit", OPT_INT, &limit, "N", "run at most N trials in this invocation (0: all)", 0, 1e9, 0},
+        {"dry-run", OPT_FLAG, &dry, NULL, "print the expanded trials without training", 1, 0, 0},
+        {"replace-spec", OPT_FLAG, &replace, NULL,
+         "continue an experiment whose sweep file changed (stores the new text; keeps old trials)",
+         1, 0, 0},
+        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line even on a terminal", 1, 0, 0},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    err_t err = {0};
+    const char *pos[1];
+    int n_pos;
+    int rc = opts_parse(opts, n_opts, argc, argv, pos, 1, &n_pos, &err);
+    if (rc == 1) {
+        opts_usage(stdout, "mtlab run SWEEP.ini [OPTIONS]",
+                   "Expands the sweep and trains every trial not yet in the store, with N\n"
+                   "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
+                   "finished trials are kept, trials left running by a killed run are redone.",
+                   opts, n_opts);
+        return 0;
+    }
+    if (rc < 0) return cli_fail("run", &err);
+    if (n_pos != 1) {
+        err_set(&err, ERR_USAGE, "expected one sweep file (see --help)");
+        return cli_fail("run", &err);
+    }
+    sweep_t *sw;
+    if (sweep_load(pos[0], &sw, &err)) return cli_fail("run", &err);
+    if (dry) {
+        dry_run(sw);
+        sweep_free(sw);
+        return 0;
+    }
+    runner_opts_t ro = {.db_path = db,
+                        .jobs = jobs,
+                        .limit = limit,
+                        .replace_spec = replace,
+                        .progress = !quiet && isatty(2)};
+    runner_summary_t sum;
+    int status = runner_run(sw, &ro, &sum, &err);
+    if (status == 0 || sum.total > 0) {
+        printf("%s: %d trials (%d new): %d done, %d failed, %d pending; this run trained %d "
+               "(%d failed) in %.1f s",
+               sw->name, sum.total, sum.added, sum.done_all, sum.failed_all, sum.pending_all,
+               sum.trained, sum.failed, sum.seconds);
+        if (sum.trained > 0 && sum.seconds_trials > 0)
+            printf(", %.2f trials/s, store %.2f%% of trial time",
+                   sum.trained / sum.seconds, 100.0 * sum.seconds_store / sum.seconds_trials);
+        printf("\n");
+    }
+    sweep_free(sw);
+    if (status) return cli_fail("run", &err);
+    return 0;
+}

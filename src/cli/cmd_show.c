@@ -1,0 +1,213 @@
+/* cmd_show.c -- `mtlab show TRIAL_ID`: everything recorded about one trial:
+ * experiment, model, repeat, status, seeds, config params, timings, the
+ * final metrics and the mean gate weight per gate and expert. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "store/query.h"
+#include "store/store.h"
+
+static const char *or_dash(const char *s) {
+    return s ? s : "-";
+}
+
+static void print_seconds(const char *label, double v) {
+    if (isnan(v))
+        printf("  %s -", label);
+    else
+        printf("  %s %.4g", label, v);
+}
+
+/* Widest text in column `col` of t. */
+static int column_width(const store_table_t *t, int col) {
+    int w = 0;
+    for (int r = 0; r < t->n_rows; r++) {
+        const char *cell = store_table_cell(t, r, col);
+        int n = cell ? (int)strlen(cell) : 0;
+        if (n > w) w = n;
+    }
+    return w;
+}
+
+/* The gate rows (gate, expert, mean, std; sorted by gate, expert) as one
+ * line per gate with a column per expert. */
+static void print_gates(const store_table_t *g) {
+    int w = column_width(g, 0);
+    if (w < 8) w = 8; /* as in mtlab train */
+    long max_expert = -1;
+    for (int r = 0; r < g->n_rows; r++) {
+        long long e;
+        if (parse_long(store_table_cell(g, r, 1), &e) == 0 && e > max_expert) max_expert = (long)e;
+    }
+    printf("\nmean gate weight per expert (test set):\n%-*s", w, "gate");
+    for (long e = 0; e <= max_expert; e++) {
+        char h[24];
+        snprintf(h, sizeof h, "e%ld", e + 1);
+        printf(" %7s", h);
+    }
+    for (int r = 0; r < g->n_rows; r++) {
+        const char *gate = store_table_cell(g, r, 0);
+        long long e = 0;
+        double mean;
+        parse_long(store_table_cell(g, r, 1), &e);
+        if (r == 0 || strcmp(gate, store_table_cell(g, r - 1, 0)) != 0) printf("\n%-*s", w, gate);
+        const char *cell = store_table_cell(g, r, 2);
+        if (cell && parse_double(cell, &mean) == 0)
+            printf(" %7.4f", mean);
+        else
+            printf(" %7s", "-");
+    }
+    printf("\n");
+}
+
+/* The `mtlab train` flag of each stored param, or NULL for keys whose value
+ * must be the train command's own (else no equivalent command exists). */
+static const struct {
+    const char *key, *flag, *fixed;
+} train_flags[] = {
+    {"model.name", "--model", NULL},          {"data.correlation", "--corr", NULL},
+    {"data.tasks", "--tasks", NULL},          {"data.dim", "--dim", NULL},
+    {"data.sinusoids", "--sinusoids", NULL},  {"data.scale", "--scale", NULL},
+    {"data.noise", "--noise", NULL},          {"data.alpha", "--alpha", NULL},
+    {"data.alpha_seed", "--alpha-seed", NULL}, {"data.train", "--train", NULL},
+    {"data.validation", "--val", NULL},       {"data.test", "--test", NULL},
+    {"model.experts", "--experts", NULL},     {"model.expert_hidden", "--expert-hidden", NULL},
+    {"model.bottom_hidden", "--bottom-hidden", NULL},
+    {"model.tower_hidden", "--tower-hidden", NULL},
+    {"train.lr", "--lr", NULL},               {"train.batch", "--batch", NULL},
+    {"train.steps", "--steps", NULL},         {"train.eval_every", "--eval-every", NULL},
+    {"data.source", NULL, "synthetic"},       {"train.optimizer", NULL, "adam"},
+};
+
+/* Prints the `mtlab train` command that reruns this trial bit for bit, or
+ * why there is none (a key the train command cannot set). */
+static void print_reproduce(const store_trial_info_t *t) {
+    char cmd[2048];
+    int n = snprintf(cmd, sizeof cmd, "build/mtlab train");
+    for (int r = 0; r < t->params->n_rows; r++) {
+        const char *key = store_table_cell(t->params, r, 0);
+        const char *value = store_table_cell(t->params, r, 1);
+        size_t i = 0, count = sizeof train_flags / sizeof train_flags[0];
+        while (i < count && strcmp(train_flags[i].key, key) != 0) i++;
+        bool unit_weights = strcmp(key, "train.task_weights") == 0 && value &&
+                            strspn(value, "1 ") == strlen(value);
+        if (unit_weights) continue;
+        if (i == count || !value ||
+            (train_flags[i].fixed && strcmp(train_flags[i].fixed, value) != 0)) {
+            printf("\nreproduce: no `mtlab train` equivalent (%s = %s has no train option)\n",
+                   key, or_dash(value));
+            return;
+        }
+        if (train_flags[i].flag && n < (int)sizeof cmd)
+            n += snprintf(cmd + n, sizeof cmd - n, " %s %s", train_flags[i].flag, value);
+    }
+    if (n < (int)sizeof cmd)
+        snprintf(cmd + n, sizeof cmd - n, " --data-seed %" PRId64 " --init-seed %" PRId64,
+                 t->data_seed, t->init_seed);
+    printf("\nreproduce (same bits):\n  %s\n", cmd);
+}
+
+static void print_info(const store_trial_info_t *t) {
+    printf("trial       %" PRId64 "\n", t->id);
+    printf("experiment  %s (id %" PRId64 ")\n", or_dash(t->experiment), t->experiment_id);
+    printf("model       %s\n", or_dash(t->model));
+    printf("repeat      %d\n", t->repeat);
+    printf("status      %s\n", or_dash(t->status));
+    if (t->status && strcmp(t->status, "failed") == 0) {
+        if (t->has_failed_step) printf("failed at   step %d\n", t->failed_step);
+        printf("error       %s\n", or_dash(t->error));
+    }
+    printf("data_seed   %" PRId64 "\n", t->data_seed);
+    printf("init_seed   %" PRId64 "\n", t->init_seed);
+    if (t->host || t->has_pid) {
+        printf("host        %s", or_dash(t->host));
+        if (t->has_pid) printf(" (pid %" PRId64 ")", t->pid);
+        printf("\n");
+    }
+    printf("started     %s\n", or_dash(t->started));
+    printf("finished    %s\n", or_dash(t->finished));
+    printf("seconds   ");
+    print_seconds("data", t->seconds_data);
+    print_seconds("train", t->seconds_train);
+    print_seconds("gates", t->seconds_gates);
+    print_seconds("store", t->seconds_store);
+    printf("\n");
+    if (t->has_n_params)
+        printf("n_params    %" PRId64 "\n", t->n_params);
+    else
+        printf("n_params    -\n");
+
+    printf("\nconfig:\n");
+    int w = column_width(t->params, 0);
+    for (int r = 0; r < t->params->n_rows; r++)
+        printf("  %-*s = %s\n", w, store_table_cell(t->params, r, 0),
+               or_dash(store_table_cell(t->params, r, 1)));
+
+    if (t->metrics->n_rows > 0) {
+        if (t->status && strcmp(t->status, "done") == 0)
+            printf("\nfinal metrics (step %d):\n", t->final_step);
+        else
+            printf("\nmetrics at step %d (the last before it stopped):\n", t->final_step);
+        w = column_width(t->metrics, 0);
+        for (int r = 0; r < t->metrics->n_rows; r++) {
+            const char *cell = store_table_cell(t->metrics, r, 1);
+            double v;
+            if (cell && parse_double(cell, &v) == 0)
+                printf("  %-*s %.6g\n", w, store_table_cell(t->metrics, r, 0), v);
+            else
+                printf("  %-*s %s\n", w, store_table_cell(t->metrics, r, 0), or_dash(cell));
+        }
+    }
+    if (t->gates->n_rows > 0) print_gates(t->gates);
+    print_reproduce(t);
+}
+
+int cmd_show(int argc, char **argv) {
+    const char *db = "results.db";
+    opt_t opts[] = {
+        {"db", OPT_STRING, &db, "FILE", "the SQLite store", 1, 0, 0},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    err_t err = {0};
+    const char *pos[1];
+    int n_pos;
+    int rc = opts_parse(opts, n_opts, argc, argv, pos, 1, &n_pos, &err);
+    if (rc == 1) {
+        opts_usage(stdout, "mtlab show TRIAL_ID [--db FILE]",
+                   "Shows one trial: experiment, model, repeat, status (and error), seeds, config\n"
+                   "params, timings, parameter count, final metrics and mean gate weights.",
+                   opts, n_opts);
+        return 0;
+    }
+    if (rc < 0) return cli_fail("show", &err);
+    long long id;
+    if (n_pos == 0) {
+        err_set(&err, ERR_USAGE, "missing TRIAL_ID (see mtlab show --help)");
+        return cli_fail("show", &err);
+    }
+    if (parse_long(pos[0], &id) || id < 1) {
+        err_set(&err, ERR_USAGE, "'%s' is not a trial id (a positive integer)", pos[0]);
+        return cli_fail("show", &err);
+    }
+
+    store_t *s;
+    if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("show", &err);
+    store_trial_info_t info;
+    int status = 0;
+    if (store_trial_info(s, (int64_t)id, &info, &err)) {
+        status = cli_fail("show", &err);
+    } else {
+        print_info(&info);
+        store_trial_info_free(&info);
+    }
+    store_close(s);
+    if (status == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        err_set(&err, ERR_FAIL, "cannot write to standard output");
+        status = cli_fail("show", &err);
+    }
+    return status;
+}

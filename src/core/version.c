@@ -1,0 +1,7 @@
+#include "core/version.h"
+
+#ifndef MTLAB_VERSION
+#define MTLAB_VERSION "unknown"
+#endif
+
+const char *mtlab_version(void) { return MTLAB_VERSION; }

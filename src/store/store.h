@@ -1,0 +1,134 @@
+/* store.h -- the run store: one SQLite file holding experiments, trials and
+ * everything recorded about them (schema: sql/schema.sql, the user's API).
+ *
+ * The store knows nothing of models or sweeps: callers hand it plain records
+ * (key/value params, metric rows, gate rows, a parameter blob with its tensor
+ * table).  Guarantees:
+ *   - WAL mode, foreign keys on, a busy timeout: several processes may use one
+ *     file at once (never over a network filesystem);
+ *   - a trial's results are written in ONE transaction (store_finish /
+ *     store_fail): a reader never sees half a trial, a kill leaves none;
+ *   - store_claim is atomic: two runners never claim the same trial; trials
+ *     left `running` by a process that no longer exists (same host, pid gone or
+ *     reused) are claimed again.
+ * Every function returns 0 (or a count) on success and -1 with *err. */
+#ifndef MTLAB_STORE_H
+#define MTLAB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct store store_t;
+typedef struct sqlite3 sqlite3;
+
+#define STORE_SCHEMA_VERSION 1
+
+enum {
+    STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
+};
+
+/* Opens (creating when allowed) the store at `path` and applies the schema;
+ * refuses a file with a newer schema version or that is not an mtlab store. */
+int store_open(store_t **out, const char *path, int flags, err_t *err);
+void store_close(store_t *s);
+sqlite3 *store_db(store_t *s);
+
+/* Registers an experiment, returning its id.  Same name and same spec text:
+ * the existing experiment (a re-run continues it).  Same name, different
+ * text: ERR_USAGE naming the experiment, unless replace_spec (then the stored
+ * text is replaced and its trials are kept). */
+int store_experiment(store_t *s, const char *name, const char *description, const char *spec_text,
+                     bool replace_spec, int64_t *id, err_t *err);
+
+typedef struct {
+    const char *key;   /* "data.correlation" */
+    const char *value; /* stored as a number when it parses as one, else text */
+} store_kv_t;
+
+typedef struct {
+    int repeat;
+    const char *model;
+    const char *config; /* canonical config string; (experiment, config, repeat) is unique */
+    uint64_t data_seed, init_seed; /* below 2^63 (SQLite integers are signed) */
+    int n_params;                  /* entries in params (not the model's size) */
+    const store_kv_t *params;
+} store_trial_t;
+
+/* Inserts the trials that are not yet present, in one transaction, as
+ * `pending`.  *added receives how many were new. */
+int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *trials, int n,
+                     int *added, err_t *err);
+
+typedef struct {
+    int64_t id;
+    int repeat;
+    char config[4096];
+} store_claim_t;
+
+/* Claims one trial of the experiment: one left running by a dead process of
+ * this host (those first), else a pending one (lowest id first).  Sets status
+ * running, host, pid and start time.  Returns 1 when claimed, 0 when none is
+ * left, -1. */
+int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *err);
+
+typedef struct {
+    const char *name; /* "test/loss/t1" */
+    int step;
+    double value;
+} store_metric_t;
+
+typedef struct {
+    const char *gate; /* "t1", "shared", ... */
+    int expert;       /* 0-based */
+    double mean, std;
+    int bins;
+    const long *hist; /* [bins] counts */
+} store_gate_t;
+
+typedef struct {
+    const char *name;
+    int rows, cols;
+    size_t offset; /* in values, into the parameter blob */
+} store_tensor_t;
+
+typedef struct {
+    int n_metrics;
+    const store_metric_t *metrics;
+    int n_gates;
+    const store_gate_t *gates;
+    int n_tensors;
+    const store_tensor_t *tensors;
+    const void *weights; /* final parameters, NULL to not store them */
+    size_t n_weights;    /* values in the blob; also trial.n_params when weights is NULL */
+    const char *dtype;   /* "float32" or "float64" */
+    int final_step;
+    double seconds_data, seconds_train, seconds_gates;
+} store_result_t;
+
+/* Marks a claimed trial done and writes its results, in one transaction; the
+ * seconds spent writing are stored with it (trial.seconds_store). */
+int store_finish(store_t *s, int64_t trial_id, const store_result_t *r, err_t *err);
+/* Marks a claimed trial failed with the step and reason; `partial` (may be
+ * NULL) holds what was measured before the failure (e.g. the curve). */
+int store_fail(store_t *s, int64_t trial_id, int step, const char *reason,
+               const store_result_t *partial, err_t *err);
+/* Puts a claimed trial back to pending (a worker interrupted cleanly). */
+int store_release(store_t *s, int64_t trial_id, err_t *err);
+
+typedef struct {
+    int pending, running, done, failed;
+} store_counts_t;
+
+int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *err);
+
+/* Testing the failure paths: after `n_ok` more write statements (inserts,
+ * updates and COMMITs of the functions above) succeed, the next one fails as
+ * if SQLite had reported an I/O error, and keeps failing until the hook is
+ * reset with n_ok < 0 (the default).  The caller then sees the real error
+ * path: the transaction is rolled back and -1 returned. */
+void store_test_fail_writes(store_t *s, long n_ok);
+
+#endif

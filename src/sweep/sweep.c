@@ -1,0 +1,1037 @@
+/* sweep.c -- reading, validating and expanding sweep files (see sweep.h).
+ *
+ * Reading.  libinih parses the file; we feed it through ini_parse_stream with
+ * our own line reader, which
+ *   - counts lines, so every key and section carries the line it came from
+ *     (libinih's handler gets none in Debian's build: INI_HANDLER_LINENO 0),
+ *     and our count stays equal to libinih's, whose error return is a line;
+ *   - strips leading blanks, so an indented line is an ordinary line and
+ *     never a libinih multi-line continuation (which would silently append to
+ *     the previous key);
+ *   - removes inline comments: ';' or '#' preceded by a blank, to the end of
+ *     the line (Debian's libinih only knows ';');
+ *   - refuses lines longer than libinih's buffer (200 bytes in Debian's build)
+ *     instead of letting libinih split them into two lines.
+ * The reader and handler only collect (line, section, key, value) items;
+ * validation runs afterwards in file order, so the first error reported is
+ * the first in the file (a libinih syntax error included).
+ *
+ * Expansion.  Grid dimensions are the list-valued point keys in file order,
+ * the first outermost; then the model name; then, per model, the lists of its
+ * [model.<name>] section; then the `samples` draws.  A [model.<name>] value
+ * replaces the [model] value for that model.  Points with the same canonical
+ * config (say a [model] list that a [model.<name>] value overrides, or two
+ * equal random draws) are kept once, at their first position: a config is a
+ * trial's identity.
+ *
+ * Random search.  The value of distribution-valued key K in draw s (0-based)
+ * of a grid point is drawn from PCG32 (seed, RNG_STREAM_SWEEP_DRAW), one fresh
+ * generator per (grid point, key, draw), with
+ *     seed = H(experiment seed, "draw|" + G + "|" + K, s)
+ * where G lists the grid point's given values in key-table order
+ * ("key=value;", a distribution as its canonical text, model.name included).
+ * So draws do not depend on file order, on other distribution keys or on the
+ * sample count, and differ between grid points and models.  uniform(a,b) is
+ * a + (b-a)u, loguniform(a,b) is exp(ln a + (ln b - ln a)u), u = rng_uniform;
+ * randint(a,b) is a + rng_below(b-a+1) (a 64-bit variant for wide ranges);
+ * choice picks an item with rng_below(n).
+ *
+ * Seeds.  H(seed, text, i) is FNV-1a 64 over the 8 little-endian bytes of
+ * seed, the bytes of text, one 0 byte and the 8 little-endian bytes of i,
+ * then the splitmix64 finaliser, masked to 63 bits (the store keeps seeds as
+ * signed SQLite integers), 0 mapped to 1.  data_seed = H(seed, data_config,
+ * repeat), init_seed = H(seed, config, repeat).  H, the stream number and the
+ * draw rule are part of the reproducibility contract: changing any of them
+ * changes the identity of every stored result (tests pin golden values). */
+#include "sweep/sweep.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "models/model.h"
+#include "sweep/keys.h"
+
+#define SWEEP_MAX_POINTS  100000 /* grid x models x samples, before deduplication */
+#define SWEEP_MAX_KEYS    64     /* >= the key table's size */
+#define SWEEP_MAX_LIST    4096   /* items of one list or choice */
+#define SECTION_MAX       64
+#define NAME_MAX_LEN      64
+#define VALUE_CAP         ((int)sizeof(((sweep_param_t *)0)->value))
+#define SWEEP_TEXT_MAX    512 /* sweep-level values (description) */
+
+/* ---- the seed hash ----------------------------------------------------------- */
+
+static uint64_t fnv_byte(uint64_t h, unsigned char b) {
+    return (h ^ b) * 0x100000001b3ULL;
+}
+
+static uint64_t fnv_u64(uint64_t h, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        h = fnv_byte(h, (unsigned char)(v >> (8 * i)));
+    return h;
+}
+
+/* H of the header comment. */
+static uint64_t sweep_hash(uint64_t seed, const char *text, uint64_t index) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv_u64(h, seed);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        h = fnv_byte(h, *c);
+    h = fnv_byte(h, 0);
+    h = fnv_u64(h, index);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    h &= 0x7fffffffffffffffULL;
+    return h ? h : 1;
+}
+
+/* ---- the loaded sweep ----------------------------------------------------------- */
+
+/* sweep_t plus an index of configs (open addressing, point index + 1, 0 empty).
+ * Every sweep_t comes from sweep_load, so sweep_find_point may use it. */
+typedef struct {
+    sweep_t pub; /* first: a sweep_t * is a sweep_full_t * */
+    int cap_points;
+    int *slots;
+    size_t n_slots; /* a power of two, > 2 n_points */
+} sweep_full_t;
+
+static uint64_t string_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+        h = fnv_byte(h, *c);
+    return h;
+}
+
+static int index_rebuild(sweep_full_t *f, size_t n_slots) {
+    int *slots = calloc(n_slots, sizeof *slots);
+    if (!slots) return -1;
+    free(f->slots);
+    f->slots = slots;
+    f->n_slots = n_slots;
+    for (int p = 0; p < f->pub.n_points; p++) {
+        size_t i = string_hash(f->pub.points[p].config) & (n_slots - 1);
+        while (slots[i])
+            i = (i + 1) & (n_slots - 1);
+        slots[i] = p + 1;
+    }
+    return 0;
+}
+
+int sweep_find_point(const sweep_t *s, const char *config) {
+    const sweep_full_t *f = (const sweep_full_t *)s;
+    if (!f->slots) {
+        for (int p = 0; p < s->n_points; p++)
+            if (strcmp(s->points[p].config, config) == 0) return p;
+        return -1;
+    }
+    for (size_t i = string_hash(config) & (f->n_slots - 1); f->slots[i];
+         i = (i + 1) & (f->n_slots - 1))
+        if (strcmp(s->points[f->slots[i] - 1].config, config) == 0) return f->slots[i] - 1;
+    return -1;
+}
+
+void sweep_free(sweep_t *s) {
+    if (!s) return;
+    sweep_full_t *f = (sweep_full_t *)s;
+    free(s->points);
+    free(s->text);
+    free(f->slots);
+    free(f);
+}
+
+uint64_t sweep_data_seed(const sweep_t *s, int point, int repeat) {
+    assert(point >= 0 && point < s->n_points);
+    return sweep_hash(s->seed, s->points[point].data_config, (uint64_t)repeat);
+}
+
+uint64_t sweep_init_seed(const sweep_t *s, int point, int repeat) {
+    assert(point >= 0 && point < s->n_points);
+    return sweep_hash(s->seed, s->points[point].config, (uint64_t)repeat);
+}
+
+void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spec_t *spec) {
+    assert(index >= 0 && index < s->n_trials);
+    const int p = index % s->n_points, r = index / s->n_points;
+    if (point) *point = p;
+    if (repeat) *repeat = r;
+    if (spec) {
+        *spec = s->points[p].spec;
+        spec->data_seed = sweep_data_seed(s, p, r);
+        spec->init_seed = sweep_init_seed(s, p, r);
+    }
+}
+
+/* ---- reading: items in file order ---------------------------------------------- */
+
+typedef struct {
+    int line;
+    bool header; /* a [section] line (key and value unused) */
+    char section[SECTION_MAX];
+    char key[NAME_MAX_LEN];
+    char *value;
+} item_t;
+
+typedef struct {
+    const char *text;
+    size_t pos;
+    int line;
+    char section[SECTION_MAX];
+    int too_long_line; /* first line longer than libinih's buffer, or 0 */
+    int max_line;      /* the longest line libinih takes (its buffer less '\n', '\0') */
+    item_t *items;
+    int n_items, cap_items;
+    bool oom;
+} reader_t;
+
+static item_t *add_item(reader_t *rd) {
+    if (rd->n_items == rd->cap_items) {
+        int cap = rd->cap_items ? 2 * rd->cap_items : 64;
+        item_t *grown = realloc(rd->items, sizeof *grown * (size_t)cap);
+        if (!grown) {
+            rd->oom = true;
+            return NULL;
+        }
+        rd->items = grown;
+        rd->cap_items = cap;
+    }
+    item_t *it = &rd->items[rd->n_items++];
+    memset(it, 0, sizeof *it);
+    it->line = rd->line;
+    return it;
+}
+
+static void trim_copy(char *out, size_t n, const char *s, size_t len) {
+    while (len && isspace((unsigned char)*s)) {
+        s++;
+        len--;
+    }
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    snprintf(out, n, "%.*s", (int)len, s);
+}
+
+/* libinih's ini_reader: hands over one line per call (see the top comment). */
+static char *read_line(char *str, int num, void *stream) {
+    reader_t *rd = stream;
+    const char *line = rd->text + rd->pos;
+    if (*line == '\0') return NULL;
+    size_t len = strcspn(line, "\n");
+    rd->pos += len + (line[len] == '\n');
+    rd->line++;
+    if (rd->line == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) { /* UTF-8 BOM */
+        line += 3;
+        len -= 3;
+    }
+    size_t start = 0;
+    while (start < len && (line[start] == ' ' || line[start] == '\t'))
+        start++;
+    size_t end = len;
+    for (size_t i = start + 1; i < len; i++)
+        if ((line[i] == ';' || line[i] == '#') && isspace((unsigned char)line[i - 1])) {
+            end = i;
+            break;
+        }
+    const size_t n = end - start;
+    rd->max_line = num - 2;
+    if (n + 2 > (size_t)num) { /* room for '\n' and '\0' */
+        if (!rd->too_long_line) rd->too_long_line = rd->line;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    memcpy(str, line + start, n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    if (str[0] == '[') {
+        const char *close = memchr(str, ']', n);
+        if (close) { /* a section line (without ']' it is libinih's syntax error) */
+            trim_copy(rd->section, sizeof rd->section, str + 1, (size_t)(close - str - 1));
+            item_t *it = add_item(rd);
+            if (it) {
+                it->header = true;
+                snprintf(it->section, sizeof it->section, "%s", rd->section);
+            }
+        }
+    }
+    return str;
+}
+
+/* libinih's handler: records the pair under OUR section (libinih truncates
+ * long section names) and the current line. */
+static int on_pair(void *user, const char *section, const char *name, const char *value) {
+    reader_t *rd = user;
+    item_t *it = add_item(rd);
+    if (!it) return 0;
+    snprintf(it->section, sizeof it->section, "%s", rd->section);
+    snprintf(it->key, sizeof it->key, "%s", name);
+    it->value = strdup(value ? value : "");
+    if (!it->value) {
+        rd->oom = true;
+        return 0;
+    }
+    return 1;
+}
+
+static void reader_free(reader_t *rd) {
+    for (int i = 0; i < rd->n_items; i++)
+        free(rd->items[i].value);
+    free(rd->items);
+}
+
+/* ---- validation: entries ----------------------------------------------------------- */
+
+typedef enum { DIST_NONE = 0, DIST_UNIFORM, DIST_LOGUNIFORM, DIST_RANDINT, DIST_CHOICE } dist_t;
+
+typedef struct {
+    int key; /* index into the key table */
+    int line;
+    char section[SECTION_MAX]; /* as written: "train", "model.mmoe" */
+    const char *model;         /* [model.<x>] entries: x (points into section); else NULL */
+    int n_values;              /* list items (1: a scalar) or choice items */
+    char (*values)[VALUE_CAP]; /* canonical items */
+    dist_t dist;
+    double a, b;          /* uniform, loguniform */
+    long long ia, ib;     /* randint */
+    char dist_text[1024]; /* canonical distribution text */
+} entry_t;
+
+typedef struct {
+    const char *path;
+    sweep_full_t *f;
+    const sweep_key_t *keys;
+    int n_keys;
+    entry_t *entries;
+    int n_entries;
+    int experiment_line; /* line of the first [experiment] header, or 0 */
+    int model_line;      /* line of the first [model] header, or 0 */
+} ctx_t;
+
+static const char *const dist_names[] = {"", "uniform", "loguniform", "randint", "choice"};
+
+static int usage_at(ctx_t *c, err_t *err, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int usage_at(ctx_t *c, err_t *err, int line, const char *fmt, ...) {
+    char msg[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line > 0) return err_set(err, ERR_USAGE, "%s:%d: %s", c->path, line, msg);
+    return err_set(err, ERR_USAGE, "%s: %s", c->path, msg);
+}
+
+static const entry_t *find_entry(const ctx_t *c, const char *section, int key) {
+    for (int i = 0; i < c->n_entries; i++)
+        if (c->entries[i].key == key && strcmp(c->entries[i].section, section) == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* Any entry (in any section) giving this key. */
+static const entry_t *find_key(const ctx_t *c, const char *section, const char *name) {
+    int key = sweep_key_find(section, name);
+    for (int i = 0; i < c->n_entries; i++)
+        if (c->entries[i].key == key) return &c->entries[i];
+    return NULL;
+}
+
+static bool is_model_section(const char *section) {
+    return strncmp(section, "model.", 6) == 0;
+}
+
+static int check_section(ctx_t *c, const item_t *it, err_t *err) {
+    static const char *const bases[] = {"experiment", "data", "train", "model", "record"};
+    const int n_bases = (int)(sizeof bases / sizeof bases[0]);
+    for (int i = 0; i < n_bases; i++)
+        if (strcmp(it->section, bases[i]) == 0) {
+            if (i == 0 && !c->experiment_line) c->experiment_line = it->line;
+            if (i == 3 && !c->model_line) c->model_line = it->line;
+            return 0;
+        }
+    if (is_model_section(it->section)) {
+        if (it->section[6] == '\0')
+            return usage_at(c, err, it->line, "unknown section [model.] (expected [model.<name>])");
+        char msg[400];
+        const sweep_key_t *name = &c->keys[sweep_key_find("model", "name")];
+        char canon[VALUE_CAP];
+        if (sweep_key_canon(name, it->section + 6, canon, sizeof canon, msg, sizeof msg))
+            return usage_at(c, err, it->line, "[%s]: %s", it->section, msg);
+        return 0;
+    }
+    const char *guess = sweep_suggest(it->section, bases, n_bases);
+    if (!guess && strchr(it->section, '.')) guess = "model.<name>";
+    if (guess)
+        return usage_at(c, err, it->line, "unknown section [%s] (did you mean [%s]?)", it->section,
+                        guess);
+    return usage_at(c, err, it->line,
+                    "unknown section [%s] (known: [experiment], [data], [train], [model], "
+                    "[model.<name>], [record])",
+                    it->section);
+}
+
+static int unknown_key(ctx_t *c, const item_t *it, const char *base, err_t *err) {
+    const char *names[SWEEP_MAX_KEYS];
+    int n = 0;
+    for (int i = 0; i < c->n_keys; i++)
+        if (strcmp(c->keys[i].section, base) == 0 &&
+            !(is_model_section(it->section) && strcmp(c->keys[i].name, "name") == 0))
+            names[n++] = c->keys[i].name;
+    for (int i = 0; i < c->n_keys; i++) /* right key, wrong section */
+        if (strcmp(c->keys[i].name, it->key) == 0 && strcmp(c->keys[i].section, base) != 0)
+            return usage_at(c, err, it->line, "unknown key '%s' in [%s] (it belongs in [%s])",
+                            it->key, it->section, c->keys[i].section);
+    const char *guess = sweep_suggest(it->key, names, n);
+    if (guess)
+        return usage_at(c, err, it->line, "unknown key '%s' in [%s] (did you mean '%s'?)", it->key,
+                        it->section, guess);
+    char known[400] = "";
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", names[i]);
+        if (w > 0 && (size_t)w < sizeof known - len) len += (size_t)w;
+    }
+    return usage_at(c, err, it->line, "unknown key '%s' in [%s] (known: %s)", it->key, it->section,
+                    known);
+}
+
+/* Splits s on commas into trimmed items (s is modified).  Returns the count,
+ * or -1 when there are more than max. */
+static int split_commas(char *s, char **items, int max) {
+    int n = 0;
+    for (char *p = s;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (n == max) return -1;
+        while (isspace((unsigned char)*p))
+            p++;
+        char *end = p + strlen(p);
+        while (end > p && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        items[n++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return n;
+}
+
+/* "name(" at the start of raw: the distribution's name length, else 0. */
+static size_t dist_prefix(const char *raw) {
+    size_t n = 0;
+    while (isalpha((unsigned char)raw[n]) || raw[n] == '_')
+        n++;
+    size_t p = n;
+    while (raw[p] == ' ' || raw[p] == '\t')
+        p++;
+    return n > 0 && raw[p] == '(' ? n : 0;
+}
+
+static int alloc_values(entry_t *e, int n) {
+    e->values = calloc((size_t)n, sizeof *e->values);
+    e->n_values = n;
+    return e->values ? 0 : -1;
+}
+
+/* Parses a distribution value into e.  msg receives the error. */
+static int parse_distribution(const sweep_key_t *k, entry_t *e, const char *raw, size_t name_len,
+                              char *msg, size_t msg_n) {
+    char name[32];
+    snprintf(name, sizeof name, "%.*s", (int)(name_len < 31 ? name_len : 31), raw);
+    for (int d = DIST_UNIFORM; d <= DIST_CHOICE; d++)
+        if (strcmp(name, dist_names[d]) == 0) e->dist = (dist_t)d;
+    if (e->dist == DIST_NONE) {
+        snprintf(msg, msg_n,
+                 "unknown distribution '%s' (known: uniform, loguniform, choice, randint)", name);
+        return -1;
+    }
+    if (!(k->flags & KEY_GRID)) {
+        snprintf(msg, msg_n, "takes a single value, not a distribution");
+        return -1;
+    }
+    if (k->type == KEY_MODEL) {
+        snprintf(msg, msg_n, "the model name cannot be drawn at random (give a list)");
+        return -1;
+    }
+    if (e->dist != DIST_CHOICE && !sweep_key_numeric(k)) {
+        snprintf(msg, msg_n, "%s() needs a numeric key (use choice(...) or a list)", name);
+        return -1;
+    }
+    if ((e->dist == DIST_UNIFORM || e->dist == DIST_LOGUNIFORM) && k->type != KEY_NUM) {
+        snprintf(msg, msg_n, "%s() draws real numbers; use randint(a,b) for an integer key", name);
+        return -1;
+    }
+    const char *open = strchr(raw, '(');
+    size_t len = strlen(open);
+    if (open[len - 1] != ')' || memchr(open + 1, ')', len - 2) || memchr(open + 1, '(', len - 2)) {
+        snprintf(msg, msg_n, "malformed %s(...): expected %s(a,b) with nothing after ')'", name,
+                 name);
+        return -1;
+    }
+    char *inner = strndup(open + 1, len - 2);
+    char **args = malloc(sizeof *args * SWEEP_MAX_LIST);
+    int status = -1;
+    if (!inner || !args) {
+        snprintf(msg, msg_n, "out of memory");
+        goto done;
+    }
+    int n = split_commas(inner, args, SWEEP_MAX_LIST);
+    if (n < 0) {
+        snprintf(msg, msg_n, "%s() has more than %d arguments", name, SWEEP_MAX_LIST);
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (args[i][0] == '\0') {
+            snprintf(msg, msg_n, "%s(): argument %d is empty", name, i + 1);
+            goto done;
+        }
+    if (e->dist != DIST_CHOICE && n != 2) {
+        snprintf(msg, msg_n, "%s() takes 2 arguments (a,b), not %d", name, n);
+        goto done;
+    }
+    if (alloc_values(e, n)) {
+        snprintf(msg, msg_n, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        char item_msg[256];
+        if (sweep_key_canon(k, args[i], e->values[i], sizeof e->values[i], item_msg,
+                            sizeof item_msg)) {
+            if (e->dist == DIST_CHOICE)
+                snprintf(msg, msg_n, "choice(): %s", item_msg);
+            else
+                snprintf(msg, msg_n, "%s(): bound %s", name, item_msg);
+            goto done;
+        }
+    }
+    if (e->dist == DIST_RANDINT) {
+        char *end;
+        errno = 0;
+        e->ia = strtoll(e->values[0], &end, 10);
+        bool int_a = *end == '\0' && errno == 0;
+        e->ib = strtoll(e->values[1], &end, 10);
+        if (!int_a || *end != '\0' || errno) {
+            snprintf(msg, msg_n, "randint(): bounds must be integers, not %s and %s", args[0],
+                     args[1]);
+            goto done;
+        }
+        if (e->ia > e->ib) {
+            snprintf(msg, msg_n, "randint(): lower bound %s is above upper bound %s", args[0],
+                     args[1]);
+            goto done;
+        }
+    } else if (e->dist != DIST_CHOICE) {
+        e->a = strtod(e->values[0], NULL);
+        e->b = strtod(e->values[1], NULL);
+        if (!(e->a < e->b)) {
+            snprintf(msg, msg_n, "%s(): lower bound %s must be below upper bound %s", name, args[0],
+                     args[1]);
+            goto done;
+        }
+        if (e->dist == DIST_LOGUNIFORM && !(e->a > 0)) {
+            snprintf(msg, msg_n, "loguniform(): bounds must be positive, not %s", args[0]);
+            goto done;
+        }
+    }
+    size_t pos = (size_t)snprintf(e->dist_text, sizeof e->dist_text, "%s(", name);
+    for (int i = 0; i < n && pos < sizeof e->dist_text; i++)
+        pos += (size_t)snprintf(e->dist_text + pos, sizeof e->dist_text - pos, "%s%s", i ? "," : "",
+                                e->values[i]);
+    if (pos + 2 > sizeof e->dist_text) {
+        snprintf(msg, msg_n, "%s(...) is too long", name);
+        goto done;
+    }
+    strcat(e->dist_text, ")");
+    status = 0;
+done:
+    free(inner);
+    free(args);
+    return status;
+}
+
+/* Parses a list (or scalar) of a point key into e. */
+static int parse_list(const sweep_key_t *k, entry_t *e, const char *raw, char *msg, size_t msg_n) {
+    char *copy = strdup(raw);
+    char **items = malloc(sizeof *items * SWEEP_MAX_LIST);
+    int status = -1;
+    if (!copy || !items) {
+        snprintf(msg, msg_n, "out of memory");
+        goto done;
+    }
+    int n = split_commas(copy, items, SWEEP_MAX_LIST);
+    if (n < 0) {
+        snprintf(msg, msg_n, "more than %d list items", SWEEP_MAX_LIST);
+        goto done;
+    }
+    if (alloc_values(e, n)) {
+        snprintf(msg, msg_n, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (items[i][0] == '\0') {
+            snprintf(msg, msg_n, "list item %d of %d is empty", i + 1, n);
+            goto done;
+        }
+        if (dist_prefix(items[i])) {
+            snprintf(msg, msg_n, "a distribution cannot be part of a list");
+            goto done;
+        }
+        if (sweep_key_canon(k, items[i], e->values[i], sizeof e->values[i], msg, msg_n)) goto done;
+        for (int j = 0; j < i; j++)
+            if (strcmp(e->values[i], e->values[j]) == 0) {
+                snprintf(msg, msg_n, "'%s' is listed twice%s", e->values[i],
+                         k->type == KEY_INTS || k->type == KEY_NUMS
+                             ? " (commas make a grid; separate a vector's items with spaces)"
+                             : "");
+                goto done;
+            }
+    }
+    status = 0;
+done:
+    free(copy);
+    free(items);
+    return status;
+}
+
+/* Validates one key = value item and appends its entry. */
+static int add_entry(ctx_t *c, const item_t *it, err_t *err) {
+    if (it->section[0] == '\0')
+        return usage_at(c, err, it->line, "'%s' is outside any section (start with [experiment])",
+                        it->key);
+    if (it->key[0] == '\0') return usage_at(c, err, it->line, "missing key name before '='");
+    const bool override = is_model_section(it->section);
+    const char *base = override ? "model" : it->section;
+    int key = sweep_key_find(base, it->key);
+    if (override && key >= 0 && strcmp(it->key, "name") == 0)
+        return usage_at(c, err, it->line,
+                        "[%s] name: not allowed here (list the models in [model] name)",
+                        it->section);
+    if (key < 0) return unknown_key(c, it, base, err);
+    const entry_t *dup = find_entry(c, it->section, key);
+    if (dup)
+        return usage_at(c, err, it->line, "[%s] %s: duplicate key (lines %d and %d)", it->section,
+                        it->key, dup->line, it->line);
+
+    const sweep_key_t *k = &c->keys[key];
+    entry_t *e = &c->entries[c->n_entries];
+    memset(e, 0, sizeof *e);
+    e->key = key;
+    e->line = it->line;
+    snprintf(e->section, sizeof e->section, "%s", it->section);
+    e->model = override ? e->section + 6 : NULL;
+    c->n_entries++; /* owned by c from here: freed with the others */
+
+    char msg[400];
+    const char *raw = it->value;
+    int status = 0;
+    if (raw[0] == '\0' && k->type != KEY_TEXT) {
+        snprintf(msg, sizeof msg, "empty value (give at least one value)");
+        status = -1;
+    } else if (!(k->flags & KEY_GRID)) { /* [experiment], [record]: applied at once */
+        char canon[SWEEP_TEXT_MAX];
+        size_t name_len = k->type == KEY_TEXT ? 0 : dist_prefix(raw);
+        if (name_len)
+            status = parse_distribution(k, e, raw, name_len, msg, sizeof msg);
+        else if (k->type != KEY_TEXT && strchr(raw, ',')) {
+            snprintf(msg, sizeof msg, "takes a single value, not a list");
+            status = -1;
+        } else {
+            status = sweep_key_canon(k, raw, canon, sizeof canon, msg, sizeof msg);
+            if (status == 0) k->set_sweep(&c->f->pub, canon);
+        }
+    } else {
+        size_t name_len = dist_prefix(raw);
+        status = name_len ? parse_distribution(k, e, raw, name_len, msg, sizeof msg)
+                          : parse_list(k, e, raw, msg, sizeof msg);
+    }
+    if (status) return usage_at(c, err, it->line, "[%s] %s: %s", it->section, it->key, msg);
+    return 0;
+}
+
+/* Rules that involve several keys or the whole file. */
+static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
+    sweep_t *s = &c->f->pub;
+    for (int i = 0; i < c->n_keys; i++)
+        if ((c->keys[i].flags & KEY_REQUIRED) && !find_key(c, c->keys[i].section, c->keys[i].name))
+            return usage_at(
+                c, err,
+                strcmp(c->keys[i].section, "experiment") == 0 ? c->experiment_line : c->model_line,
+                "[%s] %s is required (%s)", c->keys[i].section, c->keys[i].name, c->keys[i].help);
+    const entry_t *names = find_key(c, "model", "name");
+    for (int i = 0; i < n_items; i++) {
+        if (!items[i].header || !is_model_section(items[i].section)) continue;
+        const char *model = items[i].section + 6;
+        bool listed = false;
+        for (int v = 0; v < names->n_values; v++)
+            listed = listed || strcmp(names->values[v], model) == 0;
+        if (!listed)
+            return usage_at(c, err, items[i].line,
+                            "[%s]: model '%s' is not in [model] name (line %d)", items[i].section,
+                            model, names->line);
+    }
+    const entry_t *corr = find_key(c, "data", "correlation"),
+                  *groups = find_key(c, "data", "groups");
+    if (corr && groups)
+        return usage_at(c, err, corr->line > groups->line ? corr->line : groups->line,
+                        "[data] correlation and groups exclude each other (lines %d and %d): with "
+                        "groups, give within and between",
+                        corr->line < groups->line ? corr->line : groups->line,
+                        corr->line > groups->line ? corr->line : groups->line);
+    static const char *const needs_groups[] = {"within", "between"};
+    for (int i = 0; i < 2; i++) {
+        const entry_t *e = find_key(c, "data", needs_groups[i]);
+        if (e && !groups)
+            return usage_at(c, err, e->line, "[data] %s: only applies with groups",
+                            needs_groups[i]);
+    }
+    const entry_t *rate = find_key(c, "data", "positive_rate");
+    if (rate && !find_key(c, "data", "binary"))
+        return usage_at(c, err, rate->line,
+                        "[data] positive_rate: only applies with binary (the binary tasks)");
+    bool any_dist = false;
+    for (int i = 0; i < c->n_entries; i++)
+        any_dist = any_dist || c->entries[i].dist != DIST_NONE;
+    if (s->samples > 1 && !any_dist) {
+        const entry_t *e = find_key(c, "experiment", "samples");
+        return usage_at(c, err, e ? e->line : 0,
+                        "[experiment] samples: samples = %d but no key is a distribution",
+                        s->samples);
+    }
+    return 0;
+}
+
+/* ---- expansion ----------------------------------------------------------------- */
+
+/* The values of one point before resolution: per key, its entry and the
+ * chosen list item (or the drawn value). */
+typedef struct {
+    const entry_t *src[SWEEP_MAX_KEYS];
+    const char *text[SWEEP_MAX_KEYS];
+    char drawn[SWEEP_MAX_KEYS][VALUE_CAP];
+} choice_t;
+
+static uint64_t below64(rng_t *rng, uint64_t bound) {
+    if (bound <= UINT32_MAX) return rng_below(rng, (uint32_t)bound);
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    for (;;) {
+        uint64_t v = ((uint64_t)rng_u32(rng) << 32) | rng_u32(rng);
+        if (v < limit) return v % bound;
+    }
+}
+
+/* Draws e's value for draw `sample` of the grid point described by g. */
+static void draw(const sweep_t *s, const sweep_key_t *k, const entry_t *e, const char *g,
+                 int sample, char *out, size_t n) {
+    char label[8192];
+    snprintf(label, sizeof label, "draw|%s|%s", g, k->param);
+    rng_t rng;
+    rng_seed(&rng, sweep_hash(s->seed, label, (uint64_t)sample), RNG_STREAM_SWEEP_DRAW);
+    char raw[64], msg[256];
+    switch (e->dist) {
+    case DIST_UNIFORM: {
+        double v = e->a + (e->b - e->a) * rng_uniform(&rng);
+        sweep_format_number(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
+        break;
+    }
+    case DIST_LOGUNIFORM: {
+        double v = exp(log(e->a) + (log(e->b) - log(e->a)) * rng_uniform(&rng));
+        sweep_format_number(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
+        break;
+    }
+    case DIST_RANDINT: {
+        uint64_t span = (uint64_t)e->ib - (uint64_t)e->ia + 1; /* 0: all 2^64 values */
+        uint64_t off = span ? below64(&rng, span) : ((uint64_t)rng_u32(&rng) << 32) | rng_u32(&rng);
+        snprintf(raw, sizeof raw, "%lld", (long long)((uint64_t)e->ia + off));
+        break;
+    }
+    case DIST_CHOICE:
+        snprintf(out, n, "%s", e->values[rng_below(&rng, (uint32_t)e->n_values)]);
+        return;
+    case DIST_NONE:
+        assert(0);
+        return;
+    }
+    /* In range by construction (the bounds were checked); canonicalise. */
+    if (sweep_key_canon(k, raw, out, n, msg, sizeof msg)) snprintf(out, n, "%s", raw);
+}
+
+/* Appends "key=value" to buf (with ';' before all but the first). */
+static int append_pair(char *buf, size_t n, const char *key, const char *value) {
+    size_t len = strlen(buf);
+    int w = snprintf(buf + len, n - len, "%s%s=%s", len ? ";" : "", key, value);
+    return w < 0 || (size_t)w >= n - len ? -1 : 0;
+}
+
+static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
+    sweep_full_t *f = c->f;
+    sweep_t *s = &f->pub;
+    if (sweep_find_point(s, pt->config) >= 0) return 0; /* a duplicate: kept once */
+    if (s->n_points == f->cap_points) {
+        int cap = f->cap_points ? 2 * f->cap_points : 16;
+        sweep_point_t *grown = realloc(s->points, sizeof *grown * (size_t)cap);
+        if (!grown) return err_set(err, ERR_FAIL, "%s: out of memory (%d points)", c->path, cap);
+        s->points = grown;
+        f->cap_points = cap;
+    }
+    s->points[s->n_points++] = *pt;
+    if ((size_t)s->n_points * 2 >= f->n_slots && index_rebuild(f, f->n_slots ? 2 * f->n_slots : 64))
+        return err_set(err, ERR_FAIL, "%s: out of memory (point index)", c->path);
+    size_t i = string_hash(pt->config) & (f->n_slots - 1);
+    while (f->slots[i] && f->slots[i] != s->n_points)
+        i = (i + 1) & (f->n_slots - 1);
+    f->slots[i] = s->n_points;
+    return 0;
+}
+
+/* Resolves the point chosen by ch (model `model`, draw `sample`) and adds it. */
+static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, sweep_point_t *pt,
+                      err_t *err) {
+    const sweep_t *s = &c->f->pub;
+    char g[4096] = "";
+    for (int k = 0; k < c->n_keys; k++)
+        if (ch->src[k] && append_pair(g, sizeof g, c->keys[k].param,
+                                      ch->src[k]->dist ? ch->src[k]->dist_text : ch->text[k]))
+            return usage_at(c, err, 0, "a grid point's description is longer than %zu bytes",
+                            sizeof g);
+    for (int k = 0; k < c->n_keys; k++)
+        if (ch->src[k] && ch->src[k]->dist) {
+            draw(s, &c->keys[k], ch->src[k], g, sample, ch->drawn[k], sizeof ch->drawn[k]);
+            ch->text[k] = ch->drawn[k];
+        }
+
+    sweep_resolve_t r;
+    sweep_resolve_init(&r, model, s->seed);
+    r.groups_given = ch->src[sweep_key_find("data", "groups")] != NULL;
+    r.binary_given = ch->src[sweep_key_find("data", "binary")] != NULL;
+    memset(pt, 0, offsetof(sweep_point_t, spec));
+    char label[1024];
+    int label_len = snprintf(label, sizeof label, "model=%s", model);
+    for (int k = 0; k < c->n_keys; k++) {
+        const sweep_key_t *key = &c->keys[k];
+        if (!(key->flags & KEY_GRID) || (key->applies && !key->applies(&r))) continue;
+        char def[VALUE_CAP];
+        const char *text = ch->text[k];
+        if (!text) {
+            key->get_default(&r, def, sizeof def);
+            text = def;
+        }
+        key->set_point(&r, text);
+        if (pt->n_params == SWEEP_MAX_PARAMS)
+            return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
+        sweep_param_t *p = &pt->params[pt->n_params++];
+        snprintf(p->key, sizeof p->key, "%s", key->param);
+        snprintf(p->value, sizeof p->value, "%s", text);
+        if (append_pair(pt->config, sizeof pt->config, key->param, text) ||
+            (strcmp(key->section, "data") == 0 &&
+             append_pair(pt->data_config, sizeof pt->data_config, key->param, text)))
+            return usage_at(c, err, 0, "a point's config is longer than %zu bytes",
+                            sizeof pt->config);
+        const entry_t *e = ch->src[k];
+        if (e && (e->dist || e->n_values > 1) && key->type != KEY_MODEL && label_len > 0 &&
+            (size_t)label_len < sizeof label)
+            label_len += snprintf(label + label_len, sizeof label - (size_t)label_len, ", %s=%s",
+                                  key->param, text);
+    }
+    if (sweep_resolve_finish(&r, err)) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return err_set(err, ERR_USAGE, "%s: point %d (%s): %s", c->path, s->n_points, label, msg);
+    }
+    pt->spec = r.spec;
+    return add_point(c, pt, err);
+}
+
+/* Sets ch from an odometer position over `dims` (the last dimension fastest). */
+static void pick(choice_t *ch, const entry_t *const *dims, int n_dims, long long pos) {
+    for (int d = n_dims - 1; d >= 0; d--) {
+        const entry_t *e = dims[d];
+        ch->text[e->key] = e->values[pos % e->n_values];
+        pos /= e->n_values;
+    }
+}
+
+static int expand(ctx_t *c, err_t *err) {
+    sweep_t *s = &c->f->pub;
+    const entry_t *global[SWEEP_MAX_KEYS], *over[SWEEP_MAX_KEYS];
+    int n_global = 0;
+    long long n_grid = 1;
+    const int name_key = sweep_key_find("model", "name");
+    const entry_t *names = find_entry(c, "model", name_key);
+    choice_t *base = calloc(1, sizeof *base), *ch = malloc(sizeof *ch);
+    sweep_point_t *pt = malloc(sizeof *pt);
+    int status = -1;
+    if (!base || !ch || !pt) {
+        err_set(err, ERR_FAIL, "%s: out of memory expanding the sweep", c->path);
+        goto done;
+    }
+    for (int i = 0; i < c->n_entries; i++) {
+        const entry_t *e = &c->entries[i];
+        if (!(c->keys[e->key].flags & KEY_GRID) || e->model || e->key == name_key) continue;
+        base->src[e->key] = e;
+        base->text[e->key] = e->dist ? NULL : e->values[0];
+        if (!e->dist && e->n_values > 1) {
+            global[n_global++] = e;
+            n_grid *= e->n_values;
+            if (n_grid > SWEEP_MAX_POINTS) break;
+        }
+    }
+    base->src[name_key] = names;
+    /* Count first, so a huge sweep fails before any work. */
+    long long total = 0;
+    for (int m = 0; m < names->n_values && n_grid <= SWEEP_MAX_POINTS; m++) {
+        long long per_model = n_grid * s->samples;
+        for (int i = 0; i < c->n_entries && per_model <= SWEEP_MAX_POINTS; i++)
+            if (c->entries[i].model && strcmp(c->entries[i].model, names->values[m]) == 0 &&
+                !c->entries[i].dist)
+                per_model *= c->entries[i].n_values;
+        total += per_model;
+        if (total > SWEEP_MAX_POINTS) break;
+    }
+    if (n_grid > SWEEP_MAX_POINTS || total > SWEEP_MAX_POINTS) {
+        usage_at(c, err, 0, "the sweep expands to more than %d points", SWEEP_MAX_POINTS);
+        goto done;
+    }
+    for (long long gpos = 0; gpos < n_grid; gpos++) {
+        for (int m = 0; m < names->n_values; m++) {
+            const char *model = names->values[m];
+            int n_over = 0;
+            long long n_over_grid = 1;
+            for (int i = 0; i < c->n_entries; i++) {
+                const entry_t *e = &c->entries[i];
+                if (e->model && strcmp(e->model, model) == 0 && !e->dist && e->n_values > 1) {
+                    over[n_over++] = e;
+                    n_over_grid *= e->n_values;
+                }
+            }
+            for (long long opos = 0; opos < n_over_grid; opos++)
+                for (int sample = 0; sample < s->samples; sample++) {
+                    *ch = *base;
+                    pick(ch, global, n_global, gpos);
+                    ch->text[name_key] = model;
+                    for (int i = 0; i < c->n_entries; i++) {
+                        const entry_t *e = &c->entries[i];
+                        if (e->model && strcmp(e->model, model) == 0) {
+                            ch->src[e->key] = e;
+                            ch->text[e->key] = e->dist ? NULL : e->values[0];
+                        }
+                    }
+                    pick(ch, over, n_over, opos);
+                    if (make_point(c, ch, model, sample, pt, err)) goto done;
+                }
+        }
+    }
+    if ((long long)s->n_points * s->repeats > INT_MAX) {
+        usage_at(c, err, 0, "%d points x %d repeats is too many trials", s->n_points, s->repeats);
+        goto done;
+    }
+    s->n_trials = s->n_points * s->repeats;
+    status = 0;
+done:
+    free(base);
+    free(ch);
+    free(pt);
+    return status;
+}
+
+/* ---- loading ------------------------------------------------------------------------ */
+
+static int read_file(const char *path, char **out, err_t *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, fp);
+        if (ferror(fp) || feof(fp)) break;
+        char *grown = realloc(buf, cap *= 2);
+        if (!grown) free(buf);
+        buf = grown;
+    }
+    const int saved = errno;
+    if (!buf) {
+        fclose(fp);
+        return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
+    }
+    if (ferror(fp)) {
+        fclose(fp);
+        free(buf);
+        return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(saved));
+    }
+    fclose(fp);
+    buf[len] = '\0';
+    *out = buf;
+    return 0;
+}
+
+int sweep_load(const char *path, sweep_t **out, err_t *err) {
+    *out = NULL;
+    sweep_full_t *f = calloc(1, sizeof *f);
+    if (!f) return err_set(err, ERR_FAIL, "out of memory loading %s", path);
+    sweep_t *s = &f->pub;
+    ctx_t c = {.path = path, .f = f};
+    reader_t rd = {0};
+    int status = -1;
+    c.keys = sweep_keys(&c.n_keys);
+    assert(c.n_keys <= SWEEP_MAX_KEYS);
+    if (strlen(path) >= sizeof s->path) {
+        err_set(err, ERR_USAGE, "%.200s...: path too long", path);
+        goto done;
+    }
+    snprintf(s->path, sizeof s->path, "%s", path);
+    if (read_file(path, &s->text, err)) goto done;
+    for (int k = 0; k < c.n_keys; k++) /* sweep-level defaults */
+        if (c.keys[k].set_sweep && c.keys[k].def) c.keys[k].set_sweep(s, c.keys[k].def);
+
+    rd.text = s->text;
+    int syntax_line = ini_parse_stream(read_line, &rd, on_pair, &rd);
+    if (rd.oom || syntax_line < 0) {
+        err_set(err, ERR_FAIL, "%s: out of memory while parsing", path);
+        goto done;
+    }
+    c.entries = calloc((size_t)rd.n_items + 1, sizeof *c.entries);
+    if (!c.entries) {
+        err_set(err, ERR_FAIL, "%s: out of memory while parsing", path);
+        goto done;
+    }
+    /* Items in file order; a syntax error or an over-long line stops the walk. */
+    int stop = syntax_line;
+    if (rd.too_long_line && (!stop || rd.too_long_line < stop)) stop = rd.too_long_line;
+    for (int i = 0; i < rd.n_items; i++) {
+        const item_t *it = &rd.items[i];
+        if (stop && it->line >= stop) break;
+        if (it->header ? check_section(&c, it, err) : add_entry(&c, it, err)) goto done;
+    }
+    if (stop == rd.too_long_line && stop) {
+        usage_at(&c, err, stop, "line too long (at most %d characters without comments)",
+                 rd.max_line);
+        goto done;
+    }
+    if (stop) {
+        usage_at(&c, err, stop, "expected 'key = value' or '[section]'");
+        goto done;
+    }
+    if (check_file(&c, rd.items, rd.n_items, err) || expand(&c, err)) goto done;
+    status = 0;
+done:
+    for (int i = 0; i < c.n_entries; i++)
+        free(c.entries[i].values);
+    free(c.entries);
+    reader_free(&rd);
+    if (status) {
+        sweep_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}

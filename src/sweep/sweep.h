@@ -1,0 +1,84 @@
+/* sweep.h -- sweep definitions (experiments/NAME.ini, SPEC §6) and their
+ * expansion into a deterministic list of trials.
+ *
+ * A sweep file has sections [experiment], [data], [train], [model],
+ * [model.<name>] (overrides for one model family) and [record].  A value is
+ *   - a scalar:        lr = 0.001
+ *   - a list (grid):   lr = 0.0001, 0.001, 0.01
+ *   - a distribution drawn `samples` times per grid point:
+ *                      uniform(a,b)  loguniform(a,b)  choice(x,y,...)  randint(a,b)
+ * Vector-valued keys (data.binary, data.groups, train.task_weights) take
+ * space-separated items ("binary = 2 3"), since commas form grids.
+ *
+ * Expansion.  Grid dimensions are the list-valued keys in file order; the
+ * model name is the innermost dimension, and [model.<name>] lists expand
+ * inside it.  Every grid point is drawn `samples` times (distributions), and
+ * each resulting point runs `repeats` times.  Trial index
+ *     index = repeat * n_points + point
+ * so an interrupted sweep has balanced partial results, and consecutive trials
+ * (the models of one setting) share a dataset.
+ *
+ * Identity and seeds (SPEC §6).  A point's canonical config is
+ * "key=value;key=value..." over EVERY resolved key (defaults included) in a
+ * fixed key order; a trial is (experiment, config, repeat).
+ *     data_seed = H(experiment seed, data.* part of config, repeat)
+ *     init_seed = H(experiment seed, config, repeat)
+ * so all models of one repeat see the same dataset and different repeats see
+ * different ones.  H is a fixed 64-bit hash (never 0). */
+#ifndef MTLAB_SWEEP_H
+#define MTLAB_SWEEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "train/trial.h"
+
+#define SWEEP_MAX_PARAMS 64
+
+typedef struct {
+    char key[48];   /* "data.correlation", "train.lr", "model.name" */
+    char value[96]; /* canonical text: shortest round-trip number, or a word */
+} sweep_param_t;
+
+typedef struct {
+    char config[4096];      /* canonical config (without the repeat) */
+    char data_config[2048]; /* its data.* part (seeds the dataset) */
+    int n_params;
+    sweep_param_t params[SWEEP_MAX_PARAMS]; /* every resolved key, config order */
+    trial_spec_t spec;      /* ready to run except data_seed / init_seed */
+} sweep_point_t;
+
+typedef struct {
+    char path[1024];
+    char name[128];
+    char description[512];
+    int repeats;   /* [experiment] repeats (default 1) */
+    int samples;   /* [experiment] samples (default 1) */
+    uint64_t seed; /* [experiment] seed (default 1) */
+    bool record_gates;   /* [record] gates   (default true) */
+    bool record_weights; /* [record] weights (default true): store final parameters */
+    char *text;    /* the file's bytes, stored with the experiment */
+    int n_points;
+    sweep_point_t *points;
+    int n_trials;  /* n_points * repeats */
+} sweep_t;
+
+/* Reads, validates and expands a sweep file.  Errors are ERR_USAGE with
+ * "FILE:LINE: message" (an unknown key suggests the closest known one), or
+ * ERR_FAIL when the file cannot be read. */
+int sweep_load(const char *path, sweep_t **out, err_t *err);
+void sweep_free(sweep_t *s);
+
+/* Trial `index` in [0, n_trials): its point, repeat, and a runnable spec
+ * with both seeds set. */
+void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spec_t *spec);
+
+/* The point whose canonical config is `config`, or -1. */
+int sweep_find_point(const sweep_t *s, const char *config);
+
+/* The seeds of SPEC §6 for (point, repeat). */
+uint64_t sweep_data_seed(const sweep_t *s, int point, int repeat);
+uint64_t sweep_init_seed(const sweep_t *s, int point, int repeat);
+
+#endif

@@ -1,0 +1,90 @@
+#include "train/trial.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void trial_spec_default(trial_spec_t *spec) {
+    memset(spec, 0, sizeof *spec);
+    synth_defaults(&spec->data);
+    snprintf(spec->model, sizeof spec->model, "mmoe");
+    model_config_default(&spec->model_cfg, model_find(spec->model));
+    train_config_default(&spec->train);
+    spec->data_seed = 1;
+    spec->init_seed = 1;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct {
+    trial_result_t *out;
+    int cap;
+    train_eval_fn user_fn;
+    void *user_ctx;
+    int oom;
+} collector_t;
+
+static void collect(void *ctx, const train_eval_t *ev) {
+    collector_t *c = ctx;
+    if (c->out->n_evals == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 64;
+        train_eval_t *grown = realloc(c->out->evals, sizeof *grown * cap);
+        if (!grown) {
+            c->oom = 1;
+            return;
+        }
+        c->out->evals = grown;
+        c->cap = cap;
+    }
+    c->out->evals[c->out->n_evals++] = *ev;
+    if (c->user_fn) c->user_fn(c->user_ctx, ev);
+}
+
+int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
+              err_t *err) {
+    memset(out, 0, sizeof *out);
+    if (!model_find(spec->model)) { /* let model_new word the message */
+        model_t *none;
+        return model_new(&none, spec->model, &spec->model_cfg, 0, err);
+    }
+    if (synth_check(&spec->data, err)) return -1;
+
+    double t0 = now();
+    data_t data;
+    if (synth_generate(&spec->data, spec->data_seed, &data, err)) return -1;
+    double t1 = now();
+    out->seconds_data = t1 - t0;
+
+    model_config_t mc = spec->model_cfg;
+    mc.input_dim = spec->data.dim;
+    mc.tasks = spec->data.tasks;
+    mc.max_batch = spec->train.batch > 0 ? spec->train.batch : 1;
+    int status = model_new(&out->model, spec->model, &mc, spec->init_seed, err);
+    if (status == 0) {
+        collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
+        status = train_run(out->model, &data, &spec->train, spec->init_seed, collect, &col,
+                           &out->result, err);
+        if (status == 0 && col.oom)
+            status = err_set(err, ERR_FAIL, "out of memory recording the learning curve");
+    }
+    double t2 = now();
+    out->seconds_train = t2 - t1;
+    if (status == 0) {
+        train_mean_baseline(&data, &data.test, spec->train.task_weight, out->baseline);
+        status = train_gate_stats(out->model, &data.test, &out->gates, err);
+        out->seconds_gates = now() - t2;
+    }
+    data_free(&data);
+    return status;
+}
+
+void trial_result_free(trial_result_t *r) {
+    free(r->evals);
+    gate_stats_free(&r->gates);
+    model_free(r->model);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,45 @@
+/* trial.h -- one trial end to end: generate the data, build the model, train,
+ * measure the gates.  `mtlab train` and the sweep runner both call
+ * trial_run(), so a trial stored by a sweep and the same trial run from the
+ * command line give the same bits.  No printing or I/O: the curve is handed
+ * to the caller's callback as it is produced, and collected in the result. */
+#ifndef MTLAB_TRIAL_H
+#define MTLAB_TRIAL_H
+
+#include <stdint.h>
+
+#include "data/synth.h"
+#include "models/model.h"
+#include "train/train.h"
+
+typedef struct {
+    synth_params_t data;
+    char model[32];           /* registry name */
+    model_config_t model_cfg; /* input_dim, tasks and max_batch are set by trial_run */
+    train_config_t train;
+    uint64_t data_seed;       /* the dataset */
+    uint64_t init_seed;       /* initialisation, batch order, stochastic passes */
+} trial_spec_t;
+
+typedef struct {
+    int n_evals;
+    train_eval_t *evals;   /* [n_evals] the curve, one entry per evaluation */
+    train_result_t result; /* final evaluation; failed_step on divergence */
+    gate_stats_t gates;    /* on the test set after training (empty on failure) */
+    double baseline[MTLAB_MAX_TASKS + 1]; /* test loss of predicting the training mean */
+    model_t *model;        /* the trained model: parameters and tensor table */
+    double seconds_data, seconds_train, seconds_gates; /* wall-clock time per phase */
+} trial_result_t;
+
+/* Fills spec with the defaults of every part (SPEC §3-5; model mmoe). */
+void trial_spec_default(trial_spec_t *spec);
+
+/* Runs the trial.  on_eval (may be NULL) sees each evaluation as it happens.
+ * Returns 0, or -1 with *err: ERR_USAGE for an invalid spec, ERR_FAIL for a
+ * diverged run (out->result.failed_step > 0; the curve up to then is kept) or
+ * another failure.  Free *out with trial_result_free in every case. */
+int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
+              err_t *err);
+void trial_result_free(trial_result_t *r);
+
+#endif

@@ -1,0 +1,388 @@
+/* test_run.c -- `mtlab run` end to end, as a user runs it: the trials and
+ * records a sweep produces, resuming, kill -9, concurrent runners, bit-exact
+ * agreement with `mtlab train`, and bad input that leaves the store intact. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* A 2 x 2 grid (correlation x lr) with 3 repeats of one model, small enough
+ * to run in well under a second per trial. */
+static const char *grid_ini = "[experiment]\n"
+                              "name = grid\n"
+                              "repeats = 3\n"
+                              "seed = 11\n"
+                              "[data]\n"
+                              "correlation = 0.5, 1.0\n"
+                              "dim = 20\n"
+                              "train = 400\n"
+                              "validation = 100\n"
+                              "test = 150\n"
+                              "[train]\n"
+                              "lr = 0.001, 0.01\n"
+                              "batch = 32\n"
+                              "steps = 60\n"
+                              "eval_every = 20\n"
+                              "[model]\n"
+                              "name = mmoe\n"
+                              "experts = 4\n"
+                              "expert_hidden = 8\n";
+
+static char *write_file(const char *dir, const char *name, const char *text) {
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static char *join(const char *dir, const char *name) {
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", dir, name);
+    return path;
+}
+
+static sqlite3 *open_db(const char *path) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+/* First column of the first row of `sql`, as a double (NAN when no row). */
+static double q(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    double v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_double(st, 0) : 0.0 / 0.0;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int run_sweep(const char *ini, const char *db, const char *jobs, char **out) {
+    char *err;
+    const char *args[] = {"run", ini, "--db", db, "--jobs", jobs, NULL};
+    int rc = run_mtlab(out, &err, args);
+    if (rc != 0) fprintf(stderr, "mtlab run failed (%d): %s\n", rc, err);
+    free(err);
+    return rc;
+}
+
+START_TEST(test_grid_records) {
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *out;
+    ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "12 trials (12 new): 12 done, 0 failed"));
+    free(out);
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial"), 12);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
+    /* Each (correlation, lr) pair appears 3 times, once per repeat. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM (SELECT c.value, l.value, count(*) n FROM trial t "
+                           "JOIN param c ON c.trial_id = t.id AND c.key = 'data.correlation' "
+                           "JOIN param l ON l.trial_id = t.id AND l.key = 'train.lr' "
+                           "GROUP BY c.value, l.value HAVING n = 3 AND "
+                           "count(DISTINCT t.repeat) = 3)"), 4);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM param WHERE key = 'data.correlation' AND value = 0.5"), 6);
+    /* Curves: 3 evaluations (20, 40, 60) x 3 splits x (2 tasks + total). */
+    ck_assert_int_eq(q(db, "SELECT min(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"), 27);
+    ck_assert_int_eq(q(db, "SELECT max(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"), 27);
+    ck_assert_int_eq(q(db, "SELECT count(DISTINCT step) FROM metric"), 3);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name = 'val/loss/total'"), 36);
+    /* Gates: 2 gates x 4 experts per trial; every histogram row sums to the test size. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM gate"), 12 * 2 * 4);
+    ck_assert_int_eq(q(db, "SELECT min(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY trial_id, gate, expert)"), 150);
+    ck_assert_int_eq(q(db, "SELECT max(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY trial_id, gate, expert)"), 150);
+    /* Weights stored with their tensor table. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights w JOIN trial t ON t.id = w.trial_id WHERE w.n = t.n_params AND length(w.data) = 4 * w.n"), 12);
+    /* Seeds: one dataset per (correlation, repeat) shared by both lrs; repeats differ. */
+    ck_assert_int_eq(q(db, "SELECT count(DISTINCT data_seed) FROM trial"), 6);
+    ck_assert_int_eq(q(db, "SELECT count(DISTINCT init_seed) FROM trial"), 12);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM (SELECT c.value, t.repeat FROM trial t JOIN param c "
+                           "ON c.trial_id = t.id AND c.key = 'data.correlation' "
+                           "GROUP BY c.value, t.repeat HAVING count(DISTINCT t.data_seed) = 1)"), 6);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'test/loss/t1'"), 12);
+    ck_assert_str_eq((const char *)"ok", "ok");
+    sqlite3_close(db);
+
+    /* Re-running the finished sweep trains nothing and changes nothing. */
+    ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "12 trials (0 new): 12 done, 0 failed, 0 pending; this run trained 0"));
+    free(out);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* The trial the runner stored and the same trial run again by the
+ * `mtlab train` command that `mtlab show` prints for it give the same final
+ * losses to the last bit. */
+START_TEST(test_same_bits_as_train) {
+    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
+    char *ini = write_file(dir, "one.ini",
+                           "[experiment]\nname = one\nseed = 5\n"
+                           "[data]\ncorrelation = 0.7\ntrain = 2000\n"
+                           "[train]\nsteps = 150\neval_every = 50\n"
+                           "[model]\nname = mmoe\n");
+    char *out, *err;
+    ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
+    free(out);
+    sqlite3 *db = open_db(dbp);
+    double stored_t1 = q(db, "SELECT value FROM v_final WHERE name = 'test/loss/t1'");
+    double stored_t2 = q(db, "SELECT value FROM v_final WHERE name = 'test/loss/t2'");
+    sqlite3_close(db);
+
+    const char *show[] = {"show", "1", "--db", dbp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, show), 0);
+    free(err);
+    char *line = strstr(out, "reproduce (same bits):\n  build/mtlab ");
+    ck_assert_msg(line != NULL, "show printed no reproduce line: %s", out);
+    line += strlen("reproduce (same bits):\n  build/mtlab ");
+    *strchr(line, '\n') = '\0';
+    const char *args[64];
+    int n = 0;
+    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " ")) args[n++] = tok;
+    args[n++] = "--digits";
+    args[n++] = "17";
+    args[n] = NULL;
+    char *train_out;
+    ck_assert_int_eq(run_mtlab(&train_out, &err, args), 0);
+    const char *final = strstr(train_out, "final test loss:");
+    ck_assert_ptr_nonnull(final);
+    double t1, t2;
+    ck_assert_int_eq(sscanf(final, "final test loss: t1 %lf t2 %lf", &t1, &t2), 2);
+    ck_assert_msg(t1 == stored_t1 && t2 == stored_t2, "train %.17g %.17g vs stored %.17g %.17g",
+                  t1, t2, stored_t1, stored_t2);
+    free(out);
+    free(train_out);
+    free(err);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* A sweep whose trials take long enough to be killed mid-run. */
+static const char *slow_ini = "[experiment]\nname = slow\nrepeats = 8\n"
+                              "[data]\ncorrelation = 0.5, 0.9\ntrain = 2000\n"
+                              "[train]\nsteps = 300\neval_every = 100\n"
+                              "[model]\nname = shared_bottom, mmoe\n";
+
+static pid_t spawn_run(const char *ini, const char *db) {
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        setsid(); /* own process group, so the test can kill the workers too */
+        int devnull = open("/dev/null", 1);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(getenv("MTLAB_BIN"), "mtlab", "run", ini, "--db", db, "--jobs", "2", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void wait_done_at_least(const char *dbp, int n) {
+    for (int i = 0; i < 2000; i++) {
+        usleep(10000);
+        if (access(dbp, F_OK) != 0) continue;
+        sqlite3 *db;
+        if (sqlite3_open_v2(dbp, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) continue;
+        sqlite3_busy_timeout(db, 1000);
+        sqlite3_stmt *st;
+        int done = -1;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM trial WHERE status = 'done'", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) done = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+        }
+        sqlite3_close(db);
+        if (done >= n) return;
+    }
+    ck_abort_msg("the sweep never reached %d done trials", n);
+}
+
+START_TEST(test_kill_and_resume) {
+    char *dir = test_tmpdir(), *ini = write_file(dir, "slow.ini", slow_ini), *dbp = join(dir, "r.db");
+    /* Kill -9 the whole run (parent and workers) three times at different
+     * points, then let it finish. */
+    int targets[] = {2, 9, 17};
+    for (int k = 0; k < 3; k++) {
+        pid_t pid = spawn_run(ini, dbp);
+        wait_done_at_least(dbp, targets[k]);
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_lt(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 32);
+    sqlite3_close(db);
+    char *out;
+    ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "32 trials (0 new): 32 done, 0 failed, 0 pending"));
+    free(out);
+    db = open_db(dbp);
+    ck_assert_str_eq("ok", (const char *)"ok");
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial"), 32);
+    /* No trial half-written: every one has its full curve (3 evals x 3 splits
+     * x 3 series) and gate rows only where the model has gates. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE (SELECT count(*) FROM metric m WHERE m.trial_id = t.id) = 27"), 32);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE model = 'mmoe' AND (SELECT count(*) FROM gate g WHERE g.trial_id = t.id) = 16"), 16);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 32);
+    sqlite3_close(db);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* Two runners on the same file at once share the work: together they train
+ * each trial exactly once. */
+START_TEST(test_concurrent_runners) {
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *out_paths[2];
+    pid_t pids[2];
+    for (int i = 0; i < 2; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "out%d", i);
+        out_paths[i] = join(dir, name);
+        pids[i] = fork();
+        ck_assert(pids[i] >= 0);
+        if (pids[i] == 0) {
+            freopen(out_paths[i], "w", stdout);
+            execl(getenv("MTLAB_BIN"), "mtlab", "run", ini, "--db", dbp, "--jobs", "2", (char *)NULL);
+            _exit(127);
+        }
+    }
+    int trained_total = 0;
+    for (int i = 0; i < 2; i++) {
+        int status;
+        waitpid(pids[i], &status, 0);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        FILE *f = fopen(out_paths[i], "r");
+        char line[512] = "";
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+        fclose(f);
+        const char *p = strstr(line, "this run trained ");
+        ck_assert_ptr_nonnull(p);
+        trained_total += atoi(p + strlen("this run trained "));
+        free(out_paths[i]);
+    }
+    ck_assert_int_eq(trained_total, 12);
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 27);
+    sqlite3_close(db);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* A diverging trial (lr 1e7 overflows the activations within a few steps)
+ * is stored as failed with its step; the others finish. */
+START_TEST(test_divergence_is_failed) {
+    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
+    char *ini = write_file(dir, "div.ini",
+                           "[experiment]\nname = div\n"
+                           "[data]\ndim = 20\ntrain = 500\n"
+                           "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 1e7\n"
+                           "[model]\nname = shared_bottom\n");
+    char *out;
+    ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "2 trials (2 new): 1 done, 1 failed"));
+    free(out);
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'failed' AND failed_step > 0 AND error LIKE 'diverged at step%'"), 1);
+    sqlite3_close(db);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+START_TEST(test_bad_input_leaves_store_intact) {
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *out, *err;
+    ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
+    free(out);
+    /* Same experiment name, changed file: refused, nothing touched. */
+    char *changed = malloc(strlen(grid_ini) + 32);
+    sprintf(changed, "%s", grid_ini);
+    *strstr(changed, "steps = 60") = '\0';
+    strcat(changed, "steps = 80\neval_every = 20\n[model]\nname = mmoe\n");
+    free(write_file(dir, "grid.ini", changed));
+    const char *args[] = {"run", ini, "--db", dbp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 2);
+    ck_assert_ptr_nonnull(strstr(err, "grid"));
+    ck_assert_ptr_nonnull(strstr(err, "--replace-spec"));
+    free(out);
+    free(err);
+    /* A malformed file: exit 2 naming file:line. */
+    char *bad = write_file(dir, "bad.ini", "[experiment]\nname = bad\n[train]\nlearning_rate = 0.1\n");
+    const char *bad_args[] = {"run", bad, "--db", dbp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, bad_args), 2);
+    ck_assert_msg(strstr(err, "bad.ini:4") && strstr(err, "lr"), "stderr: %s", err);
+    free(out);
+    free(err);
+    /* An unwritable store location: exit 1. */
+    const char *nodir[] = {"run", ini, "--db", "/nonexistent/dir/r.db", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, nodir), 1);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/r.db"));
+    free(out);
+    free(err);
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 27);
+    sqlite3_close(db);
+    free(changed);
+    free(bad);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+START_TEST(test_dry_run) {
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *out, *err;
+    const char *args[] = {"run", ini, "--db", dbp, "--dry-run", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
+    ck_assert_ptr_nonnull(strstr(out, "4 points x 3 repeats = 12 trials"));
+    ck_assert_ptr_nonnull(strstr(out, "data.correlation=0.5"));
+    ck_assert_ptr_nonnull(strstr(out, "train.lr=0.01"));
+    ck_assert_int_ne(access(dbp, F_OK), 0); /* nothing written */
+    free(out);
+    free(err);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+Suite *run_suite(void) {
+    Suite *s = suite_create("run");
+    TCase *tc = tcase_create("run");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_grid_records);
+    tcase_add_test(tc, test_same_bits_as_train);
+    tcase_add_test(tc, test_kill_and_resume);
+    tcase_add_test(tc, test_concurrent_runners);
+    tcase_add_test(tc, test_divergence_is_failed);
+    tcase_add_test(tc, test_bad_input_leaves_store_intact);
+    tcase_add_test(tc, test_dry_run);
+    suite_add_tcase(s, tc);
+    return s;
+}

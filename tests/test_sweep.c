@@ -1,0 +1,626 @@
+/* test_sweep.c -- sweep files (src/sweep/sweep.c, keys.c).
+ *
+ * What a user relies on: lists expand into the documented grid and trial
+ * order, the model list is innermost with per-model overrides inside it,
+ * every point carries its full canonical config (defaults included) and a
+ * ready spec, the seeds follow SPEC §6 and never change between loads or
+ * versions (golden values), random search is bounded and reproducible, and
+ * every mistake in a file is a usage error that names FILE:LINE and the key. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sweep/keys.h"
+#include "sweep/sweep.h"
+#include "testutil.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Writes text to DIR/name in a fresh temporary directory; returns the path. */
+static char *write_fixture(const char *name, const char *text) {
+    char *dir = test_tmpdir();
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *path = malloc(n);
+    snprintf(path, n, "%s/%s", dir, name);
+    free(dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void remove_fixture(char *path) {
+    unlink(path);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    rmdir(path);
+    free(path);
+}
+
+static sweep_t *load_text(const char *text) {
+    char *path = write_fixture("sweep.ini", text);
+    sweep_t *s = NULL;
+    err_t err = {0};
+    int rc = sweep_load(path, &s, &err);
+    ck_assert_msg(rc == 0, "sweep_load failed: %s", err.msg);
+    ck_assert_str_eq(s->path, path);
+    remove_fixture(path);
+    return s;
+}
+
+static const char *param(const sweep_point_t *p, const char *key) {
+    for (int i = 0; i < p->n_params; i++)
+        if (strcmp(p->params[i].key, key) == 0) return p->params[i].value;
+    return NULL;
+}
+
+static void assert_param(const sweep_t *s, int point, const char *key, const char *value) {
+    ck_assert_int_lt(point, s->n_points);
+    const char *got = param(&s->points[point], key);
+    ck_assert_msg(got != NULL, "point %d has no %s", point, key);
+    ck_assert_msg(strcmp(got, value) == 0, "point %d: %s = %s, expected %s", point, key, got,
+                  value);
+}
+
+/* ---- grid and trial order ------------------------------------------------ */
+
+static const char grid_ini[] = "[experiment]\n"
+                               "name = grid\n"
+                               "repeats = 3\n"
+                               "[data]\n"
+                               "correlation = 0.5, 1.0\n"
+                               "[train]\n"
+                               "lr = 0.001, 0.01\n"
+                               "steps = 10\n"
+                               "[model]\n"
+                               "name = mmoe\n";
+
+START_TEST(test_grid_2x2) {
+    sweep_t *s = load_text(grid_ini);
+    ck_assert_str_eq(s->name, "grid");
+    ck_assert_int_eq(s->repeats, 3);
+    ck_assert_int_eq(s->samples, 1);
+    ck_assert_int_eq(s->n_points, 4);
+    ck_assert_int_eq(s->n_trials, 12);
+    /* File order: correlation outermost, lr inner. */
+    static const char *const corr[] = {"0.5", "0.5", "1", "1"};
+    static const char *const lr[] = {"0.001", "0.01", "0.001", "0.01"};
+    for (int p = 0; p < 4; p++) {
+        assert_param(s, p, "data.correlation", corr[p]);
+        assert_param(s, p, "train.lr", lr[p]);
+        assert_param(s, p, "model.name", "mmoe");
+        assert_param(s, p, "train.steps", "10");
+        const trial_spec_t *spec = &s->points[p].spec;
+        ck_assert_str_eq(spec->model, "mmoe");
+        ck_assert_double_eq(spec->data.corr[1], strtod(corr[p], NULL));
+        ck_assert_double_eq(spec->data.corr[2], strtod(corr[p], NULL));
+        ck_assert_double_eq(spec->train.lr, strtod(lr[p], NULL));
+        ck_assert_int_eq(spec->train.steps, 10);
+        ck_assert(spec->data_seed == 0 && spec->init_seed == 0);
+    }
+    /* index = repeat * n_points + point */
+    for (int i = 0; i < s->n_trials; i++) {
+        int point = -1, repeat = -1;
+        trial_spec_t spec;
+        sweep_trial(s, i, &point, &repeat, &spec);
+        ck_assert_int_eq(point, i % 4);
+        ck_assert_int_eq(repeat, i / 4);
+        ck_assert_double_eq(spec.train.lr, s->points[point].spec.train.lr);
+        ck_assert(spec.data_seed == sweep_data_seed(s, point, repeat));
+        ck_assert(spec.init_seed == sweep_init_seed(s, point, repeat));
+    }
+    sweep_free(s);
+}
+END_TEST
+
+START_TEST(test_models_innermost) {
+    sweep_t *s = load_text("[experiment]\n"
+                           "name = models\n"
+                           "[data]\n"
+                           "correlation = 0.2, 0.8\n"
+                           "[model]\n"
+                           "name = shared_bottom, mmoe\n"
+                           "experts = 4\n"
+                           "[model.shared_bottom]\n"
+                           "bottom_hidden = 113, 50\n");
+    ck_assert_int_eq(s->n_points, 6);
+    static const char *const model[] = {"shared_bottom", "shared_bottom", "mmoe",
+                                        "shared_bottom", "shared_bottom", "mmoe"};
+    static const int bottom[] = {113, 50, 113, 113, 50, 113};
+    for (int p = 0; p < 6; p++) {
+        const trial_spec_t *spec = &s->points[p].spec;
+        ck_assert_str_eq(spec->model, model[p]);
+        assert_param(s, p, "model.name", model[p]);
+        ck_assert_int_eq(spec->model_cfg.bottom_hidden, bottom[p]);
+        ck_assert_int_eq(spec->model_cfg.experts, 4);
+        ck_assert_int_eq(spec->model_cfg.tower_hidden, 8);
+        assert_param(s, p, "data.correlation", p < 3 ? "0.2" : "0.8");
+    }
+    assert_param(s, 1, "model.bottom_hidden", "50");
+    sweep_free(s);
+
+    /* Defaults are per family: single's bottom is 16, shared_bottom's 113. */
+    s = load_text("[experiment]\nname = fam\n[model]\nname = single, shared_bottom\n");
+    ck_assert_int_eq(s->n_points, 2);
+    ck_assert_int_eq(s->points[0].spec.model_cfg.bottom_hidden, 16);
+    assert_param(s, 0, "model.bottom_hidden", "16");
+    ck_assert_int_eq(s->points[1].spec.model_cfg.bottom_hidden, 113);
+    sweep_free(s);
+}
+END_TEST
+
+/* An override that replaces a [model] list gives equal configs: kept once. */
+START_TEST(test_override_dedupes) {
+    sweep_t *s = load_text("[experiment]\nname = d\n"
+                           "[model]\nname = omoe, mmoe\nexperts = 2, 4\n"
+                           "[model.mmoe]\nexperts = 8\n");
+    /* experts 2: omoe, mmoe(8); experts 4: omoe (mmoe(8) again is a duplicate). */
+    ck_assert_int_eq(s->n_points, 3);
+    assert_param(s, 0, "model.experts", "2");
+    assert_param(s, 1, "model.experts", "8");
+    assert_param(s, 1, "model.name", "mmoe");
+    assert_param(s, 2, "model.experts", "4");
+    assert_param(s, 2, "model.name", "omoe");
+    sweep_free(s);
+}
+END_TEST
+
+/* ---- seeds --------------------------------------------------------------- */
+
+static const char seeds_ini[] = "[experiment]\n"
+                                "name = seeds\n"
+                                "seed = 2018\n"
+                                "repeats = 2\n"
+                                "[data]\n"
+                                "correlation = 0.5, 0.9\n"
+                                "[train]\n"
+                                "lr = 0.001\n"
+                                "[model]\n"
+                                "name = shared_bottom, mmoe\n";
+
+START_TEST(test_seeds) {
+    sweep_t *s = load_text(seeds_ini);
+    ck_assert_int_eq(s->n_points, 4); /* (0.5, sb) (0.5, mmoe) (0.9, sb) (0.9, mmoe) */
+    for (int r = 0; r < 2; r++) {
+        /* All models of one (data setting, repeat) share the dataset. */
+        ck_assert(sweep_data_seed(s, 0, r) == sweep_data_seed(s, 1, r));
+        ck_assert(sweep_data_seed(s, 2, r) == sweep_data_seed(s, 3, r));
+        ck_assert(sweep_data_seed(s, 0, r) != sweep_data_seed(s, 2, r));
+        ck_assert(sweep_init_seed(s, 0, r) != sweep_init_seed(s, 1, r));
+        ck_assert(sweep_init_seed(s, 2, r) != sweep_init_seed(s, 3, r));
+    }
+    for (int p = 0; p < 4; p++) {
+        ck_assert(sweep_data_seed(s, p, 0) != sweep_data_seed(s, p, 1));
+        ck_assert(sweep_init_seed(s, p, 0) != sweep_init_seed(s, p, 1));
+        for (int r = 0; r < 2; r++) { /* 63 bits, never 0 */
+            ck_assert(sweep_data_seed(s, p, r) > 0 && sweep_data_seed(s, p, r) < (1ULL << 63));
+            ck_assert(sweep_init_seed(s, p, r) > 0 && sweep_init_seed(s, p, r) < (1ULL << 63));
+        }
+    }
+
+    /* Golden values: the seed hash is part of every stored result's identity. */
+    static const uint64_t golden_data[2][2] = {
+        /* [repeat][correlation] */
+        {449201651094286033ULL, 8203402081700110739ULL},
+        {3178505437287432096ULL, 6926904621474081024ULL},
+    };
+    static const uint64_t golden_init[2][4] = {
+        /* [repeat][point] */
+        {716452138293203580ULL, 2981278183343524545ULL, 6106651928070905942ULL,
+         1202848436839253515ULL},
+        {3133432974949314507ULL, 5220226678958992591ULL, 6094154448652704714ULL,
+         8993283198022396227ULL},
+    };
+    for (int r = 0; r < 2; r++) {
+        for (int p = 0; p < 4; p++)
+            ck_assert_msg(sweep_init_seed(s, p, r) == golden_init[r][p],
+                          "init_seed(point %d, repeat %d) = %llu", p, r,
+                          (unsigned long long)sweep_init_seed(s, p, r));
+        for (int d = 0; d < 2; d++)
+            ck_assert_msg(sweep_data_seed(s, 2 * d, r) == golden_data[r][d],
+                          "data_seed(point %d, repeat %d) = %llu", 2 * d, r,
+                          (unsigned long long)sweep_data_seed(s, 2 * d, r));
+    }
+
+    /* Stable across loads. */
+    sweep_t *again = load_text(seeds_ini);
+    for (int p = 0; p < 4; p++)
+        for (int r = 0; r < 2; r++) {
+            ck_assert(sweep_data_seed(s, p, r) == sweep_data_seed(again, p, r));
+            ck_assert(sweep_init_seed(s, p, r) == sweep_init_seed(again, p, r));
+        }
+    sweep_free(again);
+
+    /* A training change moves the init seed only. */
+    char *text = strdup(seeds_ini);
+    memcpy(strstr(text, "lr = 0.001"), "lr = 0.002", 10);
+    sweep_t *lr = load_text(text);
+    free(text);
+    for (int p = 0; p < 4; p++)
+        for (int r = 0; r < 2; r++) {
+            ck_assert(sweep_data_seed(s, p, r) == sweep_data_seed(lr, p, r));
+            ck_assert(sweep_init_seed(s, p, r) != sweep_init_seed(lr, p, r));
+        }
+    sweep_free(lr);
+
+    /* The experiment seed moves both. */
+    text = strdup(seeds_ini);
+    memcpy(strstr(text, "seed = 2018"), "seed = 2019", 11);
+    sweep_t *other = load_text(text);
+    free(text);
+    ck_assert(sweep_data_seed(s, 0, 0) != sweep_data_seed(other, 0, 0));
+    ck_assert(sweep_init_seed(s, 0, 0) != sweep_init_seed(other, 0, 0));
+    sweep_free(other);
+    sweep_free(s);
+}
+END_TEST
+
+/* ---- canonical config ---------------------------------------------------- */
+
+START_TEST(test_canonical_config) {
+    static const char text[] = "[experiment]\n"
+                               "name = canon\n"
+                               "seed = 42\n"
+                               "[data]\n"
+                               "noise = 0.10\n"
+                               "[train]\n"
+                               "lr = 1e-1, 1e-4\n"
+                               "[model]\n"
+                               "name = mmoe\n";
+    sweep_t *s = load_text(text);
+    ck_assert_int_eq(s->n_points, 2);
+    /* Every key, defaults included, in key-table order; numbers in shortest form. */
+    ck_assert_str_eq(s->points[0].config,
+                     "data.source=synthetic;data.tasks=2;data.correlation=0.5;data.dim=100;"
+                     "data.sinusoids=10;data.scale=1;data.noise=0.1;data.alpha=normal;"
+                     "data.alpha_seed=42;data.train=10000;data.validation=1000;data.test=1000;"
+                     "train.optimizer=adam;train.lr=0.1;train.batch=128;train.steps=3000;"
+                     "train.eval_every=100;train.task_weights=1 1;model.name=mmoe;"
+                     "model.experts=8;model.expert_hidden=16;model.bottom_hidden=113;"
+                     "model.tower_hidden=8");
+    ck_assert_str_eq(s->points[0].data_config,
+                     "data.source=synthetic;data.tasks=2;data.correlation=0.5;data.dim=100;"
+                     "data.sinusoids=10;data.scale=1;data.noise=0.1;data.alpha=normal;"
+                     "data.alpha_seed=42;data.train=10000;data.validation=1000;data.test=1000");
+    assert_param(s, 1, "train.lr", "0.0001");
+    ck_assert_int_eq(s->points[0].n_params, 23);
+    ck_assert_str_eq(s->points[0].params[0].key, "data.source");
+    ck_assert_str_eq(s->points[0].params[22].key, "model.tower_hidden");
+    ck_assert_int_eq((int)s->points[0].spec.data.alpha_seed, 42); /* the experiment seed */
+
+    sweep_t *again = load_text(text);
+    for (int p = 0; p < s->n_points; p++) {
+        ck_assert_str_eq(s->points[p].config, again->points[p].config);
+        ck_assert_int_eq(sweep_find_point(s, s->points[p].config), p);
+        ck_assert_int_eq(sweep_find_point(again, s->points[p].config), p);
+    }
+    ck_assert_int_eq(sweep_find_point(s, "data.tasks=2"), -1);
+    ck_assert_int_eq(sweep_find_point(s, ""), -1);
+    sweep_free(again);
+    sweep_free(s);
+}
+END_TEST
+
+START_TEST(test_number_format) {
+    char buf[64];
+    sweep_format_number(0.1, buf, sizeof buf);
+    ck_assert_str_eq(buf, "0.1");
+    sweep_format_number(1e-4, buf, sizeof buf);
+    ck_assert_str_eq(buf, "0.0001");
+    sweep_format_number(1.0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "1");
+    sweep_format_number(-0.0, buf, sizeof buf);
+    ck_assert_str_eq(buf, "0");
+    sweep_format_number(1e-7, buf, sizeof buf);
+    ck_assert_str_eq(buf, "1e-07");
+    const double third = 1.0 / 3.0;
+    sweep_format_number(third, buf, sizeof buf);
+    ck_assert(strtod(buf, NULL) == third);
+    ck_assert_str_eq(buf, "0.3333333333333333"); /* 16 digits suffice */
+    sweep_format_number(0.1 + 0.2, buf, sizeof buf);
+    ck_assert(strtod(buf, NULL) == 0.1 + 0.2);
+    ck_assert_str_eq(buf, "0.30000000000000004");
+}
+END_TEST
+
+/* Inline comments, indentation, vectors, groups, booleans, [record]. */
+START_TEST(test_syntax_and_vectors) {
+    sweep_t *s = load_text("; a comment\n"
+                           "# another\n"
+                           "[experiment]   ; the experiment\n"
+                           "  name = syn.tax-1   # indented, '#' comment\n"
+                           "  description = a, b and c ; commas are text here\n"
+                           "[data]\n"
+                           "tasks = 4\n"
+                           "groups = 2 2\n"
+                           "within = 0.9\n"
+                           "between = 0\n"
+                           "binary = 4 2\n"
+                           "positive_rate = 0.25\n"
+                           "[train]\n"
+                           "task_weights = 1 0.5 2 1\n"
+                           "[model]\n"
+                           "name = mmoe ;trailing\n"
+                           "[record]\n"
+                           "gates = no\n"
+                           "weights = yes\n");
+    ck_assert_str_eq(s->name, "syn.tax-1");
+    ck_assert_str_eq(s->description, "a, b and c");
+    ck_assert(!s->record_gates);
+    ck_assert(s->record_weights);
+    ck_assert_int_eq(s->n_points, 1);
+    const sweep_point_t *p = &s->points[0];
+    ck_assert_ptr_null(param(p, "data.correlation")); /* groups replace it */
+    assert_param(s, 0, "data.groups", "2 2");
+    assert_param(s, 0, "data.within", "0.9");
+    assert_param(s, 0, "data.binary", "2 4"); /* a set: sorted */
+    assert_param(s, 0, "train.task_weights", "1 0.5 2 1");
+    const synth_params_t *d = &p->spec.data;
+    ck_assert_int_eq(d->tasks, 4);
+    ck_assert_double_eq(d->corr[0 * 4 + 1], 0.9);
+    ck_assert_double_eq(d->corr[2 * 4 + 3], 0.9);
+    ck_assert_double_eq(d->corr[1 * 4 + 2], 0.0);
+    ck_assert(!d->binary[0] && d->binary[1] && !d->binary[2] && d->binary[3]);
+    ck_assert_double_eq(d->positive_rate[1], 0.25);
+    ck_assert_double_eq(p->spec.train.task_weight[1], 0.5);
+    ck_assert_double_eq(p->spec.train.task_weight[2], 2.0);
+    sweep_free(s);
+
+    /* Defaults of [record] and [experiment]. */
+    s = load_text("[experiment]\nname = x\n[model]\nname = mmoe\n");
+    ck_assert(s->record_gates && s->record_weights);
+    ck_assert_int_eq(s->repeats, 1);
+    ck_assert_int_eq(s->samples, 1);
+    ck_assert(s->seed == 1);
+    ck_assert_ptr_nonnull(strstr(s->text, "name = mmoe"));
+    sweep_free(s);
+}
+END_TEST
+
+/* ---- random search ------------------------------------------------------- */
+
+static const char search_ini[] = "[experiment]\n"
+                                 "name = search\n"
+                                 "samples = 4\n"
+                                 "[data]\n"
+                                 "correlation = 0.5, 0.9\n"
+                                 "[train]\n"
+                                 "lr = loguniform(1e-4, 1e-2)\n"
+                                 "[model]\n"
+                                 "name = mmoe\n";
+
+START_TEST(test_distributions) {
+    sweep_t *s = load_text(search_ini);
+    ck_assert_int_eq(s->n_points, 8);
+    for (int p = 0; p < 8; p++) {
+        double lr = s->points[p].spec.train.lr;
+        ck_assert(lr >= 1e-4 && lr <= 1e-2);
+        ck_assert_double_eq(strtod(param(&s->points[p], "train.lr"), NULL), lr);
+        assert_param(s, p, "data.correlation", p < 4 ? "0.5" : "0.9");
+    }
+    for (int p = 1; p < 8; p++) /* different draws, different grid points */
+        for (int q = 0; q < p; q++)
+            ck_assert(s->points[p].spec.train.lr != s->points[q].spec.train.lr);
+    /* Golden draws: the draw rule is part of the reproducibility contract. */
+    assert_param(s, 0, "train.lr", "0.0007580235135460556");
+    assert_param(s, 4, "train.lr", "0.006199708153106846");
+    sweep_t *again = load_text(search_ini);
+    ck_assert_int_eq(again->n_points, 8);
+    for (int p = 0; p < 8; p++)
+        ck_assert_str_eq(s->points[p].config, again->points[p].config);
+    sweep_free(again);
+    sweep_free(s);
+
+    /* randint is inclusive; equal draws are one point. */
+    s = load_text("[experiment]\nname = r\nsamples = 60\n"
+                  "[model]\nname = mmoe\nexperts = randint(2, 4)\n");
+    ck_assert_int_eq(s->n_points, 3);
+    bool seen[5] = {false};
+    for (int p = 0; p < 3; p++) {
+        int e = s->points[p].spec.model_cfg.experts;
+        ck_assert(e >= 2 && e <= 4);
+        seen[e] = true;
+    }
+    ck_assert(seen[2] && seen[3] && seen[4]);
+    sweep_free(s);
+
+    /* choice picks only the given values (any type), uniform stays in [a, b). */
+    s = load_text("[experiment]\nname = c\nsamples = 40\n"
+                  "[data]\nalpha = choice(normal, index)\nnoise = uniform(0.05, 0.2)\n"
+                  "[model]\nname = mmoe\nexperts = choice(3, 5, 9)\n");
+    ck_assert_int_eq(s->n_points, 40);
+    bool alpha_seen[2] = {false}, experts_seen[10] = {false};
+    for (int p = 0; p < s->n_points; p++) {
+        const trial_spec_t *spec = &s->points[p].spec;
+        int e = spec->model_cfg.experts;
+        ck_assert(e == 3 || e == 5 || e == 9);
+        experts_seen[e] = true;
+        alpha_seen[spec->data.alpha_mode == ALPHA_INDEX] = true;
+        ck_assert(spec->data.noise >= 0.05 && spec->data.noise < 0.2);
+    }
+    ck_assert(alpha_seen[0] && alpha_seen[1]);
+    ck_assert(experts_seen[3] && experts_seen[5] && experts_seen[9]);
+    sweep_free(s);
+}
+END_TEST
+
+/* ---- errors -------------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    int line;               /* expected FILE:LINE, or 0 for none */
+    const char *needles[3]; /* substrings of the message */
+} bad_case_t;
+
+#define NAME10 "abcdefghij"
+#define NAME150                                                                                    \
+    NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10 NAME10     \
+        NAME10 NAME10
+#define HEAD  "[experiment]\nname = bad\n"
+#define MODEL "[model]\nname = mmoe\n"
+
+static const bad_case_t bad_cases[] = {
+    {HEAD "this line has no equals sign\n" MODEL, 3, {"expected 'key = value'"}},
+    {HEAD "[train]\nlearning_rate = 0.1\n" MODEL,
+     4,
+     {"unknown key 'learning_rate' in [train]", "did you mean 'lr'?"}},
+    {HEAD MODEL "expert = 4\n", 5, {"unknown key 'expert' in [model]", "did you mean 'experts'?"}},
+    {HEAD "[trian]\nlr = 0.1\n" MODEL, 3, {"unknown section [trian]", "did you mean [train]?"}},
+    {HEAD "[train]\nlr = uniform(1)\n" MODEL, 4, {"[train] lr:", "2 arguments"}},
+    {HEAD "[train]\nlr = uniform(2,1)\n" MODEL, 4, {"[train] lr:", "lower bound 2"}},
+    {HEAD "[train]\nlr = loguniform(0,1)\n" MODEL, 4, {"[train] lr:", "loguniform", "0"}},
+    {HEAD "[data]\nnoise = loguniform(0, 1)\n" MODEL, 4, {"[data] noise:", "positive"}},
+    {HEAD "[train]\nlr = gauss(0,1)\n" MODEL, 4, {"[train] lr:", "unknown distribution 'gauss'"}},
+    {HEAD "[data]\nalpha = uniform(0,1)\n" MODEL, 4, {"[data] alpha:", "numeric"}},
+    {HEAD "[model]\nname =\n", 4, {"[model] name:", "empty"}},
+    {HEAD "[train]\nlr =\n" MODEL, 4, {"[train] lr:", "empty"}},
+    {HEAD "[train]\nlr = 0.1,,0.2\n" MODEL, 4, {"[train] lr:", "item 2", "empty"}},
+    {HEAD "[train]\nlr = fast\n" MODEL, 4, {"[train] lr:", "'fast' is not a number"}},
+    {HEAD "[train]\nsteps = 10.5\n" MODEL, 4, {"[train] steps:", "not an integer"}},
+    {HEAD "[data]\ncorrelation = 0.5, 1.5\n" MODEL,
+     4,
+     {"[data] correlation:", "1.5 is out of range"}},
+    {"[experiment]\nname = bad\nrepeats = 0\n" MODEL, 3, {"[experiment] repeats:", "out of range"}},
+    {HEAD "[model]\nname = mmoe, xgboost\n",
+     4,
+     {"[model] name:", "unknown model 'xgboost'", "mmoe"}},
+    {HEAD MODEL "[model.omoe]\nexperts = 4\n", 5, {"[model.omoe]", "not in [model] name"}},
+    {HEAD MODEL "[model.mmoee]\nexperts = 4\n",
+     5,
+     {"unknown model 'mmoee'", "did you mean 'mmoe'"}},
+    {HEAD MODEL "[model.mmoe]\nname = omoe\n", 6, {"[model.mmoe] name:", "not allowed"}},
+    {"[experiment]\ndescription = no name\n" MODEL, 1, {"[experiment] name is required"}},
+    {HEAD "[train]\nlr = 0.1\nsteps = 5\nlr = 0.2\n" MODEL,
+     6,
+     {"[train] lr:", "duplicate key", "lines 4 and 6"}},
+    {HEAD "[data]\nsource = csv:data/x.csv\n" MODEL,
+     4,
+     {"[data] source:", "csv data sources are not supported yet"}},
+    {HEAD "[data]\ncorrelation = 0.2\ngroups = 1 1\n" MODEL, 5, {"correlation and groups"}},
+    {HEAD "[data]\nwithin = 0.2\n" MODEL, 4, {"[data] within:", "groups"}},
+    {"[experiment]\nname = bad\nsamples = 3\n" MODEL,
+     3,
+     {"samples = 3 but no key is a distribution"}},
+    {"[experiment]\nname = bad inside\n" MODEL, 2, {"[experiment] name:", "letters"}},
+    {"[experiment]\nname = bad\nrepeats = 1, 2\n" MODEL, 3, {"[experiment] repeats:", "list"}},
+    {"name = bad\n" MODEL, 1, {"outside any section"}},
+    {HEAD "[model]\nname = choice(mmoe, omoe)\n", 4, {"[model] name:", "list"}},
+    {HEAD "[data]\nbinary = 1 1\n" MODEL, 4, {"[data] binary:", "twice"}},
+    {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
+    {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
+    {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
+    /* Errors found on a resolved point name the point, not a line. */
+    {HEAD "[data]\ntasks = 3\ncorrelation = 0.2, -0.9\n" MODEL,
+     0,
+     {": point 1 (model=mmoe, data.correlation=-0.9):", "semi-definite"}},
+    {HEAD "[data]\nbinary = 3\n" MODEL, 0, {": point 0 (model=mmoe):", "binary task 3"}},
+    {HEAD "[train]\ntask_weights = 1 2 3\n" MODEL, 0, {"point 0", "task_weights has 3 values"}},
+};
+
+START_TEST(test_bad_file) {
+    const bad_case_t *c = &bad_cases[_i];
+    char *path = write_fixture("bad.ini", c->text);
+    sweep_t *s = (sweep_t *)1;
+    err_t err = {0};
+    int rc = sweep_load(path, &s, &err);
+    ck_assert_msg(rc != 0, "case %d loaded:\n%s", _i, c->text);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    char where[1200];
+    if (c->line)
+        snprintf(where, sizeof where, "%s:%d: ", path, c->line);
+    else
+        snprintf(where, sizeof where, "%s: ", path);
+    ck_assert_msg(strncmp(err.msg, where, strlen(where)) == 0, "case %d: '%s' does not start '%s'",
+                  _i, err.msg, where);
+    for (int n = 0; n < 3 && c->needles[n]; n++)
+        ck_assert_msg(strstr(err.msg, c->needles[n]) != NULL, "case %d: '%s' lacks '%s'", _i,
+                      err.msg, c->needles[n]);
+    remove_fixture(path);
+}
+END_TEST
+
+START_TEST(test_long_line) {
+    char text[1024];
+    int n = snprintf(text, sizeof text, HEAD "description = ");
+    memset(text + n, 'x', 300);
+    snprintf(text + n + 300, sizeof text - (size_t)n - 300, "\n" MODEL);
+    char *path = write_fixture("long.ini", text);
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_int_ne(sweep_load(path, &s, &err), 0);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, ":3: line too long"));
+    remove_fixture(path);
+}
+END_TEST
+
+START_TEST(test_unreadable) {
+    char *dir = test_tmpdir();
+    char path[1100];
+    snprintf(path, sizeof path, "%s/missing.ini", dir);
+    sweep_t *s = (sweep_t *)1;
+    err_t err = {0};
+    ck_assert_int_ne(sweep_load(path, &s, &err), 0);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(err.kind, ERR_FAIL);
+    ck_assert_ptr_nonnull(strstr(err.msg, path));
+    /* A directory is not a sweep file either. */
+    ck_assert_int_ne(sweep_load(dir, &s, &err), 0);
+    ck_assert_int_eq(err.kind, ERR_FAIL);
+    ck_assert_ptr_nonnull(strstr(err.msg, dir));
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_suggest) {
+    static const char *const keys[] = {"optimizer", "lr",         "batch",
+                                       "steps",     "eval_every", "task_weights"};
+    ck_assert_str_eq(sweep_suggest("learning_rate", keys, 6), "lr");
+    ck_assert_str_eq(sweep_suggest("batch_size", keys, 6), "batch");
+    ck_assert_str_eq(sweep_suggest("stpes", keys, 6), "steps");
+    ck_assert_str_eq(sweep_suggest("optimiser", keys, 6), "optimizer");
+    ck_assert_ptr_null(sweep_suggest("momentum", keys, 6));
+    ck_assert_int_eq(sweep_edit_distance("kitten", "sitting"), 3);
+}
+END_TEST
+
+/* The shipped example loads and has the documented shape. */
+START_TEST(test_example_file) {
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load("experiments/example.ini", &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 4);
+    ck_assert_int_eq(s->repeats, 2);
+    ck_assert_int_eq(s->n_trials, 8);
+    sweep_free(s);
+}
+END_TEST
+
+Suite *sweep_suite(void) {
+    Suite *s = suite_create("sweep");
+    TCase *tc = tcase_create("expand");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_grid_2x2);
+    tcase_add_test(tc, test_models_innermost);
+    tcase_add_test(tc, test_override_dedupes);
+    tcase_add_test(tc, test_seeds);
+    tcase_add_test(tc, test_canonical_config);
+    tcase_add_test(tc, test_number_format);
+    tcase_add_test(tc, test_syntax_and_vectors);
+    tcase_add_test(tc, test_distributions);
+    tcase_add_test(tc, test_suggest);
+    tcase_add_test(tc, test_example_file);
+    suite_add_tcase(s, tc);
+
+    TCase *bad = tcase_create("errors");
+    tcase_add_loop_test(bad, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(bad, test_long_line);
+    tcase_add_test(bad, test_unreadable);
+    suite_add_tcase(s, bad);
+    return s;
+}
