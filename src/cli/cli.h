@@ -18,4 +18,12 @@ int cmd_export(int argc, char **argv);
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);
 
+/* Parses a subcommand's options (cli/opts.h).  Returns CLI_CONTINUE when the
+ * command should go on; otherwise the exit status to return: 0 after printing
+ * the help for --help, 2 after printing a usage error. */
+#define CLI_CONTINUE (-1)
+struct opt;
+int cli_options(const char *cmd, const char *usage, const char *description, struct opt *opts,
+                int n_opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos);
+
 #endif

@@ -27,16 +27,13 @@ int cmd_export(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 0, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab export --csv DIR [--db FILE] [--blobs]",
-                   "Writes DIR/TABLE.csv for every table of the store (meta, experiment, trial,\n"
-                   "param, metric, gate, gate_hist, route, tensor, weights).  weights.csv holds\n"
-                   "trial_id, dtype, n and the blob's size in bytes; --blobs adds the blob itself.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("export", &err);
+    int rc = cli_options(
+        "export", "mtlab export --csv DIR [--db FILE] [--blobs]",
+        "Writes DIR/TABLE.csv for every table of the store (meta, experiment, trial,\n"
+        "param, metric, gate, gate_hist, route, tensor, weights).  weights.csv holds\n"
+        "trial_id, dtype, n and the blob's size in bytes; --blobs adds the blob itself.",
+        opts, n_opts, argc, argv, pos, 0, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
     if (!dir) {
         err_set(&err, ERR_USAGE, "missing --csv DIR (see mtlab export --help)");
         return cli_fail("export", &err);

@@ -104,15 +104,12 @@ int cmd_gen(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 0, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab gen [OPTIONS] > FILE.csv",
-                   "Writes one split of a synthetic dataset (SPEC §3) as CSV: header\n"
-                   "x1,...,xd,y1,...,yT, then --n rows.  The same arguments give the same bytes.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("gen", &err);
+    int rc =
+        cli_options("gen", "mtlab gen [OPTIONS] > FILE.csv",
+                    "Writes one split of a synthetic dataset (SPEC §3) as CSV: header\n"
+                    "x1,...,xd,y1,...,yT, then --n rows.  The same arguments give the same bytes.",
+                    opts, n_opts, argc, argv, pos, 0, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
     if (!binary && opts[n_opts - 1].seen) { /* the last entry: --positive-rate */
         err_set(&err, ERR_USAGE, "--positive-rate applies to binary tasks only (see --binary)");
         return cli_fail("gen", &err);

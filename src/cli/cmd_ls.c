@@ -16,15 +16,11 @@ int cmd_ls(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 0, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab ls [--db FILE]",
-                   "Lists the experiments of a store: id, name, trials by status (pending,\n"
-                   "running, done, failed), when it was created and its description.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("ls", &err);
+    int rc = cli_options("ls", "mtlab ls [--db FILE]",
+                         "Lists the experiments of a store: id, name, trials by status (pending,\n"
+                         "running, done, failed), when it was created and its description.",
+                         opts, n_opts, argc, argv, pos, 0, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
 
     store_t *s;
     if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("ls", &err);

@@ -34,8 +34,8 @@ static void dry_run(const sweep_t *sw) {
         trial_spec_t spec;
         sweep_trial(sw, i, &point, &repeat, &spec);
         const sweep_point_t *pt = &sw->points[point];
-        printf("%6d %6d %-14s %20" PRIu64 " %20" PRIu64 " ", i, repeat, spec.model,
-               spec.data_seed, spec.init_seed);
+        printf("%6d %6d %-14s %20" PRIu64 " %20" PRIu64 " ", i, repeat, spec.model, spec.data_seed,
+               spec.init_seed);
         for (int k = 0; k < pt->n_params; k++)
             if (varies[k] && strcmp(pt->params[k].key, "model.name") != 0)
                 printf(" %s=%s", pt->params[k].key, pt->params[k].value);
@@ -50,8 +50,10 @@ int cmd_run(int argc, char **argv) {
     bool dry = false, replace = false, quiet = false;
     opt_t opts[] = {
         {"db", OPT_STRING, &db, "FILE", "SQLite store to write (created if missing)", 1, 0, 0},
-        {"jobs", OPT_INT, &jobs, "N", "worker processes (default: the number of cores)", 1, 1024, 0},
-        {"limit", OPT_INT, &limit, "N", "run at most N trials in this invocation (0: all)", 0, 1e9, 0},
+        {"jobs", OPT_INT, &jobs, "N", "worker processes (default: the number of cores)", 1, 1024,
+         0},
+        {"limit", OPT_INT, &limit, "N", "run at most N trials in this invocation (0: all)", 0, 1e9,
+         0},
         {"dry-run", OPT_FLAG, &dry, NULL, "print the expanded trials without training", 1, 0, 0},
         {"replace-spec", OPT_FLAG, &replace, NULL,
          "continue an experiment whose sweep file changed (stores the new text; keeps old trials)",
@@ -62,16 +64,13 @@ int cmd_run(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 1, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab run SWEEP.ini [OPTIONS]",
-                   "Expands the sweep and trains every trial not yet in the store, with N\n"
-                   "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
-                   "finished trials are kept, trials left running by a killed run are redone.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("run", &err);
+    int rc =
+        cli_options("run", "mtlab run SWEEP.ini [OPTIONS]",
+                    "Expands the sweep and trains every trial not yet in the store, with N\n"
+                    "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
+                    "finished trials are kept, trials left running by a killed run are redone.",
+                    opts, n_opts, argc, argv, pos, 1, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
     if (n_pos != 1) {
         err_set(&err, ERR_USAGE, "expected one sweep file (see --help)");
         return cli_fail("run", &err);
@@ -96,8 +95,8 @@ int cmd_run(int argc, char **argv) {
                sw->name, sum.total, sum.added, sum.done_all, sum.failed_all, sum.pending_all,
                sum.trained, sum.failed, sum.seconds);
         if (sum.trained > 0 && sum.seconds_trials > 0)
-            printf(", %.2f trials/s, store %.2f%% of trial time",
-                   sum.trained / sum.seconds, 100.0 * sum.seconds_store / sum.seconds_trials);
+            printf(", %.2f trials/s, store %.2f%% of trial time", sum.trained / sum.seconds,
+                   100.0 * sum.seconds_store / sum.seconds_trials);
         printf("\n");
     }
     sweep_free(sw);

@@ -69,18 +69,28 @@ static void print_gates(const store_table_t *g) {
 static const struct {
     const char *key, *flag, *fixed;
 } train_flags[] = {
-    {"model.name", "--model", NULL},          {"data.correlation", "--corr", NULL},
-    {"data.tasks", "--tasks", NULL},          {"data.dim", "--dim", NULL},
-    {"data.sinusoids", "--sinusoids", NULL},  {"data.scale", "--scale", NULL},
-    {"data.noise", "--noise", NULL},          {"data.alpha", "--alpha", NULL},
-    {"data.alpha_seed", "--alpha-seed", NULL}, {"data.train", "--train", NULL},
-    {"data.validation", "--val", NULL},       {"data.test", "--test", NULL},
-    {"model.experts", "--experts", NULL},     {"model.expert_hidden", "--expert-hidden", NULL},
+    {"model.name", "--model", NULL},
+    {"data.correlation", "--corr", NULL},
+    {"data.tasks", "--tasks", NULL},
+    {"data.dim", "--dim", NULL},
+    {"data.sinusoids", "--sinusoids", NULL},
+    {"data.scale", "--scale", NULL},
+    {"data.noise", "--noise", NULL},
+    {"data.alpha", "--alpha", NULL},
+    {"data.alpha_seed", "--alpha-seed", NULL},
+    {"data.train", "--train", NULL},
+    {"data.validation", "--val", NULL},
+    {"data.test", "--test", NULL},
+    {"model.experts", "--experts", NULL},
+    {"model.expert_hidden", "--expert-hidden", NULL},
     {"model.bottom_hidden", "--bottom-hidden", NULL},
     {"model.tower_hidden", "--tower-hidden", NULL},
-    {"train.lr", "--lr", NULL},               {"train.batch", "--batch", NULL},
-    {"train.steps", "--steps", NULL},         {"train.eval_every", "--eval-every", NULL},
-    {"data.source", NULL, "synthetic"},       {"train.optimizer", NULL, "adam"},
+    {"train.lr", "--lr", NULL},
+    {"train.batch", "--batch", NULL},
+    {"train.steps", "--steps", NULL},
+    {"train.eval_every", "--eval-every", NULL},
+    {"data.source", NULL, "synthetic"},
+    {"train.optimizer", NULL, "adam"},
 };
 
 /* Prints the `mtlab train` command that reruns this trial bit for bit, or
@@ -92,14 +102,15 @@ static void print_reproduce(const store_trial_info_t *t) {
         const char *key = store_table_cell(t->params, r, 0);
         const char *value = store_table_cell(t->params, r, 1);
         size_t i = 0, count = sizeof train_flags / sizeof train_flags[0];
-        while (i < count && strcmp(train_flags[i].key, key) != 0) i++;
-        bool unit_weights = strcmp(key, "train.task_weights") == 0 && value &&
-                            strspn(value, "1 ") == strlen(value);
+        while (i < count && strcmp(train_flags[i].key, key) != 0)
+            i++;
+        bool unit_weights =
+            strcmp(key, "train.task_weights") == 0 && value && strspn(value, "1 ") == strlen(value);
         if (unit_weights) continue;
         if (i == count || !value ||
             (train_flags[i].fixed && strcmp(train_flags[i].fixed, value) != 0)) {
-            printf("\nreproduce: no `mtlab train` equivalent (%s = %s has no train option)\n",
-                   key, or_dash(value));
+            printf("\nreproduce: no `mtlab train` equivalent (%s = %s has no train option)\n", key,
+                   or_dash(value));
             return;
         }
         if (train_flags[i].flag && n < (int)sizeof cmd)
@@ -175,15 +186,12 @@ int cmd_show(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 1, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab show TRIAL_ID [--db FILE]",
-                   "Shows one trial: experiment, model, repeat, status (and error), seeds, config\n"
-                   "params, timings, parameter count, final metrics and mean gate weights.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("show", &err);
+    int rc = cli_options(
+        "show", "mtlab show TRIAL_ID [--db FILE]",
+        "Shows one trial: experiment, model, repeat, status (and error), seeds, config\n"
+        "params, timings, parameter count, final metrics and mean gate weights.",
+        opts, n_opts, argc, argv, pos, 1, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
     long long id;
     if (n_pos == 0) {
         err_set(&err, ERR_USAGE, "missing TRIAL_ID (see mtlab show --help)");

@@ -21,17 +21,14 @@ int cmd_sql(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 1, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab sql QUERY [--db FILE] [--csv]",
-                   "Runs one SQL statement on the store, read-only, and prints its rows.\n"
-                   "Tables and views: sql/schema.sql (v_final, v_curve, v_best_lr, ...). Example:\n"
-                   "  mtlab sql \"SELECT model, avg(value) FROM v_final WHERE name='test/loss/t1' "
-                   "GROUP BY model\"",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("sql", &err);
+    int rc = cli_options(
+        "sql", "mtlab sql QUERY [--db FILE] [--csv]",
+        "Runs one SQL statement on the store, read-only, and prints its rows.\n"
+        "Tables and views: sql/schema.sql (v_final, v_curve, v_best_lr, ...). Example:\n"
+        "  mtlab sql \"SELECT model, avg(value) FROM v_final WHERE name='test/loss/t1' "
+        "GROUP BY model\"",
+        opts, n_opts, argc, argv, pos, 1, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
     if (n_pos == 0) {
         err_set(&err, ERR_USAGE, "missing QUERY (see mtlab sql --help)");
         return cli_fail("sql", &err);

@@ -29,7 +29,6 @@ static void print_loss(const char *prefix, double v, int digits, int width) {
         printf("%s%*.6f", prefix, width, v);
 }
 
-
 static void on_eval(void *ctx, const train_eval_t *ev) {
     printer_t *p = ctx;
     const int T = ev->tasks;
@@ -52,14 +51,18 @@ static void on_eval(void *ctx, const train_eval_t *ev) {
     printf("%6d", ev->step);
     const double *rows[] = {ev->train, ev->val, ev->test};
     for (int s = 0; s < 3; s++)
-        for (int k = 0; k <= T; k++) print_loss(" ", rows[s][k], p->digits, 11);
+        for (int k = 0; k <= T; k++)
+            print_loss(" ", rows[s][k], p->digits, 11);
     printf("\n");
 }
 
 static int parse_alpha(const char *s, synth_alpha_t *mode, err_t *err) {
-    if (strcmp(s, "normal") == 0) *mode = ALPHA_NORMAL;
-    else if (strcmp(s, "index") == 0) *mode = ALPHA_INDEX;
-    else return err_set(err, ERR_USAGE, "--alpha: '%s' is not one of normal, index", s);
+    if (strcmp(s, "normal") == 0)
+        *mode = ALPHA_NORMAL;
+    else if (strcmp(s, "index") == 0)
+        *mode = ALPHA_INDEX;
+    else
+        return err_set(err, ERR_USAGE, "--alpha: '%s' is not one of normal, index", s);
     return 0;
 }
 
@@ -77,7 +80,8 @@ static void print_gates(const gate_stats_t *gs) {
     printf("\n");
     for (int g = 0; g < gs->n_gates; g++) {
         printf("%-8s", gs->gate[g].name);
-        for (int e = 0; e < gs->gate[g].experts; e++) printf(" %7.4f", gs->gate[g].mean[e]);
+        for (int e = 0; e < gs->gate[g].experts; e++)
+            printf(" %7.4f", gs->gate[g].mean[e]);
         printf("\n");
     }
 }
@@ -96,43 +100,48 @@ int cmd_train(int argc, char **argv) {
 
     opt_t opts[] = {
         {"model", OPT_STRING, &model_name, "NAME", "single, shared_bottom, omoe or mmoe", 1, 0, 0},
-        {"corr", OPT_DOUBLE, &corr, "P", "task correlation (cosine of task weights), all pairs", -1, 1, 0},
+        {"corr", OPT_DOUBLE, &corr, "P", "task correlation (cosine of task weights), all pairs", -1,
+         1, 0},
         {"tasks", OPT_INT, &sp->tasks, "T", "number of tasks", 1, MTLAB_MAX_TASKS, 0},
         {"dim", OPT_INT, &sp->dim, "D", "input features", 1, 1e6, 0},
-        {"sinusoids", OPT_INT, &sp->sinusoids, "M", "sinusoids m per label", 0, MTLAB_MAX_SINUSOIDS, 0},
+        {"sinusoids", OPT_INT, &sp->sinusoids, "M", "sinusoids m per label", 0, MTLAB_MAX_SINUSOIDS,
+         0},
         {"scale", OPT_DOUBLE, &sp->scale, "C", "scale c of the task weight vectors", 1, 0, 0},
         {"noise", OPT_DOUBLE, &sp->noise, "SIGMA", "label noise standard deviation", 0, 1e9, 0},
-        {"alpha", OPT_STRING, &alpha, "MODE", "sinusoid alpha/beta: normal (drawn from --alpha-seed) or index", 1, 0, 0},
-        {"alpha-seed", OPT_U64, &sp->alpha_seed, "S", "experiment seed of alpha/beta (alpha normal)", 1, 0, 0},
+        {"alpha", OPT_STRING, &alpha, "MODE",
+         "sinusoid alpha/beta: normal (drawn from --alpha-seed) or index", 1, 0, 0},
+        {"alpha-seed", OPT_U64, &sp->alpha_seed, "S",
+         "experiment seed of alpha/beta (alpha normal)", 1, 0, 0},
         {"train", OPT_INT, &sp->n_train, "N", "training examples", 1, 1e9, 0},
         {"val", OPT_INT, &sp->n_val, "N", "validation examples", 1, 1e9, 0},
         {"test", OPT_INT, &sp->n_test, "N", "test examples", 1, 1e9, 0},
         {"experts", OPT_INT, &mc->experts, "N", "experts (omoe, mmoe)", 1, 4096, 0},
         {"expert-hidden", OPT_INT, &mc->expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
-        {"bottom-hidden", OPT_INT, &bottom_hidden, "H", "bottom units (0: model default, 113 shared_bottom / 16 single)", 0, 1e6, 0},
-        {"tower-hidden", OPT_INT, &mc->tower_hidden, "H", "hidden units of each task tower", 1, 1e6, 0},
+        {"bottom-hidden", OPT_INT, &bottom_hidden, "H",
+         "bottom units (0: model default, 113 shared_bottom / 16 single)", 0, 1e6, 0},
+        {"tower-hidden", OPT_INT, &mc->tower_hidden, "H", "hidden units of each task tower", 1, 1e6,
+         0},
         {"lr", OPT_DOUBLE, &tc->lr, "LR", "Adam learning rate", 1e-12, 1e3, 0},
         {"batch", OPT_INT, &tc->batch, "B", "mini-batch size", 1, 1e6, 0},
         {"steps", OPT_INT, &tc->steps, "S", "training steps", 1, 1e9, 0},
         {"eval-every", OPT_INT, &tc->eval_every, "K", "evaluate every K steps", 1, 1e9, 0},
         {"seed", OPT_U64, &seed, "S", "seed of the data and of the initialisation", 1, 0, 0},
         {"data-seed", OPT_U64, &data_seed, "S", "dataset seed (0: use --seed)", 1, 0, 0},
-        {"init-seed", OPT_U64, &init_seed, "S", "initialisation and batch-order seed (0: use --seed)", 1, 0, 0},
-        {"digits", OPT_INT, &digits, "N", "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
+        {"init-seed", OPT_U64, &init_seed, "S",
+         "initialisation and batch-order seed (0: use --seed)", 1, 0, 0},
+        {"digits", OPT_INT, &digits, "N",
+         "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc = opts_parse(opts, n_opts, argc, argv, pos, 0, &n_pos, &err);
-    if (rc == 1) {
-        opts_usage(stdout, "mtlab train [OPTIONS]",
-                   "Trains one model on synthetic data (SPEC §3) and prints the losses every\n"
-                   "--eval-every steps, the final test losses and the mean gate weights.",
-                   opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) return cli_fail("train", &err);
+    int rc =
+        cli_options("train", "mtlab train [OPTIONS]",
+                    "Trains one model on synthetic data (SPEC §3) and prints the losses every\n"
+                    "--eval-every steps, the final test losses and the mean gate weights.",
+                    opts, n_opts, argc, argv, pos, 0, &n_pos);
+    if (rc != CLI_CONTINUE) return rc;
 
     const model_ops_t *ops = model_find(model_name);
     if (!ops) {

@@ -25,7 +25,9 @@ int parse_long(const char *s, long long *out) {
     return 0;
 }
 
-static bool in_range(const opt_t *o, double v) { return o->min > o->max || (v >= o->min && v <= o->max); }
+static bool in_range(const opt_t *o, double v) {
+    return o->min > o->max || (v >= o->min && v <= o->max);
+}
 
 static int range_error(const opt_t *o, const char *value, err_t *err) {
     return err_set(err, ERR_USAGE, "--%s: %s is out of range [%g, %g]", o->name, value, o->min,
@@ -73,8 +75,7 @@ int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos,
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            if (*n_pos >= max_pos)
-                return err_set(err, ERR_USAGE, "unexpected argument '%s'", arg);
+            if (*n_pos >= max_pos) return err_set(err, ERR_USAGE, "unexpected argument '%s'", arg);
             pos[(*n_pos)++] = arg;
             continue;
         }
@@ -83,7 +84,8 @@ int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos,
         opt_t *o = NULL;
         for (int i = 0; i < n_opts; i++)
             if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) o = &opts[i];
-        if (!o) return err_set(err, ERR_USAGE, "unknown option '--%.*s' (see --help)", (int)len, name);
+        if (!o)
+            return err_set(err, ERR_USAGE, "unknown option '--%.*s' (see --help)", (int)len, name);
         const char *value;
         if (o->type == OPT_FLAG) {
             if (eq) return err_set(err, ERR_USAGE, "--%s takes no value", o->name);
@@ -110,15 +112,23 @@ void opts_usage(FILE *f, const char *usage, const char *description, const opt_t
         else
             snprintf(left, sizeof left, "--%s %s", o->name, o->meta ? o->meta : "X");
         switch (o->type) {
-        case OPT_INT: snprintf(def, sizeof def, "%d", *(const int *)o->target); break;
-        case OPT_U64: snprintf(def, sizeof def, "%" PRIu64, *(const uint64_t *)o->target); break;
-        case OPT_DOUBLE: snprintf(def, sizeof def, "%g", *(const double *)o->target); break;
+        case OPT_INT:
+            snprintf(def, sizeof def, "%d", *(const int *)o->target);
+            break;
+        case OPT_U64:
+            snprintf(def, sizeof def, "%" PRIu64, *(const uint64_t *)o->target);
+            break;
+        case OPT_DOUBLE:
+            snprintf(def, sizeof def, "%g", *(const double *)o->target);
+            break;
         case OPT_STRING: {
             const char *s = *(const char *const *)o->target;
             snprintf(def, sizeof def, "%s", s ? s : "none");
             break;
         }
-        case OPT_FLAG: snprintf(def, sizeof def, "off"); break;
+        case OPT_FLAG:
+            snprintf(def, sizeof def, "off");
+            break;
         }
         fprintf(f, "  %-24s %s (default: %s)\n", left, o->help, def);
     }

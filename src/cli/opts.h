@@ -20,14 +20,14 @@ typedef enum {
     OPT_FLAG,   /* bool *  (no value) */
 } opt_type_t;
 
-typedef struct {
-    const char *name;  /* without the leading "--" */
+typedef struct opt {
+    const char *name; /* without the leading "--" */
     opt_type_t type;
     void *target;
-    const char *meta;  /* value placeholder in help, e.g. "P" */
+    const char *meta; /* value placeholder in help, e.g. "P" */
     const char *help;
-    double min, max;   /* inclusive bounds for numbers; ignored when min > max */
-    bool seen;         /* set by opts_parse when given on the command line */
+    double min, max; /* inclusive bounds for numbers; ignored when min > max */
+    bool seen;       /* set by opts_parse when given on the command line */
 } opt_t;
 
 /* Parses argv[1..argc) ("--name value" or "--name=value").  Positional
@@ -37,8 +37,7 @@ int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos,
                int *n_pos, err_t *err);
 
 /* "usage: ..." line, description, then one line per option with its default. */
-void opts_usage(FILE *f, const char *usage, const char *description, const opt_t *opts,
-                int n_opts);
+void opts_usage(FILE *f, const char *usage, const char *description, const opt_t *opts, int n_opts);
 
 /* Parses a whole string as a finite number / integer; -1 on any junk. */
 int parse_double(const char *s, double *out);
