@@ -7,7 +7,7 @@
 --   build/mtlab sql "SELECT model, avg(value) FROM v_final
 --                    WHERE name='test/loss/t1' GROUP BY model"
 --
--- mtlab applies this file (compiled into the binary, src/store/schema.c) to a
+-- mtlab applies this file (compiled into the binary by the Makefile) to a
 -- new file.  Times are UTC ISO-8601 text ("2024-05-01T12:34:56Z"); durations
 -- are seconds.  A NaN metric value is stored as NULL (SQLite has no NaN).
 

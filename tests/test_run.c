@@ -2,6 +2,7 @@
  * records a sweep produces, resuming, kill -9, concurrent runners, bit-exact
  * agreement with `mtlab train`, and bad input that leaves the store intact. */
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -77,7 +78,8 @@ static int run_sweep(const char *ini, const char *db, const char *jobs, char **o
 }
 
 START_TEST(test_grid_records) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
+         *dbp = join(dir, "r.db");
     char *out;
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "12 trials (12 new): 12 done, 0 failed"));
@@ -90,32 +92,46 @@ START_TEST(test_grid_records) {
                            "JOIN param c ON c.trial_id = t.id AND c.key = 'data.correlation' "
                            "JOIN param l ON l.trial_id = t.id AND l.key = 'train.lr' "
                            "GROUP BY c.value, l.value HAVING n = 3 AND "
-                           "count(DISTINCT t.repeat) = 3)"), 4);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM param WHERE key = 'data.correlation' AND value = 0.5"), 6);
-    /* Curves: 3 evaluations (20, 40, 60) x 3 splits x (2 tasks + total). */
-    ck_assert_int_eq(q(db, "SELECT min(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"), 27);
-    ck_assert_int_eq(q(db, "SELECT max(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"), 27);
-    ck_assert_int_eq(q(db, "SELECT count(DISTINCT step) FROM metric"), 3);
+                           "count(DISTINCT t.repeat) = 3)"),
+                     4);
+    ck_assert_int_eq(
+        q(db, "SELECT count(*) FROM param WHERE key = 'data.correlation' AND value = 0.5"), 6);
+    /* Curves: 3 evaluations (20, 40, 60) x 3 splits x (2 tasks + total), plus
+     * the labels' Pearson correlation at step 0. */
+    ck_assert_int_eq(q(db, "SELECT min(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"),
+                     28);
+    ck_assert_int_eq(q(db, "SELECT max(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"),
+                     28);
+    ck_assert_int_eq(q(db, "SELECT count(DISTINCT step) FROM metric"), 4);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name = 'val/loss/total'"), 36);
     /* Gates: 2 gates x 4 experts per trial; every histogram row sums to the test size. */
     ck_assert_int_eq(q(db, "SELECT count(*) FROM gate"), 12 * 2 * 4);
-    ck_assert_int_eq(q(db, "SELECT min(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY trial_id, gate, expert)"), 150);
-    ck_assert_int_eq(q(db, "SELECT max(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY trial_id, gate, expert)"), 150);
+    ck_assert_int_eq(q(db, "SELECT min(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY "
+                           "trial_id, gate, expert)"),
+                     150);
+    ck_assert_int_eq(q(db, "SELECT max(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY "
+                           "trial_id, gate, expert)"),
+                     150);
     /* Weights stored with their tensor table. */
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights w JOIN trial t ON t.id = w.trial_id WHERE w.n = t.n_params AND length(w.data) = 4 * w.n"), 12);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights w JOIN trial t ON t.id = w.trial_id WHERE "
+                           "w.n = t.n_params AND length(w.data) = 4 * w.n"),
+                     12);
     /* Seeds: one dataset per (correlation, repeat) shared by both lrs; repeats differ. */
     ck_assert_int_eq(q(db, "SELECT count(DISTINCT data_seed) FROM trial"), 6);
     ck_assert_int_eq(q(db, "SELECT count(DISTINCT init_seed) FROM trial"), 12);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM (SELECT c.value, t.repeat FROM trial t JOIN param c "
-                           "ON c.trial_id = t.id AND c.key = 'data.correlation' "
-                           "GROUP BY c.value, t.repeat HAVING count(DISTINCT t.data_seed) = 1)"), 6);
+    ck_assert_int_eq(q(db,
+                       "SELECT count(*) FROM (SELECT c.value, t.repeat FROM trial t JOIN param c "
+                       "ON c.trial_id = t.id AND c.key = 'data.correlation' "
+                       "GROUP BY c.value, t.repeat HAVING count(DISTINCT t.data_seed) = 1)"),
+                     6);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'test/loss/t1'"), 12);
     ck_assert_str_eq((const char *)"ok", "ok");
     sqlite3_close(db);
 
     /* Re-running the finished sweep trains nothing and changes nothing. */
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
-    ck_assert_ptr_nonnull(strstr(out, "12 trials (0 new): 12 done, 0 failed, 0 pending; this run trained 0"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "12 trials (0 new): 12 done, 0 failed, 0 pending; this run trained 0"));
     free(out);
     free(dir);
     free(ini);
@@ -150,7 +166,8 @@ START_TEST(test_same_bits_as_train) {
     *strchr(line, '\n') = '\0';
     const char *args[64];
     int n = 0;
-    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " ")) args[n++] = tok;
+    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " "))
+        args[n++] = tok;
     args[n++] = "--digits";
     args[n++] = "17";
     args[n] = NULL;
@@ -160,8 +177,8 @@ START_TEST(test_same_bits_as_train) {
     ck_assert_ptr_nonnull(final);
     double t1, t2;
     ck_assert_int_eq(sscanf(final, "final test loss: t1 %lf t2 %lf", &t1, &t2), 2);
-    ck_assert_msg(t1 == stored_t1 && t2 == stored_t2, "train %.17g %.17g vs stored %.17g %.17g",
-                  t1, t2, stored_t1, stored_t2);
+    ck_assert_msg(t1 == stored_t1 && t2 == stored_t2, "train %.17g %.17g vs stored %.17g %.17g", t1,
+                  t2, stored_t1, stored_t2);
     free(out);
     free(train_out);
     free(err);
@@ -200,7 +217,8 @@ static void wait_done_at_least(const char *dbp, int n) {
         sqlite3_busy_timeout(db, 1000);
         sqlite3_stmt *st;
         int done = -1;
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM trial WHERE status = 'done'", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM trial WHERE status = 'done'", -1, &st,
+                               NULL) == SQLITE_OK) {
             if (sqlite3_step(st) == SQLITE_ROW) done = sqlite3_column_int(st, 0);
             sqlite3_finalize(st);
         }
@@ -211,7 +229,8 @@ static void wait_done_at_least(const char *dbp, int n) {
 }
 
 START_TEST(test_kill_and_resume) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "slow.ini", slow_ini), *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = write_file(dir, "slow.ini", slow_ini),
+         *dbp = join(dir, "r.db");
     /* Kill -9 the whole run (parent and workers) three times at different
      * points, then let it finish. */
     int targets[] = {2, 9, 17};
@@ -237,9 +256,13 @@ START_TEST(test_kill_and_resume) {
     sqlite3_finalize(st);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial"), 32);
     /* No trial half-written: every one has its full curve (3 evals x 3 splits
-     * x 3 series) and gate rows only where the model has gates. */
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE (SELECT count(*) FROM metric m WHERE m.trial_id = t.id) = 27"), 32);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE model = 'mmoe' AND (SELECT count(*) FROM gate g WHERE g.trial_id = t.id) = 16"), 16);
+     * x 3 series, + 1 label correlation) and gate rows where the model has gates. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE (SELECT count(*) FROM metric m "
+                           "WHERE m.trial_id = t.id) = 28"),
+                     32);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE model = 'mmoe' AND (SELECT count(*) "
+                           "FROM gate g WHERE g.trial_id = t.id) = 16"),
+                     16);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 32);
     sqlite3_close(db);
     free(dir);
@@ -251,7 +274,8 @@ END_TEST
 /* Two runners on the same file at once share the work: together they train
  * each trial exactly once. */
 START_TEST(test_concurrent_runners) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
+         *dbp = join(dir, "r.db");
     char *out_paths[2];
     pid_t pids[2];
     for (int i = 0; i < 2; i++) {
@@ -262,7 +286,8 @@ START_TEST(test_concurrent_runners) {
         ck_assert(pids[i] >= 0);
         if (pids[i] == 0) {
             freopen(out_paths[i], "w", stdout);
-            execl(getenv("MTLAB_BIN"), "mtlab", "run", ini, "--db", dbp, "--jobs", "2", (char *)NULL);
+            execl(getenv("MTLAB_BIN"), "mtlab", "run", ini, "--db", dbp, "--jobs", "2",
+                  (char *)NULL);
             _exit(127);
         }
     }
@@ -283,7 +308,7 @@ START_TEST(test_concurrent_runners) {
     ck_assert_int_eq(trained_total, 12);
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 27);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 28);
     sqlite3_close(db);
     free(dir);
     free(ini);
@@ -305,7 +330,9 @@ START_TEST(test_divergence_is_failed) {
     ck_assert_ptr_nonnull(strstr(out, "2 trials (2 new): 1 done, 1 failed"));
     free(out);
     sqlite3 *db = open_db(dbp);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'failed' AND failed_step > 0 AND error LIKE 'diverged at step%'"), 1);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'failed' AND failed_step > 0 "
+                           "AND error LIKE 'diverged at step%'"),
+                     1);
     sqlite3_close(db);
     free(dir);
     free(ini);
@@ -314,7 +341,8 @@ START_TEST(test_divergence_is_failed) {
 END_TEST
 
 START_TEST(test_bad_input_leaves_store_intact) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
+         *dbp = join(dir, "r.db");
     char *out, *err;
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
     free(out);
@@ -331,7 +359,8 @@ START_TEST(test_bad_input_leaves_store_intact) {
     free(out);
     free(err);
     /* A malformed file: exit 2 naming file:line. */
-    char *bad = write_file(dir, "bad.ini", "[experiment]\nname = bad\n[train]\nlearning_rate = 0.1\n");
+    char *bad =
+        write_file(dir, "bad.ini", "[experiment]\nname = bad\n[train]\nlearning_rate = 0.1\n");
     const char *bad_args[] = {"run", bad, "--db", dbp, NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, bad_args), 2);
     ck_assert_msg(strstr(err, "bad.ini:4") && strstr(err, "lr"), "stderr: %s", err);
@@ -345,7 +374,7 @@ START_TEST(test_bad_input_leaves_store_intact) {
     free(err);
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 27);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 28);
     sqlite3_close(db);
     free(changed);
     free(bad);
@@ -356,7 +385,8 @@ START_TEST(test_bad_input_leaves_store_intact) {
 END_TEST
 
 START_TEST(test_dry_run) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini), *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
+         *dbp = join(dir, "r.db");
     char *out, *err;
     const char *args[] = {"run", ini, "--db", dbp, "--dry-run", NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
@@ -366,6 +396,41 @@ START_TEST(test_dry_run) {
     ck_assert_int_ne(access(dbp, F_OK), 0); /* nothing written */
     free(out);
     free(err);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* steps = 0: data-only trials record the labels' Pearson correlation (Fig 2)
+ * and train nothing.  With m = 0 it is p c² / (c² + σ²) = p / 1.01 here,
+ * within 4 standard errors ((1 - ρ²)/sqrt(n), n = 4000) of sampling. */
+START_TEST(test_data_only) {
+    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
+    char *ini = write_file(dir, "fig2.ini",
+                           "[experiment]\nname = pearson\nrepeats = 3\n"
+                           "[data]\ncorrelation = 0, 0.5, 1\nsinusoids = 0\ntrain = 4000\n"
+                           "[train]\nsteps = 0\n[model]\nname = mmoe\n");
+    char *out;
+    ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "9 trials (9 new): 9 done"));
+    free(out);
+    sqlite3 *db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'data/pearson/t1-t2'"), 9);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name LIKE '%/loss/%'"), 0);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 0);
+    const double p[] = {0, 0.5, 1};
+    for (int i = 0; i < 3; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT max(abs(value - %g / 1.01)) FROM v_final "
+                 "WHERE name = 'data/pearson/t1-t2' AND correlation = %g",
+                 p[i], p[i]);
+        double expect = p[i] / 1.01, se = (1 - expect * expect) / sqrt(4000.0);
+        ck_assert_msg(q(db, sql) <= 4 * se + 1e-12, "corr %g: |pearson - expected| = %g", p[i],
+                      q(db, sql));
+    }
+    sqlite3_close(db);
     free(dir);
     free(ini);
     free(dbp);
@@ -383,6 +448,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_divergence_is_failed);
     tcase_add_test(tc, test_bad_input_leaves_store_intact);
     tcase_add_test(tc, test_dry_run);
+    tcase_add_test(tc, test_data_only);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -183,6 +183,10 @@ int cmd_train(int argc, char **argv) {
             print_loss(" ", res.baseline[k], digits, 0);
         }
         print_loss("  total ", res.baseline[T], digits, 0);
+        printf("\nlabel Pearson correlation (training set):");
+        for (int i = 0; i < T; i++)
+            for (int j = i + 1; j < T; j++)
+                printf("  t%d-t%d %.4f", i + 1, j + 1, res.label_pearson[i][j]);
         printf("\n");
         print_gates(&res.gates);
     }

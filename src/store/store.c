@@ -41,7 +41,7 @@
 
 #include "core/version.h"
 #include "store/query.h"
-#include "store/schema.h"
+#include "core/embedded.h"
 
 #define STORE_BUSY_TIMEOUT_MS 30000
 #define STORE_HOST_MAX        256
@@ -276,7 +276,7 @@ static int schema_apply(store_t *s, err_t *err) {
     if (begin_write(s, err)) return -1;
     schema_state_t state;
     if (schema_state(s, &state, err)) goto fail;
-    if (state == SCHEMA_EMPTY && exec_sql(s, store_schema_sql, "cannot create the schema", err))
+    if (state == SCHEMA_EMPTY && exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err))
         goto fail;
     if (commit(s, err)) goto fail;
     return 0;

@@ -66,7 +66,7 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
 /* ---- one trial: run it and turn its result into store records ---- */
 
 typedef struct {
-    char (*metric_names)[32]; /* [3 * (T + 1)] "split/loss/tK" */
+    char (*metric_names)[32]; /* [3 * (T + 1)] "split/loss/tK", then "data/pearson/tI-tJ" */
     store_metric_t *metrics;
     store_gate_t *gates;
     store_tensor_t *tensors;
@@ -84,14 +84,14 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
                         store_result_t *out, err_t *err) {
     memset(rec, 0, sizeof *rec);
     memset(out, 0, sizeof *out);
-    const int per_eval = 3 * (T + 1);
+    const int per_eval = 3 * (T + 1), pairs = T * (T - 1) / 2;
     const char *splits[] = {"train", "val", "test"};
     int n_gate_rows = 0;
     for (int g = 0; g < res->gates.n_gates; g++)
         n_gate_rows += res->gates.gate[g].experts;
     const model_t *m = res->model;
-    rec->metric_names = malloc(sizeof *rec->metric_names * per_eval);
-    rec->metrics = malloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + 1));
+    rec->metric_names = malloc(sizeof *rec->metric_names * (per_eval + pairs));
+    rec->metrics = malloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + pairs + 1));
     rec->gates = malloc(sizeof *rec->gates * (n_gate_rows + 1));
     rec->tensors = malloc(sizeof *rec->tensors * ((m ? m->n_tensors : 0) + 1));
     if (!rec->metric_names || !rec->metrics || !rec->gates || !rec->tensors) {
@@ -106,7 +106,14 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
             else
                 snprintf(name, 32, "%s/loss/total", splits[s]);
         }
+    /* The dataset's label correlations, at step 0. */
     int n = 0;
+    for (int i = 0; i < T; i++)
+        for (int j = i + 1; j < T; j++) {
+            char *name = rec->metric_names[per_eval + n];
+            snprintf(name, 32, "data/pearson/t%d-t%d", i + 1, j + 1);
+            rec->metrics[n++] = (store_metric_t){name, 0, res->label_pearson[i][j]};
+        }
     for (int e = 0; e < res->n_evals; e++) {
         const train_eval_t *ev = &res->evals[e];
         const double *rows[] = {ev->train, ev->val, ev->test};

@@ -1,5 +1,6 @@
 #include "train/trial.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,6 +45,26 @@ static void collect(void *ctx, const train_eval_t *ev) {
     if (c->user_fn) c->user_fn(c->user_ctx, ev);
 }
 
+/* Pearson correlation of label columns i and j of a split (0 when either is
+ * constant). */
+static double label_correlation(const dataset_t *split, int T, int i, int j) {
+    double mi = 0, mj = 0;
+    for (int r = 0; r < split->n; r++) {
+        mi += split->y[(size_t)r * T + i];
+        mj += split->y[(size_t)r * T + j];
+    }
+    mi /= split->n;
+    mj /= split->n;
+    double sij = 0, sii = 0, sjj = 0;
+    for (int r = 0; r < split->n; r++) {
+        double a = split->y[(size_t)r * T + i] - mi, b = split->y[(size_t)r * T + j] - mj;
+        sij += a * b;
+        sii += a * a;
+        sjj += b * b;
+    }
+    return sii > 0 && sjj > 0 ? sij / sqrt(sii * sjj) : 0;
+}
+
 int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
               err_t *err) {
     memset(out, 0, sizeof *out);
@@ -58,6 +79,15 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
     if (synth_generate(&spec->data, spec->data_seed, &data, err)) return -1;
     double t1 = now();
     out->seconds_data = t1 - t0;
+    const int T = spec->data.tasks;
+    for (int i = 0; i < T; i++)
+        for (int j = i + 1; j < T; j++)
+            out->label_pearson[i][j] = label_correlation(&data.train, T, i, j);
+    train_mean_baseline(&data, &data.test, spec->train.task_weight, out->baseline);
+    if (spec->train.steps == 0) { /* data-only trial */
+        data_free(&data);
+        return 0;
+    }
 
     model_config_t mc = spec->model_cfg;
     mc.input_dim = spec->data.dim;
@@ -74,7 +104,6 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
     double t2 = now();
     out->seconds_train = t2 - t1;
     if (status == 0) {
-        train_mean_baseline(&data, &data.test, spec->train.task_weight, out->baseline);
         status = train_gate_stats(out->model, &data.test, &out->gates, err);
         out->seconds_gates = now() - t2;
     }

@@ -27,6 +27,9 @@ typedef struct {
     train_result_t result; /* final evaluation; failed_step on divergence */
     gate_stats_t gates;    /* on the test set after training (empty on failure) */
     double baseline[MTLAB_MAX_TASKS + 1]; /* test loss of predicting the training mean */
+    /* Pearson correlation of the labels of tasks i < j on the training split
+     * ([i][j]; the MMoE paper's measure of task relatedness, its Fig 2). */
+    double label_pearson[MTLAB_MAX_TASKS][MTLAB_MAX_TASKS];
     model_t *model;        /* the trained model: parameters and tensor table */
     double seconds_data, seconds_train, seconds_gates; /* wall-clock time per phase */
 } trial_result_t;
@@ -35,6 +38,9 @@ typedef struct {
 void trial_spec_default(trial_spec_t *spec);
 
 /* Runs the trial.  on_eval (may be NULL) sees each evaluation as it happens.
+ * With spec->train.steps == 0 the trial is data-only: the dataset is
+ * generated and measured (label_pearson, baseline), no model is built (model
+ * stays NULL) -- what a study of the generator itself (MMoE Fig 2) needs.
  * Returns 0, or -1 with *err: ERR_USAGE for an invalid spec, ERR_FAIL for a
  * diverged run (out->result.failed_step > 0; the curve up to then is kept) or
  * another failure.  Free *out with trial_result_free in every case. */
