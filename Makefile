@@ -6,7 +6,7 @@
 CC      ?= cc
 # Debian packages the project needs (see README "Dependencies").
 DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlite3 libinih-dev \
-           libcsv-dev
+           libcsv-dev gnuplot-nox
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc
@@ -78,6 +78,15 @@ $(BUILD)/f/%.o: %.c
 $(BUILD)/d/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(BLAS_CFLAGS) $(DEP_CFLAGS) $(CHECK_CFLAGS) -DMTLAB_DOUBLE -c $< -o $@
+
+# Benchmarks (bench/README.md): the float build's modules plus bench/*.c.
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/f/%.o)
+$(BUILD)/bench_mtlab: $(filter-out $(BUILD)/f/src/cli/main.o,$(F_OBJ)) $(BENCH_OBJ)
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
+
+bench: $(BUILD)/mtlab $(BUILD)/bench_mtlab
+	MTLAB_BIN=$(abspath $(BUILD)/mtlab) $(BUILD)/bench_mtlab $(BENCH_ARGS)
 
 # Integration tests run the real (float) binary; MTLAB_BIN tells them where.
 check: $(BUILD)/mtlab $(BUILD)/test_mtlab

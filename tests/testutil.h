@@ -23,5 +23,6 @@ Suite *cli_suite(void);
 Suite *store_suite(void);
 Suite *sweep_suite(void);
 Suite *run_suite(void);
+Suite *plot_suite(void);
 
 #endif

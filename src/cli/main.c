@@ -18,6 +18,8 @@ static const command_t commands[] = {
     {"show", cmd_show, "show one trial: config, seeds, final metrics, gate means"},
     {"sql", cmd_sql, "run a read-only SQL query on a store"},
     {"export", cmd_export, "write every table of a store as CSV files"},
+    {"plot", cmd_plot, "write a paper figure as a gnuplot script (and render it)"},
+    {"reproduce", cmd_reproduce, "run the MMoE synthetic study and make all its figures"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
 };
