@@ -589,6 +589,56 @@ START_TEST(test_suggest) {
 }
 END_TEST
 
+/* [scale.<name>] overrides apply only when asked for, replace the file's
+ * values (grid lists included), are validated either way, and mark the text. */
+START_TEST(test_scale_sections) {
+    char *dir = test_tmpdir(), path[512];
+    snprintf(path, sizeof path, "%s/s.ini", dir);
+    FILE *f = fopen(path, "w");
+    fputs("[experiment]\nname = s\nrepeats = 200\n"
+          "[data]\ncorrelation = 0.5, 0.9, 1.0\n"
+          "[train]\nsteps = 2000\n"
+          "[model]\nname = shared_bottom, mmoe\n"
+          "[model.shared_bottom]\nbottom_hidden = 113\n"
+          "[scale.quick]\nexperiment.repeats = 4\ntrain.steps = 500\n"
+          "data.correlation = 0.5, 1.0\nmodel.shared_bottom.bottom_hidden = 50\n"
+          "[scale.other]\ntrain.lr = 0.01\n",
+          f);
+    fclose(f);
+    sweep_t *full, *quick;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &full, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(full->n_trials, 200 * 3 * 2);
+    ck_assert_str_eq(full->scale, "");
+    ck_assert_msg(sweep_load_scaled(path, "quick", &quick, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(quick->repeats, 4);
+    ck_assert_int_eq(quick->n_points, 2 * 2);
+    ck_assert_str_eq(quick->scale, "quick");
+    ck_assert_ptr_nonnull(strstr(quick->text, "; mtlab run --scale quick"));
+    ck_assert(strcmp(quick->text, full->text) != 0);
+    for (int p = 0; p < quick->n_points; p++) {
+        const trial_spec_t *sp = &quick->points[p].spec;
+        ck_assert_int_eq(sp->train.steps, 500);
+        ck_assert(sp->train.lr == 0.001); /* [scale.other] not applied */
+        if (strcmp(sp->model, "shared_bottom") == 0) ck_assert_int_eq(sp->model_cfg.bottom_hidden, 50);
+    }
+    sweep_free(full);
+    sweep_free(quick);
+    ck_assert_int_eq(sweep_load_scaled(path, "nosuch", &quick, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no [scale.nosuch] section"));
+    /* A bad key in any scale section is an error, even when not applied. */
+    f = fopen(path, "a");
+    fputs("[scale.broken]\ntrain.learning_rate = 1\n", f);
+    fclose(f);
+    ck_assert_int_eq(sweep_load(path, &full, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_msg(strstr(err.msg, "s.ini:20") && strstr(err.msg, "learning_rate") &&
+                      strstr(err.msg, "'lr'"),
+                  "%s", err.msg);
+    free(dir);
+}
+END_TEST
+
 /* The shipped example loads and has the documented shape. */
 START_TEST(test_example_file) {
     sweep_t *s;
@@ -615,6 +665,7 @@ Suite *sweep_suite(void) {
     tcase_add_test(tc, test_distributions);
     tcase_add_test(tc, test_suggest);
     tcase_add_test(tc, test_example_file);
+    tcase_add_test(tc, test_scale_sections);
     suite_add_tcase(s, tc);
 
     TCase *bad = tcase_create("errors");

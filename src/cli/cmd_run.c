@@ -44,7 +44,7 @@ static void dry_run(const sweep_t *sw) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *db = "results.db";
+    const char *db = "results.db", *scale = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = cores > 0 ? (int)cores : 1, limit = 0;
     bool dry = false, replace = false, quiet = false;
@@ -58,6 +58,8 @@ int cmd_run(int argc, char **argv) {
         {"replace-spec", OPT_FLAG, &replace, NULL,
          "continue an experiment whose sweep file changed (stores the new text; keeps old trials)",
          1, 0, 0},
+        {"scale", OPT_STRING, &scale, "NAME",
+         "apply the file's [scale.NAME] overrides (e.g. quick: fewer repeats and steps)", 1, 0, 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress line even on a terminal", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -76,7 +78,7 @@ int cmd_run(int argc, char **argv) {
         return cli_fail("run", &err);
     }
     sweep_t *sw;
-    if (sweep_load(pos[0], &sw, &err)) return cli_fail("run", &err);
+    if (sweep_load_scaled(pos[0], scale, &sw, &err)) return cli_fail("run", &err);
     if (dry) {
         dry_run(sw);
         sweep_free(sw);

@@ -70,11 +70,16 @@ static int set_value(opt_t *o, const char *value, err_t *err) {
 int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos, int max_pos,
                int *n_pos, err_t *err) {
     *n_pos = 0;
-    for (int a = 1; a < argc; a++)
+    for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++)
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) return 1;
+    bool options_done = false; /* after "--" every argument is positional */
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
-        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+        if (!options_done && strcmp(arg, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (options_done || strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
             if (*n_pos >= max_pos) return err_set(err, ERR_USAGE, "unexpected argument '%s'", arg);
             pos[(*n_pos)++] = arg;
             continue;

@@ -30,7 +30,8 @@ typedef struct opt {
     bool seen;       /* set by opts_parse when given on the command line */
 } opt_t;
 
-/* Parses argv[1..argc) ("--name value" or "--name=value").  Positional
+/* Parses argv[1..argc) ("--name value" or "--name=value"; after a lone "--"
+ * every argument is positional, e.g. an SQL query starting with "--").  Positional
  * arguments are collected into pos[0..*n_pos) (at most max_pos).  Returns 0,
  * 1 when --help/-h was given (nothing else is parsed), or -1 with ERR_USAGE. */
 int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos, int max_pos,

@@ -352,8 +352,17 @@ static bool is_model_section(const char *section) {
     return strncmp(section, "model.", 6) == 0;
 }
 
+static bool is_scale_section(const char *section) {
+    return strncmp(section, "scale.", 6) == 0;
+}
+
 static int check_section(ctx_t *c, const item_t *it, err_t *err) {
     static const char *const bases[] = {"experiment", "data", "train", "model", "record"};
+    if (is_scale_section(it->section)) {
+        if (it->section[6] == '\0')
+            return usage_at(c, err, it->line, "unknown section [scale.] (expected [scale.<name>])");
+        return 0;
+    }
     const int n_bases = (int)(sizeof bases / sizeof bases[0]);
     for (int i = 0; i < n_bases; i++)
         if (strcmp(it->section, bases[i]) == 0) {
@@ -378,12 +387,12 @@ static int check_section(ctx_t *c, const item_t *it, err_t *err) {
                         guess);
     return usage_at(c, err, it->line,
                     "unknown section [%s] (known: [experiment], [data], [train], [model], "
-                    "[model.<name>], [record])",
+                    "[model.<name>], [record], [scale.<name>])",
                     it->section);
 }
 
 static int unknown_key(ctx_t *c, const item_t *it, const char *base, err_t *err) {
-    const char *names[SWEEP_MAX_KEYS];
+    const char *names[SWEEP_MAX_KEYS] = {0};
     int n = 0;
     for (int i = 0; i < c->n_keys; i++)
         if (strcmp(c->keys[i].section, base) == 0 &&
@@ -974,7 +983,56 @@ static int read_file(const char *path, char **out, err_t *err) {
     return 0;
 }
 
+/* Removes the entry of (section, key) if there is one: a scale override
+ * replaces it. */
+static void drop_entry(ctx_t *c, const char *section, int key) {
+    for (int i = 0; i < c->n_entries; i++)
+        if (c->entries[i].key == key && strcmp(c->entries[i].section, section) == 0) {
+            free(c->entries[i].values);
+            memmove(&c->entries[i], &c->entries[i + 1], sizeof *c->entries * (c->n_entries - i - 1));
+            c->n_entries--;
+            return;
+        }
+}
+
+/* A [scale.<name>] item "section.key = value": checks that it names a known
+ * key and, when <name> is the requested scale, applies it in place of the
+ * file's own value. */
+static int apply_scale_item(ctx_t *c, const item_t *it, const char *scale, err_t *err) {
+    const char *dot = strrchr(it->key, '.');
+    if (!dot || dot == it->key || dot[1] == '\0')
+        return usage_at(c, err, it->line,
+                        "[%s] %s: expected 'section.key = value' (e.g. experiment.repeats = 10)",
+                        it->section, it->key);
+    item_t over = *it;
+    snprintf(over.section, sizeof over.section, "%.*s", (int)(dot - it->key), it->key);
+    snprintf(over.key, sizeof over.key, "%s", dot + 1);
+    const char *base = is_model_section(over.section) ? "model" : over.section;
+    int key = sweep_key_find(base, over.key);
+    if (key < 0) return unknown_key(c, &over, base, err);
+    if (!scale || strcmp(it->section + 6, scale) != 0) return 0;
+    drop_entry(c, over.section, key);
+    return add_entry(c, &over, err);
+}
+
+/* The stored spec text of a scaled sweep: the file plus the scale, so a store
+ * never mixes the trials of two scales under one experiment unnoticed. */
+static int mark_scale(sweep_t *s, const char *scale, err_t *err) {
+    size_t n = strlen(s->text) + strlen(scale) + 64;
+    char *text = malloc(n);
+    if (!text) return err_set(err, ERR_FAIL, "out of memory");
+    snprintf(text, n, "%s\n; mtlab run --scale %s\n", s->text, scale);
+    free(s->text);
+    s->text = text;
+    snprintf(s->scale, sizeof s->scale, "%s", scale);
+    return 0;
+}
+
 int sweep_load(const char *path, sweep_t **out, err_t *err) {
+    return sweep_load_scaled(path, NULL, out, err);
+}
+
+int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err) {
     *out = NULL;
     sweep_full_t *f = calloc(1, sizeof *f);
     if (!f) return err_set(err, ERR_FAIL, "out of memory loading %s", path);
@@ -1007,10 +1065,25 @@ int sweep_load(const char *path, sweep_t **out, err_t *err) {
     /* Items in file order; a syntax error or an over-long line stops the walk. */
     int stop = syntax_line;
     if (rd.too_long_line && (!stop || rd.too_long_line < stop)) stop = rd.too_long_line;
+    bool scale_found = false;
     for (int i = 0; i < rd.n_items; i++) {
         const item_t *it = &rd.items[i];
         if (stop && it->line >= stop) break;
-        if (it->header ? check_section(&c, it, err) : add_entry(&c, it, err)) goto done;
+        if (it->header || !is_scale_section(it->section)) {
+            if (it->header ? check_section(&c, it, err) : add_entry(&c, it, err)) goto done;
+        }
+        if (it->header && scale && is_scale_section(it->section) &&
+            strcmp(it->section + 6, scale) == 0)
+            scale_found = true;
+    }
+    /* Scale overrides after everything else, so they replace the file's values. */
+    for (int i = 0; i < rd.n_items && !(stop && rd.items[i].line >= stop); i++)
+        if (!rd.items[i].header && is_scale_section(rd.items[i].section) &&
+            apply_scale_item(&c, &rd.items[i], scale, err))
+            goto done;
+    if (scale && !stop && !scale_found) {
+        err_set(err, ERR_USAGE, "%s has no [scale.%s] section", path, scale);
+        goto done;
     }
     if (stop == rd.too_long_line && stop) {
         usage_at(&c, err, stop, "line too long (at most %d characters without comments)",
@@ -1022,6 +1095,7 @@ int sweep_load(const char *path, sweep_t **out, err_t *err) {
         goto done;
     }
     if (check_file(&c, rd.items, rd.n_items, err) || expand(&c, err)) goto done;
+    if (scale && mark_scale(s, scale, err)) goto done;
     status = 0;
 done:
     for (int i = 0; i < c.n_entries; i++)

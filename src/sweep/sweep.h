@@ -2,7 +2,8 @@
  * expansion into a deterministic list of trials.
  *
  * A sweep file has sections [experiment], [data], [train], [model],
- * [model.<name>] (overrides for one model family) and [record].  A value is
+ * [model.<name>] (overrides for one model family), [record] and
+ * [scale.<name>] (overrides applied by `mtlab run --scale <name>`).  A value is
  *   - a scalar:        lr = 0.001
  *   - a list (grid):   lr = 0.0001, 0.001, 0.01
  *   - a distribution drawn `samples` times per grid point:
@@ -58,7 +59,8 @@ typedef struct {
     uint64_t seed; /* [experiment] seed (default 1) */
     bool record_gates;   /* [record] gates   (default true) */
     bool record_weights; /* [record] weights (default true): store final parameters */
-    char *text;    /* the file's bytes, stored with the experiment */
+    char *text;    /* the file's bytes, stored with the experiment (plus the scale line) */
+    char scale[32]; /* the applied [scale.<name>], or "" */
     int n_points;
     sweep_point_t *points;
     int n_trials;  /* n_points * repeats */
@@ -68,6 +70,11 @@ typedef struct {
  * "FILE:LINE: message" (an unknown key suggests the closest known one), or
  * ERR_FAIL when the file cannot be read. */
 int sweep_load(const char *path, sweep_t **out, err_t *err);
+/* The same with the overrides of the file's [scale.<name>] section applied
+ * (scale NULL: none).  A scale section holds "section.key = value" lines
+ * (experiment.repeats = 10, train.steps = 1000, model.mmoe.experts = 4) that
+ * replace the file's values; its name is appended to the stored text. */
+int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err);
 void sweep_free(sweep_t *s);
 
 /* Trial `index` in [0, n_trials): its point, repeat, and a runnable spec
