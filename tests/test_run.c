@@ -97,11 +97,12 @@ START_TEST(test_grid_records) {
     ck_assert_int_eq(
         q(db, "SELECT count(*) FROM param WHERE key = 'data.correlation' AND value = 0.5"), 6);
     /* Curves: 3 evaluations (20, 40, 60) x 3 splits x (2 tasks + total), plus
-     * the labels' Pearson correlation at step 0. */
+     * at step 0 the mean predictor's test loss (2 tasks + total) and the
+     * labels' Pearson correlation. */
     ck_assert_int_eq(q(db, "SELECT min(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"),
-                     28);
+                     31);
     ck_assert_int_eq(q(db, "SELECT max(n) FROM (SELECT count(*) n FROM metric GROUP BY trial_id)"),
-                     28);
+                     31);
     ck_assert_int_eq(q(db, "SELECT count(DISTINCT step) FROM metric"), 4);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name = 'val/loss/total'"), 36);
     /* Gates: 2 gates x 4 experts per trial; every histogram row sums to the test size. */
@@ -256,9 +257,10 @@ START_TEST(test_kill_and_resume) {
     sqlite3_finalize(st);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial"), 32);
     /* No trial half-written: every one has its full curve (3 evals x 3 splits
-     * x 3 series, + 1 label correlation) and gate rows where the model has gates. */
+     * x 3 series, + 3 baselines + 1 label correlation) and gate rows where the
+     * model has gates. */
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE (SELECT count(*) FROM metric m "
-                           "WHERE m.trial_id = t.id) = 28"),
+                           "WHERE m.trial_id = t.id) = 31"),
                      32);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial t WHERE model = 'mmoe' AND (SELECT count(*) "
                            "FROM gate g WHERE g.trial_id = t.id) = 16"),
@@ -308,7 +310,7 @@ START_TEST(test_concurrent_runners) {
     ck_assert_int_eq(trained_total, 12);
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 28);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 31);
     sqlite3_close(db);
     free(dir);
     free(ini);
@@ -374,7 +376,7 @@ START_TEST(test_bad_input_leaves_store_intact) {
     free(err);
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 28);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM metric"), 12 * 31);
     sqlite3_close(db);
     free(changed);
     free(bad);
@@ -418,6 +420,7 @@ START_TEST(test_data_only) {
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'data/pearson/t1-t2'"), 9);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name LIKE '%/loss/%'"), 0);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'test/baseline/total' AND value > 0"), 9);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 0);
     const double p[] = {0, 0.5, 1};
     for (int i = 0; i < 3; i++) {

@@ -66,7 +66,9 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
 /* ---- one trial: run it and turn its result into store records ---- */
 
 typedef struct {
-    char (*metric_names)[32]; /* [3 * (T + 1)] "split/loss/tK", then "data/pearson/tI-tJ" */
+    /* [3 * (T + 1)] "split/loss/tK", then T + 1 "test/baseline/tK" and the
+     * T (T - 1) / 2 "data/pearson/tI-tJ" */
+    char (*metric_names)[32];
     store_metric_t *metrics;
     store_gate_t *gates;
     store_tensor_t *tensors;
@@ -84,14 +86,14 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
                         store_result_t *out, err_t *err) {
     memset(rec, 0, sizeof *rec);
     memset(out, 0, sizeof *out);
-    const int per_eval = 3 * (T + 1), pairs = T * (T - 1) / 2;
+    const int per_eval = 3 * (T + 1), at_start = (T + 1) + T * (T - 1) / 2;
     const char *splits[] = {"train", "val", "test"};
     int n_gate_rows = 0;
     for (int g = 0; g < res->gates.n_gates; g++)
         n_gate_rows += res->gates.gate[g].experts;
     const model_t *m = res->model;
-    rec->metric_names = malloc(sizeof *rec->metric_names * (per_eval + pairs));
-    rec->metrics = malloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + pairs + 1));
+    rec->metric_names = malloc(sizeof *rec->metric_names * (per_eval + at_start));
+    rec->metrics = malloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + at_start + 1));
     rec->gates = malloc(sizeof *rec->gates * (n_gate_rows + 1));
     rec->tensors = malloc(sizeof *rec->tensors * ((m ? m->n_tensors : 0) + 1));
     if (!rec->metric_names || !rec->metrics || !rec->gates || !rec->tensors) {
@@ -106,8 +108,18 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
             else
                 snprintf(name, 32, "%s/loss/total", splits[s]);
         }
-    /* The dataset's label correlations, at step 0. */
+    /* At step 0, what the dataset is like: the test loss of predicting the
+     * training mean (what "learned something" is measured against) and the
+     * labels' correlations. */
     int n = 0;
+    for (int k = 0; k <= T; k++) {
+        char *name = rec->metric_names[per_eval + n];
+        if (k < T)
+            snprintf(name, 32, "test/baseline/t%d", k + 1);
+        else
+            snprintf(name, 32, "test/baseline/total");
+        rec->metrics[n++] = (store_metric_t){name, 0, res->baseline[k]};
+    }
     for (int i = 0; i < T; i++)
         for (int j = i + 1; j < T; j++) {
             char *name = rec->metric_names[per_eval + n];
