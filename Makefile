@@ -38,7 +38,7 @@ D_OBJ    := $(LIB_SRC:%.c=$(BUILD)/d/%.o) $(GEN_SQL:%.c=$(BUILD)/d/%.o)
 T_OBJ    := $(TEST_SRC:%.c=$(BUILD)/d/%.o)
 
 .DEFAULT_GOAL := all
-.PHONY: all check deps clean format bench FORCE
+.PHONY: all check deps clean format bench reproduce FORCE
 
 # The code version recorded with every experiment: rebuilt on every make.
 $(BUILD)/f/src/core/version.o $(BUILD)/d/src/core/version.o: FORCE
@@ -86,7 +86,11 @@ $(BUILD)/bench_mtlab: $(filter-out $(BUILD)/f/src/cli/main.o,$(F_OBJ)) $(BENCH_O
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS)
 
 bench: $(BUILD)/mtlab $(BUILD)/bench_mtlab
-	MTLAB_BIN=$(abspath $(BUILD)/mtlab) $(BUILD)/bench_mtlab $(BENCH_ARGS)
+	MTLAB_BIN=$(abspath $(BUILD)/mtlab) OPENBLAS_NUM_THREADS=1 $(BUILD)/bench_mtlab $(BENCH_ARGS)
+
+# The main job: the MMoE synthetic study at the quick scale -> results.db, plots/.
+reproduce: build/mtlab
+	build/mtlab reproduce --scale quick
 
 # Integration tests run the real (float) binary; MTLAB_BIN tells them where.
 check: $(BUILD)/mtlab $(BUILD)/test_mtlab

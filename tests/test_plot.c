@@ -1,3 +1,735 @@
+/* test_plot.c -- `mtlab plot` end to end: a small store made by running tiny
+ * versions of the MMoE sweeps with the real binary, then for every
+ * registered figure and table: the files it writes, a gnuplot run of the
+ * script, and the script's inline data compared value for value with the
+ * figure's query (plot_query) -- exact, since both print every double as
+ * its shortest round-trip text.  Also: what each figure's rows mean
+ * (checked against independent SQL), a real PNG / SVG / PDF, and the
+ * errors a user meets (unknown name, missing store or experiment, no
+ * gnuplot, a failing gnuplot). */
+#define _GNU_SOURCE /* setenv, mkdtemp, nftw */
+#include <fcntl.h>
+#include <ftw.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "plot/plot.h"
+#include "store/query.h"
+#include "store/store.h"
 #include "testutil.h"
 
-Suite *plot_suite(void) { return suite_create("plot"); } /* placeholder, being written */
+/* ---- the shared store ------------------------------------------------------ */
+
+/* Tiny versions of the MMoE sweeps: every experiment the registry reads.
+ * dim 10, 200 training examples, 20 steps: a trial takes milliseconds. */
+#define TINY_DATA  "dim = 10\ntrain = 200\nvalidation = 50\ntest = 50\n"
+#define TINY_TRAIN "steps = 20\neval_every = 10\nbatch = 32\n"
+#define TINY_MOE   "experts = 3\nexpert_hidden = 4\ntower_hidden = 4\n"
+#define TINY_MODEL                                                                                 \
+    "experts = 3\nexpert_hidden = 4\ntower_hidden = 4\n[model.shared_bottom]\n"                    \
+    "bottom_hidden = 8\n"
+
+static const char *const sweeps[][2] = {
+    {"fig2.ini", "[experiment]\nname = mmoe-fig2\nrepeats = 3\nseed = 2\n"
+                 "[data]\ncorrelation = 0, 0.5, 1.0\n" TINY_DATA "[train]\nsteps = 0\n"
+                 "[model]\nname = mmoe\n"},
+    {"fig3.ini", "[experiment]\nname = mmoe-fig3\nrepeats = 2\nseed = 3\n"
+                 "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                 "[model]\nname = shared_bottom\n" TINY_MODEL},
+    {"fig4.ini",
+     "[experiment]\nname = mmoe-fig4\nrepeats = 2\nseed = 4\n"
+     "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.001, 0.01\n" TINY_TRAIN
+     "[model]\nname = shared_bottom, omoe, mmoe\n" TINY_MODEL},
+    {"fig5.ini", "[experiment]\nname = mmoe-fig5\nrepeats = 3\nseed = 5\n"
+                 "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                 "[model]\nname = shared_bottom, omoe, mmoe\n" TINY_MODEL},
+    {"gates.ini", "[experiment]\nname = mmoe-gates\nrepeats = 2\nseed = 6\n"
+                  "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                  "[model]\nname = omoe, mmoe\n" TINY_MOE},
+};
+#define N_SWEEPS ((int)(sizeof sweeps / sizeof sweeps[0]))
+
+static char fixture_dir[256], full_db[300], partial_db[300];
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void run_sweep(const char *ini_name, const char *ini_text, const char *db) {
+    char *ini = path_in(fixture_dir, ini_name), *out, *err;
+    write_text(ini, ini_text);
+    const char *args[] = {"run", ini, "--db", db, "--jobs", "2", NULL};
+    int rc = run_mtlab(&out, &err, args);
+    ck_assert_msg(rc == 0, "mtlab run %s: %s", ini_name, err);
+    free(out);
+    free(err);
+    free(ini);
+}
+
+/* Once per test case, in the runner: the full store (every experiment) and
+ * a partial one (mmoe-fig2 only). */
+static void make_stores(void) {
+    snprintf(fixture_dir, sizeof fixture_dir, "/tmp/mtlab-plot-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(fixture_dir));
+    snprintf(full_db, sizeof full_db, "%s/full.db", fixture_dir);
+    snprintf(partial_db, sizeof partial_db, "%s/partial.db", fixture_dir);
+    for (int i = 0; i < N_SWEEPS; i++)
+        run_sweep(sweeps[i][0], sweeps[i][1], full_db);
+    run_sweep(sweeps[0][0], sweeps[0][1], partial_db);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    return remove(path);
+}
+
+static void remove_stores(void) {
+    if (fixture_dir[0]) nftw(fixture_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static char *slurp_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = fread(buf, 1, (size_t)n, f);
+    buf[got] = '\0';
+    fclose(f);
+    if (size) *size = got;
+    return buf;
+}
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Runs argv (argv[0] looked up on $PATH) in directory cwd (NULL: here),
+ * stdout to /dev/null, stderr captured; returns the exit status. */
+static int run_prog(const char *cwd, char *const argv[], char **err_text) {
+    char err_path[] = "/tmp/mtlab-plot-err-XXXXXX";
+    int err_fd = mkstemp(err_path);
+    ck_assert(err_fd >= 0);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(err_fd, 2);
+        if (cwd && chdir(cwd) != 0) _exit(126);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    close(err_fd);
+    *err_text = slurp_file(err_path, NULL);
+    unlink(err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* `mtlab plot ARGS... --db db --out dir` */
+static int plot(const char *db, const char *dir, char **out, char **err, const char *a1,
+                const char *a2, const char *a3, const char *a4) {
+    const char *args[16] = {"plot"};
+    int n = 1;
+    const char *extra[] = {a1, a2, a3, a4};
+    for (int i = 0; i < 4 && extra[i]; i++)
+        args[n++] = extra[i];
+    if (db) args[n++] = "--db", args[n++] = db;
+    if (dir) args[n++] = "--out", args[n++] = dir;
+    args[n] = NULL;
+    return run_mtlab(out, err, args);
+}
+
+/* The figure's query on the store, through the library. */
+static store_table_t *query(const char *db, const plot_figure_t *fig, const plot_params_t *params) {
+    store_t *s;
+    err_t err = {0};
+    ck_assert_msg(store_open(&s, db, STORE_READONLY, &err) == 0, "%s", err.msg);
+    store_table_t *t;
+    ck_assert_msg(plot_query(s, fig, params, &t, &err) == 0, "%s", err.msg);
+    store_close(s);
+    return t;
+}
+
+static double num(const store_table_t *t, int r, const char *column) {
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcmp(t->names[c], column) == 0) {
+            const char *s = store_table_cell(t, r, c);
+            return s ? strtod(s, NULL) : NAN;
+        }
+    ck_abort_msg("no column %s", column);
+    return NAN;
+}
+
+static const char *text(const store_table_t *t, int r, const char *column) {
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcmp(t->names[c], column) == 0) return store_table_cell(t, r, c);
+    ck_abort_msg("no column %s", column);
+    return NULL;
+}
+
+/* First column of the first row of sql on db, as a double. */
+static double sql1(const char *db, const char *sql) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(h));
+    double v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_double(st, 0) : NAN;
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Splits a datablock line into fields: "quoted text" or bare words. */
+static int split_fields(char *line, char **fields, int max) {
+    int n = 0;
+    char *p = line;
+    while (*p && n < max) {
+        while (*p == ' ')
+            p++;
+        if (!*p) break;
+        if (*p == '"') {
+            fields[n++] = ++p;
+            while (*p && *p != '"')
+                p++;
+        } else {
+            fields[n++] = p;
+            while (*p && *p != ' ')
+                p++;
+        }
+        if (*p) *p++ = '\0';
+    }
+    return n;
+}
+
+/* Every data row of every datablock of the script equals the query's rows,
+ * in order: numbers exactly, text as text, NULL as NaN. */
+static void check_script_data(const char *script, const store_table_t *t) {
+    char *gp = slurp_file(script, NULL);
+    ck_assert_ptr_nonnull(gp);
+    int row = 0, blocks = 0;
+    bool in_block = false;
+    for (char *line = strtok(gp, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!in_block) {
+            if (line[0] == '$' && strstr(line, " << EOD")) in_block = true, blocks++;
+            continue;
+        }
+        if (strcmp(line, "EOD") == 0) {
+            in_block = false;
+            continue;
+        }
+        if (line[0] == '#') continue;
+        ck_assert_msg(row < t->n_rows, "%s: more data rows than the query's %d", script, t->n_rows);
+        char *fields[64];
+        int n = split_fields(line, fields, 64);
+        ck_assert_msg(n == t->n_cols, "%s row %d: %d fields, the query has %d columns", script, row,
+                      n, t->n_cols);
+        for (int c = 0; c < n; c++) {
+            const char *want = store_table_cell(t, row, c);
+            int type = store_table_type(t, row, c);
+            if (!want) {
+                ck_assert_str_eq(fields[c], "NaN");
+            } else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
+                char *end;
+                double got = strtod(fields[c], &end);
+                ck_assert_msg(*end == '\0' && got == strtod(want, NULL),
+                              "%s row %d column %s: %s in the script, %s from the query", script,
+                              row, t->names[c], fields[c], want);
+            } else {
+                ck_assert_str_eq(fields[c], want);
+            }
+        }
+        row++;
+    }
+    ck_assert_msg(row == t->n_rows, "%s: %d data rows, the query has %d", script, row, t->n_rows);
+    ck_assert_int_gt(blocks, 0);
+    free(gp);
+}
+
+/* gnuplot runs the script on the dumb terminal without a word on stderr (a
+ * warning such as "Skipping data file with no valid points" means an empty
+ * panel). */
+static void check_gnuplot_runs(const char *script) {
+    if (!plot_have_gnuplot()) return;
+    char *err;
+    char *const argv[] = {
+        "gnuplot", "-e", "keep_terminal = 1; set terminal dumb size 160,60; set output '/dev/null'",
+        (char *)script, NULL};
+    int rc = run_prog(NULL, argv, &err);
+    ck_assert_msg(rc == 0, "gnuplot %s: exit %d: %s", script, rc, err);
+    ck_assert_msg(err[0] == '\0', "gnuplot %s said: %s", script, err);
+    free(err);
+}
+
+/* ---- every registered figure and table --------------------------------------- */
+
+START_TEST(test_list) {
+    char *out, *err;
+    const char *args[] = {"plot", "--list", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
+    int n;
+    const plot_figure_t *reg = plot_registry(&n);
+    ck_assert_int_ge(n, 7);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(strstr(out, reg[i].name) != NULL, "--list lacks %s", reg[i].name);
+        ck_assert_msg(strstr(out, reg[i].description) != NULL, "--list lacks %s's description",
+                      reg[i].name);
+        ck_assert_ptr_eq(plot_find(reg[i].name), &reg[i]);
+    }
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* Loop over the registry: each entry's files, and their data = its query. */
+START_TEST(test_each_entry) {
+    int n;
+    const plot_figure_t *fig = &plot_registry(&n)[_i];
+    char *dir = test_tmpdir(), *out, *err;
+    int rc = plot(full_db, dir, &out, &err, fig->name, "--no-render", NULL, NULL);
+    ck_assert_msg(rc == 0, "mtlab plot %s: exit %d: %s", fig->name, rc, err);
+    store_table_t *t = query(full_db, fig, NULL);
+    ck_assert_msg(t->n_rows > 0, "%s: no rows on the test store", fig->name);
+    char name[128];
+    if (fig->kind == PLOT_FIGURE) {
+        snprintf(name, sizeof name, "%s.gp", fig->name);
+        char *script = path_in(dir, name);
+        ck_assert_msg(exists(script), "no %s", script);
+        snprintf(name, sizeof name, "%s.png", fig->name);
+        char *png = path_in(dir, name);
+        ck_assert_msg(!exists(png), "--no-render drew %s", png);
+        ck_assert_ptr_nonnull(strstr(out, script));
+        check_script_data(script, t);
+        check_gnuplot_runs(script);
+        free(script);
+        free(png);
+    } else {
+        snprintf(name, sizeof name, "%s.md", fig->name);
+        char *md = path_in(dir, name);
+        char *file = slurp_file(md, NULL);
+        ck_assert_msg(file != NULL, "no %s", md);
+        /* The file and stdout hold the same markdown: header, rule, one line a row. */
+        ck_assert_str_eq(file, out);
+        int lines = 0;
+        for (char *p = out; *p; p++)
+            lines += *p == '\n';
+        ck_assert_int_eq(lines, t->n_rows + 2);
+        ck_assert_msg(strncmp(out, "| ", 2) == 0, "%s", out);
+        char *header = strndup(out, (size_t)(strchr(out, '\n') - out));
+        for (int c = 0; c < t->n_cols; c++)
+            ck_assert_msg(strstr(header, t->names[c]), "no column %s", t->names[c]);
+        free(header);
+        ck_assert_ptr_nonnull(strstr(out, "\n| ---"));
+        /* CSV: the same rows at full precision. */
+        free(out);
+        free(err);
+        rc = plot(full_db, dir, &out, &err, fig->name, "--format", "csv", NULL);
+        ck_assert_msg(rc == 0, "%s", err);
+        lines = 0;
+        for (char *p = out; *p; p++)
+            lines += *p == '\n';
+        ck_assert_int_eq(lines, t->n_rows + 1);
+        snprintf(name, sizeof name, "%s.csv", fig->name);
+        char *csv = path_in(dir, name);
+        ck_assert(exists(csv));
+        free(csv);
+        free(md);
+        free(file);
+    }
+    store_table_free(t);
+    free(out);
+    free(err);
+    free(dir);
+}
+END_TEST
+
+/* ---- what the rows mean ------------------------------------------------------ */
+
+/* Fig 2: per cosine, the mean Pearson over the three datasets. */
+START_TEST(test_fig2_values) {
+    store_table_t *t = query(full_db, plot_find("mmoe-fig2"), NULL);
+    ck_assert_int_eq(t->n_rows, 3);
+    for (int r = 0; r < t->n_rows; r++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT avg(value) FROM v_final WHERE experiment = 'mmoe-fig2' AND name = "
+                 "'data/pearson/t1-t2' AND correlation = %s",
+                 text(t, r, "correlation"));
+        ck_assert_double_eq_tol(num(t, r, "mean"), sql1(full_db, sql), 1e-12);
+        ck_assert_double_eq(num(t, r, "n"), 3);
+        ck_assert(num(t, r, "sd") >= 0);
+    }
+    /* Correlated weights give correlated labels. */
+    ck_assert(num(t, 2, "mean") > num(t, 1, "mean") && num(t, 1, "mean") > num(t, 0, "mean"));
+    store_table_free(t);
+}
+END_TEST
+
+/* Fig 4: each curve is at the lr with the lowest mean final validation loss
+ * of its model and correlation, computed here without v_best_lr. */
+START_TEST(test_fig4_best_lr) {
+    store_table_t *t = query(full_db, plot_find("mmoe-fig4"), NULL);
+    ck_assert_int_eq(t->n_rows, 3 * 2 * 2); /* models x correlations x evaluations */
+    for (int r = 0; r < t->n_rows; r++) {
+        char sql[768];
+        snprintf(sql, sizeof sql,
+                 "SELECT lr FROM v_final WHERE experiment = 'mmoe-fig4' AND name = "
+                 "'val/loss/total' AND model = '%s' AND correlation = %s GROUP BY lr "
+                 "ORDER BY avg(value) LIMIT 1",
+                 text(t, r, "model"), text(t, r, "correlation"));
+        ck_assert_double_eq(num(t, r, "lr"), sql1(full_db, sql));
+        snprintf(sql, sizeof sql,
+                 "SELECT avg(m.value) FROM metric m JOIN v_final f ON f.trial_id = m.trial_id "
+                 "AND f.name = 'test/loss/t1' WHERE f.experiment = 'mmoe-fig4' AND f.model = "
+                 "'%s' AND f.correlation = %s AND f.lr = %s AND m.name = 'test/loss/t1' AND "
+                 "m.step = %s",
+                 text(t, r, "model"), text(t, r, "correlation"), text(t, r, "lr"),
+                 text(t, r, "step"));
+        ck_assert_double_eq_tol(num(t, r, "mean"), sql1(full_db, sql), 1e-12);
+        ck_assert_double_eq(num(t, r, "n"), 2);
+    }
+    store_table_free(t);
+}
+END_TEST
+
+/* Fig 5: each panel's bins count all its runs; a row's panels share edges
+ * that span the row's final losses. */
+START_TEST(test_fig5_bins) {
+    plot_params_t params = {NULL, NULL, 7};
+    store_table_t *t = query(full_db, plot_find("mmoe-fig5"), &params);
+    ck_assert_int_eq(t->n_rows, 2 * 3 * 7);
+    for (int p = 0; p < 6; p++) {
+        double total = 0;
+        for (int b = 0; b < 7; b++) {
+            int r = p * 7 + b;
+            ck_assert_double_eq(num(t, r, "bin"), b);
+            ck_assert(num(t, r, "hi") > num(t, r, "lo"));
+            if (b) ck_assert_double_eq_tol(num(t, r, "lo"), num(t, r - 1, "hi"), 1e-15);
+            /* same edges as the first panel of the row */
+            ck_assert_double_eq(num(t, r, "lo"), num(t, (p / 3) * 21 + b, "lo"));
+            total += num(t, r, "count");
+        }
+        ck_assert_double_eq(total, 3);
+        ck_assert_double_eq(num(t, p * 7, "n"), 3);
+    }
+    for (int row = 0; row < 2; row++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT min(value) FROM v_final WHERE experiment = 'mmoe-fig5' AND "
+                 "name = 'test/loss/t1' AND correlation = %s",
+                 text(t, row * 21, "correlation"));
+        ck_assert_double_eq_tol(num(t, row * 21, "lo"), sql1(full_db, sql), 1e-12);
+        snprintf(sql, sizeof sql,
+                 "SELECT max(value) FROM v_final WHERE experiment = 'mmoe-fig5' AND "
+                 "name = 'test/loss/t1' AND correlation = %s",
+                 text(t, row * 21, "correlation"));
+        ck_assert_double_eq_tol(num(t, row * 21 + 20, "hi"), sql1(full_db, sql), 1e-12);
+    }
+    store_table_free(t);
+}
+END_TEST
+
+/* Gates: a gate's mean weights sum to 1 over the ranks, and the reference
+ * gate's (the first) fall with the rank it defines. */
+START_TEST(test_gates_values) {
+    store_table_t *t = query(full_db, plot_find("mmoe-gates"), NULL);
+    /* omoe: 1 gate, mmoe: 2 gates; x 2 correlations x 3 experts */
+    ck_assert_int_eq(t->n_rows, (1 + 2) * 2 * 3);
+    for (int r = 0; r < t->n_rows; r += 3) {
+        double sum = 0;
+        for (int k = 0; k < 3; k++) {
+            ck_assert_double_eq(num(t, r + k, "rank"), k + 1);
+            ck_assert_double_eq(num(t, r + k, "n"), 2);
+            sum += num(t, r + k, "mean");
+        }
+        ck_assert_double_eq_tol(sum, 1, 1e-5);
+        const char *gate = text(t, r, "gate");
+        if (strcmp(gate, "shared") == 0 || strcmp(gate, "t1") == 0)
+            ck_assert(num(t, r, "mean") >= num(t, r + 1, "mean") &&
+                      num(t, r + 1, "mean") >= num(t, r + 2, "mean"));
+    }
+    store_table_free(t);
+
+    t = query(full_db, plot_find("mmoe-gates-hist"), NULL);
+    int bins = (int)sql1(full_db, "SELECT max(bin) + 1 FROM gate_hist");
+    ck_assert_int_eq(t->n_rows, (1 + 2) * 2 * bins);
+    for (int r = 0; r < t->n_rows; r += bins) {
+        double sum = 0;
+        for (int k = 0; k < bins; k++)
+            sum += num(t, r + k, "fraction");
+        ck_assert_double_eq_tol(sum, 1, 1e-12);
+        ck_assert_double_eq(num(t, r + bins - 1, "hi"), 1);
+    }
+    store_table_free(t);
+}
+END_TEST
+
+/* The table: one row per model and correlation, n runs, min <= median <= max. */
+START_TEST(test_table_values) {
+    store_table_t *t = query(full_db, plot_find("mmoe-table"), NULL);
+    ck_assert_int_eq(t->n_rows, 6);
+    for (int r = 0; r < t->n_rows; r++) {
+        ck_assert_double_eq(num(t, r, "n"), 3);
+        ck_assert_double_eq(num(t, r, "failed"), 0);
+        ck_assert(num(t, r, "min") <= num(t, r, "median"));
+        ck_assert(num(t, r, "median") <= num(t, r, "max"));
+        ck_assert(num(t, r, "min") <= num(t, r, "mean") && num(t, r, "mean") <= num(t, r, "max"));
+    }
+    ck_assert_str_eq(text(t, 0, "model"), "shared_bottom");
+    store_table_free(t);
+    t = query(full_db, plot_find("mmoe-table-fig4"), NULL);
+    ck_assert_int_eq(t->n_rows, 6);
+    store_table_free(t);
+}
+END_TEST
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+static unsigned be32(const unsigned char *p) {
+    return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
+}
+
+START_TEST(test_render_png) {
+    if (!plot_have_gnuplot()) return;
+    char *dir = test_tmpdir(), *out, *err;
+    int rc = plot(full_db, dir, &out, &err, "mmoe-fig4", NULL, NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    char *png = path_in(dir, "mmoe-fig4.png");
+    ck_assert_ptr_nonnull(strstr(out, png));
+    size_t size;
+    unsigned char *data = (unsigned char *)slurp_file(png, &size);
+    ck_assert_ptr_nonnull(data);
+    ck_assert(size > 10000 && size < 5000000);
+    ck_assert(memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0);
+    /* IHDR: a panel per correlation (two here) side by side, wider than tall */
+    unsigned width = be32(data + 16), height = be32(data + 20);
+    ck_assert_msg(width >= 1000 && height >= 400 && width > height, "%ux%u", width, height);
+    free(data);
+
+    /* The script alone, run from elsewhere, writes the image next to itself. */
+    unlink(png);
+    char *script = path_in(dir, "mmoe-fig4.gp");
+    char *const argv[] = {"gnuplot", script, NULL};
+    char *gp_err;
+    ck_assert_int_eq(run_prog("/", argv, &gp_err), 0);
+    ck_assert_msg(exists(png), "gnuplot %s from / wrote no %s: %s", script, png, gp_err);
+    free(gp_err);
+    free(script);
+    free(png);
+    free(out);
+    free(err);
+
+    /* svg and pdf */
+    const char *formats[][2] = {{"svg", "<svg"}, {"pdf", "%PDF"}};
+    for (int i = 0; i < 2; i++) {
+        rc = plot(full_db, dir, &out, &err, "mmoe-fig2", "--format", formats[i][0], NULL);
+        ck_assert_msg(rc == 0, "%s", err);
+        char name[64];
+        snprintf(name, sizeof name, "mmoe-fig2.%s", formats[i][0]);
+        char *file = path_in(dir, name), *content = slurp_file(file, &size);
+        ck_assert_msg(content != NULL, "no %s", file);
+        ck_assert_msg(
+            memmem(content, size < 400 ? size : 400, formats[i][1], strlen(formats[i][1])) != NULL,
+            "%s is not %s", file, formats[i][0]);
+        free(content);
+        free(file);
+        free(out);
+        free(err);
+    }
+    free(dir);
+}
+END_TEST
+
+/* --all makes every entry whose experiment is in the store and skips the
+ * others with a note. */
+START_TEST(test_all) {
+    char *dir = test_tmpdir(), *out, *err;
+    int rc = plot(partial_db, dir, &out, &err, "--all", "--no-render", NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    char *gp = path_in(dir, "mmoe-fig2.gp"), *gp4 = path_in(dir, "mmoe-fig4.gp");
+    ck_assert(exists(gp));
+    ck_assert(!exists(gp4));
+    ck_assert_ptr_nonnull(strstr(err, "skipped mmoe-fig4: experiment mmoe-fig4 is not in"));
+    ck_assert_ptr_nonnull(strstr(err, "skipped mmoe-table"));
+    free(out);
+    free(err);
+    free(gp);
+    free(gp4);
+
+    rc = plot(full_db, dir, &out, &err, "--all", "--no-render", NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    int n;
+    const plot_figure_t *reg = plot_registry(&n);
+    for (int i = 0; i < n; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%s.%s", reg[i].name, reg[i].kind == PLOT_FIGURE ? "gp" : "md");
+        char *file = path_in(dir, name);
+        ck_assert_msg(exists(file), "--all wrote no %s", file);
+        free(file);
+    }
+    ck_assert_ptr_null(strstr(err, "skipped"));
+    free(out);
+    free(err);
+    free(dir);
+}
+END_TEST
+
+/* --metric and --experiment override the figure's own; --data prints rows. */
+START_TEST(test_overrides) {
+    char *dir = test_tmpdir(), *out, *err;
+    int rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--metric", "val/loss/t2", "--no-render");
+    ck_assert_msg(rc == 0, "%s", err);
+    char *script = path_in(dir, "mmoe-fig3.gp");
+    plot_params_t params = {NULL, "val/loss/t2", 0};
+    store_table_t *t = query(full_db, plot_find("mmoe-fig3"), &params);
+    check_script_data(script, t);
+    char *gp = slurp_file(script, NULL);
+    ck_assert_ptr_nonnull(strstr(gp, ":metric = val/loss/t2"));
+    ck_assert_ptr_nonnull(strstr(gp, "val loss, task 2"));
+    free(gp);
+    store_table_free(t);
+    free(out);
+    free(err);
+
+    /* Fig 3's drawing of the fig4 experiment: one line per model, lr, correlation. */
+    rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--experiment", "mmoe-fig4", "--no-render");
+    ck_assert_msg(rc == 0, "%s", err);
+    params = (plot_params_t){"mmoe-fig4", NULL, 0};
+    t = query(full_db, plot_find("mmoe-fig3"), &params);
+    ck_assert_int_eq(t->n_rows, 3 * 2 * 2 * 2);
+    check_script_data(script, t);
+    check_gnuplot_runs(script);
+    store_table_free(t);
+    free(out);
+    free(err);
+
+    rc = plot(full_db, NULL, &out, &err, "mmoe-fig2", "--data", NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert(strncmp(out, "\"correlation\",\"n\",\"mean\",\"sd\"\n", 30) == 0);
+    free(out);
+    free(err);
+    free(script);
+    free(dir);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+START_TEST(test_errors) {
+    char *dir = test_tmpdir(), *out, *err;
+    /* unknown name: usage error naming the known ones */
+    ck_assert_int_eq(plot(full_db, dir, &out, &err, "mmoe-fig9", NULL, NULL, NULL), 2);
+    ck_assert_ptr_nonnull(strstr(err, "unknown figure 'mmoe-fig9'"));
+    ck_assert_ptr_nonnull(strstr(err, "mmoe-fig4"));
+    free(out);
+    free(err);
+    /* no name */
+    ck_assert_int_eq(plot(full_db, dir, &out, &err, NULL, NULL, NULL, NULL), 2);
+    free(out);
+    free(err);
+    /* a figure in a table format */
+    ck_assert_int_eq(plot(full_db, dir, &out, &err, "mmoe-fig4", "--format", "md", NULL), 2);
+    free(out);
+    free(err);
+    /* missing store */
+    char *nodb = path_in(dir, "none.db");
+    ck_assert_int_eq(plot(nodb, dir, &out, &err, "mmoe-fig4", NULL, NULL, NULL), 1);
+    ck_assert_ptr_nonnull(strstr(err, "none.db"));
+    ck_assert(!exists(nodb));
+    free(out);
+    free(err);
+    /* missing experiment: says which sweep makes it */
+    ck_assert_int_eq(plot(partial_db, dir, &out, &err, "mmoe-fig4", NULL, NULL, NULL), 1);
+    ck_assert_msg(strstr(err, "experiment mmoe-fig4 is not in ") &&
+                      strstr(err, ": run build/mtlab run experiments/mmoe/fig4.ini first"),
+                  "%s", err);
+    free(out);
+    free(err);
+    /* an experiment with nothing to draw */
+    ck_assert_int_eq(
+        plot(full_db, dir, &out, &err, "mmoe-fig3", "--metric", "test/loss/t9", "--no-render"), 1);
+    ck_assert_ptr_nonnull(strstr(err, "nothing to draw"));
+    free(out);
+    free(err);
+    free(nodb);
+    free(dir);
+}
+END_TEST
+
+/* Without gnuplot the script is kept and the run succeeds with a note; a
+ * failing gnuplot fails the run with its message. */
+START_TEST(test_gnuplot_missing_or_failing) {
+    char *dir = test_tmpdir(), *out, *err;
+    char *bin = path_in(dir, "bin");
+    ck_assert_int_eq(mkdir(bin, 0755), 0);
+    setenv("PATH", bin, 1); /* this test's process only (Check forks each test) */
+    int rc = plot(full_db, dir, &out, &err, "mmoe-fig3", NULL, NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(err, "gnuplot is not installed"));
+    char *script = path_in(dir, "mmoe-fig3.gp"), *png = path_in(dir, "mmoe-fig3.png");
+    ck_assert(exists(script));
+    ck_assert(!exists(png));
+    free(out);
+    free(err);
+
+    char *fake = path_in(bin, "gnuplot");
+    write_text(fake, "#!/bin/sh\necho \"line 7: something broke\" >&2\nexit 1\n");
+    ck_assert_int_eq(chmod(fake, 0755), 0);
+    rc = plot(full_db, dir, &out, &err, "mmoe-fig3", NULL, NULL, NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(err, "gnuplot"));
+    ck_assert_ptr_nonnull(strstr(err, "line 7: something broke"));
+    free(out);
+    free(err);
+    free(fake);
+    free(script);
+    free(png);
+    free(bin);
+    free(dir);
+}
+END_TEST
+
+Suite *plot_suite(void) {
+    Suite *s = suite_create("plot");
+    TCase *tc = tcase_create("plot");
+    tcase_add_unchecked_fixture(tc, make_stores, remove_stores);
+    tcase_set_timeout(tc, 120);
+    int n;
+    plot_registry(&n);
+    tcase_add_test(tc, test_list);
+    tcase_add_loop_test(tc, test_each_entry, 0, n);
+    tcase_add_test(tc, test_fig2_values);
+    tcase_add_test(tc, test_fig4_best_lr);
+    tcase_add_test(tc, test_fig5_bins);
+    tcase_add_test(tc, test_gates_values);
+    tcase_add_test(tc, test_table_values);
+    tcase_add_test(tc, test_render_png);
+    tcase_add_test(tc, test_all);
+    tcase_add_test(tc, test_overrides);
+    tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_gnuplot_missing_or_failing);
+    suite_add_tcase(s, tc);
+    return s;
+}

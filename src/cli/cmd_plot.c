@@ -1,2 +1,202 @@
+/* cmd_plot.c -- `mtlab plot`: the papers' figures (gnuplot scripts with
+ * their data inline, rendered when gnuplot is installed) and tables
+ * (markdown or CSV) from a store.  The work is in plot/plot.h. */
+#include <stdio.h>
+#include <string.h>
+
 #include "cli/cli.h"
-int cmd_plot(int argc, char **argv) { return 2; } /* placeholder, being written */
+#include "cli/opts.h"
+#include "plot/plot.h"
+#include "store/store.h"
+
+#define PLOT_MAX_NAMES 64
+
+static void list_entries(void) {
+    int n;
+    const plot_figure_t *reg = plot_registry(&n);
+    int w_name = 4, w_exp = 10;
+    for (int i = 0; i < n; i++) {
+        int a = (int)strlen(reg[i].name), b = (int)strlen(reg[i].experiment);
+        if (a > w_name) w_name = a;
+        if (b > w_exp) w_exp = b;
+    }
+    printf("%-*s  %-6s  %-*s  %s\n", w_name, "name", "kind", w_exp, "experiment", "description");
+    for (int i = 0; i < n; i++)
+        printf("%-*s  %-6s  %-*s  %s\n", w_name, reg[i].name,
+               reg[i].kind == PLOT_TABLE ? "table" : "figure", w_exp, reg[i].experiment,
+               reg[i].description);
+}
+
+static bool is_figure_format(const char *f) {
+    return strcmp(f, "png") == 0 || strcmp(f, "svg") == 0 || strcmp(f, "pdf") == 0;
+}
+
+/* Makes one entry and says what was written.  print_table: a table is also
+ * printed on stdout (then the note goes to stderr).  Returns the exit status
+ * (0, 1, 2) after printing any error; with skip_missing, an experiment
+ * missing from the store is a note and sets *skipped. */
+static int make_one(const char *db, const plot_figure_t *fig, const plot_params_t *params,
+                    const char *out_dir, const char *format, bool render, bool print_table,
+                    bool skip_missing, bool *skipped, bool *warned_no_gnuplot) {
+    err_t err = {0};
+    plot_output_t out;
+    const char *fmt = format;
+    if (skip_missing && format) /* --all: each entry takes the formats of its kind */
+        fmt = (fig->kind == PLOT_FIGURE) == is_figure_format(format) ? format : NULL;
+    int rc = plot_make_with(db, fig->name, params, out_dir, fmt, render, &out, &err);
+    if (rc == PLOT_NO_EXPERIMENT && skip_missing) {
+        fprintf(stderr, "mtlab plot: skipped %s: %s\n", fig->name, err.msg);
+        *skipped = true;
+        return 0;
+    }
+    if (rc) {
+        int status = cli_fail("plot", &err);
+        if (out.gnuplot_stderr[0]) fprintf(stderr, "%s", out.gnuplot_stderr);
+        return status;
+    }
+    if (fig->kind == PLOT_TABLE) {
+        if (print_table) {
+            const char *tf = format && strcmp(format, "csv") == 0 ? "csv" : "md";
+            if (plot_table_with(db, fig->name, params, tf, stdout, &err))
+                return cli_fail("plot", &err);
+            fprintf(stderr, "wrote %s (%d rows)\n", out.table, out.n_rows);
+        } else {
+            printf("wrote %s (%d rows)\n", out.table, out.n_rows);
+        }
+        return 0;
+    }
+    if (out.rendered)
+        printf("wrote %s and %s (%d rows)\n", out.script, out.image, out.n_rows);
+    else
+        printf("wrote %s (%d rows)\n", out.script, out.n_rows);
+    if (out.no_gnuplot && !*warned_no_gnuplot) {
+        fprintf(stderr,
+                "mtlab plot: gnuplot is not installed: the scripts are written but not drawn "
+                "(`gnuplot %s` draws it; make deps installs gnuplot-nox)\n",
+                out.script);
+        *warned_no_gnuplot = true;
+    }
+    if (out.gnuplot_stderr[0])
+        fprintf(stderr, "mtlab plot: gnuplot said on %s:\n%s", out.script, out.gnuplot_stderr);
+    return 0;
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *db = "results.db", *out_dir = "plots", *format = NULL;
+    const char *experiment = NULL, *metric = NULL;
+    int bins = 0;
+    bool no_render = false, list = false, all = false, data = false;
+    opt_t opts[] = {
+        {"db", OPT_STRING, &db, "FILE", "the SQLite store", 1, 0, 0},
+        {"out", OPT_STRING, &out_dir, "DIR", "where NAME.gp, NAME.png and tables go", 1, 0, 0},
+        {"format", OPT_STRING, &format, "F",
+         "figures: png (default), svg or pdf; tables: md (default) or csv", 1, 0, 0},
+        {"no-render", OPT_FLAG, &no_render, NULL, "write the gnuplot scripts, do not run gnuplot",
+         1, 0, 0},
+        {"all", OPT_FLAG, &all, NULL,
+         "every figure and table whose experiment is in the store (others are skipped)", 1, 0, 0},
+        {"list", OPT_FLAG, &list, NULL, "list the figures and tables", 1, 0, 0},
+        {"experiment", OPT_STRING, &experiment, "NAME",
+         "read this experiment instead of the figure's own", 1, 0, 0},
+        {"metric", OPT_STRING, &metric, "NAME",
+         "draw this metric instead of the figure's own (e.g. test/loss/t2)", 1, 0, 0},
+        {"bins", OPT_INT, &bins, "N", "histogram bins (mmoe-fig5; 0: 20)", 0, 1000, 0},
+        {"data", OPT_FLAG, &data, NULL, "print the rows of the figures' queries as CSV instead", 1,
+         0, 0},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    const char *names[PLOT_MAX_NAMES];
+    int n_names;
+    int rc = cli_options(
+        "plot", "mtlab plot NAME... | --all | --list [options]",
+        "Redraws the papers' figures from a store: runs each figure's SQL (sql/figures/),\n"
+        "writes DIR/NAME.gp -- a self-contained gnuplot script with the data inline --\n"
+        "and runs gnuplot on it (when installed) to make DIR/NAME.png (svg, pdf).\n"
+        "Tables are printed and written to DIR/NAME.md (or .csv).  `mtlab plot --list`\n"
+        "names them all.",
+        opts, n_opts, argc, argv, names, PLOT_MAX_NAMES, &n_names);
+    if (rc != CLI_CONTINUE) return rc;
+    err_t err = {0};
+
+    if (list) {
+        list_entries();
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (format && !is_figure_format(format) && strcmp(format, "md") != 0 &&
+        strcmp(format, "csv") != 0) {
+        err_set(&err, ERR_USAGE, "--format: png, svg, pdf (figures), md or csv (tables), not '%s'",
+                format);
+        return cli_fail("plot", &err);
+    }
+    if (all && n_names > 0) {
+        err_set(&err, ERR_USAGE, "name figures or give --all, not both");
+        return cli_fail("plot", &err);
+    }
+    if (all && (experiment || metric)) {
+        err_set(&err, ERR_USAGE, "--experiment and --metric apply to a named figure, not --all");
+        return cli_fail("plot", &err);
+    }
+    if (!all && n_names == 0) {
+        err_set(&err, ERR_USAGE, "which figure? (mtlab plot --list names them, --all makes all)");
+        return cli_fail("plot", &err);
+    }
+    for (int i = 0; i < n_names; i++)
+        if (!plot_find(names[i])) {
+            plot_output_t out;
+            plot_make(db, names[i], out_dir, NULL, false, &out, &err); /* words the message */
+            return cli_fail("plot", &err);
+        }
+    /* The store must exist before anything is written. */
+    store_t *s;
+    if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("plot", &err);
+    store_close(s);
+
+    plot_params_t params = {experiment, metric, bins};
+    int status = 0;
+    if (data) {
+        int n_reg;
+        const plot_figure_t *reg = plot_registry(&n_reg);
+        for (int i = 0; i < (all ? n_reg : n_names); i++) {
+            const char *name = all ? reg[i].name : names[i];
+            if (all) printf("# %s\n", name);
+            rc = plot_table_with(db, name, &params, "csv", stdout, &err);
+            if (rc == PLOT_NO_EXPERIMENT && all) {
+                fprintf(stderr, "mtlab plot: skipped %s: %s\n", name, err.msg);
+            } else if (rc) {
+                int s_rc = cli_fail("plot", &err);
+                if (s_rc > status) status = s_rc;
+            }
+        }
+        return status;
+    }
+
+    bool warned = false;
+    if (all) {
+        int n_reg, made = 0;
+        const plot_figure_t *reg = plot_registry(&n_reg);
+        for (int i = 0; i < n_reg; i++) {
+            bool skipped = false;
+            rc = make_one(db, &reg[i], &params, out_dir, format, !no_render, false, true, &skipped,
+                          &warned);
+            if (rc)
+                status = rc;
+            else if (!skipped)
+                made++;
+        }
+        if (made == 0 && status == 0) {
+            err_set(&err, ERR_FAIL, "%s holds none of the figures' experiments", db);
+            status = cli_fail("plot", &err);
+        }
+    } else {
+        for (int i = 0; i < n_names; i++) {
+            rc = make_one(db, plot_find(names[i]), &params, out_dir, format, !no_render, true,
+                          false, NULL, &warned);
+            if (rc > status) status = rc;
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        err_set(&err, ERR_FAIL, "cannot write to standard output");
+        status = cli_fail("plot", &err);
+    }
+    return status;
+}

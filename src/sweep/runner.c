@@ -65,10 +65,12 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
 
 /* ---- one trial: run it and turn its result into store records ---- */
 
+#define METRIC_NAME_MAX 48
+
 typedef struct {
     /* [3 * (T + 1)] "split/loss/tK", then T + 1 "test/baseline/tK" and the
      * T (T - 1) / 2 "data/pearson/tI-tJ" */
-    char (*metric_names)[32];
+    char (*metric_names)[METRIC_NAME_MAX];
     store_metric_t *metrics;
     store_gate_t *gates;
     store_tensor_t *tensors;
@@ -104,9 +106,9 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
         for (int k = 0; k <= T; k++) {
             char *name = rec->metric_names[s * (T + 1) + k];
             if (k < T)
-                snprintf(name, 32, "%s/loss/t%d", splits[s], k + 1);
+                snprintf(name, METRIC_NAME_MAX, "%s/loss/t%d", splits[s], k + 1);
             else
-                snprintf(name, 32, "%s/loss/total", splits[s]);
+                snprintf(name, METRIC_NAME_MAX, "%s/loss/total", splits[s]);
         }
     /* At step 0, what the dataset is like: the test loss of predicting the
      * training mean (what "learned something" is measured against) and the
@@ -115,15 +117,15 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
     for (int k = 0; k <= T; k++) {
         char *name = rec->metric_names[per_eval + n];
         if (k < T)
-            snprintf(name, 32, "test/baseline/t%d", k + 1);
+            snprintf(name, METRIC_NAME_MAX, "test/baseline/t%d", k + 1);
         else
-            snprintf(name, 32, "test/baseline/total");
+            snprintf(name, METRIC_NAME_MAX, "test/baseline/total");
         rec->metrics[n++] = (store_metric_t){name, 0, res->baseline[k]};
     }
     for (int i = 0; i < T; i++)
         for (int j = i + 1; j < T; j++) {
             char *name = rec->metric_names[per_eval + n];
-            snprintf(name, 32, "data/pearson/t%d-t%d", i + 1, j + 1);
+            snprintf(name, METRIC_NAME_MAX, "data/pearson/t%d-t%d", i + 1, j + 1);
             rec->metrics[n++] = (store_metric_t){name, 0, res->label_pearson[i][j]};
         }
     for (int e = 0; e < res->n_evals; e++) {
