@@ -420,7 +420,8 @@ START_TEST(test_data_only) {
     sqlite3 *db = open_db(dbp);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'data/pearson/t1-t2'"), 9);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM metric WHERE name LIKE '%/loss/%'"), 0);
-    ck_assert_int_eq(q(db, "SELECT count(*) FROM v_final WHERE name = 'test/baseline/total' AND value > 0"), 9);
+    ck_assert_int_eq(
+        q(db, "SELECT count(*) FROM v_final WHERE name = 'test/baseline/total' AND value > 0"), 9);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 0);
     const double p[] = {0, 0.5, 1};
     for (int i = 0; i < 3; i++) {
@@ -440,6 +441,70 @@ START_TEST(test_data_only) {
 }
 END_TEST
 
+/* `mtlab reproduce` from a repository root: runs every sweep of
+ * experiments/mmoe/ at the quick scale, makes every figure and table, and a
+ * second run resumes (trains nothing).  The sweeps here are tiny stand-ins
+ * with the real experiment names. */
+START_TEST(test_reproduce) {
+    char *dir = test_tmpdir();
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/experiments/mmoe", dir);
+    char *cmd = malloc(strlen(sub) + 16);
+    sprintf(cmd, "mkdir -p %s", sub);
+    ck_assert_int_eq(system(cmd), 0);
+    free(cmd);
+    const char *common = "[data]\ndim = 10\ntrain = 300\nvalidation = 50\ntest = 50\n"
+                         "correlation = %s\n"
+                         "[train]\nsteps = %s\neval_every = 10\nbatch = 32\nlr = %s\n"
+                         "[model]\nname = %s\nexperts = 3\nexpert_hidden = 4\n"
+                         "[scale.quick]\nexperiment.repeats = 2\n";
+    const struct {
+        const char *file, *name, *corr, *steps, *lr, *models;
+    } sweeps[] = {
+        {"fig2.ini", "mmoe-fig2", "0, 0.5, 1", "0", "0.001", "mmoe"},
+        {"fig3.ini", "mmoe-fig3", "0.5, 1", "20", "0.001", "shared_bottom"},
+        {"fig4.ini", "mmoe-fig4", "0.5, 0.9, 1", "20", "0.001, 0.01", "shared_bottom, omoe, mmoe"},
+        {"fig5.ini", "mmoe-fig5", "0.5, 1", "20", "0.001", "shared_bottom, omoe, mmoe"},
+        {"gates.ini", "mmoe-gates", "0, 1", "20", "0.001", "omoe, mmoe"},
+    };
+    for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++) {
+        char text[1024];
+        int n = snprintf(text, sizeof text, "[experiment]\nname = %s\n", sweeps[i].name);
+        snprintf(text + n, sizeof text - n, common, sweeps[i].corr, sweeps[i].steps, sweeps[i].lr,
+                 sweeps[i].models);
+        free(write_file(sub, sweeps[i].file, text));
+    }
+    char *out, *err;
+    const char *args[] = {"reproduce", "--quiet", "--no-render", "--jobs", "2", NULL};
+    int rc = run_mtlab_in(dir, &out, &err, args);
+    ck_assert_msg(rc == 0, "reproduce exited %d: %s", rc, err);
+    const char *outputs[] = {"mmoe-fig2.gp",  "mmoe-fig3.gp",      "mmoe-fig4.gp",
+                             "mmoe-fig5.gp",  "mmoe-gates.gp",     "mmoe-gates-hist.gp",
+                             "mmoe-table.md", "mmoe-table-fig4.md"};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/plots/%s", dir, outputs[i]);
+        ck_assert_msg(access(path, F_OK) == 0, "%s missing; stdout: %s", path, out);
+    }
+    free(out);
+    free(err);
+    rc = run_mtlab_in(dir, &out, &err, args);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(out, "this run trained 0 ") && !strstr(out, "this run trained 1"),
+                  "the second run trained again: %s", out);
+    char *dbp = join(dir, "results.db");
+    sqlite3 *db = open_db(dbp);
+    /* fig2: 3 x 2, fig3: 2 x 2, fig4: 18 x 2, fig5: 6 x 2, gates: 4 x 2 */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"),
+                     6 + 4 + 36 + 12 + 8);
+    sqlite3_close(db);
+    free(out);
+    free(err);
+    free(dbp);
+    free(dir);
+}
+END_TEST
+
 Suite *run_suite(void) {
     Suite *s = suite_create("run");
     TCase *tc = tcase_create("run");
@@ -452,6 +517,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_bad_input_leaves_store_intact);
     tcase_add_test(tc, test_dry_run);
     tcase_add_test(tc, test_data_only);
+    tcase_add_test(tc, test_reproduce);
     suite_add_tcase(s, tc);
     return s;
 }

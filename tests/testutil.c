@@ -20,6 +20,10 @@ static char *slurp(int fd) {
 }
 
 int run_mtlab(char **out, char **errout, const char *const *args) {
+    return run_mtlab_in(NULL, out, errout, args);
+}
+
+int run_mtlab_in(const char *dir, char **out, char **errout, const char *const *args) {
     const char *bin = getenv("MTLAB_BIN");
     ck_assert_msg(bin != NULL, "MTLAB_BIN is not set (run the tests through `make check`)");
     char out_path[] = "/tmp/mtlab-out-XXXXXX", err_path[] = "/tmp/mtlab-err-XXXXXX";
@@ -31,12 +35,14 @@ int run_mtlab(char **out, char **errout, const char *const *args) {
         const char *argv[64];
         int n = 0;
         argv[n++] = bin;
-        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
         argv[n] = NULL;
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
+        if (dir && chdir(dir) != 0) _exit(126);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -49,8 +55,14 @@ int run_mtlab(char **out, char **errout, const char *const *args) {
     close(err_fd);
     unlink(out_path);
     unlink(err_path);
-    if (out) *out = o; else free(o);
-    if (errout) *errout = e; else free(e);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (errout)
+        *errout = e;
+    else
+        free(e);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 

@@ -9,6 +9,8 @@
  * Captures stdout and stderr into malloc'd strings (caller frees) and returns
  * the exit status (128 + signal when killed by a signal). */
 int run_mtlab(char **out, char **errout, const char *const *args);
+/* The same, run in directory `dir` (NULL: the current one). */
+int run_mtlab_in(const char *dir, char **out, char **errout, const char *const *args);
 
 /* Path of a fresh temporary directory for this test (caller frees). */
 char *test_tmpdir(void);
