@@ -51,7 +51,8 @@ static double total_loss(void *ctx) {
     const int T = f->m->cfg.tasks;
     f->m->ops->forward(f->m, f->x, f->B, f->pred, MODEL_EVAL);
     double sum = 0;
-    for (int k = 0; k < T; k++) sum += f->weight[k] * loss_task(f->kind[k], f->pred, f->y, f->B, T, k);
+    for (int k = 0; k < T; k++)
+        sum += f->weight[k] * loss_task(f->kind[k], f->pred, f->y, f->B, T, k);
     return sum;
 }
 
@@ -63,7 +64,8 @@ static void fixture_init(fixture_t *f, const char *name, uint64_t seed) {
     rng_t r;
     rng_seed(&r, seed, 99);
     f->B = c.max_batch;
-    for (int i = 0; i < f->B * c.input_dim; i++) f->x[i] = rng_normal(&r);
+    for (int i = 0; i < f->B * c.input_dim; i++)
+        f->x[i] = rng_normal(&r);
     f->kind[0] = TASK_REGRESSION;
     f->kind[1] = TASK_BINARY;
     f->kind[2] = TASK_REGRESSION;
@@ -88,14 +90,16 @@ START_TEST(test_gradients) {
     /* Analytic gradient. */
     model_zero_grad(m);
     m->ops->forward(m, f.x, f.B, f.pred, MODEL_TRAIN);
-    for (int k = 0; k < T; k++) loss_task_grad(f.kind[k], f.pred, f.y, f.B, T, k, f.weight[k], f.dpred);
+    for (int k = 0; k < T; k++)
+        loss_task_grad(f.kind[k], f.pred, f.y, f.B, T, k, f.weight[k], f.dpred);
     m->ops->backward(m, f.x, f.B, f.dpred);
     real *analytic = malloc(sizeof(real) * m->n_params);
     memcpy(analytic, m->grads, sizeof(real) * m->n_params);
     for (int t = 0; t < m->n_tensors; t++) {
         const tensor_t *ts = &m->tensors[t];
         size_t n = (size_t)ts->rows * ts->cols, worst = 0;
-        double e = gradcheck(total_loss, &f, m->params + ts->offset, analytic + ts->offset, n, &worst);
+        double e =
+            gradcheck(total_loss, &f, m->params + ts->offset, analytic + ts->offset, n, &worst);
         ck_assert_msg(e < GRADCHECK_TOL, "%s: tensor %s element %zu: relative error %.3g", name,
                       ts->name, worst, e);
     }
@@ -173,6 +177,14 @@ START_TEST(test_paper_sizes) {
         ck_assert(model_new(&m, cases[i].name, &c, 1, &err) == 0);
         ck_assert_msg(m->n_params == cases[i].params, "%s: %zu parameters, expected %zu",
                       cases[i].name, m->n_params, cases[i].params);
+        if (strcmp(cases[i].name, "mmoe") == 0) {
+            /* One step, B = 128: experts [100, 128] and gates [100, 16] read the
+             * input (forward + weight gradient); the towers' [16, 8] and [8, 1]
+             * also pass a gradient to their input. */
+            uint64_t expect = 2 * (2 * 128ull * 100 * 128) + 2 * (2 * 128ull * 100 * 16) +
+                              2 * 3 * (2 * 128ull * 16 * 8) + 2 * 3 * (2 * 128ull * 8 * 1);
+            ck_assert_uint_eq(model_step_flops(m, 128), expect);
+        }
         model_free(m);
     }
 }

@@ -1,6 +1,7 @@
 /* test_nn.c -- the numerical primitives every model is built from: layer
  * forward/backward pairs (nn/layers), per-task losses (core/loss) and Adam
- * (core/adam).
+ * (core/adam), and that their vectorised forms give the bits of the plain
+ * loops.
  *
  * Gradients are checked against central differences (tests/gradcheck.h,
  * double build) of a scalar loss L = Σ c ⊙ output with fixed random
@@ -149,6 +150,85 @@ START_TEST(test_dense_backward_accumulates) {
     assert_close("dW after two calls", dW, dW2, DIN * DOUT, EXACT_TOL);
     assert_close("db after two calls", db, db2, DOUT, EXACT_TOL);
     assert_close("din after two calls", din, din2, DB * DIN, EXACT_TOL);
+}
+END_TEST
+
+/* ---- dense + ReLU (fused pair) ------------------------------------------- */
+
+typedef struct {
+    const real *in, *W, *b, *coef; /* as dense_ctx_t */
+    real *out;
+} dense_relu_ctx_t;
+
+static double dense_relu_loss(void *p) {
+    dense_relu_ctx_t *c = p;
+    dense_relu_forward(c->out, c->in, c->W, c->b, DB, DIN, DOUT);
+    return dot(c->coef, c->out, DB * DOUT);
+}
+
+/* Data whose pre-activations are all at least 0.1 away from the kink (so no
+ * finite difference crosses it), with both signs present: the first seed from
+ * `seed` on that gives such data. */
+static void dense_relu_data_init(dense_data_t *d, uint64_t seed) {
+    for (;; seed++) {
+        dense_data_init(d, seed);
+        real pre[DB * DOUT];
+        dense_forward(pre, d->in, d->W, d->b, DB, DIN, DOUT);
+        int negatives = 0, near_kink = 0;
+        for (int i = 0; i < DB * DOUT; i++) {
+            negatives += pre[i] < 0;
+            near_kink += fabs(pre[i]) < 0.1;
+        }
+        if (!near_kink && negatives > 0 && negatives < DB * DOUT) return;
+    }
+}
+
+START_TEST(test_dense_relu_gradcheck) {
+    dense_data_t d;
+    dense_relu_data_init(&d, 20);
+    dense_relu_ctx_t ctx = {d.in, d.W, d.b, d.coef, d.out};
+    dense_relu_loss(&ctx); /* out = relu(in · W + b) */
+    real din[DB * DIN] = {0}, dW[DIN * DOUT] = {0}, db[DOUT] = {0}, dout[DB * DOUT];
+    memcpy(dout, d.coef, sizeof dout);
+    dense_relu_backward(din, dW, db, dout, d.in, d.W, d.out, DB, DIN, DOUT);
+    assert_gradcheck("dense+relu dW", dense_relu_loss, &ctx, d.W, dW, DIN * DOUT);
+    assert_gradcheck("dense+relu db", dense_relu_loss, &ctx, d.b, db, DOUT);
+    assert_gradcheck("dense+relu din", dense_relu_loss, &ctx, d.in, din, DB * DIN);
+}
+END_TEST
+
+/* The fused pair is exactly the unfused sequence (same bits), dout comes back
+ * as the gradient before the ReLU, NULL db/din are allowed, and gradients
+ * accumulate. */
+START_TEST(test_dense_relu_matches_unfused) {
+    dense_data_t d;
+    dense_relu_data_init(&d, 30);
+    real fused[DB * DOUT], plain[DB * DOUT];
+    dense_relu_forward(fused, d.in, d.W, d.b, DB, DIN, DOUT);
+    dense_forward(plain, d.in, d.W, d.b, DB, DIN, DOUT);
+    relu_forward(plain, DB * DOUT);
+    ck_assert(memcmp(fused, plain, sizeof fused) == 0);
+
+    real din[DB * DIN] = {0}, dW[DIN * DOUT] = {0}, db[DOUT] = {0}, dout[DB * DOUT];
+    real din2[DB * DIN] = {0}, dW2[DIN * DOUT] = {0}, db2[DOUT] = {0}, dpre[DB * DOUT];
+    memcpy(dout, d.coef, sizeof dout);
+    dense_relu_backward(din, dW, db, dout, d.in, d.W, fused, DB, DIN, DOUT);
+    memcpy(dpre, d.coef, sizeof dpre);
+    relu_backward(dpre, plain, DB * DOUT);
+    dense_backward(din2, dW2, db2, dpre, d.in, d.W, DB, DIN, DOUT);
+    ck_assert(memcmp(dout, dpre, sizeof dout) == 0);
+    ck_assert(memcmp(dW, dW2, sizeof dW) == 0);
+    ck_assert(memcmp(db, db2, sizeof db) == 0);
+    ck_assert(memcmp(din, din2, sizeof din) == 0);
+
+    /* No bias, no input gradient: dW as before; a second call doubles it. */
+    real dW3[DIN * DOUT] = {0};
+    for (int call = 0; call < 2; call++) {
+        memcpy(dout, d.coef, sizeof dout);
+        dense_relu_backward(NULL, dW3, NULL, dout, d.in, d.W, fused, DB, DIN, DOUT);
+    }
+    for (int i = 0; i < DIN * DOUT; i++) dW2[i] = 2 * dW[i];
+    assert_close("dW after two calls", dW3, dW2, DIN * DOUT, EXACT_TOL);
 }
 END_TEST
 
@@ -346,6 +426,84 @@ START_TEST(test_mixture_interleaved_gates) {
 }
 END_TEST
 
+/* ---- vectorised kernels against the plain loops --------------------------- */
+
+/* The layers vectorise across independent elements only, so on sizes that
+ * exercise both the vector blocks and the scalar tails they must give exactly
+ * the bits of the plain loops of their comments (layers.c). */
+enum { KB = 3, KN = 6, KH = 19, KG = 2 }; /* experts: a block of 4 + 2; width: 2 x 8 + 3 */
+
+START_TEST(test_kernels_match_plain_loops) {
+    rng_t rng;
+    rng_seed(&rng, 40, 0);
+    const int ldg = KG * KN;
+    real gate[KB * KG * KN], experts[KB * KN * KH], dout[KB * KH], out[KB * KH];
+    fill_uniform(&rng, gate, KB * ldg, 0, 1);
+    fill_uniform(&rng, experts, KB * KN * KH, -1, 1);
+    fill_uniform(&rng, dout, KB * KH, -1, 1);
+    for (int g = 0; g < KG; g++) {
+        const real *gg = gate + g * KN;
+        mixture_forward(out, gg, ldg, experts, KB, KN, KH);
+        real dgate[KB * KG * KN] = {0}, dexperts[KB * KN * KH] = {0};
+        mixture_backward(dgate + g * KN, dexperts, dout, gg, ldg, experts, KB, KN, KH);
+        for (int r = 0; r < KB; r++) {
+            for (int h = 0; h < KH; h++) {
+                real o = 0;
+                for (int i = 0; i < KN; i++) o += gg[r * ldg + i] * experts[(r * KN + i) * KH + h];
+                ck_assert_msg(out[r * KH + h] == o, "mixture out[%d][%d]", r, h);
+            }
+            for (int i = 0; i < KN; i++) {
+                real dg = 0;
+                for (int h = 0; h < KH; h++) dg += dout[r * KH + h] * experts[(r * KN + i) * KH + h];
+                ck_assert_msg(dgate[r * ldg + g * KN + i] == dg, "mixture dgate[%d][%d]", r, i);
+                for (int h = 0; h < KH; h++) {
+                    real de = 0;
+                    de += gg[r * ldg + i] * dout[r * KH + h];
+                    ck_assert(dexperts[(r * KN + i) * KH + h] == de);
+                }
+            }
+        }
+    }
+
+    /* softmax over rows of KH logits, and its backward */
+    real z[KB * KH], p[KB * KH], dz[KB * KH] = {0};
+    fill_uniform(&rng, z, KB * KH, -3, 3);
+    softmax_forward(p, z, KB, KH);
+    softmax_backward(dz, dout, p, KB, KH);
+    for (int r = 0; r < KB; r++) {
+        const real *zr = z + r * KH;
+        real zmax = zr[0], sum = 0, e[KH], dot_dp_p = 0;
+        for (int j = 1; j < KH; j++)
+            if (zr[j] > zmax) zmax = zr[j];
+        for (int j = 0; j < KH; j++) {
+            e[j] = (real)exp(zr[j] - zmax);
+            sum += e[j];
+        }
+        for (int j = 0; j < KH; j++) {
+            ck_assert_msg(p[r * KH + j] == e[j] / sum, "softmax p[%d][%d]", r, j);
+            dot_dp_p += dout[r * KH + j] * p[r * KH + j];
+        }
+        for (int j = 0; j < KH; j++) {
+            real want = 0;
+            want += p[r * KH + j] * (dout[r * KH + j] - dot_dp_p);
+            ck_assert_msg(dz[r * KH + j] == want, "softmax dz[%d][%d]", r, j);
+        }
+    }
+
+    /* dense_relu_backward's bias gradient: rows added in order */
+    real y[KB * KH], dpre[KB * KH], db[KH] = {0}, dW[1 * KH] = {0}, in[KB] = {1, 2, 3}, W[KH];
+    fill_uniform(&rng, y, KB * KH, -1, 1);
+    fill_uniform(&rng, W, KH, -1, 1);
+    memcpy(dpre, dout, sizeof dpre);
+    dense_relu_backward(NULL, dW, db, dpre, in, W, y, KB, 1, KH);
+    for (int h = 0; h < KH; h++) {
+        real want = 0;
+        for (int r = 0; r < KB; r++) want += y[r * KH + h] <= 0 ? 0 : dout[r * KH + h];
+        ck_assert_msg(db[h] == want, "db[%d]", h);
+    }
+}
+END_TEST
+
 /* ---- losses --------------------------------------------------------------- */
 
 enum { LB = 4, LT = 3, LK = 1 }; /* batch, tasks, task column under test */
@@ -524,6 +682,37 @@ START_TEST(test_adam_minimises_quadratic) {
 }
 END_TEST
 
+/* The float update of the float build (AVX-512 / AVX where the CPU has them)
+ * gives exactly the bits of the scalar form, over a length with vector blocks
+ * and a scalar tail, for several steps. */
+START_TEST(test_adam_f32_matches_scalar) {
+    enum { FN = 16 * 3 + 8 + 5 };
+    float p[FN], m[FN] = {0}, v[FN] = {0}, g[FN];
+    float rp[FN], rm[FN] = {0}, rv[FN] = {0};
+    rng_t rng;
+    rng_seed(&rng, 13, 0);
+    for (int i = 0; i < FN; i++)
+        p[i] = rp[i] = (float)(2 * rng_uniform(&rng) - 1);
+    const float b1 = 0.9f, b2 = 0.999f;
+    for (int t = 1; t <= 4; t++) {
+        for (int i = 0; i < FN; i++)
+            g[i] = (float)(pow(10.0, -(double)(i % 6)) * (2 * rng_uniform(&rng) - 1));
+        const float step = (float)(1e-3 * sqrt(1 - pow(0.999, t)) / (1 - pow(0.9, t)));
+        const float eps = (float)(1e-8 * sqrt(1 - pow(0.999, t)));
+        size_t vectorised = adam_update_f32(p, g, m, v, FN, b1, b2, step, eps);
+        ck_assert(vectorised % 8 == 0 && vectorised <= FN);
+        for (int i = 0; i < FN; i++) { /* the scalar form of adam_step, in float */
+            float gi = g[i];
+            rm[i] = b1 * rm[i] + (1 - b1) * gi;
+            rv[i] = b2 * rv[i] + (1 - b2) * gi * gi;
+            rp[i] -= step * rm[i] / (sqrt(rv[i]) + eps);
+        }
+        ck_assert_msg(memcmp(p, rp, sizeof p) == 0, "step %d: parameters differ", t);
+        ck_assert(memcmp(m, rm, sizeof m) == 0 && memcmp(v, rv, sizeof v) == 0);
+    }
+}
+END_TEST
+
 Suite *nn_suite(void) {
     Suite *s = suite_create("nn");
 
@@ -533,6 +722,8 @@ Suite *nn_suite(void) {
     tcase_add_test(tc, test_dense_no_bias_gradcheck);
     tcase_add_test(tc, test_dense_forward_matches_naive);
     tcase_add_test(tc, test_dense_backward_accumulates);
+    tcase_add_test(tc, test_dense_relu_gradcheck);
+    tcase_add_test(tc, test_dense_relu_matches_unfused);
     tcase_add_test(tc, test_relu_forward_values);
     tcase_add_test(tc, test_relu_gradcheck);
     tcase_add_test(tc, test_softmax_rows_sum_to_one_and_shift_invariant);
@@ -540,6 +731,7 @@ Suite *nn_suite(void) {
     tcase_add_test(tc, test_softmax_gradcheck);
     tcase_add_test(tc, test_mixture_plain_gates);
     tcase_add_test(tc, test_mixture_interleaved_gates);
+    tcase_add_test(tc, test_kernels_match_plain_loops);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("loss");
@@ -555,6 +747,7 @@ Suite *nn_suite(void) {
     tcase_add_test(tc, test_adam_first_step_is_lr_sign);
     tcase_add_test(tc, test_adam_matches_textbook);
     tcase_add_test(tc, test_adam_minimises_quadratic);
+    tcase_add_test(tc, test_adam_f32_matches_scalar);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -555,7 +555,7 @@ START_TEST(test_defaults) {
     synth_params_t p;
     synth_defaults(&p);
     ck_assert_int_eq(p.tasks, 2);
-    ck_assert_int_eq(p.n_train, 10000);
+    ck_assert_int_eq(p.n_train, 40000);
     ck_assert_int_eq(p.n_val, 1000);
     ck_assert_int_eq(p.n_test, 1000);
     ck_assert_double_eq(p.corr[0], 1.0);

@@ -7,9 +7,10 @@
 #include "data/synth.h"
 #include "testutil.h"
 #include "train/train.h"
+#include "train/trial.h"
 
 /* The paper's synthetic setting (SPEC §3 defaults: d 100, m 10, σ 0.1,
- * 10000 / 1000 / 1000 examples). */
+ * 40000 / 1000 / 1000 examples). */
 static void make_data(data_t *data, double corr, uint64_t seed) {
     synth_params_t p;
     synth_defaults(&p);
@@ -96,7 +97,8 @@ START_TEST(test_deterministic_and_evaluations) {
     /* The reported final test loss is what train_evaluate measures. */
     double loss[MTLAB_MAX_TASKS + 1];
     ck_assert(train_evaluate(m1, &data, &data.test, tc.task_weight, loss, &err) == 0);
-    for (int k = 0; k <= data.T; k++) ck_assert(loss[k] == a.final.test[k]);
+    for (int k = 0; k <= data.T; k++)
+        ck_assert(loss[k] == a.final.test[k]);
     ck_assert(fabs(loss[2] - (loss[0] + loss[1])) < 1e-12);
     model_free(m1);
     model_free(m2);
@@ -105,10 +107,82 @@ START_TEST(test_deterministic_and_evaluations) {
 }
 END_TEST
 
+/* train_begin / train_step / train_end (the benchmarks' loop) train the same
+ * bits as train_run: evaluations read the model without changing it. */
+START_TEST(test_steps_by_hand_match_train_run) {
+    data_t data;
+    make_data(&data, 0.5, 3);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.steps = 330; /* crosses an epoch boundary (an epoch is 312 steps of 128 in 40000) */
+    tc.eval_every = 50;
+    model_t *a = make_model("mmoe", 6), *b = make_model("mmoe", 6);
+    train_result_t res;
+    err_t err = {0};
+    ck_assert_msg(train_run(a, &data, &tc, 6, NULL, NULL, &res, &err) == 0, "%s", err.msg);
+    train_state_t st;
+    ck_assert_msg(train_begin(&st, b, &data, &tc, 6, &err) == 0, "%s", err.msg);
+    for (int step = 0; step < tc.steps; step++) {
+        double loss[MTLAB_MAX_TASKS + 1];
+        ck_assert_int_eq(train_step(&st, loss), 0);
+        ck_assert(isfinite(loss[data.T]) && fabs(loss[data.T] - (loss[0] + loss[1])) < 1e-12);
+    }
+    train_end(&st);
+    ck_assert(memcmp(a->params, b->params, sizeof(real) * a->n_params) == 0);
+    model_free(a);
+    model_free(b);
+    data_free(&data);
+}
+END_TEST
+
+/* Trials on cached data give the bits of trials on fresh data; the cache is
+ * reused for the same (data parameters, data seed) and replaced otherwise. */
+START_TEST(test_trial_data_cache) {
+    trial_spec_t spec;
+    trial_spec_default(&spec);
+    spec.data.n_train = 2000;
+    spec.train.steps = 60;
+    spec.train.eval_every = 30;
+    trial_data_cache_t cache = {0};
+    err_t err = {0};
+    const char *models[] = {"shared_bottom", "mmoe", "mmoe"};
+    const uint64_t data_seeds[] = {5, 5, 6};
+    const real *first_x = NULL;
+    for (int t = 0; t < 3; t++) {
+        snprintf(spec.model, sizeof spec.model, "%s", models[t]);
+        model_config_default(&spec.model_cfg, model_find(spec.model));
+        spec.data_seed = data_seeds[t];
+        trial_result_t fresh, cached;
+        ck_assert_msg(trial_run(&spec, NULL, NULL, &fresh, &err) == 0, "%s", err.msg);
+        ck_assert_msg(trial_run_cached(&spec, &cache, NULL, NULL, &cached, &err) == 0, "%s",
+                      err.msg);
+        ck_assert(cache.valid && cache.seed == data_seeds[t]);
+        if (t == 0) first_x = cache.data.train.x;
+        if (t == 1) /* same data: nothing regenerated */
+            ck_assert(cache.data.train.x == first_x);
+        ck_assert(memcmp(&fresh.result.final, &cached.result.final, sizeof fresh.result.final) ==
+                  0);
+        ck_assert(memcmp(fresh.model->params, cached.model->params,
+                         sizeof(real) * fresh.model->n_params) == 0);
+        ck_assert(fresh.label_pearson[0][1] == cached.label_pearson[0][1]);
+        trial_result_free(&fresh);
+        trial_result_free(&cached);
+    }
+    /* Seed 6 differs from 5: the cache now holds seed 6's data. */
+    data_t six;
+    ck_assert(synth_generate(&spec.data, 6, &six, &err) == 0);
+    ck_assert(memcmp(six.train.x, cache.data.train.x, sizeof(real) * six.train.n * six.d) == 0);
+    data_free(&six);
+    trial_data_cache_free(&cache);
+    ck_assert(!cache.valid);
+}
+END_TEST
+
 START_TEST(test_divergence_reported) {
     data_t data;
     make_data(&data, 0.5, 1);
-    data.train.y[0] = NAN; /* example 0 poisons the first batch that holds it */
+    for (int i = 0; i < data.train.n; i += 100) /* 1% of the examples poison their batches */
+        data.train.y[(size_t)i * data.T] = NAN;
     model_t *m = make_model("shared_bottom", 1);
     train_config_t tc;
     train_config_default(&tc);
@@ -165,7 +239,8 @@ START_TEST(test_gate_stats) {
         double mean_sum = 0;
         for (int e = 0; e < gs.gate[g].experts; e++) {
             long count = 0;
-            for (int b = 0; b < GATE_HIST_BINS; b++) count += gs.gate[g].hist[e * GATE_HIST_BINS + b];
+            for (int b = 0; b < GATE_HIST_BINS; b++)
+                count += gs.gate[g].hist[e * GATE_HIST_BINS + b];
             ck_assert_int_eq(count, data.test.n);
             mean_sum += gs.gate[g].mean[e];
             ck_assert(gs.gate[g].std[e] >= 0 && gs.gate[g].std[e] <= 0.5);
@@ -186,6 +261,8 @@ Suite *train_suite(void) {
     model_registry(&n);
     tcase_add_loop_test(tc, test_learns, 0, 2 * n);
     tcase_add_test(tc, test_deterministic_and_evaluations);
+    tcase_add_test(tc, test_steps_by_hand_match_train_run);
+    tcase_add_test(tc, test_trial_data_cache);
     tcase_add_test(tc, test_divergence_reported);
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_gate_stats);

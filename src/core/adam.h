@@ -26,4 +26,13 @@ void adam_free(adam_t *opt);
 /* params[i] -= lr * mhat / (sqrt(vhat) + eps), with bias-corrected moments. */
 void adam_step(adam_t *opt, real *params, const real *grads);
 
+/* The update adam_step runs in the float build, over elements [0, n) with the
+ * step's constants (step = lr_t and eps = eps_hat of adam.c): m, v, params
+ * updated in place, bit for bit as the scalar form, on AVX-512 or AVX vectors
+ * where the CPU has them.  Returns how many elements went through a vector
+ * path (a multiple of 8; 0 without AVX).  Public so that the double-precision
+ * test build can check it against the scalar form. */
+size_t adam_update_f32(float *params, const float *grads, float *m, float *v, size_t n, float b1,
+                       float b2, float step, float eps);
+
 #endif

@@ -50,7 +50,8 @@ typedef struct {
 } synth_params_t;
 
 /* Defaults of SPEC §3: T 2, d 100, R with p = 0.5, c 1, m 10, ALPHA_NORMAL
- * with alpha_seed 2018, σ 0.1, 10000 / 1000 / 1000, all tasks regression. */
+ * with alpha_seed 2018, σ 0.1, 40000 / 1000 / 1000 (chosen by the settings
+ * study, README), all tasks regression. */
 void synth_defaults(synth_params_t *p);
 
 /* R_ij = rho for all i != j (and 1 on the diagonal); rho in [-1, 1].

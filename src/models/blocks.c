@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/layers.h"
 
@@ -39,6 +40,18 @@ void dense_ref_backward(model_t *m, const dense_ref_t *d, const real *in, int B,
                    model_param(m, d->W), B, d->in, d->out);
 }
 
+void dense_ref_relu_forward(const model_t *m, const dense_ref_t *d, const real *in, int B,
+                            real *out) {
+    dense_relu_forward(out, in, model_param(m, d->W), d->b >= 0 ? model_param(m, d->b) : NULL, B,
+                       d->in, d->out);
+}
+
+void dense_ref_relu_backward(model_t *m, const dense_ref_t *d, const real *in, int B,
+                             const real *y, real *dout, real *din) {
+    dense_relu_backward(din, model_grad(m, d->W), d->b >= 0 ? model_grad(m, d->b) : NULL, dout,
+                        in, model_param(m, d->W), y, B, d->in, d->out);
+}
+
 int tower_build(model_t *m, tower_t *t, const char *prefix, int in, int hidden, err_t *err) {
     char name[48];
     snprintf(name, sizeof name, "%s.hidden", prefix);
@@ -60,8 +73,7 @@ void tower_free(tower_t *t) {
 }
 
 void tower_forward(const model_t *m, tower_t *t, const real *in, int B, real *pred, int T, int k) {
-    dense_ref_forward(m, &t->hidden, in, B, t->h); /* h[B, H] = relu(in · W1 + b1) */
-    relu_forward(t->h, B * t->hidden.out);
+    dense_ref_relu_forward(m, &t->hidden, in, B, t->h); /* h[B, H] = relu(in · W1 + b1) */
     dense_ref_forward(m, &t->output, t->h, B, t->y); /* y[B, 1] = h · W2 + b2 */
     for (int b = 0; b < B; b++) pred[(size_t)b * T + k] = t->y[b];
 }
@@ -70,8 +82,7 @@ void tower_backward(model_t *m, tower_t *t, const real *in, int B, const real *d
                     int k, real *din) {
     int H = t->hidden.out;
     for (int b = 0; b < B; b++) t->dy[b] = dpred[(size_t)b * T + k];
-    for (size_t i = 0; i < (size_t)B * H; i++) t->dh[i] = 0;
+    memset(t->dh, 0, sizeof(real) * B * H);
     dense_ref_backward(m, &t->output, t->h, B, t->dy, t->dh);
-    relu_backward(t->dh, t->h, B * H);
-    dense_ref_backward(m, &t->hidden, in, B, t->dh, din);
+    dense_ref_relu_backward(m, &t->hidden, in, B, t->h, t->dh, din);
 }

@@ -25,6 +25,14 @@ void dense_ref_forward(const model_t *m, const dense_ref_t *d, const real *in, i
 void dense_ref_backward(model_t *m, const dense_ref_t *d, const real *in, int B,
                         const real *dout, real *din);
 
+/* out[B, out] = relu(in[B, in] · W + b) */
+void dense_ref_relu_forward(const model_t *m, const dense_ref_t *d, const real *in, int B,
+                            real *out);
+/* Backward of dense_ref_relu_forward, whose output was y: dout is OVERWRITTEN
+ * with the gradient before the ReLU; grads of W, b += ...; din += ... (may be NULL) */
+void dense_ref_relu_backward(model_t *m, const dense_ref_t *d, const real *in, int B,
+                             const real *y, real *dout, real *din);
+
 /* A task tower: one ReLU hidden layer, then a linear output (one column). */
 typedef struct {
     dense_ref_t hidden, output;

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops,
-    model_mmoe_ops;
+extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list. */
 static const model_ops_t *const registry[] = {
@@ -69,7 +68,20 @@ int model_tensor_index(const model_t *m, const char *name) {
     return -1;
 }
 
-void model_zero_grad(model_t *m) { memset(m->grads, 0, sizeof(real) * m->n_params); }
+uint64_t model_step_flops(const model_t *m, int B) {
+    uint64_t flops = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor_t *t = &m->tensors[i];
+        if (t->group != TENSOR_WEIGHT || t->rows < 2) continue; /* biases are 1 x Out */
+        uint64_t product = 2 * (uint64_t)B * t->rows * t->cols;
+        flops += (t->rows == m->cfg.input_dim ? 2 : 3) * product;
+    }
+    return flops;
+}
+
+void model_zero_grad(model_t *m) {
+    memset(m->grads, 0, sizeof(real) * m->n_params);
+}
 
 /* Lays tensors out weights-first (declaration order within each group). */
 static void assign_offsets(model_t *m) {
@@ -97,7 +109,8 @@ static void init_params(model_t *m, uint64_t init_seed) {
         size_t n = (size_t)t->rows * t->cols;
         if (t->init == INIT_GLOROT) {
             double a = sqrt(6.0 / (t->rows + t->cols));
-            for (size_t j = 0; j < n; j++) p[j] = (real)(a * (2.0 * rng_uniform(&rng) - 1.0));
+            for (size_t j = 0; j < n; j++)
+                p[j] = (real)(a * (2.0 * rng_uniform(&rng) - 1.0));
         } else {
             memset(p, 0, sizeof(real) * n);
         }
@@ -109,9 +122,12 @@ static int check_config(const model_config_t *c, err_t *err) {
         const char *key;
         int value;
     } sizes[] = {
-        {"input_dim", c->input_dim},         {"tasks", c->tasks},
-        {"experts", c->experts},             {"expert_hidden", c->expert_hidden},
-        {"bottom_hidden", c->bottom_hidden}, {"tower_hidden", c->tower_hidden},
+        {"input_dim", c->input_dim},
+        {"tasks", c->tasks},
+        {"experts", c->experts},
+        {"expert_hidden", c->expert_hidden},
+        {"bottom_hidden", c->bottom_hidden},
+        {"tower_hidden", c->tower_hidden},
         {"max_batch", c->max_batch},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)

@@ -59,10 +59,10 @@ typedef enum { INIT_ZERO = 0, INIT_GLOROT } init_kind_t;
 typedef enum { TENSOR_WEIGHT = 0, TENSOR_ARCH } tensor_group_t;
 
 typedef struct {
-    char name[48];     /* e.g. "experts.W", "tower2.hidden.b" */
-    int rows, cols;    /* shape; vectors are 1 x cols */
-    size_t offset;     /* into params / grads */
-    init_kind_t init;  /* INIT_GLOROT: U(-a, a), a = sqrt(6 / (rows + cols)) */
+    char name[48];    /* e.g. "experts.W", "tower2.hidden.b" */
+    int rows, cols;   /* shape; vectors are 1 x cols */
+    size_t offset;    /* into params / grads */
+    init_kind_t init; /* INIT_GLOROT: U(-a, a), a = sqrt(6 / (rows + cols)) */
     tensor_group_t group;
 } tensor_t;
 
@@ -103,12 +103,12 @@ struct model {
     model_config_t cfg;
     tensor_t *tensors; /* [n_tensors], weights first, then architecture */
     int n_tensors, cap_tensors;
-    real *params;      /* [n_params] */
-    real *grads;       /* [n_params], same layout */
+    real *params; /* [n_params] */
+    real *grads;  /* [n_params], same layout */
     size_t n_params;
-    size_t n_weights;  /* params[0, n_weights) are trained by the main optimiser */
-    rng_t rng;         /* stochastic forward passes (MODEL_TRAIN mode) */
-    void *impl;        /* family-specific state, owned by ops->free_impl */
+    size_t n_weights; /* params[0, n_weights) are trained by the main optimiser */
+    rng_t rng;        /* stochastic forward passes (MODEL_TRAIN mode) */
+    void *impl;       /* family-specific state, owned by ops->free_impl */
 };
 
 /* ---- registry ---- */
@@ -148,5 +148,13 @@ static inline real *model_grad(const model_t *m, int tensor) {
 void model_zero_grad(model_t *m);
 /* Index of the tensor with this name, or -1. */
 int model_tensor_index(const model_t *m, const char *name);
+
+/* Floating-point operations (2 per multiply-add) of the matrix products of
+ * one training step on a batch of B, from the tensor table's shapes: every
+ * weight matrix W[In, Out] costs 2·B·In·Out forward, as much for its
+ * gradient, and as much again for its input's gradient unless it reads the
+ * raw input (In = input_dim).  Element-wise work (bias, ReLU, softmax,
+ * mixtures: a few percent for the standard models) is not counted. */
+uint64_t model_step_flops(const model_t *m, int B);
 
 #endif

@@ -80,8 +80,7 @@ static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode
     moe_impl_t *s = m->impl;
     const int n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks, G = s->G;
     const size_t slot = (size_t)m->cfg.max_batch * h;
-    dense_ref_forward(m, &s->experts, x, B, s->expert_out); /* E[B, n*h] = x[B, d] · We + be */
-    relu_forward(s->expert_out, B * n * h);
+    dense_ref_relu_forward(m, &s->experts, x, B, s->expert_out); /* E[B, n*h] = relu(x · We + be) */
     dense_ref_forward(m, &s->gates, x, B, s->gate_logits); /* L[B, G*n] = x[B, d] · Wg */
     softmax_forward(s->gate_p, s->gate_logits, B * G, n);   /* per gate: rows of n */
     for (int g = 0; g < G; g++) /* f_g[B, h] = Σ_i P_g[B, i] E[B, i, h] */
@@ -107,8 +106,7 @@ static void moe_backward(model_t *m, const real *x, int B, const real *dpred) {
                          s->gate_p + g * n, G * n, s->expert_out, B, n, h);
     softmax_backward(s->d_gate_logits, s->d_gate_p, s->gate_p, B * G, n);
     dense_ref_backward(m, &s->gates, x, B, s->d_gate_logits, NULL);
-    relu_backward(s->d_expert_out, s->expert_out, B * n * h);
-    dense_ref_backward(m, &s->experts, x, B, s->d_expert_out, NULL);
+    dense_ref_relu_backward(m, &s->experts, x, B, s->expert_out, s->d_expert_out, NULL);
 }
 
 static int moe_gates(const model_t *m, model_gate_t *out) {

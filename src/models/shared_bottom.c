@@ -62,12 +62,9 @@ static real *slot(const model_t *m, real *base, int j) {
 
 static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     bottom_impl_t *s = m->impl;
-    const int H = m->cfg.bottom_hidden, T = m->cfg.tasks;
-    for (int j = 0; j < s->n_bottoms; j++) {
-        real *h = slot(m, s->hidden, j);
-        dense_ref_forward(m, &s->bottom[j], x, B, h); /* h[B, H] = x[B, d] · W + b */
-        relu_forward(h, B * H);
-    }
+    const int T = m->cfg.tasks;
+    for (int j = 0; j < s->n_bottoms; j++) /* h_j[B, H] = relu(x[B, d] · W_j + b_j) */
+        dense_ref_relu_forward(m, &s->bottom[j], x, B, slot(m, s->hidden, j));
     for (int k = 0; k < T; k++)
         tower_forward(m, &s->tower[k], slot(m, s->hidden, s->n_bottoms == 1 ? 0 : k), B, pred, T,
                       k);
@@ -83,9 +80,8 @@ static void bottom_backward(model_t *m, const real *x, int B, const real *dpred)
                        slot(m, s->dhidden, j));
     }
     for (int j = 0; j < s->n_bottoms; j++) {
-        real *dh = slot(m, s->dhidden, j);
-        relu_backward(dh, slot(m, s->hidden, j), B * H);
-        dense_ref_backward(m, &s->bottom[j], x, B, dh, NULL);
+        dense_ref_relu_backward(m, &s->bottom[j], x, B, slot(m, s->hidden, j),
+                                slot(m, s->dhidden, j), NULL);
     }
 }
 

@@ -6,17 +6,39 @@
  * ACCUMULATE (+=) into parameter gradients and into input gradients, so a
  * tensor used twice simply receives two contributions; callers zero gradient
  * buffers once per step.  An input-gradient pointer may be NULL when the input
- * is data (nothing to propagate). */
+ * is data (nothing to propagate).
+ *
+ * Results do not depend on how the work is vectorised: every sum is taken in
+ * the same order as the plain loops of the comments, so a float build and the
+ * reference loops agree bit for bit (see layers.c). */
 #ifndef MTLAB_LAYERS_H
 #define MTLAB_LAYERS_H
 
+#include <stdint.h>
+
 #include "core/real.h"
+
+/* ---- dense layers ---- */
 
 /* out[B, Out] = in[B, In] · W[In, Out] + b[Out]   (b may be NULL: no bias) */
 void dense_forward(real *out, const real *in, const real *W, const real *b, int B, int In, int Out);
-/* dW[In, Out] += inᵀ · dout;  db[Out] += Σ_b dout (db NULL: no bias);  din[B, In] += dout · Wᵀ (din may be NULL). */
-void dense_backward(real *din, real *dW, real *db, const real *dout, const real *in,
-                    const real *W, int B, int In, int Out);
+/* dW[In, Out] += inᵀ · dout;  db[Out] += Σ_b dout (db NULL: no bias);  din[B, In] += dout · Wᵀ (din
+ * may be NULL). */
+void dense_backward(real *din, real *dW, real *db, const real *dout, const real *in, const real *W,
+                    int B, int In, int Out);
+
+/* out[B, Out] = relu(in[B, In] · W[In, Out] + b[Out]): dense_forward and
+ * relu_forward in one call (the bias rides in the GEMM, the ReLU is one pass). */
+void dense_relu_forward(real *out, const real *in, const real *W, const real *b, int B, int In,
+                        int Out);
+/* Backward of dense_relu_forward, whose output was y[B, Out]: dout[B, Out] is
+ * OVERWRITTEN with the gradient before the ReLU (dout ⊙ [y > 0]); then
+ * dW += inᵀ · dout, db += Σ_b dout (db may be NULL), din += dout · Wᵀ (din may
+ * be NULL), as dense_backward. */
+void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *in, const real *W,
+                         const real *y, int B, int In, int Out);
+
+/* ---- activations ---- */
 
 /* x[n] = max(x, 0) in place. */
 void relu_forward(real *x, int n);
@@ -27,6 +49,8 @@ void relu_backward(real *dx, const real *y, int n);
 void softmax_forward(real *out, const real *logits, int B, int N);
 /* dlogits[B, N] += p ⊙ (dp − Σ_j dp_j p_j), with p the forward output. */
 void softmax_backward(real *dlogits, const real *dp, const real *p, int B, int N);
+
+/* ---- mixture of experts ---- */
 
 /* Gated mixture of experts:
  * out[B, H] = Σ_i gate[B, i] · experts[B, i, H]   (experts[B, N, H] stored as [B, N·H]).

@@ -172,7 +172,7 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
  * itself failed (the worker then stops; the trial stays `running` and a
  * later run takes it up again). */
 static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *claim, shared_t *sh,
-                       err_t *err) {
+                       trial_data_cache_t *cache, err_t *err) {
     int point = sweep_find_point(sw, claim->config);
     if (point < 0) {
         /* The store holds a trial this file does not describe (spec replaced). */
@@ -186,7 +186,7 @@ static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *clai
 
     trial_result_t res;
     err_t trial_err = {0};
-    int failed = trial_run(&spec, NULL, NULL, &res, &trial_err) != 0;
+    int failed = trial_run_cached(&spec, cache, NULL, NULL, &res, &trial_err) != 0;
     records_t rec;
     store_result_t out;
     int rc = make_records(sw, &res, spec.data.tasks, &rec, &out, err);
@@ -227,6 +227,9 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
         fprintf(stderr, "mtlab run: worker %d: %s\n", (int)getpid(), err.msg);
         return 1;
     }
+    /* Consecutive claims often share their dataset (a sweep lists the models
+     * of one data setting next to each other): keep the last one. */
+    trial_data_cache_t cache = {0};
     int status = 0;
     for (;;) {
         if (o->limit > 0 && __atomic_add_fetch(&sh->claimed, 1, __ATOMIC_SEQ_CST) > o->limit) break;
@@ -236,12 +239,13 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
             status = got < 0;
             break;
         }
-        if (run_claimed(st, sw, &claim, sh, &err)) {
+        if (run_claimed(st, sw, &claim, sh, &cache, &err)) {
             status = 1;
             break;
         }
     }
     if (status) fprintf(stderr, "mtlab run: worker %d: %s\n", (int)getpid(), err.msg);
+    trial_data_cache_free(&cache);
     store_close(st);
     return status;
 }

@@ -97,38 +97,90 @@ static int check_config(const model_t *m, const data_t *data, const train_config
     return 0;
 }
 
-typedef struct {
-    adam_t adam;
-    int *order;       /* [n_train] shuffled example indices */
-    real *xb, *yb;    /* [batch, d], [batch, T] the current mini-batch */
-    real *pred;       /* [max_batch, T] */
-    real *dpred;      /* [max_batch, T] */
-} train_work_t;
-
-static void work_free(train_work_t *w) {
-    adam_free(&w->adam);
-    free(w->order);
-    free(w->xb);
-    free(w->yb);
-    free(w->pred);
-    free(w->dpred);
+static void state_free(train_state_t *s) {
+    adam_free(&s->adam);
+    free(s->order);
+    free(s->xb);
+    free(s->yb);
+    free(s->pred);
+    free(s->dpred);
+    memset(s, 0, sizeof *s);
 }
 
-static int work_alloc(train_work_t *w, const model_t *m, const data_t *data,
-                      const train_config_t *c, err_t *err) {
-    memset(w, 0, sizeof *w);
-    if (adam_init(&w->adam, m->n_weights, c->lr, err)) return -1;
+int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_config_t *cfg,
+                uint64_t batch_seed, err_t *err) {
+    memset(s, 0, sizeof *s);
+    if (check_shapes(m, data, err) || check_config(m, data, cfg, err)) return -1;
+    s->m = m;
+    s->data = data;
+    s->cfg = *cfg;
+    if (adam_init(&s->adam, m->n_weights, cfg->lr, err)) return -1;
     const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T;
-    w->order = malloc(sizeof(int) * data->train.n);
-    w->xb = malloc(sizeof(real) * c->batch * data->d);
-    w->yb = malloc(sizeof(real) * c->batch * T);
-    w->pred = malloc(sizeof(real) * B * T);
-    w->dpred = malloc(sizeof(real) * B * T);
-    if (!w->order || !w->xb || !w->yb || !w->pred || !w->dpred) {
-        work_free(w);
+    s->order = malloc(sizeof(int) * data->train.n);
+    s->xb = malloc(sizeof(real) * cfg->batch * data->d);
+    s->yb = malloc(sizeof(real) * cfg->batch * T);
+    s->pred = malloc(sizeof(real) * B * T);
+    s->dpred = malloc(sizeof(real) * B * T);
+    if (!s->order || !s->xb || !s->yb || !s->pred || !s->dpred) {
+        state_free(s);
         return err_set(err, ERR_FAIL, "out of memory for the training buffers");
     }
-    for (int i = 0; i < data->train.n; i++) w->order[i] = i;
+    for (int i = 0; i < data->train.n; i++) s->order[i] = i;
+    rng_seed(&s->batch_rng, batch_seed, RNG_STREAM_BATCH);
+    rng_shuffle(&s->batch_rng, s->order, (size_t)data->train.n);
+    return 0;
+}
+
+void train_end(train_state_t *s) { state_free(s); }
+
+/* Asks the cache for the inputs of the mini-batch after the one just copied
+ * (when it lies in this epoch): its rows are scattered over the training set,
+ * and they arrive while this step computes instead of stalling the next copy. */
+static void prefetch_next_batch(const train_state_t *s) {
+    const int d = s->data->d, B = s->cfg.batch;
+    if (s->pos + B > s->data->train.n) return;
+    for (int b = 0; b < B; b++) {
+        const char *row = (const char *)(s->data->train.x + (size_t)s->order[s->pos + b] * d);
+        for (size_t k = 0; k < sizeof(real) * d; k += 64) __builtin_prefetch(row + k);
+    }
+}
+
+/* Copies the next mini-batch into xb, yb (a new epoch drops the incomplete
+ * tail and reshuffles). */
+static void next_batch(train_state_t *s) {
+    const data_t *data = s->data;
+    const int T = data->T, d = data->d, B = s->cfg.batch, n = data->train.n;
+    if (s->pos + B > n) {
+        rng_shuffle(&s->batch_rng, s->order, (size_t)n);
+        s->pos = 0;
+    }
+    for (int b = 0; b < B; b++) {
+        int i = s->order[s->pos + b];
+        memcpy(s->xb + (size_t)b * d, data->train.x + (size_t)i * d, sizeof(real) * d);
+        memcpy(s->yb + (size_t)b * T, data->train.y + (size_t)i * T, sizeof(real) * T);
+    }
+    s->pos += B;
+    prefetch_next_batch(s);
+}
+
+int train_step(train_state_t *s, double *batch_loss) {
+    model_t *m = s->m;
+    const data_t *data = s->data;
+    const int T = data->T, B = s->cfg.batch;
+    next_batch(s);
+    m->ops->forward(m, s->xb, B, s->pred, MODEL_TRAIN);
+    memset(batch_loss, 0, sizeof(double) * (T + 1));
+    add_losses(data, s->pred, s->yb, B, batch_loss);
+    finish_losses(T, s->cfg.task_weight, B, batch_loss);
+    if (!all_finite(batch_loss, T + 1)) return -1;
+
+    model_zero_grad(m);
+    for (int k = 0; k < T; k++)
+        loss_task_grad(data->kind[k], s->pred, s->yb, B, T, k, (real)s->cfg.task_weight[k],
+                       s->dpred);
+    m->ops->backward(m, s->xb, B, s->dpred);
+    if (m->ops->penalty) m->ops->penalty(m);
+    adam_step(&s->adam, m->params, m->grads);
     return 0;
 }
 
@@ -140,53 +192,26 @@ static int diverged(train_result_t *res, int step, const char *what, err_t *err)
 int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
               train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err) {
     memset(res, 0, sizeof *res);
-    if (check_shapes(m, data, err) || check_config(m, data, cfg, err)) return -1;
-    train_work_t w;
-    if (work_alloc(&w, m, data, cfg, err)) return -1;
-
-    const int T = data->T, d = data->d, B = cfg->batch, n = data->train.n;
-    rng_t batch_rng;
-    rng_seed(&batch_rng, batch_seed, RNG_STREAM_BATCH);
-    rng_shuffle(&batch_rng, w.order, (size_t)n);
-    int pos = 0, since_eval = 0, status = 0;
+    train_state_t s;
+    if (train_begin(&s, m, data, cfg, batch_seed, err)) return -1;
+    const int T = data->T;
+    int since_eval = 0, status = 0;
     double train_sum[MTLAB_MAX_TASKS + 1] = {0};
 
     for (int step = 1; step <= cfg->steps; step++) {
-        if (pos + B > n) { /* new epoch: drop the incomplete tail, reshuffle */
-            rng_shuffle(&batch_rng, w.order, (size_t)n);
-            pos = 0;
-        }
-        for (int b = 0; b < B; b++) {
-            int i = w.order[pos + b];
-            memcpy(w.xb + (size_t)b * d, data->train.x + (size_t)i * d, sizeof(real) * d);
-            memcpy(w.yb + (size_t)b * T, data->train.y + (size_t)i * T, sizeof(real) * T);
-        }
-        pos += B;
-
-        m->ops->forward(m, w.xb, B, w.pred, MODEL_TRAIN);
-        double batch_loss[MTLAB_MAX_TASKS + 1] = {0};
-        add_losses(data, w.pred, w.yb, B, batch_loss);
-        finish_losses(T, cfg->task_weight, B, batch_loss);
-        if (!all_finite(batch_loss, T + 1)) {
+        double batch_loss[MTLAB_MAX_TASKS + 1];
+        if (train_step(&s, batch_loss)) {
             status = diverged(res, step, "the training loss", err);
             break;
         }
         for (int k = 0; k <= T; k++) train_sum[k] += batch_loss[k];
         since_eval++;
 
-        model_zero_grad(m);
-        for (int k = 0; k < T; k++)
-            loss_task_grad(data->kind[k], w.pred, w.yb, B, T, k, (real)cfg->task_weight[k],
-                           w.dpred);
-        m->ops->backward(m, w.xb, B, w.dpred);
-        if (m->ops->penalty) m->ops->penalty(m);
-        adam_step(&w.adam, m->params, m->grads);
-
         if (step % cfg->eval_every == 0 || step == cfg->steps) {
             train_eval_t ev = {.step = step, .tasks = T};
             for (int k = 0; k <= T; k++) ev.train[k] = train_sum[k] / since_eval;
-            evaluate_into(m, data, &data->val, cfg->task_weight, w.pred, ev.val);
-            evaluate_into(m, data, &data->test, cfg->task_weight, w.pred, ev.test);
+            evaluate_into(m, data, &data->val, cfg->task_weight, s.pred, ev.val);
+            evaluate_into(m, data, &data->test, cfg->task_weight, s.pred, ev.test);
             if (!all_finite(ev.val, T + 1) || !all_finite(ev.test, T + 1)) {
                 status = diverged(res, step, "the evaluation loss", err);
                 break;
@@ -197,7 +222,7 @@ int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_
             since_eval = 0;
         }
     }
-    work_free(&w);
+    train_end(&s);
     return status;
 }
 

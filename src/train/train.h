@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "core/adam.h"
 #include "core/err.h"
 #include "core/limits.h"
 #include "data/dataset.h"
@@ -50,6 +51,35 @@ void train_config_default(train_config_t *cfg);
  * set; bad configuration returns -1 with ERR_USAGE. */
 int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
               train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err);
+
+/* The step loop of train_run(), for callers that drive the steps themselves
+ * (the benchmarks).  train_begin() checks the configuration and allocates
+ * everything the steps need (Adam moments, the shuffled order, one
+ * mini-batch, predictions and their gradients); train_step() then allocates
+ * nothing.  train_run() is train_begin, train_step x steps with evaluations,
+ * train_end, so a caller that steps by hand trains the same bits. */
+typedef struct {
+    model_t *m;
+    const data_t *data;
+    train_config_t cfg;
+    adam_t adam;
+    rng_t batch_rng;  /* (batch_seed, RNG_STREAM_BATCH): the epochs' shuffles */
+    int *order;       /* [n_train] shuffled example indices */
+    int pos;          /* next unused position in order */
+    real *xb, *yb;    /* [batch, d], [batch, T] the current mini-batch */
+    real *pred;       /* [max_batch, T] */
+    real *dpred;      /* [max_batch, T] */
+} train_state_t;
+
+/* Returns 0, or -1 with *err (ERR_USAGE for a bad configuration). */
+int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_config_t *cfg,
+                uint64_t batch_seed, err_t *err);
+/* One optimiser step on the next mini-batch: forward, loss, backward, Adam.
+ * batch_loss[0..T) gets the mini-batch loss per task, [T] the weighted
+ * total.  Returns 0, or -1 when a loss is NaN or infinite (the parameters are
+ * then left as they were). */
+int train_step(train_state_t *s, double *batch_loss);
+void train_end(train_state_t *s);
 
 /* Mean loss per task (and weighted total at [T]) of the model on a split, in
  * MODEL_EVAL mode, in chunks of the model's max_batch. */

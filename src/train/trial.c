@@ -65,8 +65,29 @@ static double label_correlation(const dataset_t *split, int T, int i, int j) {
     return sii > 0 && sjj > 0 ? sij / sqrt(sii * sjj) : 0;
 }
 
-int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
-              err_t *err) {
+void trial_data_cache_free(trial_data_cache_t *cache) {
+    if (cache->valid) data_free(&cache->data);
+    memset(cache, 0, sizeof *cache);
+}
+
+/* Points *data at the dataset of (spec->data, spec->data_seed), generating it
+ * unless the cache holds it. */
+static int cached_data(const trial_spec_t *spec, trial_data_cache_t *cache, const data_t **data,
+                       err_t *err) {
+    if (!cache->valid || cache->seed != spec->data_seed ||
+        memcmp(&cache->params, &spec->data, sizeof cache->params) != 0) {
+        trial_data_cache_free(cache);
+        if (synth_generate(&spec->data, spec->data_seed, &cache->data, err)) return -1;
+        cache->params = spec->data;
+        cache->seed = spec->data_seed;
+        cache->valid = true;
+    }
+    *data = &cache->data;
+    return 0;
+}
+
+int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_eval_fn on_eval,
+                     void *ctx, trial_result_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
     if (!model_find(spec->model)) { /* let model_new word the message */
         model_t *none;
@@ -75,19 +96,16 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
     if (synth_check(&spec->data, err)) return -1;
 
     double t0 = now();
-    data_t data;
-    if (synth_generate(&spec->data, spec->data_seed, &data, err)) return -1;
+    const data_t *data;
+    if (cached_data(spec, cache, &data, err)) return -1;
     double t1 = now();
     out->seconds_data = t1 - t0;
     const int T = spec->data.tasks;
     for (int i = 0; i < T; i++)
         for (int j = i + 1; j < T; j++)
-            out->label_pearson[i][j] = label_correlation(&data.train, T, i, j);
-    train_mean_baseline(&data, &data.test, spec->train.task_weight, out->baseline);
-    if (spec->train.steps == 0) { /* data-only trial */
-        data_free(&data);
-        return 0;
-    }
+            out->label_pearson[i][j] = label_correlation(&data->train, T, i, j);
+    train_mean_baseline(data, &data->test, spec->train.task_weight, out->baseline);
+    if (spec->train.steps == 0) return 0; /* data-only trial */
 
     model_config_t mc = spec->model_cfg;
     mc.input_dim = spec->data.dim;
@@ -96,7 +114,7 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
     int status = model_new(&out->model, spec->model, &mc, spec->init_seed, err);
     if (status == 0) {
         collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
-        status = train_run(out->model, &data, &spec->train, spec->init_seed, collect, &col,
+        status = train_run(out->model, data, &spec->train, spec->init_seed, collect, &col,
                            &out->result, err);
         if (status == 0 && col.oom)
             status = err_set(err, ERR_FAIL, "out of memory recording the learning curve");
@@ -104,10 +122,17 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
     double t2 = now();
     out->seconds_train = t2 - t1;
     if (status == 0) {
-        status = train_gate_stats(out->model, &data.test, &out->gates, err);
+        status = train_gate_stats(out->model, &data->test, &out->gates, err);
         out->seconds_gates = now() - t2;
     }
-    data_free(&data);
+    return status;
+}
+
+int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
+              err_t *err) {
+    trial_data_cache_t cache = {0};
+    int status = trial_run_cached(spec, &cache, on_eval, ctx, out, err);
+    trial_data_cache_free(&cache);
     return status;
 }
 

@@ -6,6 +6,7 @@
 #ifndef MTLAB_TRIAL_H
 #define MTLAB_TRIAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "data/synth.h"
@@ -34,6 +35,21 @@ typedef struct {
     double seconds_data, seconds_train, seconds_gates; /* wall-clock time per phase */
 } trial_result_t;
 
+/* The dataset of the last trial, kept for the next: trial_run_cached()
+ * generates data only when the data parameters or the data seed differ from
+ * the cached ones.  A dataset is a pure function of (params, seed), so a trial
+ * on cached data gives the bits of one on fresh data.  The sweep runner keeps
+ * one per worker, because a sweep lists the models of one data setting next
+ * to each other.  Zero-initialise; free with trial_data_cache_free. */
+typedef struct {
+    bool valid;
+    synth_params_t params; /* compared byte for byte: equal bytes, equal data */
+    uint64_t seed;
+    data_t data;
+} trial_data_cache_t;
+
+void trial_data_cache_free(trial_data_cache_t *cache);
+
 /* Fills spec with the defaults of every part (SPEC §3-5; model mmoe). */
 void trial_spec_default(trial_spec_t *spec);
 
@@ -46,6 +62,9 @@ void trial_spec_default(trial_spec_t *spec);
  * another failure.  Free *out with trial_result_free in every case. */
 int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_result_t *out,
               err_t *err);
+/* trial_run with the data taken from, or generated into, *cache. */
+int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_eval_fn on_eval,
+                     void *ctx, trial_result_t *out, err_t *err);
 void trial_result_free(trial_result_t *r);
 
 #endif
