@@ -178,6 +178,7 @@ typedef struct {
 static int make_data(int dim, data_t *data, err_t *err) {
     synth_params_t p;
     synth_defaults(&p);
+    p.n_train = 10000; /* the standard trial's sizes (issue, peer_torch.py) */
     p.tasks = BENCH_TASKS;
     p.dim = dim;
     if (synth_set_corr_all(&p, 0.5, err)) return -1;
@@ -269,6 +270,7 @@ static int write_sweep(const char *path, int trials, err_t *err) {
             "; the standard MMoE trial (MMoE §5.1 sizes), %d trials: 4 correlations\n"
             "[experiment]\nname = bench_mmoe\nrepeats = %d\nseed = 1\n"
             "[data]\ncorrelation = 0.5, 0.7, 0.9, 1.0\n"
+            "train = 10000\nvalidation = 1000\ntest = 1000\n" /* the standard trial, as the peer */
             "[train]\nsteps = 2000\neval_every = 100\nbatch = 128\n"
             "[model]\nname = mmoe\nexperts = 8\nexpert_hidden = 16\ntower_hidden = 8\n",
             trials, trials / 4);
