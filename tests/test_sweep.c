@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/numtext.h"
 #include "sweep/keys.h"
 #include "sweep/sweep.h"
 #include "testutil.h"
@@ -307,21 +308,21 @@ END_TEST
 
 START_TEST(test_number_format) {
     char buf[64];
-    sweep_format_number(0.1, buf, sizeof buf);
+    num_to_text(0.1, buf, sizeof buf);
     ck_assert_str_eq(buf, "0.1");
-    sweep_format_number(1e-4, buf, sizeof buf);
+    num_to_text(1e-4, buf, sizeof buf);
     ck_assert_str_eq(buf, "0.0001");
-    sweep_format_number(1.0, buf, sizeof buf);
+    num_to_text(1.0, buf, sizeof buf);
     ck_assert_str_eq(buf, "1");
-    sweep_format_number(-0.0, buf, sizeof buf);
+    num_to_text(-0.0, buf, sizeof buf);
     ck_assert_str_eq(buf, "0");
-    sweep_format_number(1e-7, buf, sizeof buf);
+    num_to_text(1e-7, buf, sizeof buf);
     ck_assert_str_eq(buf, "1e-07");
     const double third = 1.0 / 3.0;
-    sweep_format_number(third, buf, sizeof buf);
+    num_to_text(third, buf, sizeof buf);
     ck_assert(strtod(buf, NULL) == third);
     ck_assert_str_eq(buf, "0.3333333333333333"); /* 16 digits suffice */
-    sweep_format_number(0.1 + 0.2, buf, sizeof buf);
+    num_to_text(0.1 + 0.2, buf, sizeof buf);
     ck_assert(strtod(buf, NULL) == 0.1 + 0.2);
     ck_assert_str_eq(buf, "0.30000000000000004");
 }

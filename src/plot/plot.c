@@ -8,6 +8,8 @@
  * written script, exactly as a user would run it. */
 #include "plot/plot.h"
 
+#include "core/numtext.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -185,18 +187,6 @@ static int unknown_name(const char *name, err_t *err) {
 
 /* ---- queries -------------------------------------------------------------- */
 
-/* Shortest %.Ng (N = 15..17) that reads back to the same double. */
-static void format_real(double v, char *out, size_t size) {
-    if (isinf(v)) {
-        snprintf(out, size, "%s", v > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) return;
-    }
-}
-
 static const char *param_experiment(const plot_figure_t *fig, const plot_params_t *params) {
     return params && params->experiment ? params->experiment : fig->experiment;
 }
@@ -254,7 +244,7 @@ static int table_append(store_table_t *t, sqlite3_stmt *st, int *cap, err_t *err
             text = buf;
             break;
         case SQLITE_FLOAT:
-            format_real(sqlite3_column_double(st, c), buf, sizeof buf);
+            num_to_text(sqlite3_column_double(st, c), buf, sizeof buf);
             text = buf;
             break;
         case SQLITE_NULL:

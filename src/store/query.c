@@ -7,6 +7,8 @@
  * to fit in memory. */
 #include "store/query.h"
 
+#include "core/numtext.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,18 +19,6 @@
 
 #include <csv.h>
 #include <sqlite3.h>
-
-/* Shortest %.Ng (N = 15..17) that reads back to the same double. */
-static void format_real(double v, char *out, size_t size) {
-    if (isinf(v)) {
-        snprintf(out, size, "%s", v > 0 ? "inf" : "-inf");
-        return;
-    }
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) return;
-    }
-}
 
 static bool only_blank(const char *s) {
     for (; *s; s++)
@@ -100,7 +90,7 @@ int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_
                 break;
             case SQLITE_FLOAT:
                 if (reserve(&bufs[c], &caps[c], 32)) goto oom;
-                format_real(sqlite3_column_double(st, c), bufs[c], caps[c]);
+                num_to_text(sqlite3_column_double(st, c), bufs[c], caps[c]);
                 cells[c] = bufs[c];
                 break;
             case SQLITE_BLOB: {

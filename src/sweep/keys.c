@@ -2,6 +2,8 @@
  * and "did you mean" (see keys.h). */
 #include "sweep/keys.h"
 
+#include "core/numtext.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -34,14 +36,6 @@ static int parse_integer(const char *s, long long *out) {
     if (end == s || *end != '\0' || errno == ERANGE || isspace((unsigned char)*s)) return -1;
     *out = v;
     return 0;
-}
-
-void sweep_format_number(double v, char *out, size_t n) {
-    if (v == 0.0) v = 0.0; /* -0 and 0 are one value */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, n, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) return;
-    }
 }
 
 static void format_int(long long v, char *out, size_t n) {
@@ -86,7 +80,7 @@ static int text_nums(const char *t, double *out, int max) {
     }
 #define DEF_NUM(fn, field)                                                                         \
     static void fn(const sweep_resolve_t *r, char *out, size_t n) {                                \
-        sweep_format_number(r->def.field, out, n);                                                 \
+        num_to_text(r->def.field, out, n);                                                 \
     }
 #define SET_INT(fn, field)                                                                         \
     static void fn(sweep_resolve_t *r, const char *t) {                                            \
@@ -107,7 +101,7 @@ SET_INT(set_tasks, data.tasks)
 
 /* synth_defaults builds R for its default T = 2: R[0][1] is the default p. */
 static void def_corr(const sweep_resolve_t *r, char *out, size_t n) {
-    sweep_format_number(r->def.data.corr[1], out, n);
+    num_to_text(r->def.data.corr[1], out, n);
 }
 static void set_corr(sweep_resolve_t *r, const char *t) {
     r->corr = text_num(t);
@@ -189,7 +183,7 @@ static void def_task_weights(const sweep_resolve_t *r, char *out, size_t n) {
     out[0] = '\0';
     for (int k = 0; k < r->spec.data.tasks && k < MTLAB_MAX_TASKS && len + 1 < n; k++) {
         char item[32];
-        sweep_format_number(r->def.train.task_weight[k], item, sizeof item);
+        num_to_text(r->def.train.task_weight[k], item, sizeof item);
         len += (size_t)snprintf(out + len, n - len, "%s%s", k ? " " : "", item);
     }
 }
@@ -393,7 +387,7 @@ static int canon_item(const sweep_key_t *k, bool integer, const char *raw, char 
             return -1;
         }
         if (!in_range(k, v)) return range_msg(k, raw, msg, msg_n);
-        sweep_format_number(v, out, n);
+        num_to_text(v, out, n);
     }
     return 0;
 }

@@ -87,8 +87,6 @@ int sweep_key_find(const char *section, const char *name);
  * or -1 with a message (without file, line or key) in msg. */
 int sweep_key_canon(const sweep_key_t *k, const char *raw, char *out, size_t n, char *msg,
                     size_t msg_n);
-/* Canonical text of a number (see above). */
-void sweep_format_number(double v, char *out, size_t n);
 /* Whether a key of this type takes numbers (and so uniform/loguniform/randint). */
 bool sweep_key_numeric(const sweep_key_t *k);
 

@@ -43,6 +43,7 @@
  * repeat), init_seed = H(seed, config, repeat).  H, the stream number and the
  * draw rule are part of the reproducibility contract: changing any of them
  * changes the identity of every stored result (tests pin golden values). */
+#include "core/numtext.h"
 #include "sweep/sweep.h"
 
 #include <assert.h>
@@ -750,12 +751,12 @@ static void draw(const sweep_t *s, const sweep_key_t *k, const entry_t *e, const
     switch (e->dist) {
     case DIST_UNIFORM: {
         double v = e->a + (e->b - e->a) * rng_uniform(&rng);
-        sweep_format_number(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
+        num_to_text(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
         break;
     }
     case DIST_LOGUNIFORM: {
         double v = exp(log(e->a) + (log(e->b) - log(e->a)) * rng_uniform(&rng));
-        sweep_format_number(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
+        num_to_text(v < e->a ? e->a : v > e->b ? e->b : v, raw, sizeof raw);
         break;
     }
     case DIST_RANDINT: {
