@@ -1,4 +1,5 @@
--- schema.sql -- the mtlab run store (schema version 1).
+-- schema.sql -- the mtlab run store (schema version 2): its tables.  The
+-- views over them are in views.sql.
 --
 -- One SQLite file (default results.db) holds every experiment, its trials and
 -- everything recorded about them.  The table, column and view names below are
@@ -11,12 +12,13 @@
 -- new file.  Times are UTC ISO-8601 text ("2024-05-01T12:34:56Z"); durations
 -- are seconds.  A NaN metric value is stored as NULL (SQLite has no NaN).
 
--- Store-wide settings: schema_version (an mtlab refuses a newer one).
+-- Store-wide settings: schema_version (an mtlab refuses a newer one and
+-- upgrades an older one: version 1 -> 2 only recreated the views).
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT
 );
-INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+INSERT INTO meta (key, value) VALUES ('schema_version', '2');
 
 -- One row per experiment (a sweep file): its name, the sweep file's text,
 -- when it was first registered (created) and last continued (updated), and
@@ -139,96 +141,3 @@ CREATE TABLE weights (
     n        INTEGER NOT NULL,
     data     BLOB
 );
-
--- Final results: one row per finished (done) trial and metric, at the trial's
--- final step, with the most used params as columns.  Any other param:
---   SELECT f.*, p.value AS experts FROM v_final f
---   JOIN param p ON p.trial_id = f.trial_id AND p.key = 'model.experts'
-CREATE VIEW v_final AS
-SELECT t.id AS trial_id,
-       e.name AS experiment,
-       t.experiment_id,
-       t.model,
-       t.repeat,
-       t.config,
-       m.name,
-       m.step,
-       m.value,
-       (SELECT p.value FROM param p
-         WHERE p.trial_id = t.id AND p.key = 'data.correlation') AS correlation,
-       (SELECT p.value FROM param p
-         WHERE p.trial_id = t.id AND p.key = 'train.lr') AS lr
-  FROM trial t
-  JOIN experiment e ON e.id = t.experiment_id
-  JOIN metric m ON m.trial_id = t.id AND m.step = t.final_step
- WHERE t.status = 'done';
-
--- Curves averaged over repeats: per experiment, model, config, metric and
--- step, over the done trials: n values, mean, population standard deviation,
--- min and max.
-CREATE VIEW v_curve AS
-SELECT e.name AS experiment,
-       t.experiment_id,
-       t.model,
-       t.config,
-       (SELECT p.value FROM param p
-         WHERE p.trial_id = t.id AND p.key = 'data.correlation') AS correlation,
-       (SELECT p.value FROM param p
-         WHERE p.trial_id = t.id AND p.key = 'train.lr') AS lr,
-       m.name,
-       m.step,
-       count(m.value) AS n,
-       avg(m.value) AS mean,
-       sqrt(max(avg(m.value * m.value) - avg(m.value) * avg(m.value), 0.0)) AS sd,
-       min(m.value) AS min,
-       max(m.value) AS max
-  FROM metric m
-  JOIN trial t ON t.id = m.trial_id
-  JOIN experiment e ON e.id = t.experiment_id
- WHERE t.status = 'done'
- GROUP BY t.experiment_id, t.model, t.config, m.name, m.step;
-
--- Learning rates compared by validation loss: per experiment, model and
--- setting (the config without its train.lr key), the mean final
--- val/loss/total of each lr over its done repeats (n), ranked (rank 1: the
--- lowest validation loss), with the mean final test/loss/total at that lr.
---   SELECT * FROM v_best_lr WHERE rank = 1
-CREATE VIEW v_best_lr AS
-WITH final AS (
-    SELECT t.id, t.experiment_id, t.model, t.config, t.final_step,
-           instr(t.config, 'train.lr=') AS at
-      FROM trial t
-     WHERE t.status = 'done'
-), by_lr AS (
-    SELECT f.experiment_id,
-           f.model,
-           CASE WHEN f.at = 0 THEN f.config
-                WHEN instr(substr(f.config, f.at), ';') = 0  -- train.lr is last
-                THEN substr(f.config, 1, max(f.at - 2, 0))
-                ELSE substr(f.config, 1, f.at - 1) ||
-                     substr(f.config, f.at + instr(substr(f.config, f.at), ';'))
-           END AS setting,
-           (SELECT p.value FROM param p
-             WHERE p.trial_id = f.id AND p.key = 'train.lr') AS lr,
-           count(v.value) AS n,
-           avg(v.value) AS val_loss,
-           avg((SELECT m.value FROM metric m
-                 WHERE m.trial_id = f.id AND m.name = 'test/loss/total'
-                   AND m.step = f.final_step)) AS test_loss
-      FROM final f
-      JOIN metric v ON v.trial_id = f.id AND v.name = 'val/loss/total'
-                   AND v.step = f.final_step
-     GROUP BY f.experiment_id, f.model, setting, lr
-)
-SELECT e.name AS experiment,
-       b.experiment_id,
-       b.model,
-       b.setting,
-       b.lr,
-       b.n,
-       b.val_loss,
-       b.test_loss,
-       rank() OVER (PARTITION BY b.experiment_id, b.model, b.setting
-                    ORDER BY b.val_loss) AS rank
-  FROM by_lr b
-  JOIN experiment e ON e.id = b.experiment_id;

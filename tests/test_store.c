@@ -240,8 +240,9 @@ START_TEST(schema_applied) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "1");
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 1);
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 2);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
     const char *names[] = {"meta",    "experiment", "trial",    "param",  "metric",
@@ -285,16 +286,41 @@ START_TEST(schema_embedded) {
 }
 END_TEST
 
+/* A version-1 store (views without v_setting) is upgraded when opened, for
+ * writing or read-only: its views are recreated, its rows untouched. */
+START_TEST(older_schema_upgraded) {
+    char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
+    for (int readonly = 0; readonly <= 1; readonly++) {
+        unlink(path);
+        store_t *s = open_or_die(path, 0);
+        exec_or_die(s, "DROP VIEW v_curve; DROP VIEW v_best_lr; DROP VIEW v_setting;"
+                       "CREATE VIEW v_curve AS SELECT 1 AS old;"
+                       "INSERT INTO experiment (name, spec) VALUES ('kept', 'text');"
+                       "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+        store_close(s);
+        s = open_or_die(path, readonly ? STORE_READONLY : 0);
+        ck_assert_str_eq(
+            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_setting"), 0);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM experiment WHERE name = 'kept'"), 1);
+        store_close(s);
+    }
+    free(path);
+    free(dir);
+}
+END_TEST
+
 START_TEST(newer_schema_refused) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db");
     store_t *s = open_or_die(path, 0);
-    exec_or_die(s, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    exec_or_die(s, "UPDATE meta SET value = '9' WHERE key = 'schema_version'");
     store_close(s);
     err_t err = {0};
     ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_FAIL);
-    ck_assert_msg(strstr(err.msg, "has schema version 3, this mtlab understands 1") &&
+    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 2") &&
                       strstr(err.msg, path),
                   "%s", err.msg);
     free(path);
@@ -1217,6 +1243,7 @@ Suite *store_suite(void) {
     tcase_add_test(tc, schema_applied);
     tcase_add_test(tc, schema_embedded);
     tcase_add_test(tc, newer_schema_refused);
+    tcase_add_test(tc, older_schema_upgraded);
     tcase_add_test(tc, not_a_store);
     tcase_add_test(tc, bad_paths);
     tcase_add_test(tc, readonly_never_writes);

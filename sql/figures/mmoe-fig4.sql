@@ -19,16 +19,7 @@ WITH best AS (
       FROM v_best_lr
      WHERE experiment = :experiment AND rank = 1
 ), curve AS (
-    -- the setting of each curve: its config without train.lr, computed as
-    -- v_best_lr does (sql/schema.sql)
-    SELECT v.*,
-           CASE WHEN instr(v.config, 'train.lr=') = 0 THEN v.config
-                WHEN instr(substr(v.config, instr(v.config, 'train.lr=')), ';') = 0
-                THEN substr(v.config, 1, max(instr(v.config, 'train.lr=') - 2, 0))
-                ELSE substr(v.config, 1, instr(v.config, 'train.lr=') - 1) ||
-                     substr(v.config, instr(v.config, 'train.lr=') +
-                                      instr(substr(v.config, instr(v.config, 'train.lr=')), ';'))
-           END AS setting
+    SELECT v.*
       FROM v_curve v
      WHERE v.experiment_id = (SELECT id FROM experiment WHERE name = :experiment)
        AND v.name = :metric

@@ -14,15 +14,9 @@
 --   sqlite3 results.db -cmd ".param set :experiment 'mmoe-fig4'" \
 --       -cmd ".param set :metric 'test/loss/t1'" < sql/figures/mmoe-table-fig4.sql
 WITH final AS (
-    SELECT v.model, v.correlation, v.lr, v.value,
-           CASE WHEN instr(v.config, 'train.lr=') = 0 THEN v.config
-                WHEN instr(substr(v.config, instr(v.config, 'train.lr=')), ';') = 0
-                THEN substr(v.config, 1, max(instr(v.config, 'train.lr=') - 2, 0))
-                ELSE substr(v.config, 1, instr(v.config, 'train.lr=') - 1) ||
-                     substr(v.config, instr(v.config, 'train.lr=') +
-                                      instr(substr(v.config, instr(v.config, 'train.lr=')), ';'))
-           END AS setting
+    SELECT v.model, v.correlation, v.lr, v.value, s.setting
       FROM v_final v
+      JOIN v_setting s ON s.trial_id = v.trial_id
      WHERE v.experiment = :experiment AND v.name = :metric AND v.value IS NOT NULL
 ), metric AS (
     SELECT model, setting, lr, min(correlation) AS correlation,

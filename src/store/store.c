@@ -213,7 +213,8 @@ static int bind_param_value(sqlite3_stmt *st, int i, const char *text) {
 
 /* ---- open, schema ------------------------------------------------------ */
 
-typedef enum { SCHEMA_EMPTY, SCHEMA_OK, SCHEMA_FOREIGN } schema_state_t;
+/* SCHEMA_OLD: an mtlab store of an older schema version (upgraded on open). */
+typedef enum { SCHEMA_EMPTY, SCHEMA_OK, SCHEMA_OLD, SCHEMA_FOREIGN } schema_state_t;
 
 /* Looks at what the file holds: nothing yet, an mtlab store of a version we
  * understand, or something else (error). */
@@ -266,18 +267,44 @@ static int schema_state(store_t *s, schema_state_t *state, err_t *err) {
         return err_set(err, ERR_FAIL,
                        "%s has schema version %lld, this mtlab understands %d (use a newer mtlab)",
                        s->path, version, STORE_SCHEMA_VERSION);
-    *state = SCHEMA_OK;
+    *state = version < STORE_SCHEMA_VERSION ? SCHEMA_OLD : SCHEMA_OK;
     return 0;
 }
 
-/* Applies the schema to an empty file, in a write transaction that first
- * checks again: another process may have applied it since we looked. */
+/* Drops every view of the store and creates those of sql/views.sql.  Views
+ * hold no data, so this is the whole upgrade from schema version 1 (whose
+ * views predate v_setting) and keeps views in step with this mtlab. */
+static int recreate_views(store_t *s, err_t *err) {
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'view'", err)) return -1;
+    char drops[4096] = "";
+    size_t len = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int w = snprintf(drops + len, sizeof drops - len, "DROP VIEW \"%s\";",
+                         (const char *)sqlite3_column_text(st, 0));
+        if (w > 0 && (size_t)w < sizeof drops - len) len += (size_t)w;
+    }
+    sqlite3_finalize(st);
+    if (exec_sql(s, drops, "cannot drop the old views", err)) return -1;
+    if (exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err)) return -1;
+    char update[128];
+    snprintf(update, sizeof update, "UPDATE meta SET value = '%d' WHERE key = 'schema_version'",
+             STORE_SCHEMA_VERSION);
+    return exec_sql(s, update, "cannot record the schema version", err);
+}
+
+/* Applies the schema to an empty file, or upgrades an older store, in a
+ * write transaction that first checks again: another process may have done
+ * it since we looked. */
 static int schema_apply(store_t *s, err_t *err) {
     if (begin_write(s, err)) return -1;
     schema_state_t state;
     if (schema_state(s, &state, err)) goto fail;
-    if (state == SCHEMA_EMPTY && exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err))
+    if (state == SCHEMA_EMPTY &&
+        (exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err) ||
+         exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err)))
         goto fail;
+    if (state == SCHEMA_OLD && recreate_views(s, err)) goto fail;
     if (commit(s, err)) goto fail;
     return 0;
 fail:
@@ -376,6 +403,18 @@ int store_open(store_t **out, const char *path, int flags, err_t *err) {
             goto fail;
         }
         if (schema_apply(s, err)) goto fail;
+    }
+    if (state == SCHEMA_OLD) {
+        if (!s->readonly) {
+            if (schema_apply(s, err)) goto fail;
+        } else { /* upgrade through a short read-write connection */
+            store_t *rw;
+            if (store_open(&rw, path, 0, err)) {
+                err_prefix(err, "%s has an older schema and cannot be upgraded", path);
+                goto fail;
+            }
+            store_close(rw);
+        }
     }
     *out = s;
     return 0;

@@ -24,14 +24,16 @@
 typedef struct store store_t;
 typedef struct sqlite3 sqlite3;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* 2: views in sql/views.sql, v_setting */
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
 };
 
-/* Opens (creating when allowed) the store at `path` and applies the schema;
- * refuses a file with a newer schema version or that is not an mtlab store. */
+/* Opens (creating when allowed) the store at `path` and applies the schema
+ * (sql/schema.sql, then sql/views.sql); upgrades a store of an older schema
+ * version (even when opened read-only, through a short read-write
+ * connection); refuses a newer version or a file that is not an mtlab store. */
 int store_open(store_t **out, const char *path, int flags, err_t *err);
 void store_close(store_t *s);
 sqlite3 *store_db(store_t *s);
