@@ -118,7 +118,7 @@ int cmd_train(int argc, char **argv) {
         {"experts", OPT_INT, &mc->experts, "N", "experts (omoe, mmoe)", 1, 4096, 0},
         {"expert-hidden", OPT_INT, &mc->expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
         {"bottom-hidden", OPT_INT, &bottom_hidden, "H",
-         "bottom units (0: model default, 113 shared_bottom / 16 single)", 0, 1e6, 0},
+         "bottom units (default 0: the model's own, 113 shared_bottom / 16 single)", 0, 1e6, 0},
         {"tower-hidden", OPT_INT, &mc->tower_hidden, "H", "hidden units of each task tower", 1, 1e6,
          0},
         {"lr", OPT_DOUBLE, &tc->lr, "LR", "Adam learning rate", 1e-12, 1e3, 0},

@@ -29,7 +29,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: mtlab COMMAND [OPTIONS]   (mtlab COMMAND --help for its options)\n\n"
                "commands:\n");
     for (int i = 0; i < n_commands; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
 int main(int argc, char **argv) {

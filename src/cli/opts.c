@@ -135,7 +135,10 @@ void opts_usage(FILE *f, const char *usage, const char *description, const opt_t
             snprintf(def, sizeof def, "off");
             break;
         }
-        fprintf(f, "  %-24s %s (default: %s)\n", left, o->help, def);
+        if (strstr(o->help, "default")) /* the help states its own default */
+            fprintf(f, "  %-24s %s\n", left, o->help);
+        else
+            fprintf(f, "  %-24s %s (default: %s)\n", left, o->help, def);
     }
     fprintf(f, "  %-24s %s\n", "--help", "show this help");
 }
