@@ -8,6 +8,7 @@
  * written script, exactly as a user would run it. */
 #include "plot/plot.h"
 
+#include "core/files.h"
 #include "core/numtext.h"
 
 #include <errno.h>
@@ -314,27 +315,6 @@ done:
 
 /* ---- files ---------------------------------------------------------------- */
 
-/* mkdir -p */
-static int make_dirs(const char *dir, err_t *err) {
-    char path[4096];
-    if (!*dir) return err_set(err, ERR_USAGE, "no output directory given");
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return err_set(err, ERR_FAIL, "%s: path too long", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return err_set(err, ERR_FAIL, "cannot create %s: %s", path, strerror(errno));
-        *p = saved;
-        if (!saved) break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return err_set(err, ERR_FAIL, "%s is not a directory", dir);
-    return 0;
-}
-
 /* Writes `path` through PATH.tmp and a rename, so a reader never sees half
  * a file; write(f, ctx, err) produces the content. */
 static int write_atomically(const char *path, int (*write)(FILE *f, void *ctx, err_t *err),
@@ -622,7 +602,7 @@ int plot_make_with(const char *db_path, const char *name, const plot_params_t *p
     int rc = load(db_path, fig, params, &t, err);
     if (rc) return rc;
     out->n_rows = t->n_rows;
-    if (make_dirs(out_dir, err)) {
+    if (files_make_dirs(out_dir, err)) {
         store_table_free(t);
         return -1;
     }

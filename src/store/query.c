@@ -7,6 +7,7 @@
  * to fit in memory. */
 #include "store/query.h"
 
+#include "core/files.h"
 #include "core/numtext.h"
 
 #include <ctype.h>
@@ -460,26 +461,6 @@ void store_trial_info_free(store_trial_info_t *info) {
 
 /* ---- export ------------------------------------------------------------ */
 
-/* mkdir -p */
-static int make_dirs(const char *dir, err_t *err) {
-    char path[1024];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return err_set(err, ERR_FAIL, "%s: path too long", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return err_set(err, ERR_FAIL, "cannot create directory %s: %s", path, strerror(errno));
-        *p = saved;
-        if (saved == '\0') break;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return err_set(err, ERR_FAIL, "%s is not a directory", dir);
-    return 0;
-}
-
 typedef struct {
     FILE *f;
     long rows;
@@ -501,7 +482,7 @@ int store_export_csv(store_t *s, const char *dir, bool with_blobs,
                      err_t *err) {
     static const char *const tables[] = {"meta", "experiment", "trial", "param", "metric",
                                          "gate", "gate_hist",  "route", "tensor"};
-    if (make_dirs(dir, err)) return -1;
+    if (files_make_dirs(dir, err)) return -1;
     const int n_tables = (int)(sizeof tables / sizeof tables[0]);
     for (int i = 0; i <= n_tables; i++) {
         const char *name = i < n_tables ? tables[i] : "weights";
