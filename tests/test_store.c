@@ -240,8 +240,10 @@ START_TEST(schema_applied) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 2);
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 3);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('trial') WHERE name = 'kills'"),
+                     1);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
@@ -286,26 +288,96 @@ START_TEST(schema_embedded) {
 }
 END_TEST
 
-/* A version-1 store (views without v_setting) is upgraded when opened, for
- * writing or read-only: its views are recreated, its rows untouched. */
+/* Copies the committed schema-2 store (tests/fixtures/schema2.db, made by
+ * mtlab 8d32105 from tests/fixtures/schema2.ini: 5 trials done, 3 pending)
+ * to `path`. */
+static void copy_fixture(const char *path) {
+    FILE *in = fopen("tests/fixtures/schema2.db", "rb");
+    ck_assert_msg(in != NULL, "tests/fixtures/schema2.db not found: run from the repository root");
+    FILE *out = fopen(path, "wb");
+    ck_assert_ptr_nonnull(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+/* A schema-2 store written by an older mtlab is upgraded when opened, for
+ * writing or read-only: every migration is applied, its views recreated, its
+ * rows untouched. */
 START_TEST(older_schema_upgraded) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     for (int readonly = 0; readonly <= 1; readonly++) {
         unlink(path);
-        store_t *s = open_or_die(path, 0);
-        exec_or_die(s, "DROP VIEW v_curve; DROP VIEW v_best_lr; DROP VIEW v_setting;"
-                       "CREATE VIEW v_curve AS SELECT 1 AS old;"
-                       "INSERT INTO experiment (name, spec) VALUES ('kept', 'text');"
-                       "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
-        store_close(s);
-        s = open_or_die(path, readonly ? STORE_READONLY : 0);
+        copy_fixture(path);
+        store_t *s = open_or_die(path, readonly ? STORE_READONLY : 0);
         ck_assert_str_eq(
-            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "2");
+            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
-        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_setting"), 0);
-        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM experiment WHERE name = 'kept'"), 1);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'done'"), 5);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'pending'"), 3);
+        ck_assert_int_eq(q_int(s, "SELECT sum(kills) FROM trial"), 0);
+        ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT trial_id) FROM metric"), 5);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_setting"), 8); /* a row per trial */
+        ck_assert_str_eq(q_text(s, "PRAGMA integrity_check", buf, sizeof buf), "ok");
         store_close(s);
     }
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* A version-1 store (views without v_setting) goes through every step. */
+START_TEST(version1_upgraded) {
+    char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
+    copy_fixture(path);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "DROP VIEW v_curve; DROP VIEW v_best_lr; DROP VIEW v_setting;"
+                                  "CREATE VIEW v_curve AS SELECT 1 AS old;"
+                                  "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    store_t *s = open_or_die(path, 0);
+    ck_assert_str_eq(
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_curve WHERE step = 40") > 0, 1);
+    store_close(s);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* A migration that fails leaves the store exactly as it was: the upgrade is
+ * one transaction (here the column 003 adds already exists). */
+START_TEST(failed_migration_rolled_back) {
+    char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
+    copy_fixture(path);
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE trial ADD COLUMN kills INTEGER", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    store_t *s = NULL;
+    err_t err = {0};
+    ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
+    ck_assert_msg(strstr(err.msg, "sql/migrations/003-claims.sql") && strstr(err.msg, "kills"),
+                  "%s", err.msg);
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    ck_assert_str_eq(buf, "2");
     free(path);
     free(dir);
 }
@@ -320,7 +392,7 @@ START_TEST(newer_schema_refused) {
     ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_FAIL);
-    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 2") &&
+    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 3") &&
                       strstr(err.msg, path),
                   "%s", err.msg);
     free(path);
@@ -1244,6 +1316,8 @@ Suite *store_suite(void) {
     tcase_add_test(tc, schema_embedded);
     tcase_add_test(tc, newer_schema_refused);
     tcase_add_test(tc, older_schema_upgraded);
+    tcase_add_test(tc, version1_upgraded);
+    tcase_add_test(tc, failed_migration_rolled_back);
     tcase_add_test(tc, not_a_store);
     tcase_add_test(tc, bad_paths);
     tcase_add_test(tc, readonly_never_writes);

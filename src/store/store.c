@@ -218,7 +218,9 @@ typedef enum { SCHEMA_EMPTY, SCHEMA_OK, SCHEMA_OLD, SCHEMA_FOREIGN } schema_stat
 
 /* Looks at what the file holds: nothing yet, an mtlab store of a version we
  * understand, or something else (error). */
-static int schema_state(store_t *s, schema_state_t *state, err_t *err) {
+static int schema_state(store_t *s, schema_state_t *state, long long *version_out,
+                        err_t *err) {
+    *version_out = 0;
     sqlite3_stmt *st;
     if (prepare(
             s, &st,
@@ -268,12 +270,13 @@ static int schema_state(store_t *s, schema_state_t *state, err_t *err) {
                        "%s has schema version %lld, this mtlab understands %d (use a newer mtlab)",
                        s->path, version, STORE_SCHEMA_VERSION);
     *state = version < STORE_SCHEMA_VERSION ? SCHEMA_OLD : SCHEMA_OK;
+    *version_out = version;
     return 0;
 }
 
 /* Drops every view of the store and creates those of sql/views.sql.  Views
- * hold no data, so this is the whole upgrade from schema version 1 (whose
- * views predate v_setting) and keeps views in step with this mtlab. */
+ * hold no data, so recreating them on every upgrade keeps them in step with
+ * this mtlab (schema version 1 -> 2 was only that). */
 static int recreate_views(store_t *s, err_t *err) {
     sqlite3_stmt *st;
     if (prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'view'", err)) return -1;
@@ -286,25 +289,58 @@ static int recreate_views(store_t *s, err_t *err) {
     }
     sqlite3_finalize(st);
     if (exec_sql(s, drops, "cannot drop the old views", err)) return -1;
-    if (exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err)) return -1;
+    return exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err);
+}
+
+/* The number of a migration file "sql/migrations/NNN-what.sql", or -1 when
+ * `path` is not one. */
+static long migration_number(const char *path) {
+    static const char prefix[] = "sql/migrations/";
+    if (strncmp(path, prefix, sizeof prefix - 1) != 0) return -1;
+    const char *p = path + sizeof prefix - 1;
+    char *end;
+    long n = strtol(p, &end, 10);
+    return (end == p || *end != '-') ? -1 : n;
+}
+
+/* Inside a write transaction: applies, in order, every embedded migration
+ * numbered above `from` (the embedded files are sorted by path, so by
+ * number), then records STORE_SCHEMA_VERSION.  A migration numbered above
+ * STORE_SCHEMA_VERSION is a build error caught by the tests. */
+static int migrate(store_t *s, long long from, err_t *err) {
+    for (const embedded_file_t *f = embedded_sql_files; f->path; f++) {
+        long n = migration_number(f->path);
+        if (n <= from) continue;
+        if (n > STORE_SCHEMA_VERSION)
+            return err_set(err, ERR_FAIL, "%s: migration %s is newer than schema version %d",
+                           s->path, f->path, STORE_SCHEMA_VERSION);
+        char what[256];
+        snprintf(what, sizeof what, "cannot apply %s", f->path);
+        if (exec_sql(s, f->text, what, err)) return -1;
+    }
     char update[128];
     snprintf(update, sizeof update, "UPDATE meta SET value = '%d' WHERE key = 'schema_version'",
              STORE_SCHEMA_VERSION);
     return exec_sql(s, update, "cannot record the schema version", err);
 }
 
-/* Applies the schema to an empty file, or upgrades an older store, in a
- * write transaction that first checks again: another process may have done
- * it since we looked. */
+/* Applies the schema to an empty file (sql/schema.sql is version 2, then
+ * every migration), or upgrades an older store, in ONE write transaction
+ * that first checks again: another process may have done it since we
+ * looked.  A failed migration leaves the store as it was. */
 static int schema_apply(store_t *s, err_t *err) {
     if (begin_write(s, err)) return -1;
     schema_state_t state;
-    if (schema_state(s, &state, err)) goto fail;
-    if (state == SCHEMA_EMPTY &&
-        (exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err) ||
-         exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err)))
-        goto fail;
-    if (state == SCHEMA_OLD && recreate_views(s, err)) goto fail;
+    long long version;
+    if (schema_state(s, &state, &version, err)) goto fail;
+    if (state == SCHEMA_EMPTY) {
+        if (exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err))
+            goto fail;
+        version = 2;
+    }
+    if (state == SCHEMA_EMPTY || state == SCHEMA_OLD) {
+        if (migrate(s, version, err) || recreate_views(s, err)) goto fail;
+    }
     if (commit(s, err)) goto fail;
     return 0;
 fail:
@@ -396,7 +432,8 @@ int store_open(store_t **out, const char *path, int flags, err_t *err) {
     if (pragma(s, "PRAGMA foreign_keys=ON", NULL, 0, err)) goto fail_open;
 
     schema_state_t state;
-    if (schema_state(s, &state, err)) goto fail;
+    long long version;
+    if (schema_state(s, &state, &version, err)) goto fail;
     if (state == SCHEMA_EMPTY) {
         if (s->readonly) {
             err_set(err, ERR_FAIL, "%s is not an mtlab store (an empty file)", path);

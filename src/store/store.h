@@ -24,7 +24,9 @@
 typedef struct store store_t;
 typedef struct sqlite3 sqlite3;
 
-#define STORE_SCHEMA_VERSION 2 /* 2: views in sql/views.sql, v_setting */
+/* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
+ * (3: trial.kills). */
+#define STORE_SCHEMA_VERSION 3
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */

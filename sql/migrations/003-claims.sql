@@ -1,0 +1,14 @@
+-- 003-claims.sql -- schema version 3: claims that survive killed workers.
+--
+-- Migrations are applied in file-name order, each in the transaction that
+-- opens a store for writing, to stores whose meta.schema_version is lower
+-- than the file's number; a new store gets sql/schema.sql (version 2) and
+-- then every migration.
+--
+-- trial.kills counts the times a runner saw this trial's worker killed by a
+-- signal it did not send (the kernel's out-of-memory killer, a crash, a
+-- kill -9 of one worker).  The first kill puts the trial back to pending; the
+-- second marks it failed with the signal as the reason, so a trial that
+-- cannot fit in memory no longer takes the whole sweep down with it.
+-- `mtlab run --retry-failed` resets it to 0.
+ALTER TABLE trial ADD COLUMN kills INTEGER NOT NULL DEFAULT 0;
