@@ -35,22 +35,6 @@ static const char *grid_ini = "[experiment]\n"
                               "experts = 4\n"
                               "expert_hidden = 8\n";
 
-static char *write_file(const char *dir, const char *name, const char *text) {
-    char *path = malloc(strlen(dir) + strlen(name) + 2);
-    sprintf(path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
-static char *join(const char *dir, const char *name) {
-    char *path = malloc(strlen(dir) + strlen(name) + 2);
-    sprintf(path, "%s/%s", dir, name);
-    return path;
-}
-
 static sqlite3 *open_db(const char *path) {
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -78,8 +62,8 @@ static int run_sweep(const char *ini, const char *db, const char *jobs, char **o
 }
 
 START_TEST(test_grid_records) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
-         *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", grid_ini),
+         *dbp = test_join(dir, "r.db");
     char *out;
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "12 trials (12 new): 12 done, 0 failed"));
@@ -143,8 +127,8 @@ END_TEST
  * `mtlab train` command that `mtlab show` prints for it give the same final
  * losses to the last bit. */
 START_TEST(test_same_bits_as_train) {
-    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
-    char *ini = write_file(dir, "one.ini",
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "one.ini",
                            "[experiment]\nname = one\nseed = 5\n"
                            "[data]\ncorrelation = 0.7\ntrain = 2000\n"
                            "[train]\nsteps = 150\neval_every = 50\n"
@@ -229,8 +213,8 @@ static void wait_done_at_least(const char *dbp, int n) {
 }
 
 START_TEST(test_kill_and_resume) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "slow.ini", slow_ini),
-         *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "slow.ini", slow_ini),
+         *dbp = test_join(dir, "r.db");
     /* Kill -9 the whole run (parent and workers) three times at different
      * points, then let it finish. */
     int targets[] = {2, 9, 17};
@@ -274,14 +258,14 @@ END_TEST
 /* Two runners on the same file at once share the work: together they train
  * each trial exactly once. */
 START_TEST(test_concurrent_runners) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
-         *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", grid_ini),
+         *dbp = test_join(dir, "r.db");
     char *out_paths[2];
     pid_t pids[2];
     for (int i = 0; i < 2; i++) {
         char name[16];
         snprintf(name, sizeof name, "out%d", i);
-        out_paths[i] = join(dir, name);
+        out_paths[i] = test_join(dir, name);
         pids[i] = fork();
         ck_assert(pids[i] >= 0);
         if (pids[i] == 0) {
@@ -319,8 +303,8 @@ END_TEST
 /* A diverging trial (lr 1e7 overflows the activations within a few steps)
  * is stored as failed with its step; the others finish. */
 START_TEST(test_divergence_is_failed) {
-    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
-    char *ini = write_file(dir, "div.ini",
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "div.ini",
                            "[experiment]\nname = div\n"
                            "[data]\ndim = 20\ntrain = 500\n"
                            "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 1e7\n"
@@ -341,8 +325,8 @@ START_TEST(test_divergence_is_failed) {
 END_TEST
 
 START_TEST(test_bad_input_leaves_store_intact) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
-         *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", grid_ini),
+         *dbp = test_join(dir, "r.db");
     char *out, *err;
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
     free(out);
@@ -351,7 +335,7 @@ START_TEST(test_bad_input_leaves_store_intact) {
     sprintf(changed, "%s", grid_ini);
     *strstr(changed, "steps = 60") = '\0';
     strcat(changed, "steps = 80\neval_every = 20\n[model]\nname = mmoe\n");
-    free(write_file(dir, "grid.ini", changed));
+    free(test_write_file(dir, "grid.ini", changed));
     const char *args[] = {"run", ini, "--db", dbp, NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, args), 2);
     ck_assert_ptr_nonnull(strstr(err, "grid"));
@@ -360,7 +344,7 @@ START_TEST(test_bad_input_leaves_store_intact) {
     free(err);
     /* A malformed file: exit 2 naming file:line. */
     char *bad =
-        write_file(dir, "bad.ini", "[experiment]\nname = bad\n[train]\nlearning_rate = 0.1\n");
+        test_write_file(dir, "bad.ini", "[experiment]\nname = bad\n[train]\nlearning_rate = 0.1\n");
     const char *bad_args[] = {"run", bad, "--db", dbp, NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, bad_args), 2);
     ck_assert_msg(strstr(err, "bad.ini:4") && strstr(err, "lr"), "stderr: %s", err);
@@ -385,8 +369,8 @@ START_TEST(test_bad_input_leaves_store_intact) {
 END_TEST
 
 START_TEST(test_dry_run) {
-    char *dir = test_tmpdir(), *ini = write_file(dir, "grid.ini", grid_ini),
-         *dbp = join(dir, "r.db");
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", grid_ini),
+         *dbp = test_join(dir, "r.db");
     char *out, *err;
     const char *args[] = {"run", ini, "--db", dbp, "--dry-run", NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
@@ -406,8 +390,8 @@ END_TEST
  * and train nothing.  With m = 0 it is p c² / (c² + σ²) = p / 1.01 here,
  * within 4 standard errors ((1 - ρ²)/sqrt(n), n = 4000) of sampling. */
 START_TEST(test_data_only) {
-    char *dir = test_tmpdir(), *dbp = join(dir, "r.db");
-    char *ini = write_file(dir, "fig2.ini",
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "fig2.ini",
                            "[experiment]\nname = pearson\nrepeats = 3\n"
                            "[data]\ncorrelation = 0, 0.5, 1\nsinusoids = 0\ntrain = 4000\n"
                            "[train]\nsteps = 0\n[model]\nname = mmoe\n");
@@ -470,7 +454,7 @@ START_TEST(test_reproduce) {
         int n = snprintf(text, sizeof text, "[experiment]\nname = %s\n", sweeps[i].name);
         snprintf(text + n, sizeof text - n, common, sweeps[i].corr, sweeps[i].steps, sweeps[i].lr,
                  sweeps[i].models);
-        free(write_file(sub, sweeps[i].file, text));
+        free(test_write_file(sub, sweeps[i].file, text));
     }
     char *out, *err;
     const char *args[] = {"reproduce", "--quiet", "--no-render", "--jobs", "2", NULL};
@@ -490,7 +474,7 @@ START_TEST(test_reproduce) {
     ck_assert_int_eq(rc, 0);
     ck_assert_msg(strstr(out, "this run trained 0 ") && !strstr(out, "this run trained 1"),
                   "the second run trained again: %s", out);
-    char *dbp = join(dir, "results.db");
+    char *dbp = test_join(dir, "results.db");
     sqlite3 *db = open_db(dbp);
     /* fig2: 3 x 2, fig3: 2 x 2, fig4: 18 x 2, fig5: 6 x 2, gates: 4 x 2 */
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"),

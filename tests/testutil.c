@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,4 +71,59 @@ char *test_tmpdir(void) {
     char *dir = strdup("/tmp/mtlab-test-XXXXXX");
     ck_assert(mkdtemp(dir) != NULL);
     return dir;
+}
+
+char *test_join(const char *dir, const char *name) {
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    ck_assert_ptr_nonnull(path);
+    sprintf(path, "%s/%s", dir, name);
+    return path;
+}
+
+char *test_write_file(const char *dir, const char *name, const char *text) {
+    char *path = test_join(dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+    return path;
+}
+
+double test_query(const char *db_path, const char *sql) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    double v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_double(st, 0) : 0.0 / 0.0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+pid_t test_spawn_mtlab(const char *const *args, const char *out_path, const char *err_path,
+                       bool new_session) {
+    const char *bin = getenv("MTLAB_BIN");
+    ck_assert_msg(bin != NULL, "MTLAB_BIN is not set (run the tests through `make check`)");
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        if (new_session) setsid();
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = bin;
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || err < 0) _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
 }

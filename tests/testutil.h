@@ -3,7 +3,9 @@
 #define MTLAB_TESTUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Runs build/mtlab (path from $MTLAB_BIN) with the given arguments, no shell.
  * Captures stdout and stderr into malloc'd strings (caller frees) and returns
@@ -14,6 +16,18 @@ int run_mtlab_in(const char *dir, char **out, char **errout, const char *const *
 
 /* Path of a fresh temporary directory for this test (caller frees). */
 char *test_tmpdir(void);
+/* "dir/name" (caller frees). */
+char *test_join(const char *dir, const char *name);
+/* Writes text to dir/name and returns the path (caller frees). */
+char *test_write_file(const char *dir, const char *name, const char *text);
+/* First column of the first row of `sql` on the store at db_path, through a
+ * fresh read-only connection (NAN when no row). */
+double test_query(const char *db_path, const char *sql);
+/* Starts build/mtlab with args in the background (stdin /dev/null, stdout
+ * and stderr to the given files or /dev/null; new_session: setsid, so that
+ * kill(-pid) reaches its workers).  Returns its pid. */
+pid_t test_spawn_mtlab(const char *const *args, const char *out_path, const char *err_path,
+                       bool new_session);
 
 /* Every suite of the runner. */
 Suite *rng_suite(void);
@@ -25,6 +39,7 @@ Suite *cli_suite(void);
 Suite *store_suite(void);
 Suite *sweep_suite(void);
 Suite *run_suite(void);
+Suite *crash_suite(void);
 Suite *plot_suite(void);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/run_report.h"
 #include "plot/plot.h"
 #include "sweep/runner.h"
 #include "sweep/sweep.h"
@@ -43,12 +44,15 @@ static int run_sweeps(const char *scale, const char *db, int jobs, bool progress
             return -1;
         printf("[%d/%d] %s: %d trials\n", i + 1, n, sw->name, sw->n_trials);
         fflush(stdout);
-        runner_opts_t ro = {.db_path = db, .jobs = jobs, .progress = progress};
+        run_report_t report = {.cmd = "reproduce", .sw = sw, .progress = progress};
+        runner_opts_t ro = {
+            .db_path = db, .jobs = jobs, .on_event = run_report_event, .ctx = &report};
         runner_summary_t sum;
         int rc = runner_run(sw, &ro, &sum, err);
+        run_report_end(&report);
         if (rc == 0)
-            printf("      %d done, %d failed; this run trained %d in %.1f s\n", sum.done_all,
-                   sum.failed_all, sum.trained, sum.seconds);
+            printf("      %d done, %d failed; this run trained %d in %.1f s\n", sum.counts.done,
+                   sum.counts.failed, sum.trained, sum.seconds);
         sweep_free(sw);
         if (rc) return -1;
     }

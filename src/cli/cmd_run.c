@@ -2,11 +2,13 @@
  * trials into the store with N worker processes (see sweep/runner.h). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/run_report.h"
 #include "sweep/runner.h"
 #include "sweep/sweep.h"
 
@@ -43,21 +45,77 @@ static void dry_run(const sweep_t *sw) {
     }
 }
 
+/* "8G", "512M", "1.5GiB", "100000000" (bytes) -> bytes.  -1 on junk. */
+static int parse_size(const char *text, size_t *out) {
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || !(v > 0)) return -1;
+    double unit = 1;
+    switch (*end) {
+    case 'k': case 'K': unit = 1024.0; end++; break;
+    case 'm': case 'M': unit = 1048576.0; end++; break;
+    case 'g': case 'G': unit = 1073741824.0; end++; break;
+    case 't': case 'T': unit = 1099511627776.0; end++; break;
+    default: break;
+    }
+    if (unit > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)) end += strlen(end);
+    if (*end != '\0' || v * unit >= 1.8e19) return -1;
+    *out = (size_t)(v * unit);
+    return 0;
+}
+
+/* The closing line on stdout, and what the user can do about trials this run
+ * could not take. */
+static void print_summary(const sweep_t *sw, const runner_summary_t *sum) {
+    const store_counts_t *c = &sum->counts;
+    printf("%s: %d trials (%d new): %d done, %d failed, %d pending; this run trained %d "
+           "(%d failed) in %.1f s",
+           sw->name, sum->total, sum->added, c->done, c->failed, c->pending + c->running,
+           sum->trained, sum->failed, sum->seconds);
+    if (sum->trained > 0 && sum->seconds_trials > 0)
+        printf(", %.2f trials/s, store %.2f%% of trial time", sum->trained / sum->seconds,
+               100.0 * sum->seconds_store / sum->seconds_trials);
+    printf("\n");
+    if (sum->retried) printf("  %d failed trials were put back to pending (--retry-failed)\n",
+                             sum->retried);
+    if (sum->released) printf("  %d running trials were put back to pending (--release-stale)\n",
+                              sum->released);
+    if (c->unclaimable)
+        printf("  %d pending trials are not described by this file (an earlier or later spec of "
+               "the experiment): a runner of their file runs them\n",
+               c->unclaimable);
+    if (c->running_elsewhere)
+        printf("  %d trials are running on another host; if no runner is alive there any "
+               "more, rerun with --release-stale\n",
+               c->running_elsewhere);
+}
+
 int cmd_run(int argc, char **argv) {
-    const char *db = "results.db", *scale = NULL;
+    const char *db = "results.db", *scale = NULL, *max_memory = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = cores > 0 ? (int)cores : 1, limit = 0;
-    bool dry = false, replace = false, quiet = false;
+    bool dry = false, replace = false, quiet = false, retry = false, release = false;
     opt_t opts[] = {
         {"db", OPT_STRING, &db, "FILE", "SQLite store to write (created if missing)", 1, 0, 0},
         {"jobs", OPT_INT, &jobs, "N", "worker processes (default: the number of cores)", 1, 1024,
          0},
         {"limit", OPT_INT, &limit, "N", "run at most N trials in this invocation (0: all)", 0, 1e9,
          0},
-        {"dry-run", OPT_FLAG, &dry, NULL, "print the expanded trials without training", 1, 0, 0},
+        {"dry-run", OPT_FLAG, &dry, NULL,
+         "print the expanded trials without training (and check their memory)", 1, 0, 0},
         {"replace-spec", OPT_FLAG, &replace, NULL,
          "continue an experiment whose sweep file changed (stores the new text; keeps old trials)",
          1, 0, 0},
+        {"retry-failed", OPT_FLAG, &retry, NULL,
+         "put the experiment's failed trials back to pending (their partial records are "
+         "deleted) and run them again",
+         1, 0, 0},
+        {"release-stale", OPT_FLAG, &release, NULL,
+         "put back to pending every running trial whose runner is not alive on this host, "
+         "those of OTHER hosts included: only when no runner of the experiment runs elsewhere",
+         1, 0, 0},
+        {"max-memory", OPT_STRING, &max_memory, "SIZE",
+         "memory all workers together may use, e.g. 8G (default: the machine's)", 1, 0, 0},
         {"scale", OPT_STRING, &scale, "NAME",
          "apply the file's [scale.NAME] overrides (e.g. quick: fewer repeats and steps)", 1, 0, 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress line even on a terminal", 1, 0, 0},
@@ -66,42 +124,59 @@ int cmd_run(int argc, char **argv) {
     err_t err = {0};
     const char *pos[1];
     int n_pos;
-    int rc =
-        cli_options("run", "mtlab run SWEEP.ini [OPTIONS]",
-                    "Expands the sweep and trains every trial not yet in the store, with N\n"
-                    "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
-                    "finished trials are kept, trials left running by a killed run are redone.",
-                    opts, n_opts, argc, argv, pos, 1, &n_pos);
+    int rc = cli_options(
+        "run", "mtlab run SWEEP.ini [OPTIONS]",
+        "Expands the sweep and trains every trial not yet in the store, with N\n"
+        "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
+        "finished trials are kept, trials left running by a killed run are redone.\n"
+        "Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the workers and put their trials back\n"
+        "to pending.  Exit status: 0 ok, 1 failure, 2 bad input, 128+N stopped by signal N.",
+        opts, n_opts, argc, argv, pos, 1, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
     if (n_pos != 1) {
         err_set(&err, ERR_USAGE, "expected one sweep file (see --help)");
         return cli_fail("run", &err);
     }
+    size_t max_bytes = 0;
+    if (max_memory && parse_size(max_memory, &max_bytes)) {
+        err_set(&err, ERR_USAGE, "--max-memory %s: expected a size such as 8G, 512M or 2000000",
+                max_memory);
+        return cli_fail("run", &err);
+    }
     sweep_t *sw;
     if (sweep_load_scaled(pos[0], scale, &sw, &err)) return cli_fail("run", &err);
     if (dry) {
+        int fit = jobs;
+        size_t largest;
+        if (runner_check_memory(sw, max_bytes, &fit, &largest, &err)) {
+            sweep_free(sw);
+            return cli_fail("run", &err);
+        }
         dry_run(sw);
+        printf("# largest trial: about %.1f MiB; %d of %d workers fit in memory\n",
+               largest / 1048576.0, fit, jobs);
         sweep_free(sw);
         return 0;
     }
+    run_report_t report = {.cmd = "run", .sw = sw, .progress = !quiet && isatty(2)};
     runner_opts_t ro = {.db_path = db,
                         .jobs = jobs,
                         .limit = limit,
                         .replace_spec = replace,
-                        .progress = !quiet && isatty(2)};
+                        .retry_failed = retry,
+                        .release_stale = release,
+                        .max_memory = max_bytes,
+                        .on_event = run_report_event,
+                        .ctx = &report};
     runner_summary_t sum;
     int status = runner_run(sw, &ro, &sum, &err);
-    if (status == 0 || sum.total > 0) {
-        printf("%s: %d trials (%d new): %d done, %d failed, %d pending; this run trained %d "
-               "(%d failed) in %.1f s",
-               sw->name, sum.total, sum.added, sum.done_all, sum.failed_all, sum.pending_all,
-               sum.trained, sum.failed, sum.seconds);
-        if (sum.trained > 0 && sum.seconds_trials > 0)
-            printf(", %.2f trials/s, store %.2f%% of trial time", sum.trained / sum.seconds,
-                   100.0 * sum.seconds_store / sum.seconds_trials);
-        printf("\n");
-    }
+    run_report_end(&report);
+    if (status == 0 || sum.total > 0) print_summary(sw, &sum);
     sweep_free(sw);
-    if (status) return cli_fail("run", &err);
+    fflush(stdout);
+    if (status) {
+        int exit_status = cli_fail("run", &err);
+        return sum.interrupted ? 128 + sum.interrupted : exit_status;
+    }
     return 0;
 }

@@ -50,6 +50,7 @@ struct store {
     sqlite3 *db;
     char path[1024];
     bool readonly;
+    bool restricted; /* claims limited to temp.claimable (store_restrict_claims) */
     long fail_after; /* test hook: write steps left before an injected failure, -1 off */
 };
 
@@ -552,14 +553,19 @@ fail:
 int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *trials, int n,
                      int *added, err_t *err) {
     *added = 0;
-    sqlite3_stmt *ins = NULL, *par = NULL;
+    sqlite3_stmt *ins = NULL, *par = NULL, *reseed = NULL;
     int new_rows = 0;
     if (begin_write(s, err)) return -1;
     if (prepare(s, &ins,
                 "INSERT OR IGNORE INTO trial (experiment_id, model, repeat, config, data_seed, "
                 "init_seed, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
                 err) ||
-        prepare(s, &par, "INSERT INTO param (trial_id, key, value) VALUES (?, ?, ?)", err))
+        prepare(s, &par, "INSERT INTO param (trial_id, key, value) VALUES (?, ?, ?)", err) ||
+        prepare(s, &reseed,
+                "UPDATE trial SET data_seed = ?4, init_seed = ?5 WHERE experiment_id = ?1 AND "
+                "config = ?2 AND repeat = ?3 AND status = 'pending' AND "
+                "(data_seed <> ?4 OR init_seed <> ?5)",
+                err))
         goto fail;
     for (int i = 0; i < n; i++) {
         const store_trial_t *t = &trials[i];
@@ -577,7 +583,15 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
         sqlite3_bind_int64(ins, 5, (int64_t)t->data_seed);
         sqlite3_bind_int64(ins, 6, (int64_t)t->init_seed);
         if (write_step(s, ins, "cannot add trials", err)) goto fail;
-        if (sqlite3_changes(s->db) == 0) continue; /* already there, params too */
+        if (sqlite3_changes(s->db) == 0) { /* already there, params too */
+            sqlite3_bind_int64(reseed, 1, experiment_id);
+            sqlite3_bind_text(reseed, 2, t->config, -1, SQLITE_STATIC);
+            sqlite3_bind_int(reseed, 3, t->repeat);
+            sqlite3_bind_int64(reseed, 4, (int64_t)t->data_seed);
+            sqlite3_bind_int64(reseed, 5, (int64_t)t->init_seed);
+            if (write_step(s, reseed, "cannot update the seeds of pending trials", err)) goto fail;
+            continue;
+        }
         int64_t trial_id = sqlite3_last_insert_rowid(s->db);
         new_rows++;
         for (int k = 0; k < t->n_params; k++) {
@@ -589,6 +603,7 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
     }
     sqlite3_finalize(ins);
     sqlite3_finalize(par);
+    sqlite3_finalize(reseed);
     if (commit(s, err)) {
         rollback(s);
         return -1;
@@ -598,6 +613,7 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
 fail:
     sqlite3_finalize(ins);
     sqlite3_finalize(par);
+    sqlite3_finalize(reseed);
     rollback(s);
     return -1;
 }
@@ -609,8 +625,11 @@ static int find_orphan(store_t *s, int64_t experiment_id, const char *host, int6
     *id = 0;
     sqlite3_stmt *st;
     if (prepare(s, &st,
-                "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
-                "status = 'running' AND host = ? ORDER BY id",
+                s->restricted
+                    ? "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                      "status = 'running' AND host = ? AND config IN temp.claimable ORDER BY id"
+                    : "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                      "status = 'running' AND host = ? ORDER BY id",
                 err))
         return -1;
     sqlite3_bind_int64(st, 1, experiment_id);
@@ -641,8 +660,11 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     if (find_orphan(s, experiment_id, host, &id, err)) goto fail;
     if (id == 0) {
         if (prepare(s, &st,
-                    "SELECT id FROM trial WHERE experiment_id = ? AND status = 'pending' "
-                    "ORDER BY id LIMIT 1",
+                    s->restricted
+                        ? "SELECT id FROM trial WHERE experiment_id = ? AND status = 'pending' "
+                          "AND config IN temp.claimable ORDER BY id LIMIT 1"
+                        : "SELECT id FROM trial WHERE experiment_id = ? AND status = 'pending' "
+                          "ORDER BY id LIMIT 1",
                     err))
             goto fail;
         sqlite3_bind_int64(st, 1, experiment_id);
@@ -675,7 +697,9 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     sqlite3_bind_int64(st, 5, id);
     if (write_step(s, st, "cannot claim a trial", err)) goto fail;
     sqlite3_finalize(st);
-    if (prepare(s, &st, "SELECT repeat, config FROM trial WHERE id = ?", err)) goto fail;
+    if (prepare(s, &st, "SELECT repeat, config, data_seed, init_seed FROM trial WHERE id = ?",
+                err))
+        goto fail;
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) != SQLITE_ROW) {
         db_fail(s, err, "cannot read the claimed trial");
@@ -683,6 +707,8 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     }
     out->id = id;
     out->repeat = sqlite3_column_int(st, 0);
+    out->data_seed = (uint64_t)sqlite3_column_int64(st, 2);
+    out->init_seed = (uint64_t)sqlite3_column_int64(st, 3);
     const char *config = (const char *)sqlite3_column_text(st, 1);
     if (!config || strlen(config) >= sizeof out->config) {
         err_set(err, ERR_FAIL, "%s: trial %" PRId64 ": config longer than %zu bytes", s->path, id,
@@ -695,6 +721,183 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     if (commit(s, err)) goto fail;
     return 1;
 fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return -1;
+}
+
+int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *err) {
+    s->restricted = false;
+    /* temp.claimable lives in this connection's own temporary database: no
+     * lock on the store is taken to fill it. */
+    if (exec_sql(s,
+                 "CREATE TEMP TABLE IF NOT EXISTS claimable (config TEXT PRIMARY KEY) WITHOUT "
+                 "ROWID; DELETE FROM temp.claimable",
+                 "cannot make the table of claimable configs", err))
+        return -1;
+    if (n == 0) return 0;
+    sqlite3_stmt *st = NULL;
+    if (exec_sql(s, "SAVEPOINT claimable", "cannot fill the claimable configs", err)) return -1;
+    if (prepare(s, &st, "INSERT OR IGNORE INTO temp.claimable (config) VALUES (?)", err))
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_text(st, 1, configs[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            db_fail(s, err, "cannot fill the claimable configs");
+            goto fail;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (exec_sql(s, "RELEASE claimable", "cannot fill the claimable configs", err)) return -1;
+    s->restricted = true;
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "ROLLBACK TO claimable; RELEASE claimable", NULL, NULL, NULL);
+    return -1;
+}
+
+int store_worker_killed(store_t *s, int64_t trial_id, long pid, const char *why, char *outcome,
+                        err_t *err) {
+    *outcome = 0;
+    char host[STORE_HOST_MAX], now[32];
+    host_name(host);
+    now_iso(now);
+    sqlite3_stmt *st = NULL;
+    if (begin_write(s, err)) return -1;
+    if (prepare(s, &st,
+                "SELECT kills FROM trial WHERE id = ? AND status = 'running' AND host = ? AND "
+                "pid = ?",
+                err))
+        goto fail;
+    sqlite3_bind_int64(st, 1, trial_id);
+    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, pid);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        db_fail(s, err, "cannot read the trial");
+        goto fail;
+    }
+    int kills = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) + 1 : 0;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_DONE) { /* finished, or taken by another process since */
+        rollback(s);
+        return 0;
+    }
+    char reason[512];
+    if (kills >= STORE_MAX_KILLS)
+        snprintf(reason, sizeof reason, "killed its worker %d times (last: %s)", kills, why);
+    else
+        snprintf(reason, sizeof reason, "its worker was killed (%s); put back to pending", why);
+    if (prepare(s, &st,
+                kills >= STORE_MAX_KILLS
+                    ? "UPDATE trial SET status = 'failed', kills = ?1, error = ?2, "
+                      "finished = ?3 WHERE id = ?4"
+                    : "UPDATE trial SET status = 'pending', kills = ?1, error = ?2, host = NULL, "
+                      "pid = NULL, pid_start = NULL, started = NULL WHERE id = ?4",
+                err))
+        goto fail;
+    sqlite3_bind_int(st, 1, kills);
+    sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC); /* unused by the pending form */
+    sqlite3_bind_int64(st, 4, trial_id);
+    if (write_step(s, st, "cannot record the killed worker", err)) goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (commit(s, err)) goto fail;
+    *outcome = kills >= STORE_MAX_KILLS ? 'f' : 'p';
+    return 0;
+fail:
+    sqlite3_finalize(st);
+    rollback(s);
+    return -1;
+}
+
+int store_release_stale(store_t *s, int64_t experiment_id, bool all_hosts, int *released,
+                        err_t *err) {
+    *released = 0;
+    char host[STORE_HOST_MAX];
+    host_name(host);
+    sqlite3_stmt *find = NULL, *upd = NULL;
+    if (begin_write(s, err)) return -1;
+    if (prepare(s, &find,
+                "SELECT id, host, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                "status = 'running' ORDER BY id",
+                err) ||
+        prepare(s, &upd,
+                "UPDATE trial SET status = 'pending', host = NULL, pid = NULL, pid_start = NULL, "
+                "started = NULL WHERE id = ?",
+                err))
+        goto fail;
+    sqlite3_bind_int64(find, 1, experiment_id);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(find)) == SQLITE_ROW) {
+        const char *claim_host = (const char *)sqlite3_column_text(find, 1);
+        bool here = claim_host && strcmp(claim_host, host) == 0;
+        bool gone = here ? claimer_gone(sqlite3_column_int64(find, 2),
+                                        sqlite3_column_type(find, 3) != SQLITE_NULL,
+                                        sqlite3_column_int64(find, 3))
+                         : all_hosts;
+        if (!gone) continue;
+        sqlite3_bind_int64(upd, 1, sqlite3_column_int64(find, 0));
+        if (write_step(s, upd, "cannot release stale trials", err)) goto fail;
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        db_fail(s, err, "cannot look for stale trials");
+        goto fail;
+    }
+    sqlite3_finalize(find);
+    sqlite3_finalize(upd);
+    find = upd = NULL;
+    if (commit(s, err)) goto fail;
+    *released = n;
+    return 0;
+fail:
+    sqlite3_finalize(find);
+    sqlite3_finalize(upd);
+    rollback(s);
+    return -1;
+}
+
+int store_retry_failed(store_t *s, int64_t experiment_id, int *retried, err_t *err) {
+    *retried = 0;
+    /* ?1: the experiment.  Records first (they reference the trial rows). */
+    static const char *const deletes[] = {
+        "DELETE FROM metric WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "DELETE FROM gate WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "DELETE FROM gate_hist WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "DELETE FROM route WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "DELETE FROM tensor WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "DELETE FROM weights WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
+        "UPDATE trial SET status = 'pending', error = NULL, failed_step = NULL, kills = 0, "
+        "host = NULL, pid = NULL, pid_start = NULL, started = NULL, finished = NULL, "
+        "seconds_data = NULL, seconds_train = NULL, seconds_gates = NULL, "
+        "seconds_store = NULL, final_step = NULL WHERE experiment_id = ?1 AND status = 'failed'",
+    };
+    const int n_stmts = (int)(sizeof deletes / sizeof deletes[0]);
+    sqlite3_stmt *st = NULL;
+    if (begin_write(s, err)) return -1;
+    for (int i = 0; i < n_stmts; i++) {
+        if (prepare(s, &st, deletes[i], err)) goto fail;
+        sqlite3_bind_int64(st, 1, experiment_id);
+        if (write_step(s, st, "cannot reset failed trials", err)) goto fail;
+        if (i == n_stmts - 1) *retried = sqlite3_changes(s->db);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (commit(s, err)) goto fail;
+    return 0;
+fail:
+    *retried = 0;
     sqlite3_finalize(st);
     rollback(s);
     return -1;
@@ -927,20 +1130,31 @@ fail:
 
 int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
+    char host[STORE_HOST_MAX];
+    host_name(host);
     sqlite3_stmt *st;
     if (prepare(s, &st,
-                "SELECT status, count(*) FROM trial WHERE experiment_id = ? GROUP BY status", err))
+                s->restricted
+                    ? "SELECT status, count(*), sum(status = 'running' AND host IS NOT ?2), "
+                      "sum(status = 'pending' AND config NOT IN temp.claimable) FROM trial "
+                      "WHERE experiment_id = ?1 GROUP BY status"
+                    : "SELECT status, count(*), sum(status = 'running' AND host IS NOT ?2), 0 "
+                      "FROM trial WHERE experiment_id = ?1 GROUP BY status",
+                err))
         return -1;
     sqlite3_bind_int64(st, 1, experiment_id);
+    sqlite3_bind_text(st, 2, host, -1, SQLITE_STATIC);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *status = (const char *)sqlite3_column_text(st, 0);
         int n = sqlite3_column_int(st, 1);
-        if (strcmp(status, "pending") == 0)
+        if (strcmp(status, "pending") == 0) {
             out->pending = n;
-        else if (strcmp(status, "running") == 0)
+            out->unclaimable = sqlite3_column_int(st, 3);
+        } else if (strcmp(status, "running") == 0) {
             out->running = n;
-        else if (strcmp(status, "done") == 0)
+            out->running_elsewhere = sqlite3_column_int(st, 2);
+        } else if (strcmp(status, "done") == 0)
             out->done = n;
         else if (strcmp(status, "failed") == 0)
             out->failed = n;

@@ -62,21 +62,56 @@ typedef struct {
 } store_trial_t;
 
 /* Inserts the trials that are not yet present, in one transaction, as
- * `pending`.  *added receives how many were new. */
+ * `pending`.  *added receives how many were new.  A trial already present
+ * and still pending takes the seeds given here (a spec replaced with another
+ * seed trains its pending trials with the new seeds, and stores those). */
 int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *trials, int n,
                      int *added, err_t *err);
 
 typedef struct {
     int64_t id;
     int repeat;
+    uint64_t data_seed, init_seed; /* as stored: what the trial must be trained with */
     char config[4096];
 } store_claim_t;
 
+/* Restricts this connection's claims to trials whose config is one of
+ * `configs` (the points of the sweep file this runner was given): a runner of
+ * an older or newer file never takes a trial its file does not describe, and
+ * such trials stay pending for a runner of their own file.  n = 0 lifts the
+ * restriction. */
+int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *err);
+
 /* Claims one trial of the experiment: one left running by a dead process of
- * this host (those first), else a pending one (lowest id first).  Sets status
- * running, host, pid and start time.  Returns 1 when claimed, 0 when none is
- * left, -1. */
+ * this host (those first), else a pending one (lowest id first), among the
+ * claimable ones (store_restrict_claims).  Sets status running, host, pid and
+ * start time.  Returns 1 when claimed, 0 when none is left, -1. */
 int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *err);
+
+/* The runner saw the worker `pid` of this host killed by a signal it did not
+ * send while it held trial_id (`why`: "signal 9 (SIGKILL)").  If the trial is
+ * still running under that pid, its kill count goes up: below
+ * STORE_MAX_KILLS the trial goes back to pending, at STORE_MAX_KILLS it is
+ * marked failed with `why` in its error.  *outcome: 'p' (pending again),
+ * 'f' (failed), or 0 (the trial was no longer that worker's: nothing done). */
+#define STORE_MAX_KILLS 2
+int store_worker_killed(store_t *s, int64_t trial_id, long pid, const char *why, char *outcome,
+                        err_t *err);
+
+/* Puts back to pending the running trials of the experiment whose claimer is
+ * gone: with all_hosts false only those of this host whose process no longer
+ * exists (what a runner does after its workers stopped); with all_hosts true
+ * also EVERY running trial of another host -- `mtlab run --release-stale`,
+ * for a user who knows that no runner of that host is alive (a container
+ * that is gone; this host cannot see another host's processes).  *released
+ * receives the count. */
+int store_release_stale(store_t *s, int64_t experiment_id, bool all_hosts, int *released,
+                        err_t *err);
+
+/* Puts every failed trial of the experiment back to pending, deleting what
+ * was recorded of its failed attempt (curves, gates, tensors, weights) and its
+ * kill count, in one transaction (`mtlab run --retry-failed`). */
+int store_retry_failed(store_t *s, int64_t experiment_id, int *retried, err_t *err);
 
 typedef struct {
     const char *name; /* "test/loss/t1" */
@@ -124,6 +159,8 @@ int store_release(store_t *s, int64_t trial_id, err_t *err);
 
 typedef struct {
     int pending, running, done, failed;
+    int running_elsewhere; /* of `running`: claimed by another host */
+    int unclaimable;       /* of `pending`: not claimable here (store_restrict_claims) */
 } store_counts_t;
 
 int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *err);

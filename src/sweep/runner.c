@@ -1,4 +1,5 @@
 /* runner.c -- the parallel, resumable sweep runner (see runner.h). */
+#define _GNU_SOURCE /* sigabbrev_np */
 #include "sweep/runner.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,11 +21,23 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Counters the workers share with the parent (an anonymous shared mapping). */
+#define WORKER_MSG_MAX 512
+
+/* What one worker slot tells the parent: the trial it holds now, and why it
+ * stopped when it stopped on an error. */
+typedef struct {
+    int64_t trial; /* the claimed trial being run, 0 between trials */
+    int point, repeat;
+    char error[WORKER_MSG_MAX];
+} slot_t;
+
+/* Counters the workers share with the parent (an anonymous shared mapping,
+ * followed by one slot_t per worker). */
 typedef struct {
     int claimed; /* trials claimed so far by this invocation (for --limit) */
     int trained, failed;
     double seconds_trials, seconds_store;
+    slot_t slot[];
 } shared_t;
 
 /* ---- registering the trials ---- */
@@ -172,17 +186,23 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
  * itself failed (the worker then stops; the trial stays `running` and a
  * later run takes it up again). */
 static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *claim, shared_t *sh,
-                       trial_data_cache_t *cache, err_t *err) {
+                       slot_t *slot, trial_data_cache_t *cache, err_t *err) {
     int point = sweep_find_point(sw, claim->config);
     if (point < 0) {
-        /* The store holds a trial this file does not describe (spec replaced). */
-        err_t why;
-        err_set(&why, ERR_FAIL, "the sweep file no longer describes this trial's config");
-        return store_fail(st, claim->id, 0, why.msg, NULL, err);
+        /* Claims are restricted to this file's configs: cannot happen unless
+         * the store was edited by hand.  Leave the trial to others. */
+        if (store_release(st, claim->id, err)) return -1;
+        return err_set(err, ERR_FAIL, "trial %lld: its config is not one of %s's",
+                       (long long)claim->id, sw->path);
     }
+    slot->point = point;
+    slot->repeat = claim->repeat;
+    /* The seeds stored with the trial are the ones it is trained with (and
+     * the ones `mtlab show` reproduces): the store, not the file, is the
+     * record.  They equal the file's unless the spec was replaced. */
     trial_spec_t spec = sw->points[point].spec;
-    spec.data_seed = sweep_data_seed(sw, point, claim->repeat);
-    spec.init_seed = sweep_init_seed(sw, point, claim->repeat);
+    spec.data_seed = claim->data_seed;
+    spec.init_seed = claim->init_seed;
 
     trial_result_t res;
     err_t trial_err = {0};
@@ -220,11 +240,39 @@ static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *clai
     return rc;
 }
 
-static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, shared_t *sh) {
+/* The configs of the sweep's points, for store_restrict_claims. */
+static const char **point_configs(const sweep_t *sw, err_t *err) {
+    const char **configs = malloc(sizeof *configs * (size_t)(sw->n_points ? sw->n_points : 1));
+    if (!configs) {
+        err_set(err, ERR_FAIL, "out of memory for %d configs", sw->n_points);
+        return NULL;
+    }
+    for (int p = 0; p < sw->n_points; p++) configs[p] = sw->points[p].config;
+    return configs;
+}
+
+/* Opens a connection whose claims (and counts) are those of this sweep file. */
+static int open_restricted(store_t **st, const sweep_t *sw, const char *db_path, err_t *err) {
+    if (store_open(st, db_path, 0, err)) return -1;
+    const char **configs = point_configs(sw, err);
+    if (!configs || store_restrict_claims(*st, configs, sw->n_points, err)) {
+        free(configs);
+        store_close(*st);
+        *st = NULL;
+        return -1;
+    }
+    free(configs);
+    return 0;
+}
+
+/* A worker process: claims and runs trials until none is left.  Its error, if
+ * any, goes to its slot for the parent to report. */
+static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, shared_t *sh,
+                  slot_t *slot) {
     err_t err = {0};
     store_t *st;
-    if (store_open(&st, o->db_path, 0, &err)) {
-        fprintf(stderr, "mtlab run: worker %d: %s\n", (int)getpid(), err.msg);
+    if (open_restricted(&st, sw, o->db_path, &err)) {
+        snprintf(slot->error, sizeof slot->error, "%s", err.msg);
         return 1;
     }
     /* Consecutive claims often share their dataset (a sweep lists the models
@@ -239,105 +287,264 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
             status = got < 0;
             break;
         }
-        if (run_claimed(st, sw, &claim, sh, &cache, &err)) {
+        slot->point = -1;
+        __atomic_store_n(&slot->trial, claim.id, __ATOMIC_SEQ_CST);
+        int rc = run_claimed(st, sw, &claim, sh, slot, &cache, &err);
+        __atomic_store_n(&slot->trial, 0, __ATOMIC_SEQ_CST);
+        if (rc) {
             status = 1;
             break;
         }
     }
-    if (status) fprintf(stderr, "mtlab run: worker %d: %s\n", (int)getpid(), err.msg);
+    if (status) snprintf(slot->error, sizeof slot->error, "%s", err.msg);
     trial_data_cache_free(&cache);
     store_close(st);
     return status;
 }
 
-/* ---- the parent: progress and waiting ---- */
+/* ---- the parent: signals, workers, progress ---- */
 
-static void print_progress(const sweep_t *sw, const store_counts_t *c, double elapsed,
-                           int trained) {
-    int finished = c->done + c->failed, total = sw->n_trials;
-    double rate = elapsed > 0 ? trained / elapsed : 0;
-    int left = total - finished;
-    char eta[32] = "--";
-    if (rate > 0) {
-        double s = left / rate;
-        snprintf(eta, sizeof eta, "%dm%02ds", (int)(s / 60), (int)s % 60);
+/* The signal that asked the runner to stop, set by its handler: the one piece
+ * of mutable state outside a call, as a handler can reach nothing else. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    if (!stop_signal) stop_signal = sig;
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_STOP_SIGNALS 3
+
+/* Starts a worker in slot i.  In the child: die with the parent, leave
+ * SIGINT/SIGHUP to the parent, default SIGTERM. */
+static pid_t start_worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id,
+                          shared_t *sh, int i, err_t *err) {
+    pid_t parent = getpid();
+    memset(&sh->slot[i], 0, sizeof sh->slot[i]);
+    fflush(NULL); /* nothing buffered may be written twice by the children */
+    pid_t pid = fork();
+    if (pid < 0) {
+        err_set(err, ERR_FAIL, "cannot start a worker: %s", strerror(errno));
+        return -1;
     }
-    fprintf(stderr, "\r\033[K%s: %d/%d done, %d failed, %d running, %.2f trials/s, ETA %s",
-            sw->name, finished, total, c->failed, c->running, rate, eta);
-    fflush(stderr);
+    if (pid > 0) return pid;
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The parent may have died between fork() and prctl(): then getppid()
+     * is no longer it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
+    _exit(worker(sw, o, exp_id, sh, &sh->slot[i]));
+}
+
+static void emit(const runner_opts_t *o, const runner_event_t *ev) {
+    if (o->on_event) o->on_event(ev, o->ctx);
+}
+
+/* Stores the effect of a worker killed by `sig` holding slot i's trial and
+ * tells the caller. */
+static void worker_killed(store_t *st, const runner_opts_t *o, const slot_t *slot, pid_t pid,
+                          int sig) {
+    runner_event_t ev = {.kind = RUNNER_WORKER_KILLED,
+                         .pid = pid,
+                         .signal = sig,
+                         .trial_id = slot->trial,
+                         .point = slot->trial ? slot->point : -1,
+                         .repeat = slot->repeat};
+    if (slot->trial && st) {
+        char why[128];
+        const char *name = sigabbrev_np(sig);
+        snprintf(why, sizeof why, "signal %d (SIG%s%s)", sig, name ? name : "?",
+                 sig == SIGKILL ? ": out of memory?" : "");
+        err_t err = {0};
+        if (store_worker_killed(st, slot->trial, pid, why, &ev.outcome, &err)) {
+            runner_event_t fail = {.kind = RUNNER_WORKER_FAILED, .pid = pid, .message = err.msg};
+            emit(o, &fail);
+        }
+    }
+    emit(o, &ev);
+}
+
+/* Whether this run could still claim work: pending trials it may claim. */
+static bool work_left(const store_counts_t *c) {
+    return c->pending - c->unclaimable > 0;
+}
+
+int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t *largest,
+                        err_t *err) {
+    *largest = 0;
+    (void)sw;
+    (void)max_memory;
+    (void)jobs;
+    (void)err;
+    return 0;
+}
+
+/* Registers the experiment and its trials and applies the --retry-failed and
+ * --release-stale resets, then closes the connection before any fork. */
+static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
+                         runner_summary_t *sum, err_t *err) {
+    store_t *st;
+    if (store_open(&st, o->db_path, 0, err)) return -1;
+    int rc = register_trials(st, sw, o->replace_spec, exp_id, &sum->added, err);
+    if (rc == 0 && o->retry_failed) rc = store_retry_failed(st, *exp_id, &sum->retried, err);
+    if (rc == 0 && o->release_stale)
+        rc = store_release_stale(st, *exp_id, true, &sum->released, err);
+    store_close(st);
+    return rc;
 }
 
 int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum, err_t *err) {
     memset(sum, 0, sizeof *sum);
     sum->total = sw->n_trials;
     double t0 = now();
-    store_t *st;
-    if (store_open(&st, o->db_path, 0, err)) return -1;
-    int64_t exp_id;
-    if (register_trials(st, sw, o->replace_spec, &exp_id, &sum->added, err)) {
-        store_close(st);
-        return -1;
-    }
-    shared_t *sh =
-        mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED) {
-        store_close(st);
-        return err_set(err, ERR_FAIL, "cannot map shared memory: %s", strerror(errno));
-    }
-    memset(sh, 0, sizeof *sh);
-
     int jobs = o->jobs > 0 ? o->jobs : 1;
-    pid_t *pids = calloc(jobs, sizeof *pids);
-    int started = 0, status = 0;
-    fflush(NULL); /* nothing buffered may be written twice by the children */
-    for (; pids && started < jobs; started++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            err_set(err, ERR_FAIL, "cannot start worker: %s", strerror(errno));
-            status = -1;
-            break;
-        }
-        if (pid == 0) _exit(worker(sw, o, exp_id, sh));
-        pids[started] = pid;
+    size_t largest;
+    if (runner_check_memory(sw, o->max_memory, &jobs, &largest, err)) return -1;
+    if (jobs < (o->jobs > 0 ? o->jobs : 1)) {
+        runner_event_t ev = {.kind = RUNNER_JOBS_REDUCED, .jobs = jobs, .trial_bytes = largest};
+        emit(o, &ev);
     }
-    int alive = started, worker_failed = 0;
+    int64_t exp_id;
+    if (prepare_store(sw, o, &exp_id, sum, err)) return -1;
+
+    size_t shared_size = sizeof(shared_t) + (size_t)jobs * sizeof(slot_t);
+    shared_t *sh =
+        mmap(NULL, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t *pids = calloc((size_t)jobs, sizeof *pids);
+    if (sh == MAP_FAILED || !pids) {
+        if (sh != MAP_FAILED) munmap(sh, shared_size);
+        free(pids);
+        return err_set(err, ERR_FAIL, "cannot set up %d workers: out of memory", jobs);
+    }
+    memset(sh, 0, shared_size);
+
+    /* Stop signals are handled from here on: block them around each fork so
+     * that a child never runs the parent's handler. */
+    struct sigaction act = {0}, old_act[N_STOP_SIGNALS];
+    act.sa_handler = on_stop_signal;
+    sigemptyset(&act.sa_mask);
+    stop_signal = 0;
+    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaction(stop_signals[k], &act, &old_act[k]);
+    sigset_t block, saved;
+    sigemptyset(&block);
+    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaddset(&block, stop_signals[k]);
+
+    int status = 0, alive = 0, worker_failed = 0;
+    /* Restarts after kills are bounded: each trial kills at most
+     * STORE_MAX_KILLS workers before it is failed. */
+    long restarts_left = (long)STORE_MAX_KILLS * sw->n_trials + jobs;
+    sigprocmask(SIG_BLOCK, &block, &saved);
+    for (int i = 0; i < jobs && status == 0; i++) {
+        pids[i] = start_worker(sw, o, exp_id, sh, i, err);
+        if (pids[i] < 0) {
+            pids[i] = 0;
+            status = -1;
+        } else
+            alive++;
+    }
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    sum->jobs = alive;
+
+    /* The parent's own connection, opened only now that every fork is done. */
+    store_t *st = NULL;
+    err_t open_err = {0};
+    if (open_restricted(&st, sw, o->db_path, &open_err)) {
+        runner_event_t ev = {.kind = RUNNER_WORKER_FAILED, .pid = getpid(),
+                             .message = open_err.msg};
+        emit(o, &ev);
+    }
+    bool stopping = false;
+    double last_progress = 0;
     while (alive > 0) {
-        for (int i = 0; i < started; i++) {
+        if (stop_signal && !stopping) {
+            stopping = true;
+            for (int i = 0; i < jobs; i++)
+                if (pids[i]) kill(pids[i], SIGTERM);
+        }
+        for (int i = 0; i < jobs; i++) {
             if (!pids[i]) continue;
             int ws;
             pid_t r = waitpid(pids[i], &ws, WNOHANG);
-            if (r == pids[i]) {
-                pids[i] = 0;
-                alive--;
-                if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) worker_failed++;
+            if (r != pids[i]) continue;
+            pids[i] = 0;
+            alive--;
+            if (WIFSIGNALED(ws) && !(stopping && WTERMSIG(ws) == SIGTERM)) {
+                sum->killed++;
+                worker_killed(st, o, &sh->slot[i], r, WTERMSIG(ws));
+                store_counts_t c;
+                err_t cerr = {0};
+                if (!stopping && !stop_signal && restarts_left > 0 && st &&
+                    store_counts(st, exp_id, &c, &cerr) == 0 && work_left(&c)) {
+                    restarts_left--;
+                    sigprocmask(SIG_BLOCK, &block, &saved);
+                    pid_t pid = start_worker(sw, o, exp_id, sh, i, &cerr);
+                    sigprocmask(SIG_SETMASK, &saved, NULL);
+                    if (pid > 0) {
+                        pids[i] = pid;
+                        alive++;
+                    }
+                }
+            } else if (WIFEXITED(ws) && WEXITSTATUS(ws) != 0) {
+                worker_failed++;
+                runner_event_t ev = {.kind = RUNNER_WORKER_FAILED,
+                                     .pid = r,
+                                     .message = sh->slot[i].error[0] ? sh->slot[i].error
+                                                                     : "exited with an error"};
+                emit(o, &ev);
             }
         }
         if (alive == 0) break;
-        if (o->progress) {
+        if (o->on_event && st && now() - last_progress >= 0.25) {
             store_counts_t c;
-            if (store_counts(st, exp_id, &c, err) == 0)
-                print_progress(sw, &c, now() - t0, __atomic_load_n(&sh->trained, __ATOMIC_SEQ_CST));
+            err_t cerr = {0};
+            if (store_counts(st, exp_id, &c, &cerr) == 0) {
+                runner_event_t ev = {.kind = RUNNER_PROGRESS,
+                                     .counts = &c,
+                                     .elapsed = now() - t0,
+                                     .trained = __atomic_load_n(&sh->trained, __ATOMIC_SEQ_CST)};
+                emit(o, &ev);
+            }
+            last_progress = now();
         }
-        usleep(o->progress ? 250000 : 20000);
+        usleep(20000);
     }
-    store_counts_t c = {0};
-    if (store_counts(st, exp_id, &c, err) == 0 && o->progress) {
-        print_progress(sw, &c, now() - t0, sh->trained);
-        fputc('\n', stderr);
+    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaction(stop_signals[k], &old_act[k], NULL);
+    sum->interrupted = stop_signal;
+
+    if (st) {
+        /* Trials of workers that are gone (stopped, killed before their slot
+         * said what they held) go back to pending now rather than at the next
+         * claim, so that `mtlab ls` does not show them running. */
+        int released;
+        err_t rerr = {0};
+        store_release_stale(st, exp_id, false, &released, &rerr);
+        store_counts(st, exp_id, &sum->counts, &rerr);
+        store_close(st);
     }
     sum->trained = sh->trained;
     sum->failed = sh->failed;
     sum->seconds_trials = sh->seconds_trials;
     sum->seconds_store = sh->seconds_store;
-    sum->done_all = c.done;
-    sum->failed_all = c.failed;
-    sum->pending_all = c.pending + c.running;
     sum->seconds = now() - t0;
+    if (status == 0 && open_err.msg[0])
+        status = err_set(err, ERR_FAIL, "%s", open_err.msg);
+    if (status == 0 && sum->interrupted) {
+        const char *name = sigabbrev_np(sum->interrupted);
+        status = err_set(err, ERR_FAIL,
+                         "interrupted by SIG%s: the trials in flight are pending again; run the "
+                         "same command to resume",
+                         name ? name : "?");
+    }
     if (status == 0 && worker_failed)
-        status = err_set(err, ERR_FAIL, "%d of %d workers failed (see messages above)",
-                         worker_failed, started);
+        status = err_set(err, ERR_FAIL, "%d of %d workers failed", worker_failed, sum->jobs);
+    if (status == 0 && sum->killed)
+        status = err_set(err, ERR_FAIL, "%d worker%s killed by a signal (see above)",
+                         sum->killed, sum->killed == 1 ? " was" : "s were");
     free(pids);
-    munmap(sh, sizeof *sh);
-    store_close(st);
+    munmap(sh, shared_size);
     return status;
 }

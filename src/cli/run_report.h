@@ -1,0 +1,23 @@
+/* run_report.h -- how `mtlab run` and `mtlab reproduce` show a running sweep:
+ * the runner's events (sweep/runner.h) as a progress line on a terminal and
+ * one line per killed or failed worker on stderr. */
+#ifndef MTLAB_RUN_REPORT_H
+#define MTLAB_RUN_REPORT_H
+
+#include <stdbool.h>
+
+#include "sweep/runner.h"
+
+typedef struct {
+    const char *cmd;     /* "run": messages read "mtlab run: ..." */
+    const sweep_t *sw;
+    bool progress;       /* redraw a progress line on stderr */
+    bool line_open;      /* a progress line is on the screen (cleared before a message) */
+} run_report_t;
+
+/* A runner_event_fn: ctx is a run_report_t. */
+void run_report_event(const runner_event_t *ev, void *ctx);
+/* Ends the progress line, if one is shown. */
+void run_report_end(run_report_t *r);
+
+#endif
