@@ -59,7 +59,8 @@ static int children(pid_t pid, pid_t *kids, int max) {
     if (!f) return 0;
     int n = 0;
     long k;
-    while (n < max && fscanf(f, "%ld", &k) == 1) kids[n++] = (pid_t)k;
+    while (n < max && fscanf(f, "%ld", &k) == 1)
+        kids[n++] = (pid_t)k;
     fclose(f);
     return n;
 }
@@ -151,7 +152,8 @@ START_TEST(kill_runner_alone) {
                           max_done, done);
             max_done = done;
             workers_alive = false;
-            for (int k = 0; k < n_kids; k++) workers_alive |= running(kids[k]);
+            for (int k = 0; k < n_kids; k++)
+                workers_alive |= running(kids[k]);
             sleep_s(0.01);
         }
         ck_assert_msg(now() - killed_at < 0.5,
@@ -203,7 +205,8 @@ START_TEST(stop_signals) {
         waitpid(runner, &ws, 0);
         ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 128 + sigs[k], "exit status %d",
                       WIFEXITED(ws) ? WEXITSTATUS(ws) : -WTERMSIG(ws));
-        for (int i = 0; i < n_kids; i++) ck_assert(!running(kids[i]));
+        for (int i = 0; i < n_kids; i++)
+            ck_assert(!running(kids[i]));
         ck_assert_int_eq(count(dbp, "running"), 0);
         int done = count(dbp, "done");
         ck_assert_int_eq(done + count(dbp, "pending"), CRASH_TRIALS);
@@ -213,9 +216,9 @@ START_TEST(stop_signals) {
         text = calloc(1, 4096);
         fread(text, 1, 4095, f);
         fclose(f);
-        ck_assert_msg(strstr(text, sigs[k] == SIGINT ? "interrupted by SIGINT" :
-                                                       "interrupted by SIGTERM"),
-                      "%s", text);
+        ck_assert_msg(
+            strstr(text, sigs[k] == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM"),
+            "%s", text);
         free(text);
 
         char *out, *err;
@@ -309,9 +312,9 @@ START_TEST(retry_failed) {
     /* Fake a failed attempt that left records and kills. */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(dbp, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "UPDATE trial SET kills = 1 WHERE status = 'failed'", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "UPDATE trial SET kills = 1 WHERE status = 'failed'", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_gt(test_query(dbp, "SELECT count(*) FROM metric WHERE trial_id IN (SELECT id "
                                      "FROM trial WHERE status = 'failed')"),
@@ -338,18 +341,20 @@ END_TEST
 
 /* Issue 8, items 2 and 3: a spec replaced with other points and another
  * seed (alpha_seed is fixed: by default it is the experiment seed, and a new
- * sinusoid draw makes every config new).  The old file's pending trials stay pending (never failed), the new
- * file's pending trials take the new seeds, every trial is trained with the
- * seeds stored with it (`mtlab show`'s command reproduces it), and a runner
- * of the old file never takes a trial of the new one. */
-static const char *v1_ini = "[experiment]\nname = spec\nrepeats = 2\nseed = 1\n"
-                            "[data]\nalpha_seed = 3\ndim = 20\ntrain = 400\nvalidation = 100\ntest = 100\n"
-                            "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 0.01, 0.1\n"
-                            "[model]\nname = shared_bottom\n";
-static const char *v2_ini = "[experiment]\nname = spec\nrepeats = 2\nseed = 5\n"
-                            "[data]\nalpha_seed = 3\ndim = 20\ntrain = 400\nvalidation = 100\ntest = 100\n"
-                            "[train]\nsteps = 40\neval_every = 20\nlr = 0.01, 0.03\n"
-                            "[model]\nname = shared_bottom\n";
+ * sinusoid draw makes every config new).  The old file's pending trials stay pending (never
+ * failed), the new file's pending trials take the new seeds, every trial is trained with the seeds
+ * stored with it (`mtlab show`'s command reproduces it), and a runner of the old file never takes a
+ * trial of the new one. */
+static const char *v1_ini =
+    "[experiment]\nname = spec\nrepeats = 2\nseed = 1\n"
+    "[data]\nalpha_seed = 3\ndim = 20\ntrain = 400\nvalidation = 100\ntest = 100\n"
+    "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 0.01, 0.1\n"
+    "[model]\nname = shared_bottom\n";
+static const char *v2_ini =
+    "[experiment]\nname = spec\nrepeats = 2\nseed = 5\n"
+    "[data]\nalpha_seed = 3\ndim = 20\ntrain = 400\nvalidation = 100\ntest = 100\n"
+    "[train]\nsteps = 40\neval_every = 20\nlr = 0.01, 0.03\n"
+    "[model]\nname = shared_bottom\n";
 
 /* The trials `ids` (an SQL list) are described by the sweep file at ini
  * and carry its seeds. */
@@ -393,7 +398,8 @@ static void assert_show_reproduces(const char *dbp, int id) {
     *strchr(line, '\n') = '\0';
     const char *args[64];
     int n = 0;
-    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " ")) args[n++] = tok;
+    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " "))
+        args[n++] = tok;
     args[n++] = "--digits";
     args[n++] = "17";
     args[n] = NULL;
@@ -476,7 +482,8 @@ START_TEST(old_and_new_runner_together) {
     free(err);
     const char *a1[] = {"run", v1, "--db", dbp, "--jobs", "1", "--replace-spec", "--quiet", NULL};
     const char *a2[] = {"run", v2, "--db", dbp, "--jobs", "1", "--replace-spec", "--quiet", NULL};
-    pid_t p1 = test_spawn_mtlab(a1, NULL, NULL, false), p2 = test_spawn_mtlab(a2, NULL, NULL, false);
+    pid_t p1 = test_spawn_mtlab(a1, NULL, NULL, false),
+          p2 = test_spawn_mtlab(a2, NULL, NULL, false);
     int w1, w2;
     waitpid(p1, &w1, 0);
     waitpid(p2, &w2, 0);

@@ -113,7 +113,8 @@ pid_t test_spawn_mtlab(const char *const *args, const char *out_path, const char
         const char *argv[64];
         int n = 0;
         argv[n++] = bin;
-        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
         argv[n] = NULL;
         int in = open("/dev/null", O_RDONLY);
         int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);

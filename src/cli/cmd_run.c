@@ -52,11 +52,28 @@ static int parse_size(const char *text, size_t *out) {
     if (end == text || !(v > 0)) return -1;
     double unit = 1;
     switch (*end) {
-    case 'k': case 'K': unit = 1024.0; end++; break;
-    case 'm': case 'M': unit = 1048576.0; end++; break;
-    case 'g': case 'G': unit = 1073741824.0; end++; break;
-    case 't': case 'T': unit = 1099511627776.0; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        unit = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        unit = 1048576.0;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        unit = 1073741824.0;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        unit = 1099511627776.0;
+        end++;
+        break;
+    default:
+        break;
     }
     if (unit > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0)) end += strlen(end);
     if (*end != '\0' || v * unit >= 1.8e19) return -1;
@@ -76,10 +93,10 @@ static void print_summary(const sweep_t *sw, const runner_summary_t *sum) {
         printf(", %.2f trials/s, store %.2f%% of trial time", sum->trained / sum->seconds,
                100.0 * sum->seconds_store / sum->seconds_trials);
     printf("\n");
-    if (sum->retried) printf("  %d failed trials were put back to pending (--retry-failed)\n",
-                             sum->retried);
-    if (sum->released) printf("  %d running trials were put back to pending (--release-stale)\n",
-                              sum->released);
+    if (sum->retried)
+        printf("  %d failed trials were put back to pending (--retry-failed)\n", sum->retried);
+    if (sum->released)
+        printf("  %d running trials were put back to pending (--release-stale)\n", sum->released);
     if (c->unclaimable)
         printf("  %d pending trials are not described by this file (an earlier or later spec of "
                "the experiment): a runner of their file runs them\n",

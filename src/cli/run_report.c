@@ -46,8 +46,9 @@ void run_report_event(const runner_event_t *ev, void *ctx) {
         if (ev->outcome == 'p')
             fprintf(stderr, "; the trial is pending again and a new worker goes on\n");
         else if (ev->outcome == 'f')
-            fprintf(stderr, "; it killed its worker %d times and is marked failed (mtlab show "
-                            "%lld; --retry-failed runs it again)\n",
+            fprintf(stderr,
+                    "; it killed its worker %d times and is marked failed (mtlab show "
+                    "%lld; --retry-failed runs it again)\n",
                     STORE_MAX_KILLS, (long long)ev->trial_id);
         else
             fprintf(stderr, "\n");

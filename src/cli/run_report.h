@@ -9,10 +9,10 @@
 #include "sweep/runner.h"
 
 typedef struct {
-    const char *cmd;     /* "run": messages read "mtlab run: ..." */
+    const char *cmd; /* "run": messages read "mtlab run: ..." */
     const sweep_t *sw;
-    bool progress;       /* redraw a progress line on stderr */
-    bool line_open;      /* a progress line is on the screen (cleared before a message) */
+    bool progress;  /* redraw a progress line on stderr */
+    bool line_open; /* a progress line is on the screen (cleared before a message) */
 } run_report_t;
 
 /* A runner_event_fn: ctx is a run_report_t. */

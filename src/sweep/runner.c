@@ -247,7 +247,8 @@ static const char **point_configs(const sweep_t *sw, err_t *err) {
         err_set(err, ERR_FAIL, "out of memory for %d configs", sw->n_points);
         return NULL;
     }
-    for (int p = 0; p < sw->n_points; p++) configs[p] = sw->points[p].config;
+    for (int p = 0; p < sw->n_points; p++)
+        configs[p] = sw->points[p].config;
     return configs;
 }
 
@@ -317,8 +318,8 @@ static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 /* Starts a worker in slot i.  In the child: die with the parent, leave
  * SIGINT/SIGHUP to the parent, default SIGTERM. */
-static pid_t start_worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id,
-                          shared_t *sh, int i, err_t *err) {
+static pid_t start_worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, shared_t *sh,
+                          int i, err_t *err) {
     pid_t parent = getpid();
     memset(&sh->slot[i], 0, sizeof sh->slot[i]);
     fflush(NULL); /* nothing buffered may be written twice by the children */
@@ -428,10 +429,12 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     act.sa_handler = on_stop_signal;
     sigemptyset(&act.sa_mask);
     stop_signal = 0;
-    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaction(stop_signals[k], &act, &old_act[k]);
+    for (int k = 0; k < N_STOP_SIGNALS; k++)
+        sigaction(stop_signals[k], &act, &old_act[k]);
     sigset_t block, saved;
     sigemptyset(&block);
-    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaddset(&block, stop_signals[k]);
+    for (int k = 0; k < N_STOP_SIGNALS; k++)
+        sigaddset(&block, stop_signals[k]);
 
     int status = 0, alive = 0, worker_failed = 0;
     /* Restarts after kills are bounded: each trial kills at most
@@ -453,8 +456,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     store_t *st = NULL;
     err_t open_err = {0};
     if (open_restricted(&st, sw, o->db_path, &open_err)) {
-        runner_event_t ev = {.kind = RUNNER_WORKER_FAILED, .pid = getpid(),
-                             .message = open_err.msg};
+        runner_event_t ev = {
+            .kind = RUNNER_WORKER_FAILED, .pid = getpid(), .message = open_err.msg};
         emit(o, &ev);
     }
     bool stopping = false;
@@ -512,7 +515,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         }
         usleep(20000);
     }
-    for (int k = 0; k < N_STOP_SIGNALS; k++) sigaction(stop_signals[k], &old_act[k], NULL);
+    for (int k = 0; k < N_STOP_SIGNALS; k++)
+        sigaction(stop_signals[k], &old_act[k], NULL);
     sum->interrupted = stop_signal;
 
     if (st) {
@@ -530,8 +534,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     sum->seconds_trials = sh->seconds_trials;
     sum->seconds_store = sh->seconds_store;
     sum->seconds = now() - t0;
-    if (status == 0 && open_err.msg[0])
-        status = err_set(err, ERR_FAIL, "%s", open_err.msg);
+    if (status == 0 && open_err.msg[0]) status = err_set(err, ERR_FAIL, "%s", open_err.msg);
     if (status == 0 && sum->interrupted) {
         const char *name = sigabbrev_np(sum->interrupted);
         status = err_set(err, ERR_FAIL,
@@ -542,8 +545,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     if (status == 0 && worker_failed)
         status = err_set(err, ERR_FAIL, "%d of %d workers failed", worker_failed, sum->jobs);
     if (status == 0 && sum->killed)
-        status = err_set(err, ERR_FAIL, "%d worker%s killed by a signal (see above)",
-                         sum->killed, sum->killed == 1 ? " was" : "s were");
+        status = err_set(err, ERR_FAIL, "%d worker%s killed by a signal (see above)", sum->killed,
+                         sum->killed == 1 ? " was" : "s were");
     free(pids);
     munmap(sh, shared_size);
     return status;

@@ -59,31 +59,31 @@ typedef void (*runner_event_fn)(const runner_event_t *ev, void *ctx);
 
 typedef struct {
     const char *db_path;
-    int jobs;          /* worker processes (>= 1) */
-    int limit;         /* run at most this many trials in this invocation (0: no limit) */
-    bool replace_spec; /* continue an experiment whose spec text changed */
-    bool retry_failed; /* put the experiment's failed trials back to pending first */
-    bool release_stale; /* put EVERY running trial not held by a live process of this
-                           host back to pending first (store_release_stale) */
-    size_t max_memory; /* bytes all workers together may use; 0: the machine's memory */
+    int jobs;                 /* worker processes (>= 1) */
+    int limit;                /* run at most this many trials in this invocation (0: no limit) */
+    bool replace_spec;        /* continue an experiment whose spec text changed */
+    bool retry_failed;        /* put the experiment's failed trials back to pending first */
+    bool release_stale;       /* put EVERY running trial not held by a live process of this
+                                 host back to pending first (store_release_stale) */
+    size_t max_memory;        /* bytes all workers together may use; 0: the machine's memory */
     runner_event_fn on_event; /* may be NULL */
     void *ctx;
 } runner_opts_t;
 
 typedef struct {
-    int total;     /* trials of the sweep */
-    int added;     /* newly registered in this invocation */
-    int retried;   /* failed trials put back to pending (retry_failed) */
-    int released;  /* running trials put back to pending (release_stale) */
-    int trained;   /* trials run to the end by this invocation (done + failed) */
-    int failed;    /* of those, diverged or otherwise failed */
-    int killed;    /* workers killed by a signal the runner did not send */
-    int interrupted; /* the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0 */
-    int jobs;      /* workers started at first */
+    int total;             /* trials of the sweep */
+    int added;             /* newly registered in this invocation */
+    int retried;           /* failed trials put back to pending (retry_failed) */
+    int released;          /* running trials put back to pending (release_stale) */
+    int trained;           /* trials run to the end by this invocation (done + failed) */
+    int failed;            /* of those, diverged or otherwise failed */
+    int killed;            /* workers killed by a signal the runner did not send */
+    int interrupted;       /* the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0 */
+    int jobs;              /* workers started at first */
     store_counts_t counts; /* the experiment's trials at the end */
-    double seconds;         /* wall-clock time of the whole run */
-    double seconds_trials;  /* summed trial time (data + train + gates) of this run's trials */
-    double seconds_store;   /* summed time writing them */
+    double seconds;        /* wall-clock time of the whole run */
+    double seconds_trials; /* summed trial time (data + train + gates) of this run's trials */
+    double seconds_store;  /* summed time writing them */
 } runner_summary_t;
 
 /* Checks every point's memory estimate against opts->max_memory (or the
@@ -91,14 +91,13 @@ typedef struct {
  * the key that makes it large (sweep_key_line) and the trial, before anything
  * is stored.  *jobs is lowered so that that many of the largest trial fit
  * (at least 1).  Called by runner_run; exposed for --dry-run. */
-int runner_check_memory(const sweep_t *sweep, size_t max_memory, int *jobs,
-                        size_t *largest_trial, err_t *err);
+int runner_check_memory(const sweep_t *sweep, size_t max_memory, int *jobs, size_t *largest_trial,
+                        err_t *err);
 
 /* Runs the sweep.  Returns 0, or -1 with *err (ERR_USAGE for a spec or
  * memory error before anything ran; ERR_FAIL for a store error, failed or
  * killed workers, or an interruption -- *sum is filled in every case once
  * the trials are registered). */
-int runner_run(const sweep_t *sweep, const runner_opts_t *opts, runner_summary_t *sum,
-               err_t *err);
+int runner_run(const sweep_t *sweep, const runner_opts_t *opts, runner_summary_t *sum, err_t *err);
 
 #endif
