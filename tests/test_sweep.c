@@ -19,18 +19,36 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Writes text to DIR/name in a fresh temporary directory; returns the path. */
-static char *write_fixture(const char *name, const char *text) {
+/* Writes len bytes to DIR/name in a fresh temporary directory; returns the path. */
+static char *write_fixture_bytes(const char *name, const char *bytes, size_t len) {
     char *dir = test_tmpdir();
     size_t n = strlen(dir) + strlen(name) + 2;
     char *path = malloc(n);
     snprintf(path, n, "%s/%s", dir, name);
     free(dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
     return path;
+}
+
+/* Writes text to DIR/name in a fresh temporary directory; returns the path. */
+static char *write_fixture(const char *name, const char *text) {
+    return write_fixture_bytes(name, text, strlen(text));
+}
+
+/* sweep_load of path must fail with a usage error whose message starts with
+ * `start` and contains `needle`. */
+static void assert_usage_error(const char *path, const char *start, const char *needle) {
+    sweep_t *s = (sweep_t *)1;
+    err_t err = {0};
+    ck_assert_int_ne(sweep_load(path, &s, &err), 0);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_msg(strncmp(err.msg, start, strlen(start)) == 0, "'%s' does not start '%s'", err.msg,
+                  start);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "'%s' lacks '%s'", err.msg, needle);
 }
 
 static void remove_fixture(char *path) {
@@ -560,6 +578,48 @@ START_TEST(test_long_line) {
 }
 END_TEST
 
+/* A NUL byte would end the line reader early and silently drop the rest. */
+START_TEST(test_nul_byte) {
+    static const char text[] = HEAD "[train]\nlr = 0.1\0; the rest\nsteps = 5\n" MODEL;
+    char *path = write_fixture_bytes("nul.ini", text, sizeof text - 1);
+    char start[1100];
+    snprintf(start, sizeof start, "%s:4: ", path);
+    assert_usage_error(path, start, "NUL byte in the file");
+    remove_fixture(path);
+}
+END_TEST
+
+/* Files are read with a bounded read: SWEEP_FILE_MAX bytes load, one more is
+ * refused, and so is an endless device, without reading it to the end. */
+START_TEST(test_file_size_cap) {
+    static const char head[] = HEAD MODEL;
+    char *text = malloc(SWEEP_FILE_MAX + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, head, sizeof head - 1);
+    memset(text + sizeof head - 1, ';', SWEEP_FILE_MAX - (sizeof head - 1));
+    for (size_t i = sizeof head - 1 + 100; i < SWEEP_FILE_MAX; i += 100)
+        text[i] = '\n'; /* comment lines of 99 ';' */
+    text[SWEEP_FILE_MAX - 1] = '\n';
+    char *path = write_fixture_bytes("max.ini", text, SWEEP_FILE_MAX);
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 1);
+    sweep_free(s);
+    remove_fixture(path);
+
+    text[SWEEP_FILE_MAX] = '\n';
+    path = write_fixture_bytes("big.ini", text, SWEEP_FILE_MAX + 1);
+    char start[1100];
+    snprintf(start, sizeof start, "%s: ", path);
+    assert_usage_error(path, start, "larger than 4 MiB; is this a sweep file?");
+    remove_fixture(path);
+    free(text);
+
+    assert_usage_error("/dev/zero", "/dev/zero: ", "larger than 4 MiB");
+}
+END_TEST
+
 START_TEST(test_unreadable) {
     char *dir = test_tmpdir();
     char path[1100];
@@ -675,6 +735,8 @@ Suite *sweep_suite(void) {
     tcase_add_loop_test(bad, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
     tcase_add_test(bad, test_long_line);
     tcase_add_test(bad, test_unreadable);
+    tcase_add_test(bad, test_nul_byte);
+    tcase_add_test(bad, test_file_size_cap);
     suite_add_tcase(s, bad);
     return s;
 }

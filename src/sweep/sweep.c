@@ -956,32 +956,49 @@ done:
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static int read_file(const char *path, char **out, err_t *err) {
+/* Reads the whole file into a NUL-terminated buffer.  The read is bounded:
+ * more than SWEEP_FILE_MAX bytes is refused without reading further, so a
+ * character device (/dev/zero) or an endless pipe cannot exhaust memory. */
+static int read_file(const char *path, char **out, size_t *out_len, err_t *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
+    size_t cap = 4096, len = 0; /* cap: at most SWEEP_FILE_MAX + 2, room for one byte too many */
     char *buf = malloc(cap);
     while (buf) {
         len += fread(buf + len, 1, cap - len - 1, fp);
-        if (ferror(fp) || feof(fp)) break;
-        char *grown = realloc(buf, cap *= 2);
+        if (ferror(fp) || feof(fp) || len > SWEEP_FILE_MAX) break;
+        if (len < cap - 1) continue; /* a short read that is neither the end nor an error */
+        size_t grown_cap = cap * 2 < (size_t)SWEEP_FILE_MAX + 2 ? cap * 2 : SWEEP_FILE_MAX + 2;
+        char *grown = realloc(buf, grown_cap);
         if (!grown) free(buf);
         buf = grown;
+        cap = grown_cap;
     }
     const int saved = errno;
-    if (!buf) {
-        fclose(fp);
-        return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
-    }
-    if (ferror(fp)) {
-        fclose(fp);
+    const bool failed = buf && ferror(fp);
+    fclose(fp);
+    if (!buf) return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
+    if (failed) {
         free(buf);
         return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(saved));
     }
-    fclose(fp);
+    if (len > SWEEP_FILE_MAX) {
+        free(buf);
+        return err_set(err, ERR_USAGE, "%s: larger than %d MiB; is this a sweep file?", path,
+                       SWEEP_FILE_MAX >> 20);
+    }
     buf[len] = '\0';
     *out = buf;
+    *out_len = len;
     return 0;
+}
+
+/* 1-based line of byte `pos` of text. */
+static int line_of(const char *text, size_t pos) {
+    int line = 1;
+    for (const char *c = text; (c = memchr(c, '\n', pos - (size_t)(c - text))) != NULL; c++)
+        line++;
+    return line;
 }
 
 /* Removes the entry of (section, key) if there is one: a scale override
@@ -1048,7 +1065,14 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         goto done;
     }
     snprintf(s->path, sizeof s->path, "%s", path);
-    if (read_file(path, &s->text, err)) goto done;
+    size_t text_len = 0;
+    if (read_file(path, &s->text, &text_len, err)) goto done;
+    /* The line reader stops at a NUL byte: everything after it would be lost. */
+    const char *nul = memchr(s->text, '\0', text_len);
+    if (nul) {
+        usage_at(&c, err, line_of(s->text, (size_t)(nul - s->text)), "NUL byte in the file");
+        goto done;
+    }
     for (int k = 0; k < c.n_keys; k++) /* sweep-level defaults */
         if (c.keys[k].set_sweep && c.keys[k].def) c.keys[k].set_sweep(s, c.keys[k].def);
 

@@ -36,6 +36,10 @@
 #include "train/trial.h"
 
 #define SWEEP_MAX_PARAMS 64
+/* The largest sweep file sweep_load reads (4 MiB: the shipped ones are a few
+ * KiB).  The read stops one byte past it, so a device or an endless stream
+ * (`mtlab run /dev/zero`) is refused instead of filling memory. */
+#define SWEEP_FILE_MAX (4 << 20)
 
 typedef struct {
     char key[48];   /* "data.correlation", "train.lr", "model.name" */
@@ -67,8 +71,9 @@ typedef struct {
 } sweep_t;
 
 /* Reads, validates and expands a sweep file.  Errors are ERR_USAGE with
- * "FILE:LINE: message" (an unknown key suggests the closest known one), or
- * ERR_FAIL when the file cannot be read. */
+ * "FILE:LINE: message" (an unknown key suggests the closest known one; a NUL
+ * byte or a file over SWEEP_FILE_MAX bytes is refused too), or ERR_FAIL when
+ * the file cannot be read. */
 int sweep_load(const char *path, sweep_t **out, err_t *err);
 /* The same with the overrides of the file's [scale.<name>] section applied
  * (scale NULL: none).  A scale section holds "section.key = value" lines
