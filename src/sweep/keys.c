@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,25 +18,43 @@
 
 /* ---- strict number parsing ------------------------------------------------
  * The same rules as the CLI's parse_double/parse_long (src/cli/opts.c), kept
- * here because src/sweep sits below src/cli. */
+ * here because src/sweep sits below src/cli; and one more: a number must
+ * survive the conversion to single precision, the `real` of the production
+ * build (whatever `real` is in this build, so a file means the same to every
+ * build).  The outcome says why a text is refused, so the message can. */
 
-static int parse_number(const char *s, double *out) {
+typedef enum {
+    PARSE_OK = 0,
+    PARSE_SYNTAX,     /* not a number / integer at all */
+    PARSE_NOT_FINITE, /* "inf", "nan" */
+    PARSE_TOO_LARGE,  /* overflows, or rounds to infinity in single precision */
+    PARSE_TOO_SMALL,  /* underflows, or a nonzero value that rounds to 0 in single precision */
+} parse_t;
+
+static parse_t parse_number(const char *s, double *out) {
     char *end;
+    if (isspace((unsigned char)*s)) return PARSE_SYNTAX;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || isspace((unsigned char)*s))
-        return -1;
+    if (end == s || *end != '\0') return PARSE_SYNTAX;
+    if (errno == ERANGE) /* ERANGE: +-HUGE_VAL on overflow, a tiny value or 0 on underflow */
+        return fabs(v) > 1 ? PARSE_TOO_LARGE : PARSE_TOO_SMALL;
+    if (!isfinite(v)) return PARSE_NOT_FINITE;
+    if (fabs(v) > FLT_MAX) return PARSE_TOO_LARGE;
+    if (v != 0 && (float)v == 0) return PARSE_TOO_SMALL;
     *out = v;
-    return 0;
+    return PARSE_OK;
 }
 
-static int parse_integer(const char *s, long long *out) {
+static parse_t parse_integer(const char *s, long long *out) {
     char *end;
+    if (isspace((unsigned char)*s)) return PARSE_SYNTAX;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || isspace((unsigned char)*s)) return -1;
+    if (end == s || *end != '\0') return PARSE_SYNTAX;
+    if (errno == ERANGE) return v < 0 ? PARSE_TOO_SMALL : PARSE_TOO_LARGE;
     *out = v;
-    return 0;
+    return PARSE_OK;
 }
 
 static void format_int(long long v, char *out, size_t n) {
@@ -374,7 +393,13 @@ static int canon_item(const sweep_key_t *k, bool integer, const char *raw, char 
                       char *msg, size_t msg_n) {
     if (integer) {
         long long v;
-        if (parse_integer(raw, &v)) {
+        switch (parse_integer(raw, &v)) {
+        case PARSE_OK:
+            break;
+        case PARSE_TOO_LARGE:
+        case PARSE_TOO_SMALL:
+            return range_msg(k, raw, msg, msg_n);
+        default:
             snprintf(msg, msg_n, "'%s' is not an integer", raw);
             return -1;
         }
@@ -382,7 +407,19 @@ static int canon_item(const sweep_key_t *k, bool integer, const char *raw, char 
         format_int(v, out, n);
     } else {
         double v;
-        if (parse_number(raw, &v)) {
+        switch (parse_number(raw, &v)) {
+        case PARSE_OK:
+            break;
+        case PARSE_NOT_FINITE:
+            snprintf(msg, msg_n, "'%s' is not a finite number", raw);
+            return -1;
+        case PARSE_TOO_LARGE:
+            snprintf(msg, msg_n, "%s is too large (rounds to infinity in single precision)", raw);
+            return -1;
+        case PARSE_TOO_SMALL:
+            snprintf(msg, msg_n, "%s is too small (rounds to 0 in single precision)", raw);
+            return -1;
+        default:
             snprintf(msg, msg_n, "'%s' is not a number", raw);
             return -1;
         }
@@ -503,8 +540,13 @@ int sweep_key_canon(const sweep_key_t *k, const char *raw, char *out, size_t n, 
         break;
     case KEY_U64: {
         long long v;
-        if (parse_integer(raw, &v) || v < 0) {
+        parse_t parsed = parse_integer(raw, &v);
+        if (parsed == PARSE_SYNTAX) {
             snprintf(msg, msg_n, "'%s' is not an integer in [0, 2^63)", raw);
+            return -1;
+        }
+        if (parsed != PARSE_OK || v < 0) {
+            snprintf(msg, msg_n, "%s is out of range [0, 2^63)", raw);
             return -1;
         }
         format_int(v, out, n);
