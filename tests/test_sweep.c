@@ -554,21 +554,73 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
     {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
     {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
-    /* Errors found on a resolved point name the point, not a line. */
+    /* Errors found on a resolved point (rules across keys) name the point,
+     * the line of one key in conflict, and the other key with its line. */
     {HEAD "[data]\ntasks = 3\ncorrelation = 0.2, -0.9\n" MODEL,
-     0,
-     {": point 1 (model=mmoe, data.correlation=-0.9):", "semi-definite"}},
-    {HEAD "[data]\nbinary = 3\n" MODEL, 0, {": point 0 (model=mmoe):", "binary task 3"}},
-    {HEAD "[train]\ntask_weights = 1 2 3\n" MODEL, 0, {"point 0", "task_weights has 3 values"}},
+     5,
+     {": point 1 (model=mmoe, data.correlation=-0.9):",
+      "data.correlation = -0.9 (line 5) with data.tasks = 3 (line 4)", "semi-definite"}},
+    {HEAD "[data]\ntasks = 4\ngroups = 2 2\nbetween = 0.9\nwithin = 0.1\n" MODEL,
+     7, /* the last of groups, between, within in the file */
+     {"data.within = 0.1 (line 7) with data.tasks = 4 (line 4)", "semi-definite"}},
+    {HEAD "[data]\ntasks = 3\ngroups = 2 2\n" MODEL,
+     5,
+     {"data.groups = 2 2 (line 5) with data.tasks = 3 (line 4)", "add up to more than 3"}},
+    {HEAD "[data]\nbinary = 3\n" MODEL,
+     4,
+     {": point 0 (model=mmoe):", "data.binary = 3 (line 4) with data.tasks = 2 (default)",
+      "binary task 3"}},
+    {HEAD "[train]\ntask_weights = 1 2 3\n" MODEL,
+     4,
+     {"point 0", "train.task_weights = 1 2 3 (line 4) with data.tasks = 2 (default)",
+      "task_weights has 3 values"}},
+    {HEAD "[data]\ntasks = 4\ndim = 3\n" MODEL,
+     5,
+     {"data.dim = 3 (line 5) with data.tasks = 4 (line 4)", "dim must be at least tasks"}},
+    /* What only failed at training time. */
+    {HEAD "[data]\ntrain = 100\n[train]\nbatch = 64, 512\n" MODEL,
+     6,
+     {"point 1 (model=mmoe, train.batch=512):",
+      "train.batch = 512 (line 6) with data.train = 100 (line 4)", "larger than the training set"}},
+    {HEAD "[data]\ntrain = 100\n" MODEL,
+     4,
+     {"train.batch = 128 (default) with data.train = 100 (line 4)"}},
+    {HEAD "[data]\nvalidation = 0\n" MODEL,
+     4,
+     {"data.validation = 0 (line 4) with train.steps = 3000 (default)", "validation set"}},
+    {HEAD "[data]\ntest = 0\n[train]\nsteps = 10\n" MODEL,
+     4,
+     {"data.test = 0 (line 4) with train.steps = 10 (line 6)", "test set"}},
+    {HEAD "[data]\nvalidation = 0\n[train]\nsteps = 0, 5\n" MODEL,
+     4,
+     {"point 1 (model=mmoe, train.steps=5):", "with train.steps = 5 (line 6)"}},
 };
 
-START_TEST(test_bad_file) {
-    const bad_case_t *c = &bad_cases[_i];
+#define LIST47                                                                                     \
+    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, "  \
+    "26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47"
+/* Counts that only the whole file decides name the line that passed the limit. */
+static const bad_case_t bad_count_cases[] = {
+    {HEAD "[train]\nsteps = " LIST47 "\nbatch = " LIST47 "\neval_every = " LIST47 "\n" MODEL,
+     6,
+     {"expands to more than 100000 points"}},
+    {HEAD "[train]\nsteps = " LIST47 "\n[model]\nname = mmoe, omoe\n[model.omoe]\n"
+          "experts = " LIST47 "\nexpert_hidden = " LIST47 "\n",
+     9,
+     {"expands to more than 100000 points"}},
+    {"[experiment]\nname = bad\nrepeats = 1000000\n[train]\nsteps = " LIST47 "\nbatch = " LIST47
+     "\n" MODEL,
+     3,
+     {"[experiment] repeats:", "2209 points x 1000000 repeats is too many trials"}},
+};
+
+/* Loading case c must fail with a usage error at its line with its needles. */
+static void assert_bad_case(const bad_case_t *c, int i) {
     char *path = write_fixture("bad.ini", c->text);
     sweep_t *s = (sweep_t *)1;
     err_t err = {0};
     int rc = sweep_load(path, &s, &err);
-    ck_assert_msg(rc != 0, "case %d loaded:\n%s", _i, c->text);
+    ck_assert_msg(rc != 0, "case %d loaded:\n%s", i, c->text);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_USAGE);
     char where[1200];
@@ -577,11 +629,32 @@ START_TEST(test_bad_file) {
     else
         snprintf(where, sizeof where, "%s: ", path);
     ck_assert_msg(strncmp(err.msg, where, strlen(where)) == 0, "case %d: '%s' does not start '%s'",
-                  _i, err.msg, where);
+                  i, err.msg, where);
     for (int n = 0; n < 3 && c->needles[n]; n++)
-        ck_assert_msg(strstr(err.msg, c->needles[n]) != NULL, "case %d: '%s' lacks '%s'", _i,
+        ck_assert_msg(strstr(err.msg, c->needles[n]) != NULL, "case %d: '%s' lacks '%s'", i,
                       err.msg, c->needles[n]);
     remove_fixture(path);
+}
+
+START_TEST(test_bad_file) {
+    assert_bad_case(&bad_cases[_i], _i);
+}
+END_TEST
+
+START_TEST(test_bad_count) {
+    assert_bad_case(&bad_count_cases[_i], _i);
+}
+END_TEST
+
+/* The training-only rules do not apply to a data-only point (steps = 0, as
+ * in MMoE Fig 2): empty validation and test sets, a batch above train. */
+START_TEST(test_data_only_point) {
+    sweep_t *s = load_text(HEAD "[data]\ntrain = 10\nvalidation = 0\ntest = 0\n"
+                                "[train]\nsteps = 0\n" MODEL);
+    ck_assert_int_eq(s->n_points, 1);
+    ck_assert_int_eq(s->points[0].spec.data.n_val, 0);
+    ck_assert_int_eq(s->points[0].spec.train.batch, 128);
+    sweep_free(s);
 }
 END_TEST
 
@@ -755,7 +828,10 @@ Suite *sweep_suite(void) {
 
     TCase *bad = tcase_create("errors");
     tcase_add_loop_test(bad, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_loop_test(bad, test_bad_count, 0,
+                        (int)(sizeof bad_count_cases / sizeof bad_count_cases[0]));
     tcase_add_test(bad, test_long_line);
+    tcase_add_test(bad, test_data_only_point);
     tcase_add_test(bad, test_unreadable);
     tcase_add_test(bad, test_nul_byte);
     tcase_add_test(bad, test_file_size_cap);

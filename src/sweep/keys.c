@@ -4,6 +4,7 @@
 
 #include "core/numtext.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <float.h>
@@ -608,16 +609,69 @@ void sweep_resolve_init(sweep_resolve_t *r, const char *model, uint64_t experime
     r->spec = r->def;
 }
 
+/* Index of the key stored as `param` (a table literal: always found). */
+static int key_index(const char *param) {
+    int n;
+    const sweep_key_t *k = sweep_keys(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(k[i].param, param) == 0) return i;
+    assert(0);
+    return 0;
+}
+
+/* "param = value (line N)", or "(default)" when the file does not give it. */
+static const char *describe(const sweep_resolve_t *r, const char *param, char *out, size_t n) {
+    const int k = key_index(param);
+    const char *value = r->text[k] ? r->text[k] : "?";
+    if (r->line[k])
+        snprintf(out, n, "%s = %s (line %d)", param, value, r->line[k]);
+    else
+        snprintf(out, n, "%s = %s (default)", param, value);
+    return out;
+}
+
+/* A rule broken by keys a and b: the error names a's line, or b's when a is a
+ * default; msg follows "A with B: ". */
+static int conflict(sweep_resolve_t *r, err_t *err, const char *a, const char *b, const char *msg) {
+    char da[160], db[160];
+    const int ka = key_index(a), kb = key_index(b);
+    r->err_line = r->line[ka] ? r->line[ka] : r->line[kb];
+    return err_set(err, ERR_USAGE, "%s with %s: %s", describe(r, a, da, sizeof da),
+                   describe(r, b, db, sizeof db), msg);
+}
+
+/* The same with the message of a failed check in *err. */
+static int conflict_err(sweep_resolve_t *r, err_t *err, const char *a, const char *b) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return conflict(r, err, a, b, msg);
+}
+
+/* The key of the correlation matrix a failed synth_check blames: correlation,
+ * or with groups whichever of within, between, groups comes last in the file. */
+static const char *corr_key(const sweep_resolve_t *r) {
+    if (!r->groups_given) return "data.correlation";
+    static const char *const parts[] = {"data.groups", "data.within", "data.between"};
+    const char *last = parts[0];
+    for (int i = 1; i < 3; i++)
+        if (r->line[key_index(parts[i])] > r->line[key_index(last)]) last = parts[i];
+    return last;
+}
+
 int sweep_resolve_finish(sweep_resolve_t *r, err_t *err) {
     trial_spec_t *s = &r->spec;
     const int T = s->data.tasks;
-    if (T < 1 || T > MTLAB_MAX_TASKS)
+    char msg[256];
+    r->err_line = 0;
+    if (T < 1 || T > MTLAB_MAX_TASKS) { /* the key's range excludes it */
+        r->err_line = r->line[key_index("data.tasks")];
         return err_set(err, ERR_USAGE, "tasks %d is outside [1, %d]", T, MTLAB_MAX_TASKS);
+    }
     if (r->groups_given) {
         if (synth_set_corr_groups(&s->data, r->groups, r->n_groups, r->within, r->between, err))
-            return -1;
+            return conflict_err(r, err, "data.groups", "data.tasks");
     } else if (synth_set_corr_all(&s->data, r->corr, err)) {
-        return -1;
+        return conflict_err(r, err, "data.correlation", "data.tasks");
     }
     for (int k = 0; k < MTLAB_MAX_TASKS; k++) {
         s->data.binary[k] = false;
@@ -625,20 +679,43 @@ int sweep_resolve_finish(sweep_resolve_t *r, err_t *err) {
             r->binary_given ? r->positive_rate : r->def.data.positive_rate[k];
     }
     for (int i = 0; r->binary_given && i < r->n_binary; i++) {
-        if (r->binary[i] > T)
-            return err_set(err, ERR_USAGE, "binary task %d is outside 1..%d (tasks = %d)",
-                           r->binary[i], T, T);
+        if (r->binary[i] > T) {
+            snprintf(msg, sizeof msg, "binary task %d is outside 1..%d", r->binary[i], T);
+            return conflict(r, err, "data.binary", "data.tasks", msg);
+        }
         s->data.binary[r->binary[i] - 1] = true;
     }
-    if (r->n_weights != T)
-        return err_set(err, ERR_USAGE, "task_weights has %d value%s for %d tasks", r->n_weights,
-                       r->n_weights == 1 ? "" : "s", T);
+    if (r->n_weights != T) {
+        snprintf(msg, sizeof msg, "task_weights has %d value%s for %d tasks", r->n_weights,
+                 r->n_weights == 1 ? "" : "s", T);
+        return conflict(r, err, "train.task_weights", "data.tasks", msg);
+    }
     for (int k = 0; k < T; k++)
         s->train.task_weight[k] = r->weights[k];
+    if (s->data.dim < T)
+        return conflict(r, err, "data.dim", "data.tasks",
+                        "dim must be at least tasks (the task weight vectors are orthogonal)");
+    /* What training needs; a data-only point (steps = 0) only generates data. */
+    if (s->train.steps > 0) {
+        if (s->train.batch > s->data.n_train)
+            return conflict(r, err, "train.batch", "data.train",
+                            "a batch is larger than the training set");
+        if (s->data.n_val < 1)
+            return conflict(r, err, "data.validation", "train.steps",
+                            "training evaluates on the validation set (0 only with steps = 0: "
+                            "a data-only trial)");
+        if (s->data.n_test < 1)
+            return conflict(r, err, "data.test", "train.steps",
+                            "training evaluates on the test set (0 only with steps = 0: a "
+                            "data-only trial)");
+    }
     s->model_cfg.input_dim = s->data.dim;
     s->model_cfg.tasks = T;
     s->model_cfg.max_batch = s->train.batch;
-    return synth_check(&s->data, err);
+    /* The other rules of synth_check hold by the key ranges and the checks
+     * above; what remains is a correlation matrix that is not PSD. */
+    if (synth_check(&s->data, err)) return conflict_err(r, err, corr_key(r), "data.tasks");
+    return 0;
 }
 
 /* ---- did you mean ------------------------------------------------------------ */

@@ -63,7 +63,6 @@
 #include "sweep/keys.h"
 
 #define SWEEP_MAX_POINTS  100000 /* grid x models x samples, before deduplication */
-#define SWEEP_MAX_KEYS    64     /* >= the key table's size */
 #define SWEEP_MAX_LIST    4096   /* items of one list or choice */
 #define SECTION_MAX       64
 #define NAME_MAX_LEN      64
@@ -827,15 +826,17 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
     memset(pt, 0, offsetof(sweep_point_t, spec));
     char label[1024];
     int label_len = snprintf(label, sizeof label, "model=%s", model);
+    char defaults[SWEEP_MAX_KEYS][VALUE_CAP]; /* outlive the loop: r.text points into them */
     for (int k = 0; k < c->n_keys; k++) {
         const sweep_key_t *key = &c->keys[k];
         if (!(key->flags & KEY_GRID) || (key->applies && !key->applies(&r))) continue;
-        char def[VALUE_CAP];
         const char *text = ch->text[k];
         if (!text) {
-            key->get_default(&r, def, sizeof def);
-            text = def;
+            key->get_default(&r, defaults[k], sizeof defaults[k]);
+            text = defaults[k];
         }
+        r.text[k] = text;
+        r.line[k] = ch->src[k] ? ch->src[k]->line : 0;
         key->set_point(&r, text);
         if (pt->n_params == SWEEP_MAX_PARAMS)
             return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
@@ -856,7 +857,7 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
     if (sweep_resolve_finish(&r, err)) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        return err_set(err, ERR_USAGE, "%s: point %d (%s): %s", c->path, s->n_points, label, msg);
+        return usage_at(c, err, r.err_line, "point %d (%s): %s", s->n_points, label, msg);
     }
     pt->spec = r.spec;
     return add_point(c, pt, err);
@@ -876,6 +877,7 @@ static int expand(ctx_t *c, err_t *err) {
     const entry_t *global[SWEEP_MAX_KEYS], *over[SWEEP_MAX_KEYS];
     int n_global = 0;
     long long n_grid = 1;
+    int too_many_line = 0; /* the line where the point count passed SWEEP_MAX_POINTS */
     const int name_key = sweep_key_find("model", "name");
     const entry_t *names = find_entry(c, "model", name_key);
     choice_t *base = calloc(1, sizeof *base), *ch = malloc(sizeof *ch);
@@ -893,23 +895,34 @@ static int expand(ctx_t *c, err_t *err) {
         if (!e->dist && e->n_values > 1) {
             global[n_global++] = e;
             n_grid *= e->n_values;
-            if (n_grid > SWEEP_MAX_POINTS) break;
+            if (n_grid > SWEEP_MAX_POINTS) {
+                too_many_line = e->line;
+                break;
+            }
         }
     }
     base->src[name_key] = names;
-    /* Count first, so a huge sweep fails before any work. */
+    /* Count first, so a huge sweep fails before any work; the error names the
+     * line of the list (or samples) that crossed the limit. */
     long long total = 0;
-    for (int m = 0; m < names->n_values && n_grid <= SWEEP_MAX_POINTS; m++) {
+    const entry_t *samples = find_key(c, "experiment", "samples");
+    for (int m = 0; m < names->n_values && !too_many_line; m++) {
         long long per_model = n_grid * s->samples;
-        for (int i = 0; i < c->n_entries && per_model <= SWEEP_MAX_POINTS; i++)
+        if (per_model > SWEEP_MAX_POINTS) too_many_line = samples ? samples->line : 0;
+        for (int i = 0; i < c->n_entries && !too_many_line; i++)
             if (c->entries[i].model && strcmp(c->entries[i].model, names->values[m]) == 0 &&
-                !c->entries[i].dist)
+                !c->entries[i].dist) {
                 per_model *= c->entries[i].n_values;
+                if (per_model > SWEEP_MAX_POINTS) too_many_line = c->entries[i].line;
+            }
         total += per_model;
-        if (total > SWEEP_MAX_POINTS) break;
+        if (total > SWEEP_MAX_POINTS && !too_many_line) too_many_line = names->line;
     }
-    if (n_grid > SWEEP_MAX_POINTS || total > SWEEP_MAX_POINTS) {
-        usage_at(c, err, 0, "the sweep expands to more than %d points", SWEEP_MAX_POINTS);
+    if (too_many_line) {
+        usage_at(c, err, too_many_line,
+                 "the sweep expands to more than %d points (the product of its lists, models "
+                 "and samples)",
+                 SWEEP_MAX_POINTS);
         goto done;
     }
     for (long long gpos = 0; gpos < n_grid; gpos++) {
@@ -942,7 +955,10 @@ static int expand(ctx_t *c, err_t *err) {
         }
     }
     if ((long long)s->n_points * s->repeats > INT_MAX) {
-        usage_at(c, err, 0, "%d points x %d repeats is too many trials", s->n_points, s->repeats);
+        const entry_t *repeats = find_key(c, "experiment", "repeats");
+        usage_at(c, err, repeats ? repeats->line : 0,
+                 "[experiment] repeats: %d points x %d repeats is too many trials (at most %d)",
+                 s->n_points, s->repeats, INT_MAX);
         goto done;
     }
     s->n_trials = s->n_points * s->repeats;
