@@ -797,6 +797,55 @@ START_TEST(test_scale_sections) {
 }
 END_TEST
 
+/* sweep_key_line: the line a point's value came from, for errors found later. */
+START_TEST(test_key_line) {
+    char *path = write_fixture("lines.ini", "[experiment]\n"      /* 1 */
+                                            "name = lines\n"      /* 2 */
+                                            "repeats = 3\n"       /* 3 */
+                                            "[data]\n"            /* 4 */
+                                            "train = 1000\n"      /* 5 */
+                                            "[train]\n"           /* 6 */
+                                            "batch = 32, 64\n"    /* 7 */
+                                            "steps = 100\n"       /* 8 */
+                                            "[model]\n"           /* 9 */
+                                            "name = omoe, mmoe\n" /* 10 */
+                                            "experts = 4\n"       /* 11 */
+                                            "[model.mmoe]\n"      /* 12 */
+                                            "experts = 8\n"       /* 13 */
+                                            "[scale.quick]\n"     /* 14 */
+                                            "train.steps = 5\n"   /* 15 */
+                                            "model.mmoe.experts = 2\n" /* 16 */);
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 4); /* (32, omoe) (32, mmoe) (64, omoe) (64, mmoe) */
+    for (int p = 0; p < 4; p++) {
+        const bool mmoe = strcmp(s->points[p].spec.model, "mmoe") == 0;
+        ck_assert_int_eq(mmoe, p % 2 == 1);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.experts"), mmoe ? 13 : 11);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.batch"), 7);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.steps"), 8);
+        ck_assert_int_eq(sweep_key_line(s, p, "data.train"), 5);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.name"), 10);
+        ck_assert_int_eq(sweep_key_line(s, p, "experiment.repeats"), 3);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.lr"), 0); /* a default */
+        ck_assert_int_eq(sweep_key_line(s, p, "model.tower_hidden"), 0);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.nosuch"), 0);
+        ck_assert_int_eq(sweep_key_line(s, p, "nosuch"), 0);
+    }
+    sweep_free(s);
+    /* A scale's value is set at its [scale.<name>] line. */
+    ck_assert_msg(sweep_load_scaled(path, "quick", &s, &err) == 0, "%s", err.msg);
+    for (int p = 0; p < s->n_points; p++) {
+        const bool mmoe = strcmp(s->points[p].spec.model, "mmoe") == 0;
+        ck_assert_int_eq(sweep_key_line(s, p, "train.steps"), 15);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.experts"), mmoe ? 16 : 11);
+    }
+    sweep_free(s);
+    remove_fixture(path);
+}
+END_TEST
+
 /* The shipped example loads and has the documented shape. */
 START_TEST(test_example_file) {
     sweep_t *s;
@@ -824,6 +873,7 @@ Suite *sweep_suite(void) {
     tcase_add_test(tc, test_suggest);
     tcase_add_test(tc, test_example_file);
     tcase_add_test(tc, test_scale_sections);
+    tcase_add_test(tc, test_key_line);
     suite_add_tcase(s, tc);
 
     TCase *bad = tcase_create("errors");

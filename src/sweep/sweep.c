@@ -100,13 +100,23 @@ static uint64_t sweep_hash(uint64_t seed, const char *text, uint64_t index) {
 
 /* ---- the loaded sweep ----------------------------------------------------------- */
 
-/* sweep_t plus an index of configs (open addressing, point index + 1, 0 empty).
- * Every sweep_t comes from sweep_load, so sweep_find_point may use it. */
+/* Where the file set a key: for sweep_key_line. */
+typedef struct {
+    int key;  /* index into the key table */
+    int line; /* of the key = value line (a [scale.<name>] line when a scale replaced it) */
+    char model[sizeof(((trial_spec_t *)0)->model)]; /* [model.<model>] override, or "" */
+} key_line_t;
+
+/* sweep_t plus an index of configs (open addressing, point index + 1, 0 empty)
+ * and the lines of the file's keys.  Every sweep_t comes from sweep_load, so
+ * sweep_find_point and sweep_key_line may use them. */
 typedef struct {
     sweep_t pub; /* first: a sweep_t * is a sweep_full_t * */
     int cap_points;
     int *slots;
     size_t n_slots; /* a power of two, > 2 n_points */
+    key_line_t *key_lines;
+    int n_key_lines;
 } sweep_full_t;
 
 static uint64_t string_hash(const char *s) {
@@ -144,12 +154,33 @@ int sweep_find_point(const sweep_t *s, const char *config) {
     return -1;
 }
 
+int sweep_key_line(const sweep_t *s, int point, const char *key) {
+    assert(point >= 0 && point < s->n_points);
+    const sweep_full_t *f = (const sweep_full_t *)s;
+    const char *dot = strchr(key, '.');
+    char section[SECTION_MAX];
+    if (!dot || (size_t)(dot - key) >= sizeof section) return 0;
+    snprintf(section, sizeof section, "%.*s", (int)(dot - key), key);
+    const int k = sweep_key_find(section, dot + 1);
+    int line = 0;
+    for (int i = 0; k >= 0 && i < f->n_key_lines; i++) {
+        const key_line_t *kl = &f->key_lines[i];
+        if (kl->key != k) continue;
+        if (kl->model[0] == '\0')
+            line = kl->line;
+        else if (strcmp(kl->model, s->points[point].spec.model) == 0)
+            return kl->line; /* the [model.<name>] value replaces the [model] one */
+    }
+    return line;
+}
+
 void sweep_free(sweep_t *s) {
     if (!s) return;
     sweep_full_t *f = (sweep_full_t *)s;
     free(s->points);
     free(s->text);
     free(f->slots);
+    free(f->key_lines);
     free(f);
 }
 
@@ -1049,6 +1080,21 @@ static int apply_scale_item(ctx_t *c, const item_t *it, const char *scale, err_t
     return add_entry(c, &over, err);
 }
 
+/* Keeps where each entry was set, for sweep_key_line. */
+static int keep_key_lines(ctx_t *c, err_t *err) {
+    sweep_full_t *f = c->f;
+    f->key_lines = calloc((size_t)c->n_entries + 1, sizeof *f->key_lines);
+    if (!f->key_lines) return err_set(err, ERR_FAIL, "%s: out of memory", c->path);
+    for (int i = 0; i < c->n_entries; i++) {
+        const entry_t *e = &c->entries[i];
+        key_line_t *kl = &f->key_lines[f->n_key_lines++];
+        kl->key = e->key;
+        kl->line = e->line;
+        snprintf(kl->model, sizeof kl->model, "%s", e->model ? e->model : "");
+    }
+    return 0;
+}
+
 /* The stored spec text of a scaled sweep: the file plus the scale, so a store
  * never mixes the trials of two scales under one experiment unnoticed. */
 static int mark_scale(sweep_t *s, const char *scale, err_t *err) {
@@ -1135,7 +1181,8 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         usage_at(&c, err, stop, "expected 'key = value' or '[section]'");
         goto done;
     }
-    if (check_file(&c, rd.items, rd.n_items, err) || expand(&c, err)) goto done;
+    if (check_file(&c, rd.items, rd.n_items, err) || keep_key_lines(&c, err) || expand(&c, err))
+        goto done;
     if (scale && mark_scale(s, scale, err)) goto done;
     status = 0;
 done:

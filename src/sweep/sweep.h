@@ -89,6 +89,16 @@ void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spe
 /* The point whose canonical config is `config`, or -1. */
 int sweep_find_point(const sweep_t *s, const char *config);
 
+/* The line of the sweep file where `key` ("train.batch", "model.experts",
+ * "experiment.repeats": a config key as in params[]) got its value for
+ * `point`: the [model.<name>] line for that point's model when there is one,
+ * else the line in the base section ([data], [train], [model], ...), or the
+ * [scale.<name>] line when the applied scale replaced the value; 0 when the
+ * key took its default (or is not a sweep key).  For errors about a point
+ * found after loading (a memory estimate, say) to name FILE:LINE.
+ * point in [0, n_points). */
+int sweep_key_line(const sweep_t *s, int point, const char *key);
+
 /* The seeds of SPEC §6 for (point, repeat). */
 uint64_t sweep_data_seed(const sweep_t *s, int point, int repeat);
 uint64_t sweep_init_seed(const sweep_t *s, int point, int repeat);
