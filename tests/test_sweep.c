@@ -6,6 +6,7 @@
  * ready spec, the seeds follow SPEC §6 and never change between loads or
  * versions (golden values), random search is bounded and reproducible, and
  * every mistake in a file is a usage error that names FILE:LINE and the key. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -846,6 +847,62 @@ START_TEST(test_key_line) {
 }
 END_TEST
 
+/* Heap bytes in use (mallinfo2 sees glibc's malloc only: under ASan its
+ * allocations are not counted, and the bound below holds trivially). */
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* A point costs what it uses: its struct (mostly the spec) plus one
+ * exact-size allocation of its config and params, not fixed 4 KiB + 2 KiB +
+ * 64 x 144 B buffers (18.5 KB a point: 1.7 GB for a 96,000-point sweep). */
+START_TEST(test_large_grid_memory) {
+    /* 25 correlations x 20 lrs x 10 steps x 4 models = 20,000 points. */
+    char text[2048];
+    size_t len = (size_t)snprintf(text, sizeof text,
+                                  "[experiment]\nname = big\n[data]\n"
+                                  "correlation = 0");
+    for (int i = 1; i < 25; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %g", i * 0.04);
+    len += (size_t)snprintf(text + len, sizeof text - len, "\n[train]\nlr = 0.0001");
+    for (int i = 1; i < 20; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %g", (i + 1) * 1e-4);
+    len += (size_t)snprintf(text + len, sizeof text - len, "\nsteps = 100");
+    for (int i = 1; i < 10; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %d", 100 + i);
+    snprintf(text + len, sizeof text - len,
+             "\n[model]\nname = mmoe, omoe, shared_bottom, single\n");
+    char *path = write_fixture("big.ini", text);
+
+    const size_t before = heap_in_use();
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    const size_t used = heap_in_use() - before;
+    ck_assert_int_eq(s->n_points, 20000);
+    const double per_point = (double)used / s->n_points;
+    /* Measured: sizeof(sweep_point_t) + about 1.1 KB (config 430 B, data
+     * config 240 B, values 90 B, params 23 x 16 B, malloc and index overhead). */
+    const double bound = (double)sizeof(sweep_point_t) + 1536;
+    ck_assert_msg(per_point <= bound, "%.0f bytes per point (bound %.0f)", per_point, bound);
+    ck_assert_uint_lt(sizeof(sweep_point_t), sizeof(trial_spec_t) + 64);
+
+    /* Every point is found by its config, and its params agree with it. */
+    for (int p = 0; p < s->n_points; p++)
+        ck_assert_int_eq(sweep_find_point(s, s->points[p].config), p);
+    const sweep_point_t *last = &s->points[s->n_points - 1];
+    ck_assert_str_eq(param(last, "data.correlation"), "0.96");
+    ck_assert_str_eq(param(last, "train.lr"), "0.002");
+    ck_assert_str_eq(param(last, "train.steps"), "109");
+    ck_assert_str_eq(param(last, "model.name"), "single");
+    ck_assert_ptr_nonnull(strstr(last->config, "data.correlation=0.96;"));
+    ck_assert_ptr_nonnull(strstr(last->config, ";train.lr=0.002;"));
+    sweep_free(s);
+    remove_fixture(path);
+}
+END_TEST
+
 /* The shipped example loads and has the documented shape. */
 START_TEST(test_example_file) {
     sweep_t *s;
@@ -875,6 +932,11 @@ Suite *sweep_suite(void) {
     tcase_add_test(tc, test_scale_sections);
     tcase_add_test(tc, test_key_line);
     suite_add_tcase(s, tc);
+
+    TCase *big = tcase_create("large");
+    tcase_set_timeout(big, 60);
+    tcase_add_test(big, test_large_grid_memory);
+    suite_add_tcase(s, big);
 
     TCase *bad = tcase_create("errors");
     tcase_add_loop_test(bad, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));

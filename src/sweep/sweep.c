@@ -66,7 +66,9 @@
 #define SWEEP_MAX_LIST    4096   /* items of one list or choice */
 #define SECTION_MAX       64
 #define NAME_MAX_LEN      64
-#define VALUE_CAP         ((int)sizeof(((sweep_param_t *)0)->value))
+#define VALUE_CAP         96   /* canonical text of one value, NUL included */
+#define CONFIG_CAP        4096 /* a point's canonical config, NUL included */
+#define DATA_CONFIG_CAP   2048 /* its data.* part */
 #define SWEEP_TEXT_MAX    512 /* sweep-level values (description) */
 
 /* ---- the seed hash ----------------------------------------------------------- */
@@ -177,6 +179,8 @@ int sweep_key_line(const sweep_t *s, int point, const char *key) {
 void sweep_free(sweep_t *s) {
     if (!s) return;
     sweep_full_t *f = (sweep_full_t *)s;
+    for (int p = 0; p < s->n_points; p++)
+        free(s->points[p].params); /* the point's one allocation (see add_point) */
     free(s->points);
     free(s->text);
     free(f->slots);
@@ -806,17 +810,35 @@ static void draw(const sweep_t *s, const sweep_key_t *k, const entry_t *e, const
     if (sweep_key_canon(k, raw, out, n, msg, sizeof msg)) snprintf(out, n, "%s", raw);
 }
 
-/* Appends "key=value" to buf (with ';' before all but the first). */
-static int append_pair(char *buf, size_t n, const char *key, const char *value) {
-    size_t len = strlen(buf);
-    int w = snprintf(buf + len, n - len, "%s%s=%s", len ? ";" : "", key, value);
-    return w < 0 || (size_t)w >= n - len ? -1 : 0;
+/* A point while it is resolved, in fixed buffers; add_point copies what it
+ * uses into one exact-size allocation. */
+typedef struct {
+    char config[CONFIG_CAP];
+    char data_config[DATA_CONFIG_CAP];
+    size_t config_len, data_config_len;
+    int n_params;
+    const char *keys[SWEEP_MAX_PARAMS]; /* the key table's param names */
+    char values[SWEEP_MAX_PARAMS][VALUE_CAP];
+    size_t values_len; /* their lengths, NULs included */
+    trial_spec_t spec;
+} point_draft_t;
+
+/* Appends "key=value" to a draft's config buffer of n bytes holding *len
+ * (with ';' before all but the first). */
+static int append_pair(char *buf, size_t n, size_t *len, const char *key, const char *value) {
+    int w = snprintf(buf + *len, n - *len, "%s%s=%s", *len ? ";" : "", key, value);
+    if (w < 0 || (size_t)w >= n - *len) return -1;
+    *len += (size_t)w;
+    return 0;
 }
 
-static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
+/* Adds the draft as a new point unless its config is already one.  The
+ * point's params[], config, data_config and values share one allocation,
+ * params[] first (freed through it). */
+static int add_point(ctx_t *c, const point_draft_t *d, err_t *err) {
     sweep_full_t *f = c->f;
     sweep_t *s = &f->pub;
-    if (sweep_find_point(s, pt->config) >= 0) return 0; /* a duplicate: kept once */
+    if (sweep_find_point(s, d->config) >= 0) return 0; /* a duplicate: kept once */
     if (s->n_points == f->cap_points) {
         int cap = f->cap_points ? 2 * f->cap_points : 16;
         sweep_point_t *grown = realloc(s->points, sizeof *grown * (size_t)cap);
@@ -824,7 +846,24 @@ static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
         s->points = grown;
         f->cap_points = cap;
     }
-    s->points[s->n_points++] = *pt;
+    const size_t params_size = sizeof(sweep_param_t) * (size_t)d->n_params;
+    char *block = malloc(params_size + d->config_len + 1 + d->data_config_len + 1 + d->values_len);
+    if (!block) return err_set(err, ERR_FAIL, "%s: out of memory (point %d)", c->path, s->n_points);
+    sweep_point_t *pt = &s->points[s->n_points++]; /* owned by s from here */
+    pt->params = (sweep_param_t *)block;
+    pt->n_params = d->n_params;
+    pt->config = block + params_size;
+    memcpy(pt->config, d->config, d->config_len + 1);
+    pt->data_config = pt->config + d->config_len + 1;
+    memcpy(pt->data_config, d->data_config, d->data_config_len + 1);
+    char *value = pt->data_config + d->data_config_len + 1;
+    for (int i = 0; i < d->n_params; i++) {
+        const size_t n = strlen(d->values[i]) + 1;
+        memcpy(value, d->values[i], n);
+        pt->params[i] = (sweep_param_t){.key = d->keys[i], .value = value};
+        value += n;
+    }
+    pt->spec = d->spec;
     if ((size_t)s->n_points * 2 >= f->n_slots && index_rebuild(f, f->n_slots ? 2 * f->n_slots : 64))
         return err_set(err, ERR_FAIL, "%s: out of memory (point index)", c->path);
     size_t i = string_hash(pt->config) & (f->n_slots - 1);
@@ -835,12 +874,13 @@ static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
 }
 
 /* Resolves the point chosen by ch (model `model`, draw `sample`) and adds it. */
-static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, sweep_point_t *pt,
+static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, point_draft_t *pt,
                       err_t *err) {
     const sweep_t *s = &c->f->pub;
     char g[4096] = "";
+    size_t g_len = 0;
     for (int k = 0; k < c->n_keys; k++)
-        if (ch->src[k] && append_pair(g, sizeof g, c->keys[k].param,
+        if (ch->src[k] && append_pair(g, sizeof g, &g_len, c->keys[k].param,
                                       ch->src[k]->dist ? ch->src[k]->dist_text : ch->text[k]))
             return usage_at(c, err, 0, "a grid point's description is longer than %zu bytes",
                             sizeof g);
@@ -854,7 +894,9 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
     sweep_resolve_init(&r, model, s->seed);
     r.groups_given = ch->src[sweep_key_find("data", "groups")] != NULL;
     r.binary_given = ch->src[sweep_key_find("data", "binary")] != NULL;
-    memset(pt, 0, offsetof(sweep_point_t, spec));
+    pt->config[0] = pt->data_config[0] = '\0';
+    pt->config_len = pt->data_config_len = pt->values_len = 0;
+    pt->n_params = 0;
     char label[1024];
     int label_len = snprintf(label, sizeof label, "model=%s", model);
     char defaults[SWEEP_MAX_KEYS][VALUE_CAP]; /* outlive the loop: r.text points into them */
@@ -871,12 +913,14 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
         key->set_point(&r, text);
         if (pt->n_params == SWEEP_MAX_PARAMS)
             return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
-        sweep_param_t *p = &pt->params[pt->n_params++];
-        snprintf(p->key, sizeof p->key, "%s", key->param);
-        snprintf(p->value, sizeof p->value, "%s", text);
-        if (append_pair(pt->config, sizeof pt->config, key->param, text) ||
+        pt->keys[pt->n_params] = key->param;
+        int w = snprintf(pt->values[pt->n_params], VALUE_CAP, "%s", text);
+        pt->values_len += (size_t)(w < VALUE_CAP ? w : VALUE_CAP - 1) + 1;
+        pt->n_params++;
+        if (append_pair(pt->config, sizeof pt->config, &pt->config_len, key->param, text) ||
             (strcmp(key->section, "data") == 0 &&
-             append_pair(pt->data_config, sizeof pt->data_config, key->param, text)))
+             append_pair(pt->data_config, sizeof pt->data_config, &pt->data_config_len, key->param,
+                         text)))
             return usage_at(c, err, 0, "a point's config is longer than %zu bytes",
                             sizeof pt->config);
         const entry_t *e = ch->src[k];
@@ -912,7 +956,7 @@ static int expand(ctx_t *c, err_t *err) {
     const int name_key = sweep_key_find("model", "name");
     const entry_t *names = find_entry(c, "model", name_key);
     choice_t *base = calloc(1, sizeof *base), *ch = malloc(sizeof *ch);
-    sweep_point_t *pt = malloc(sizeof *pt);
+    point_draft_t *pt = malloc(sizeof *pt);
     int status = -1;
     if (!base || !ch || !pt) {
         err_set(err, ERR_FAIL, "%s: out of memory expanding the sweep", c->path);
@@ -993,6 +1037,13 @@ static int expand(ctx_t *c, err_t *err) {
         goto done;
     }
     s->n_trials = s->n_points * s->repeats;
+    if (s->n_points > 0 && s->n_points < c->f->cap_points) { /* give back the doubling's slack */
+        sweep_point_t *exact = realloc(s->points, sizeof *exact * (size_t)s->n_points);
+        if (exact) { /* else the larger array serves as well */
+            s->points = exact;
+            c->f->cap_points = s->n_points;
+        }
+    }
     status = 0;
 done:
     free(base);

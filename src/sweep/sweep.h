@@ -35,23 +35,28 @@
 #include "core/err.h"
 #include "train/trial.h"
 
-#define SWEEP_MAX_PARAMS 64
+#define SWEEP_MAX_PARAMS 64 /* params of one point, at most */
 /* The largest sweep file sweep_load reads (4 MiB: the shipped ones are a few
  * KiB).  The read stops one byte past it, so a device or an endless stream
  * (`mtlab run /dev/zero`) is refused instead of filling memory. */
 #define SWEEP_FILE_MAX (4 << 20)
 
+/* One resolved key of a point.  Both strings belong to the sweep: key is the
+ * key table's static name, value lives in its point's allocation. */
 typedef struct {
-    char key[48];   /* "data.correlation", "train.lr", "model.name" */
-    char value[96]; /* canonical text: shortest round-trip number, or a word */
+    const char *key;   /* "data.correlation", "train.lr", "model.name" */
+    const char *value; /* canonical text: shortest round-trip number, or a word */
 } sweep_param_t;
 
+/* A point of the expanded sweep.  Its params[], config, data_config and
+ * values are one exact-size allocation (a few hundred bytes), so a large
+ * sweep costs about sizeof(sweep_point_t) -- mostly the spec -- plus that. */
 typedef struct {
-    char config[4096];      /* canonical config (without the repeat) */
-    char data_config[2048]; /* its data.* part (seeds the dataset) */
+    char *config;      /* canonical config (without the repeat), at most 4095 bytes */
+    char *data_config; /* its data.* part (seeds the dataset) */
     int n_params;
-    sweep_param_t params[SWEEP_MAX_PARAMS]; /* every resolved key, config order */
-    trial_spec_t spec;      /* ready to run except data_seed / init_seed */
+    sweep_param_t *params; /* [n_params]: every resolved key, config order */
+    trial_spec_t spec;     /* ready to run except data_seed / init_seed */
 } sweep_point_t;
 
 typedef struct {
