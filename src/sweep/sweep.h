@@ -91,7 +91,8 @@ void sweep_free(sweep_t *s);
  * with both seeds set. */
 void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spec_t *spec);
 
-/* The point whose canonical config is `config`, or -1. */
+/* The point whose canonical config is `config`, or -1 (a hash lookup: the
+ * runner calls it for every claimed trial). */
 int sweep_find_point(const sweep_t *s, const char *config);
 
 /* The line of the sweep file where `key` ("train.batch", "model.experts",
