@@ -6,6 +6,7 @@
  * ready spec, the seeds follow SPEC §6 and never change between loads or
  * versions (golden values), random search is bounded and reproducible, and
  * every mistake in a file is a usage error that names FILE:LINE and the key. */
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,18 +20,36 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Writes text to DIR/name in a fresh temporary directory; returns the path. */
-static char *write_fixture(const char *name, const char *text) {
+/* Writes len bytes to DIR/name in a fresh temporary directory; returns the path. */
+static char *write_fixture_bytes(const char *name, const char *bytes, size_t len) {
     char *dir = test_tmpdir();
     size_t n = strlen(dir) + strlen(name) + 2;
     char *path = malloc(n);
     snprintf(path, n, "%s/%s", dir, name);
     free(dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
     return path;
+}
+
+/* Writes text to DIR/name in a fresh temporary directory; returns the path. */
+static char *write_fixture(const char *name, const char *text) {
+    return write_fixture_bytes(name, text, strlen(text));
+}
+
+/* sweep_load of path must fail with a usage error whose message starts with
+ * `start` and contains `needle`. */
+static void assert_usage_error(const char *path, const char *start, const char *needle) {
+    sweep_t *s = (sweep_t *)1;
+    err_t err = {0};
+    ck_assert_int_ne(sweep_load(path, &s, &err), 0);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_msg(strncmp(err.msg, start, strlen(start)) == 0, "'%s' does not start '%s'", err.msg,
+                  start);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "'%s' lacks '%s'", err.msg, needle);
 }
 
 static void remove_fixture(char *path) {
@@ -482,6 +501,28 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[train]\nlr = 0.1,,0.2\n" MODEL, 4, {"[train] lr:", "item 2", "empty"}},
     {HEAD "[train]\nlr = fast\n" MODEL, 4, {"[train] lr:", "'fast' is not a number"}},
     {HEAD "[train]\nsteps = 10.5\n" MODEL, 4, {"[train] steps:", "not an integer"}},
+    /* Numbers that parse but do not survive strtod or single precision. */
+    {HEAD "[train]\nlr = 1e-310\n" MODEL,
+     4,
+     {"[train] lr:", "1e-310 is too small", "rounds to 0 in single precision"}},
+    {HEAD "[train]\nlr = 0.1, 1e-50\n" MODEL, 4, {"[train] lr:", "1e-50 is too small"}},
+    {HEAD "[train]\nlr = 1e-400\n" MODEL, 4, {"[train] lr:", "1e-400 is too small"}},
+    {HEAD "[data]\nscale = 1e39\n" MODEL,
+     4,
+     {"[data] scale:", "1e39 is too large", "rounds to infinity in single precision"}},
+    {HEAD "[data]\nscale = 1e400\n" MODEL, 4, {"[data] scale:", "1e400 is too large"}},
+    {HEAD "[data]\nnoise = inf\n" MODEL, 4, {"[data] noise:", "'inf' is not a finite number"}},
+    {HEAD "[train]\nlr = nan\n" MODEL, 4, {"[train] lr:", "'nan' is not a finite number"}},
+    {HEAD "[train]\ntask_weights = 1 1e-60\n" MODEL, 4, {"[train] task_weights:", "too small"}},
+    {HEAD "[train]\nlr = uniform(1e-60, 1)\n" MODEL,
+     4,
+     {"[train] lr:", "bound 1e-60 is too small"}},
+    {HEAD "[data]\ntrain = 99999999999999999999\n" MODEL,
+     4,
+     {"[data] train:", "99999999999999999999 is out of range [1, 1e+09]"}},
+    {"[experiment]\nname = bad\nseed = 99999999999999999999\n" MODEL,
+     3,
+     {"[experiment] seed:", "is out of range [0, 2^63)"}},
     {HEAD "[data]\ncorrelation = 0.5, 1.5\n" MODEL,
      4,
      {"[data] correlation:", "1.5 is out of range"}},
@@ -514,21 +555,73 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
     {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
     {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
-    /* Errors found on a resolved point name the point, not a line. */
+    /* Errors found on a resolved point (rules across keys) name the point,
+     * the line of one key in conflict, and the other key with its line. */
     {HEAD "[data]\ntasks = 3\ncorrelation = 0.2, -0.9\n" MODEL,
-     0,
-     {": point 1 (model=mmoe, data.correlation=-0.9):", "semi-definite"}},
-    {HEAD "[data]\nbinary = 3\n" MODEL, 0, {": point 0 (model=mmoe):", "binary task 3"}},
-    {HEAD "[train]\ntask_weights = 1 2 3\n" MODEL, 0, {"point 0", "task_weights has 3 values"}},
+     5,
+     {": point 1 (model=mmoe, data.correlation=-0.9):",
+      "data.correlation = -0.9 (line 5) with data.tasks = 3 (line 4)", "semi-definite"}},
+    {HEAD "[data]\ntasks = 4\ngroups = 2 2\nbetween = 0.9\nwithin = 0.1\n" MODEL,
+     7, /* the last of groups, between, within in the file */
+     {"data.within = 0.1 (line 7) with data.tasks = 4 (line 4)", "semi-definite"}},
+    {HEAD "[data]\ntasks = 3\ngroups = 2 2\n" MODEL,
+     5,
+     {"data.groups = 2 2 (line 5) with data.tasks = 3 (line 4)", "add up to more than 3"}},
+    {HEAD "[data]\nbinary = 3\n" MODEL,
+     4,
+     {": point 0 (model=mmoe):", "data.binary = 3 (line 4) with data.tasks = 2 (default)",
+      "binary task 3"}},
+    {HEAD "[train]\ntask_weights = 1 2 3\n" MODEL,
+     4,
+     {"point 0", "train.task_weights = 1 2 3 (line 4) with data.tasks = 2 (default)",
+      "task_weights has 3 values"}},
+    {HEAD "[data]\ntasks = 4\ndim = 3\n" MODEL,
+     5,
+     {"data.dim = 3 (line 5) with data.tasks = 4 (line 4)", "dim must be at least tasks"}},
+    /* What only failed at training time. */
+    {HEAD "[data]\ntrain = 100\n[train]\nbatch = 64, 512\n" MODEL,
+     6,
+     {"point 1 (model=mmoe, train.batch=512):",
+      "train.batch = 512 (line 6) with data.train = 100 (line 4)", "larger than the training set"}},
+    {HEAD "[data]\ntrain = 100\n" MODEL,
+     4,
+     {"train.batch = 128 (default) with data.train = 100 (line 4)"}},
+    {HEAD "[data]\nvalidation = 0\n" MODEL,
+     4,
+     {"data.validation = 0 (line 4) with train.steps = 3000 (default)", "validation set"}},
+    {HEAD "[data]\ntest = 0\n[train]\nsteps = 10\n" MODEL,
+     4,
+     {"data.test = 0 (line 4) with train.steps = 10 (line 6)", "test set"}},
+    {HEAD "[data]\nvalidation = 0\n[train]\nsteps = 0, 5\n" MODEL,
+     4,
+     {"point 1 (model=mmoe, train.steps=5):", "with train.steps = 5 (line 6)"}},
 };
 
-START_TEST(test_bad_file) {
-    const bad_case_t *c = &bad_cases[_i];
+#define LIST47                                                                                     \
+    "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, "  \
+    "26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47"
+/* Counts that only the whole file decides name the line that passed the limit. */
+static const bad_case_t bad_count_cases[] = {
+    {HEAD "[train]\nsteps = " LIST47 "\nbatch = " LIST47 "\neval_every = " LIST47 "\n" MODEL,
+     6,
+     {"expands to more than 100000 points"}},
+    {HEAD "[train]\nsteps = " LIST47 "\n[model]\nname = mmoe, omoe\n[model.omoe]\n"
+          "experts = " LIST47 "\nexpert_hidden = " LIST47 "\n",
+     9,
+     {"expands to more than 100000 points"}},
+    {"[experiment]\nname = bad\nrepeats = 1000000\n[train]\nsteps = " LIST47 "\nbatch = " LIST47
+     "\n" MODEL,
+     3,
+     {"[experiment] repeats:", "2209 points x 1000000 repeats is too many trials"}},
+};
+
+/* Loading case c must fail with a usage error at its line with its needles. */
+static void assert_bad_case(const bad_case_t *c, int i) {
     char *path = write_fixture("bad.ini", c->text);
     sweep_t *s = (sweep_t *)1;
     err_t err = {0};
     int rc = sweep_load(path, &s, &err);
-    ck_assert_msg(rc != 0, "case %d loaded:\n%s", _i, c->text);
+    ck_assert_msg(rc != 0, "case %d loaded:\n%s", i, c->text);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_USAGE);
     char where[1200];
@@ -537,11 +630,32 @@ START_TEST(test_bad_file) {
     else
         snprintf(where, sizeof where, "%s: ", path);
     ck_assert_msg(strncmp(err.msg, where, strlen(where)) == 0, "case %d: '%s' does not start '%s'",
-                  _i, err.msg, where);
+                  i, err.msg, where);
     for (int n = 0; n < 3 && c->needles[n]; n++)
-        ck_assert_msg(strstr(err.msg, c->needles[n]) != NULL, "case %d: '%s' lacks '%s'", _i,
+        ck_assert_msg(strstr(err.msg, c->needles[n]) != NULL, "case %d: '%s' lacks '%s'", i,
                       err.msg, c->needles[n]);
     remove_fixture(path);
+}
+
+START_TEST(test_bad_file) {
+    assert_bad_case(&bad_cases[_i], _i);
+}
+END_TEST
+
+START_TEST(test_bad_count) {
+    assert_bad_case(&bad_count_cases[_i], _i);
+}
+END_TEST
+
+/* The training-only rules do not apply to a data-only point (steps = 0, as
+ * in MMoE Fig 2): empty validation and test sets, a batch above train. */
+START_TEST(test_data_only_point) {
+    sweep_t *s = load_text(HEAD "[data]\ntrain = 10\nvalidation = 0\ntest = 0\n"
+                                "[train]\nsteps = 0\n" MODEL);
+    ck_assert_int_eq(s->n_points, 1);
+    ck_assert_int_eq(s->points[0].spec.data.n_val, 0);
+    ck_assert_int_eq(s->points[0].spec.train.batch, 128);
+    sweep_free(s);
 }
 END_TEST
 
@@ -557,6 +671,48 @@ START_TEST(test_long_line) {
     ck_assert_int_eq(err.kind, ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, ":3: line too long"));
     remove_fixture(path);
+}
+END_TEST
+
+/* A NUL byte would end the line reader early and silently drop the rest. */
+START_TEST(test_nul_byte) {
+    static const char text[] = HEAD "[train]\nlr = 0.1\0; the rest\nsteps = 5\n" MODEL;
+    char *path = write_fixture_bytes("nul.ini", text, sizeof text - 1);
+    char start[1100];
+    snprintf(start, sizeof start, "%s:4: ", path);
+    assert_usage_error(path, start, "NUL byte in the file");
+    remove_fixture(path);
+}
+END_TEST
+
+/* Files are read with a bounded read: SWEEP_FILE_MAX bytes load, one more is
+ * refused, and so is an endless device, without reading it to the end. */
+START_TEST(test_file_size_cap) {
+    static const char head[] = HEAD MODEL;
+    char *text = malloc(SWEEP_FILE_MAX + 1);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, head, sizeof head - 1);
+    memset(text + sizeof head - 1, ';', SWEEP_FILE_MAX - (sizeof head - 1));
+    for (size_t i = sizeof head - 1 + 100; i < SWEEP_FILE_MAX; i += 100)
+        text[i] = '\n'; /* comment lines of 99 ';' */
+    text[SWEEP_FILE_MAX - 1] = '\n';
+    char *path = write_fixture_bytes("max.ini", text, SWEEP_FILE_MAX);
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 1);
+    sweep_free(s);
+    remove_fixture(path);
+
+    text[SWEEP_FILE_MAX] = '\n';
+    path = write_fixture_bytes("big.ini", text, SWEEP_FILE_MAX + 1);
+    char start[1100];
+    snprintf(start, sizeof start, "%s: ", path);
+    assert_usage_error(path, start, "larger than 4 MiB; is this a sweep file?");
+    remove_fixture(path);
+    free(text);
+
+    assert_usage_error("/dev/zero", "/dev/zero: ", "larger than 4 MiB");
 }
 END_TEST
 
@@ -642,6 +798,111 @@ START_TEST(test_scale_sections) {
 }
 END_TEST
 
+/* sweep_key_line: the line a point's value came from, for errors found later. */
+START_TEST(test_key_line) {
+    char *path = write_fixture("lines.ini", "[experiment]\n"      /* 1 */
+                                            "name = lines\n"      /* 2 */
+                                            "repeats = 3\n"       /* 3 */
+                                            "[data]\n"            /* 4 */
+                                            "train = 1000\n"      /* 5 */
+                                            "[train]\n"           /* 6 */
+                                            "batch = 32, 64\n"    /* 7 */
+                                            "steps = 100\n"       /* 8 */
+                                            "[model]\n"           /* 9 */
+                                            "name = omoe, mmoe\n" /* 10 */
+                                            "experts = 4\n"       /* 11 */
+                                            "[model.mmoe]\n"      /* 12 */
+                                            "experts = 8\n"       /* 13 */
+                                            "[scale.quick]\n"     /* 14 */
+                                            "train.steps = 5\n"   /* 15 */
+                                            "model.mmoe.experts = 2\n" /* 16 */);
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 4); /* (32, omoe) (32, mmoe) (64, omoe) (64, mmoe) */
+    for (int p = 0; p < 4; p++) {
+        const bool mmoe = strcmp(s->points[p].spec.model, "mmoe") == 0;
+        ck_assert_int_eq(mmoe, p % 2 == 1);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.experts"), mmoe ? 13 : 11);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.batch"), 7);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.steps"), 8);
+        ck_assert_int_eq(sweep_key_line(s, p, "data.train"), 5);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.name"), 10);
+        ck_assert_int_eq(sweep_key_line(s, p, "experiment.repeats"), 3);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.lr"), 0); /* a default */
+        ck_assert_int_eq(sweep_key_line(s, p, "model.tower_hidden"), 0);
+        ck_assert_int_eq(sweep_key_line(s, p, "train.nosuch"), 0);
+        ck_assert_int_eq(sweep_key_line(s, p, "nosuch"), 0);
+    }
+    sweep_free(s);
+    /* A scale's value is set at its [scale.<name>] line. */
+    ck_assert_msg(sweep_load_scaled(path, "quick", &s, &err) == 0, "%s", err.msg);
+    for (int p = 0; p < s->n_points; p++) {
+        const bool mmoe = strcmp(s->points[p].spec.model, "mmoe") == 0;
+        ck_assert_int_eq(sweep_key_line(s, p, "train.steps"), 15);
+        ck_assert_int_eq(sweep_key_line(s, p, "model.experts"), mmoe ? 16 : 11);
+    }
+    sweep_free(s);
+    remove_fixture(path);
+}
+END_TEST
+
+/* Heap bytes in use (mallinfo2 sees glibc's malloc only: under ASan its
+ * allocations are not counted, and the bound below holds trivially). */
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* A point costs what it uses: its struct (mostly the spec) plus one
+ * exact-size allocation of its config and params, not fixed 4 KiB + 2 KiB +
+ * 64 x 144 B buffers (18.5 KB a point: 1.7 GB for a 96,000-point sweep). */
+START_TEST(test_large_grid_memory) {
+    /* 25 correlations x 20 lrs x 10 steps x 4 models = 20,000 points. */
+    char text[2048];
+    size_t len = (size_t)snprintf(text, sizeof text,
+                                  "[experiment]\nname = big\n[data]\n"
+                                  "correlation = 0");
+    for (int i = 1; i < 25; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %g", i * 0.04);
+    len += (size_t)snprintf(text + len, sizeof text - len, "\n[train]\nlr = 0.0001");
+    for (int i = 1; i < 20; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %g", (i + 1) * 1e-4);
+    len += (size_t)snprintf(text + len, sizeof text - len, "\nsteps = 100");
+    for (int i = 1; i < 10; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", %d", 100 + i);
+    snprintf(text + len, sizeof text - len,
+             "\n[model]\nname = mmoe, omoe, shared_bottom, single\n");
+    char *path = write_fixture("big.ini", text);
+
+    const size_t before = heap_in_use();
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_load(path, &s, &err) == 0, "%s", err.msg);
+    const size_t used = heap_in_use() - before;
+    ck_assert_int_eq(s->n_points, 20000);
+    const double per_point = (double)used / s->n_points;
+    /* Measured: sizeof(sweep_point_t) + about 1.1 KB (config 430 B, data
+     * config 240 B, values 90 B, params 23 x 16 B, malloc and index overhead). */
+    const double bound = (double)sizeof(sweep_point_t) + 1536;
+    ck_assert_msg(per_point <= bound, "%.0f bytes per point (bound %.0f)", per_point, bound);
+    ck_assert_uint_lt(sizeof(sweep_point_t), sizeof(trial_spec_t) + 64);
+
+    /* Every point is found by its config, and its params agree with it. */
+    for (int p = 0; p < s->n_points; p++)
+        ck_assert_int_eq(sweep_find_point(s, s->points[p].config), p);
+    const sweep_point_t *last = &s->points[s->n_points - 1];
+    ck_assert_str_eq(param(last, "data.correlation"), "0.96");
+    ck_assert_str_eq(param(last, "train.lr"), "0.002");
+    ck_assert_str_eq(param(last, "train.steps"), "109");
+    ck_assert_str_eq(param(last, "model.name"), "single");
+    ck_assert_ptr_nonnull(strstr(last->config, "data.correlation=0.96;"));
+    ck_assert_ptr_nonnull(strstr(last->config, ";train.lr=0.002;"));
+    sweep_free(s);
+    remove_fixture(path);
+}
+END_TEST
+
 /* The shipped example loads and has the documented shape. */
 START_TEST(test_example_file) {
     sweep_t *s;
@@ -669,12 +930,23 @@ Suite *sweep_suite(void) {
     tcase_add_test(tc, test_suggest);
     tcase_add_test(tc, test_example_file);
     tcase_add_test(tc, test_scale_sections);
+    tcase_add_test(tc, test_key_line);
     suite_add_tcase(s, tc);
+
+    TCase *big = tcase_create("large");
+    tcase_set_timeout(big, 60);
+    tcase_add_test(big, test_large_grid_memory);
+    suite_add_tcase(s, big);
 
     TCase *bad = tcase_create("errors");
     tcase_add_loop_test(bad, test_bad_file, 0, (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_loop_test(bad, test_bad_count, 0,
+                        (int)(sizeof bad_count_cases / sizeof bad_count_cases[0]));
     tcase_add_test(bad, test_long_line);
+    tcase_add_test(bad, test_data_only_point);
     tcase_add_test(bad, test_unreadable);
+    tcase_add_test(bad, test_nul_byte);
+    tcase_add_test(bad, test_file_size_cap);
     suite_add_tcase(s, bad);
     return s;
 }

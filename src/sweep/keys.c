@@ -4,8 +4,10 @@
 
 #include "core/numtext.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,25 +19,43 @@
 
 /* ---- strict number parsing ------------------------------------------------
  * The same rules as the CLI's parse_double/parse_long (src/cli/opts.c), kept
- * here because src/sweep sits below src/cli. */
+ * here because src/sweep sits below src/cli; and one more: a number must
+ * survive the conversion to single precision, the `real` of the production
+ * build (whatever `real` is in this build, so a file means the same to every
+ * build).  The outcome says why a text is refused, so the message can. */
 
-static int parse_number(const char *s, double *out) {
+typedef enum {
+    PARSE_OK = 0,
+    PARSE_SYNTAX,     /* not a number / integer at all */
+    PARSE_NOT_FINITE, /* "inf", "nan" */
+    PARSE_TOO_LARGE,  /* overflows, or rounds to infinity in single precision */
+    PARSE_TOO_SMALL,  /* underflows, or a nonzero value that rounds to 0 in single precision */
+} parse_t;
+
+static parse_t parse_number(const char *s, double *out) {
     char *end;
+    if (isspace((unsigned char)*s)) return PARSE_SYNTAX;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v) || isspace((unsigned char)*s))
-        return -1;
+    if (end == s || *end != '\0') return PARSE_SYNTAX;
+    if (errno == ERANGE) /* ERANGE: +-HUGE_VAL on overflow, a tiny value or 0 on underflow */
+        return fabs(v) > 1 ? PARSE_TOO_LARGE : PARSE_TOO_SMALL;
+    if (!isfinite(v)) return PARSE_NOT_FINITE;
+    if (fabs(v) > FLT_MAX) return PARSE_TOO_LARGE;
+    if (v != 0 && (float)v == 0) return PARSE_TOO_SMALL;
     *out = v;
-    return 0;
+    return PARSE_OK;
 }
 
-static int parse_integer(const char *s, long long *out) {
+static parse_t parse_integer(const char *s, long long *out) {
     char *end;
+    if (isspace((unsigned char)*s)) return PARSE_SYNTAX;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || isspace((unsigned char)*s)) return -1;
+    if (end == s || *end != '\0') return PARSE_SYNTAX;
+    if (errno == ERANGE) return v < 0 ? PARSE_TOO_SMALL : PARSE_TOO_LARGE;
     *out = v;
-    return 0;
+    return PARSE_OK;
 }
 
 static void format_int(long long v, char *out, size_t n) {
@@ -374,7 +394,13 @@ static int canon_item(const sweep_key_t *k, bool integer, const char *raw, char 
                       char *msg, size_t msg_n) {
     if (integer) {
         long long v;
-        if (parse_integer(raw, &v)) {
+        switch (parse_integer(raw, &v)) {
+        case PARSE_OK:
+            break;
+        case PARSE_TOO_LARGE:
+        case PARSE_TOO_SMALL:
+            return range_msg(k, raw, msg, msg_n);
+        default:
             snprintf(msg, msg_n, "'%s' is not an integer", raw);
             return -1;
         }
@@ -382,7 +408,19 @@ static int canon_item(const sweep_key_t *k, bool integer, const char *raw, char 
         format_int(v, out, n);
     } else {
         double v;
-        if (parse_number(raw, &v)) {
+        switch (parse_number(raw, &v)) {
+        case PARSE_OK:
+            break;
+        case PARSE_NOT_FINITE:
+            snprintf(msg, msg_n, "'%s' is not a finite number", raw);
+            return -1;
+        case PARSE_TOO_LARGE:
+            snprintf(msg, msg_n, "%s is too large (rounds to infinity in single precision)", raw);
+            return -1;
+        case PARSE_TOO_SMALL:
+            snprintf(msg, msg_n, "%s is too small (rounds to 0 in single precision)", raw);
+            return -1;
+        default:
             snprintf(msg, msg_n, "'%s' is not a number", raw);
             return -1;
         }
@@ -503,8 +541,13 @@ int sweep_key_canon(const sweep_key_t *k, const char *raw, char *out, size_t n, 
         break;
     case KEY_U64: {
         long long v;
-        if (parse_integer(raw, &v) || v < 0) {
+        parse_t parsed = parse_integer(raw, &v);
+        if (parsed == PARSE_SYNTAX) {
             snprintf(msg, msg_n, "'%s' is not an integer in [0, 2^63)", raw);
+            return -1;
+        }
+        if (parsed != PARSE_OK || v < 0) {
+            snprintf(msg, msg_n, "%s is out of range [0, 2^63)", raw);
             return -1;
         }
         format_int(v, out, n);
@@ -566,16 +609,69 @@ void sweep_resolve_init(sweep_resolve_t *r, const char *model, uint64_t experime
     r->spec = r->def;
 }
 
+/* Index of the key stored as `param` (a table literal: always found). */
+static int key_index(const char *param) {
+    int n;
+    const sweep_key_t *k = sweep_keys(&n);
+    for (int i = 0; i < n; i++)
+        if (strcmp(k[i].param, param) == 0) return i;
+    assert(0);
+    return 0;
+}
+
+/* "param = value (line N)", or "(default)" when the file does not give it. */
+static const char *describe(const sweep_resolve_t *r, const char *param, char *out, size_t n) {
+    const int k = key_index(param);
+    const char *value = r->text[k] ? r->text[k] : "?";
+    if (r->line[k])
+        snprintf(out, n, "%s = %s (line %d)", param, value, r->line[k]);
+    else
+        snprintf(out, n, "%s = %s (default)", param, value);
+    return out;
+}
+
+/* A rule broken by keys a and b: the error names a's line, or b's when a is a
+ * default; msg follows "A with B: ". */
+static int conflict(sweep_resolve_t *r, err_t *err, const char *a, const char *b, const char *msg) {
+    char da[160], db[160];
+    const int ka = key_index(a), kb = key_index(b);
+    r->err_line = r->line[ka] ? r->line[ka] : r->line[kb];
+    return err_set(err, ERR_USAGE, "%s with %s: %s", describe(r, a, da, sizeof da),
+                   describe(r, b, db, sizeof db), msg);
+}
+
+/* The same with the message of a failed check in *err. */
+static int conflict_err(sweep_resolve_t *r, err_t *err, const char *a, const char *b) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    return conflict(r, err, a, b, msg);
+}
+
+/* The key of the correlation matrix a failed synth_check blames: correlation,
+ * or with groups whichever of within, between, groups comes last in the file. */
+static const char *corr_key(const sweep_resolve_t *r) {
+    if (!r->groups_given) return "data.correlation";
+    static const char *const parts[] = {"data.groups", "data.within", "data.between"};
+    const char *last = parts[0];
+    for (int i = 1; i < 3; i++)
+        if (r->line[key_index(parts[i])] > r->line[key_index(last)]) last = parts[i];
+    return last;
+}
+
 int sweep_resolve_finish(sweep_resolve_t *r, err_t *err) {
     trial_spec_t *s = &r->spec;
     const int T = s->data.tasks;
-    if (T < 1 || T > MTLAB_MAX_TASKS)
+    char msg[256];
+    r->err_line = 0;
+    if (T < 1 || T > MTLAB_MAX_TASKS) { /* the key's range excludes it */
+        r->err_line = r->line[key_index("data.tasks")];
         return err_set(err, ERR_USAGE, "tasks %d is outside [1, %d]", T, MTLAB_MAX_TASKS);
+    }
     if (r->groups_given) {
         if (synth_set_corr_groups(&s->data, r->groups, r->n_groups, r->within, r->between, err))
-            return -1;
+            return conflict_err(r, err, "data.groups", "data.tasks");
     } else if (synth_set_corr_all(&s->data, r->corr, err)) {
-        return -1;
+        return conflict_err(r, err, "data.correlation", "data.tasks");
     }
     for (int k = 0; k < MTLAB_MAX_TASKS; k++) {
         s->data.binary[k] = false;
@@ -583,20 +679,43 @@ int sweep_resolve_finish(sweep_resolve_t *r, err_t *err) {
             r->binary_given ? r->positive_rate : r->def.data.positive_rate[k];
     }
     for (int i = 0; r->binary_given && i < r->n_binary; i++) {
-        if (r->binary[i] > T)
-            return err_set(err, ERR_USAGE, "binary task %d is outside 1..%d (tasks = %d)",
-                           r->binary[i], T, T);
+        if (r->binary[i] > T) {
+            snprintf(msg, sizeof msg, "binary task %d is outside 1..%d", r->binary[i], T);
+            return conflict(r, err, "data.binary", "data.tasks", msg);
+        }
         s->data.binary[r->binary[i] - 1] = true;
     }
-    if (r->n_weights != T)
-        return err_set(err, ERR_USAGE, "task_weights has %d value%s for %d tasks", r->n_weights,
-                       r->n_weights == 1 ? "" : "s", T);
+    if (r->n_weights != T) {
+        snprintf(msg, sizeof msg, "task_weights has %d value%s for %d tasks", r->n_weights,
+                 r->n_weights == 1 ? "" : "s", T);
+        return conflict(r, err, "train.task_weights", "data.tasks", msg);
+    }
     for (int k = 0; k < T; k++)
         s->train.task_weight[k] = r->weights[k];
+    if (s->data.dim < T)
+        return conflict(r, err, "data.dim", "data.tasks",
+                        "dim must be at least tasks (the task weight vectors are orthogonal)");
+    /* What training needs; a data-only point (steps = 0) only generates data. */
+    if (s->train.steps > 0) {
+        if (s->train.batch > s->data.n_train)
+            return conflict(r, err, "train.batch", "data.train",
+                            "a batch is larger than the training set");
+        if (s->data.n_val < 1)
+            return conflict(r, err, "data.validation", "train.steps",
+                            "training evaluates on the validation set (0 only with steps = 0: "
+                            "a data-only trial)");
+        if (s->data.n_test < 1)
+            return conflict(r, err, "data.test", "train.steps",
+                            "training evaluates on the test set (0 only with steps = 0: a "
+                            "data-only trial)");
+    }
     s->model_cfg.input_dim = s->data.dim;
     s->model_cfg.tasks = T;
     s->model_cfg.max_batch = s->train.batch;
-    return synth_check(&s->data, err);
+    /* The other rules of synth_check hold by the key ranges and the checks
+     * above; what remains is a correlation matrix that is not PSD. */
+    if (synth_check(&s->data, err)) return conflict_err(r, err, corr_key(r), "data.tasks");
+    return 0;
 }
 
 /* ---- did you mean ------------------------------------------------------------ */

@@ -41,6 +41,8 @@ enum {
     KEY_SET = 1u << 2,      /* KEY_INTS of distinct items, kept sorted (data.binary) */
 };
 
+#define SWEEP_MAX_KEYS 64 /* >= the key table's size */
+
 /* A point being resolved: the spec, plus the keys that can only be applied
  * once all keys are known (the correlation matrix needs tasks and groups;
  * binary indices and task weights need tasks). */
@@ -53,6 +55,14 @@ typedef struct {
     int binary[MTLAB_MAX_TASKS], n_binary;
     double weights[MTLAB_MAX_TASKS];
     int n_weights;
+    /* Set by the caller, per key of the table: the canonical text this point
+     * applied (NULL: the key is not part of it) and the file line it came
+     * from (0: a default).  Errors of sweep_resolve_finish quote them. */
+    const char *text[SWEEP_MAX_KEYS];
+    int line[SWEEP_MAX_KEYS];
+    /* Set by sweep_resolve_finish on an error: the line to name (one of the
+     * keys in conflict that the file gives), or 0 when all are defaults. */
+    int err_line;
 } sweep_resolve_t;
 
 typedef struct {
@@ -93,7 +103,11 @@ bool sweep_key_numeric(const sweep_key_t *k);
 /* Starts resolving a point of model family `model` (a registered name). */
 void sweep_resolve_init(sweep_resolve_t *r, const char *model, uint64_t experiment_seed);
 /* Builds the spec from the applied keys and validates it whole (synth_check
- * and the cross-key rules).  Returns 0 or -1 with *err (ERR_USAGE). */
+ * and the cross-key rules: groups, binary, task_weights and dim against
+ * tasks; when the point trains (steps > 0) batch <= train and non-empty
+ * validation and test sets).  Returns 0, or -1 with *err (ERR_USAGE; the
+ * message quotes each key in conflict as "param = value (line N)" or
+ * "(default)", without file or line) and r->err_line. */
 int sweep_resolve_finish(sweep_resolve_t *r, err_t *err);
 
 /* Levenshtein distance of a and b (bytes). */

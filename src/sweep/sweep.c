@@ -63,11 +63,12 @@
 #include "sweep/keys.h"
 
 #define SWEEP_MAX_POINTS  100000 /* grid x models x samples, before deduplication */
-#define SWEEP_MAX_KEYS    64     /* >= the key table's size */
 #define SWEEP_MAX_LIST    4096   /* items of one list or choice */
 #define SECTION_MAX       64
 #define NAME_MAX_LEN      64
-#define VALUE_CAP         ((int)sizeof(((sweep_param_t *)0)->value))
+#define VALUE_CAP         96   /* canonical text of one value, NUL included */
+#define CONFIG_CAP        4096 /* a point's canonical config, NUL included */
+#define DATA_CONFIG_CAP   2048 /* its data.* part */
 #define SWEEP_TEXT_MAX    512 /* sweep-level values (description) */
 
 /* ---- the seed hash ----------------------------------------------------------- */
@@ -101,13 +102,23 @@ static uint64_t sweep_hash(uint64_t seed, const char *text, uint64_t index) {
 
 /* ---- the loaded sweep ----------------------------------------------------------- */
 
-/* sweep_t plus an index of configs (open addressing, point index + 1, 0 empty).
- * Every sweep_t comes from sweep_load, so sweep_find_point may use it. */
+/* Where the file set a key: for sweep_key_line. */
+typedef struct {
+    int key;  /* index into the key table */
+    int line; /* of the key = value line (a [scale.<name>] line when a scale replaced it) */
+    char model[sizeof(((trial_spec_t *)0)->model)]; /* [model.<model>] override, or "" */
+} key_line_t;
+
+/* sweep_t plus an index of configs (open addressing, point index + 1, 0 empty)
+ * and the lines of the file's keys.  Every sweep_t comes from sweep_load, so
+ * sweep_find_point and sweep_key_line may use them. */
 typedef struct {
     sweep_t pub; /* first: a sweep_t * is a sweep_full_t * */
     int cap_points;
     int *slots;
     size_t n_slots; /* a power of two, > 2 n_points */
+    key_line_t *key_lines;
+    int n_key_lines;
 } sweep_full_t;
 
 static uint64_t string_hash(const char *s) {
@@ -145,12 +156,35 @@ int sweep_find_point(const sweep_t *s, const char *config) {
     return -1;
 }
 
+int sweep_key_line(const sweep_t *s, int point, const char *key) {
+    assert(point >= 0 && point < s->n_points);
+    const sweep_full_t *f = (const sweep_full_t *)s;
+    const char *dot = strchr(key, '.');
+    char section[SECTION_MAX];
+    if (!dot || (size_t)(dot - key) >= sizeof section) return 0;
+    snprintf(section, sizeof section, "%.*s", (int)(dot - key), key);
+    const int k = sweep_key_find(section, dot + 1);
+    int line = 0;
+    for (int i = 0; k >= 0 && i < f->n_key_lines; i++) {
+        const key_line_t *kl = &f->key_lines[i];
+        if (kl->key != k) continue;
+        if (kl->model[0] == '\0')
+            line = kl->line;
+        else if (strcmp(kl->model, s->points[point].spec.model) == 0)
+            return kl->line; /* the [model.<name>] value replaces the [model] one */
+    }
+    return line;
+}
+
 void sweep_free(sweep_t *s) {
     if (!s) return;
     sweep_full_t *f = (sweep_full_t *)s;
+    for (int p = 0; p < s->n_points; p++)
+        free(s->points[p].params); /* the point's one allocation (see add_point) */
     free(s->points);
     free(s->text);
     free(f->slots);
+    free(f->key_lines);
     free(f);
 }
 
@@ -776,17 +810,35 @@ static void draw(const sweep_t *s, const sweep_key_t *k, const entry_t *e, const
     if (sweep_key_canon(k, raw, out, n, msg, sizeof msg)) snprintf(out, n, "%s", raw);
 }
 
-/* Appends "key=value" to buf (with ';' before all but the first). */
-static int append_pair(char *buf, size_t n, const char *key, const char *value) {
-    size_t len = strlen(buf);
-    int w = snprintf(buf + len, n - len, "%s%s=%s", len ? ";" : "", key, value);
-    return w < 0 || (size_t)w >= n - len ? -1 : 0;
+/* A point while it is resolved, in fixed buffers; add_point copies what it
+ * uses into one exact-size allocation. */
+typedef struct {
+    char config[CONFIG_CAP];
+    char data_config[DATA_CONFIG_CAP];
+    size_t config_len, data_config_len;
+    int n_params;
+    const char *keys[SWEEP_MAX_PARAMS]; /* the key table's param names */
+    char values[SWEEP_MAX_PARAMS][VALUE_CAP];
+    size_t values_len; /* their lengths, NULs included */
+    trial_spec_t spec;
+} point_draft_t;
+
+/* Appends "key=value" to a draft's config buffer of n bytes holding *len
+ * (with ';' before all but the first). */
+static int append_pair(char *buf, size_t n, size_t *len, const char *key, const char *value) {
+    int w = snprintf(buf + *len, n - *len, "%s%s=%s", *len ? ";" : "", key, value);
+    if (w < 0 || (size_t)w >= n - *len) return -1;
+    *len += (size_t)w;
+    return 0;
 }
 
-static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
+/* Adds the draft as a new point unless its config is already one.  The
+ * point's params[], config, data_config and values share one allocation,
+ * params[] first (freed through it). */
+static int add_point(ctx_t *c, const point_draft_t *d, err_t *err) {
     sweep_full_t *f = c->f;
     sweep_t *s = &f->pub;
-    if (sweep_find_point(s, pt->config) >= 0) return 0; /* a duplicate: kept once */
+    if (sweep_find_point(s, d->config) >= 0) return 0; /* a duplicate: kept once */
     if (s->n_points == f->cap_points) {
         int cap = f->cap_points ? 2 * f->cap_points : 16;
         sweep_point_t *grown = realloc(s->points, sizeof *grown * (size_t)cap);
@@ -794,7 +846,24 @@ static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
         s->points = grown;
         f->cap_points = cap;
     }
-    s->points[s->n_points++] = *pt;
+    const size_t params_size = sizeof(sweep_param_t) * (size_t)d->n_params;
+    char *block = malloc(params_size + d->config_len + 1 + d->data_config_len + 1 + d->values_len);
+    if (!block) return err_set(err, ERR_FAIL, "%s: out of memory (point %d)", c->path, s->n_points);
+    sweep_point_t *pt = &s->points[s->n_points++]; /* owned by s from here */
+    pt->params = (sweep_param_t *)block;
+    pt->n_params = d->n_params;
+    pt->config = block + params_size;
+    memcpy(pt->config, d->config, d->config_len + 1);
+    pt->data_config = pt->config + d->config_len + 1;
+    memcpy(pt->data_config, d->data_config, d->data_config_len + 1);
+    char *value = pt->data_config + d->data_config_len + 1;
+    for (int i = 0; i < d->n_params; i++) {
+        const size_t n = strlen(d->values[i]) + 1;
+        memcpy(value, d->values[i], n);
+        pt->params[i] = (sweep_param_t){.key = d->keys[i], .value = value};
+        value += n;
+    }
+    pt->spec = d->spec;
     if ((size_t)s->n_points * 2 >= f->n_slots && index_rebuild(f, f->n_slots ? 2 * f->n_slots : 64))
         return err_set(err, ERR_FAIL, "%s: out of memory (point index)", c->path);
     size_t i = string_hash(pt->config) & (f->n_slots - 1);
@@ -805,12 +874,13 @@ static int add_point(ctx_t *c, const sweep_point_t *pt, err_t *err) {
 }
 
 /* Resolves the point chosen by ch (model `model`, draw `sample`) and adds it. */
-static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, sweep_point_t *pt,
+static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, point_draft_t *pt,
                       err_t *err) {
     const sweep_t *s = &c->f->pub;
     char g[4096] = "";
+    size_t g_len = 0;
     for (int k = 0; k < c->n_keys; k++)
-        if (ch->src[k] && append_pair(g, sizeof g, c->keys[k].param,
+        if (ch->src[k] && append_pair(g, sizeof g, &g_len, c->keys[k].param,
                                       ch->src[k]->dist ? ch->src[k]->dist_text : ch->text[k]))
             return usage_at(c, err, 0, "a grid point's description is longer than %zu bytes",
                             sizeof g);
@@ -824,27 +894,33 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
     sweep_resolve_init(&r, model, s->seed);
     r.groups_given = ch->src[sweep_key_find("data", "groups")] != NULL;
     r.binary_given = ch->src[sweep_key_find("data", "binary")] != NULL;
-    memset(pt, 0, offsetof(sweep_point_t, spec));
+    pt->config[0] = pt->data_config[0] = '\0';
+    pt->config_len = pt->data_config_len = pt->values_len = 0;
+    pt->n_params = 0;
     char label[1024];
     int label_len = snprintf(label, sizeof label, "model=%s", model);
+    char defaults[SWEEP_MAX_KEYS][VALUE_CAP]; /* outlive the loop: r.text points into them */
     for (int k = 0; k < c->n_keys; k++) {
         const sweep_key_t *key = &c->keys[k];
         if (!(key->flags & KEY_GRID) || (key->applies && !key->applies(&r))) continue;
-        char def[VALUE_CAP];
         const char *text = ch->text[k];
         if (!text) {
-            key->get_default(&r, def, sizeof def);
-            text = def;
+            key->get_default(&r, defaults[k], sizeof defaults[k]);
+            text = defaults[k];
         }
+        r.text[k] = text;
+        r.line[k] = ch->src[k] ? ch->src[k]->line : 0;
         key->set_point(&r, text);
         if (pt->n_params == SWEEP_MAX_PARAMS)
             return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
-        sweep_param_t *p = &pt->params[pt->n_params++];
-        snprintf(p->key, sizeof p->key, "%s", key->param);
-        snprintf(p->value, sizeof p->value, "%s", text);
-        if (append_pair(pt->config, sizeof pt->config, key->param, text) ||
+        pt->keys[pt->n_params] = key->param;
+        int w = snprintf(pt->values[pt->n_params], VALUE_CAP, "%s", text);
+        pt->values_len += (size_t)(w < VALUE_CAP ? w : VALUE_CAP - 1) + 1;
+        pt->n_params++;
+        if (append_pair(pt->config, sizeof pt->config, &pt->config_len, key->param, text) ||
             (strcmp(key->section, "data") == 0 &&
-             append_pair(pt->data_config, sizeof pt->data_config, key->param, text)))
+             append_pair(pt->data_config, sizeof pt->data_config, &pt->data_config_len, key->param,
+                         text)))
             return usage_at(c, err, 0, "a point's config is longer than %zu bytes",
                             sizeof pt->config);
         const entry_t *e = ch->src[k];
@@ -856,7 +932,7 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, swe
     if (sweep_resolve_finish(&r, err)) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        return err_set(err, ERR_USAGE, "%s: point %d (%s): %s", c->path, s->n_points, label, msg);
+        return usage_at(c, err, r.err_line, "point %d (%s): %s", s->n_points, label, msg);
     }
     pt->spec = r.spec;
     return add_point(c, pt, err);
@@ -876,10 +952,11 @@ static int expand(ctx_t *c, err_t *err) {
     const entry_t *global[SWEEP_MAX_KEYS], *over[SWEEP_MAX_KEYS];
     int n_global = 0;
     long long n_grid = 1;
+    int too_many_line = 0; /* the line where the point count passed SWEEP_MAX_POINTS */
     const int name_key = sweep_key_find("model", "name");
     const entry_t *names = find_entry(c, "model", name_key);
     choice_t *base = calloc(1, sizeof *base), *ch = malloc(sizeof *ch);
-    sweep_point_t *pt = malloc(sizeof *pt);
+    point_draft_t *pt = malloc(sizeof *pt);
     int status = -1;
     if (!base || !ch || !pt) {
         err_set(err, ERR_FAIL, "%s: out of memory expanding the sweep", c->path);
@@ -893,23 +970,34 @@ static int expand(ctx_t *c, err_t *err) {
         if (!e->dist && e->n_values > 1) {
             global[n_global++] = e;
             n_grid *= e->n_values;
-            if (n_grid > SWEEP_MAX_POINTS) break;
+            if (n_grid > SWEEP_MAX_POINTS) {
+                too_many_line = e->line;
+                break;
+            }
         }
     }
     base->src[name_key] = names;
-    /* Count first, so a huge sweep fails before any work. */
+    /* Count first, so a huge sweep fails before any work; the error names the
+     * line of the list (or samples) that crossed the limit. */
     long long total = 0;
-    for (int m = 0; m < names->n_values && n_grid <= SWEEP_MAX_POINTS; m++) {
+    const entry_t *samples = find_key(c, "experiment", "samples");
+    for (int m = 0; m < names->n_values && !too_many_line; m++) {
         long long per_model = n_grid * s->samples;
-        for (int i = 0; i < c->n_entries && per_model <= SWEEP_MAX_POINTS; i++)
+        if (per_model > SWEEP_MAX_POINTS) too_many_line = samples ? samples->line : 0;
+        for (int i = 0; i < c->n_entries && !too_many_line; i++)
             if (c->entries[i].model && strcmp(c->entries[i].model, names->values[m]) == 0 &&
-                !c->entries[i].dist)
+                !c->entries[i].dist) {
                 per_model *= c->entries[i].n_values;
+                if (per_model > SWEEP_MAX_POINTS) too_many_line = c->entries[i].line;
+            }
         total += per_model;
-        if (total > SWEEP_MAX_POINTS) break;
+        if (total > SWEEP_MAX_POINTS && !too_many_line) too_many_line = names->line;
     }
-    if (n_grid > SWEEP_MAX_POINTS || total > SWEEP_MAX_POINTS) {
-        usage_at(c, err, 0, "the sweep expands to more than %d points", SWEEP_MAX_POINTS);
+    if (too_many_line) {
+        usage_at(c, err, too_many_line,
+                 "the sweep expands to more than %d points (the product of its lists, models "
+                 "and samples)",
+                 SWEEP_MAX_POINTS);
         goto done;
     }
     for (long long gpos = 0; gpos < n_grid; gpos++) {
@@ -942,10 +1030,20 @@ static int expand(ctx_t *c, err_t *err) {
         }
     }
     if ((long long)s->n_points * s->repeats > INT_MAX) {
-        usage_at(c, err, 0, "%d points x %d repeats is too many trials", s->n_points, s->repeats);
+        const entry_t *repeats = find_key(c, "experiment", "repeats");
+        usage_at(c, err, repeats ? repeats->line : 0,
+                 "[experiment] repeats: %d points x %d repeats is too many trials (at most %d)",
+                 s->n_points, s->repeats, INT_MAX);
         goto done;
     }
     s->n_trials = s->n_points * s->repeats;
+    if (s->n_points > 0 && s->n_points < c->f->cap_points) { /* give back the doubling's slack */
+        sweep_point_t *exact = realloc(s->points, sizeof *exact * (size_t)s->n_points);
+        if (exact) { /* else the larger array serves as well */
+            s->points = exact;
+            c->f->cap_points = s->n_points;
+        }
+    }
     status = 0;
 done:
     free(base);
@@ -956,32 +1054,49 @@ done:
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static int read_file(const char *path, char **out, err_t *err) {
+/* Reads the whole file into a NUL-terminated buffer.  The read is bounded:
+ * more than SWEEP_FILE_MAX bytes is refused without reading further, so a
+ * character device (/dev/zero) or an endless pipe cannot exhaust memory. */
+static int read_file(const char *path, char **out, size_t *out_len, err_t *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
+    size_t cap = 4096, len = 0; /* cap: at most SWEEP_FILE_MAX + 2, room for one byte too many */
     char *buf = malloc(cap);
     while (buf) {
         len += fread(buf + len, 1, cap - len - 1, fp);
-        if (ferror(fp) || feof(fp)) break;
-        char *grown = realloc(buf, cap *= 2);
+        if (ferror(fp) || feof(fp) || len > SWEEP_FILE_MAX) break;
+        if (len < cap - 1) continue; /* a short read that is neither the end nor an error */
+        size_t grown_cap = cap * 2 < (size_t)SWEEP_FILE_MAX + 2 ? cap * 2 : SWEEP_FILE_MAX + 2;
+        char *grown = realloc(buf, grown_cap);
         if (!grown) free(buf);
         buf = grown;
+        cap = grown_cap;
     }
     const int saved = errno;
-    if (!buf) {
-        fclose(fp);
-        return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
-    }
-    if (ferror(fp)) {
-        fclose(fp);
+    const bool failed = buf && ferror(fp);
+    fclose(fp);
+    if (!buf) return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
+    if (failed) {
         free(buf);
         return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(saved));
     }
-    fclose(fp);
+    if (len > SWEEP_FILE_MAX) {
+        free(buf);
+        return err_set(err, ERR_USAGE, "%s: larger than %d MiB; is this a sweep file?", path,
+                       SWEEP_FILE_MAX >> 20);
+    }
     buf[len] = '\0';
     *out = buf;
+    *out_len = len;
     return 0;
+}
+
+/* 1-based line of byte `pos` of text. */
+static int line_of(const char *text, size_t pos) {
+    int line = 1;
+    for (const char *c = text; (c = memchr(c, '\n', pos - (size_t)(c - text))) != NULL; c++)
+        line++;
+    return line;
 }
 
 /* Removes the entry of (section, key) if there is one: a scale override
@@ -1016,6 +1131,21 @@ static int apply_scale_item(ctx_t *c, const item_t *it, const char *scale, err_t
     return add_entry(c, &over, err);
 }
 
+/* Keeps where each entry was set, for sweep_key_line. */
+static int keep_key_lines(ctx_t *c, err_t *err) {
+    sweep_full_t *f = c->f;
+    f->key_lines = calloc((size_t)c->n_entries + 1, sizeof *f->key_lines);
+    if (!f->key_lines) return err_set(err, ERR_FAIL, "%s: out of memory", c->path);
+    for (int i = 0; i < c->n_entries; i++) {
+        const entry_t *e = &c->entries[i];
+        key_line_t *kl = &f->key_lines[f->n_key_lines++];
+        kl->key = e->key;
+        kl->line = e->line;
+        snprintf(kl->model, sizeof kl->model, "%s", e->model ? e->model : "");
+    }
+    return 0;
+}
+
 /* The stored spec text of a scaled sweep: the file plus the scale, so a store
  * never mixes the trials of two scales under one experiment unnoticed. */
 static int mark_scale(sweep_t *s, const char *scale, err_t *err) {
@@ -1048,7 +1178,14 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         goto done;
     }
     snprintf(s->path, sizeof s->path, "%s", path);
-    if (read_file(path, &s->text, err)) goto done;
+    size_t text_len = 0;
+    if (read_file(path, &s->text, &text_len, err)) goto done;
+    /* The line reader stops at a NUL byte: everything after it would be lost. */
+    const char *nul = memchr(s->text, '\0', text_len);
+    if (nul) {
+        usage_at(&c, err, line_of(s->text, (size_t)(nul - s->text)), "NUL byte in the file");
+        goto done;
+    }
     for (int k = 0; k < c.n_keys; k++) /* sweep-level defaults */
         if (c.keys[k].set_sweep && c.keys[k].def) c.keys[k].set_sweep(s, c.keys[k].def);
 
@@ -1095,7 +1232,8 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         usage_at(&c, err, stop, "expected 'key = value' or '[section]'");
         goto done;
     }
-    if (check_file(&c, rd.items, rd.n_items, err) || expand(&c, err)) goto done;
+    if (check_file(&c, rd.items, rd.n_items, err) || keep_key_lines(&c, err) || expand(&c, err))
+        goto done;
     if (scale && mark_scale(s, scale, err)) goto done;
     status = 0;
 done:

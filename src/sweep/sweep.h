@@ -35,19 +35,28 @@
 #include "core/err.h"
 #include "train/trial.h"
 
-#define SWEEP_MAX_PARAMS 64
+#define SWEEP_MAX_PARAMS 64 /* params of one point, at most */
+/* The largest sweep file sweep_load reads (4 MiB: the shipped ones are a few
+ * KiB).  The read stops one byte past it, so a device or an endless stream
+ * (`mtlab run /dev/zero`) is refused instead of filling memory. */
+#define SWEEP_FILE_MAX (4 << 20)
 
+/* One resolved key of a point.  Both strings belong to the sweep: key is the
+ * key table's static name, value lives in its point's allocation. */
 typedef struct {
-    char key[48];   /* "data.correlation", "train.lr", "model.name" */
-    char value[96]; /* canonical text: shortest round-trip number, or a word */
+    const char *key;   /* "data.correlation", "train.lr", "model.name" */
+    const char *value; /* canonical text: shortest round-trip number, or a word */
 } sweep_param_t;
 
+/* A point of the expanded sweep.  Its params[], config, data_config and
+ * values are one exact-size allocation (a few hundred bytes), so a large
+ * sweep costs about sizeof(sweep_point_t) -- mostly the spec -- plus that. */
 typedef struct {
-    char config[4096];      /* canonical config (without the repeat) */
-    char data_config[2048]; /* its data.* part (seeds the dataset) */
+    char *config;      /* canonical config (without the repeat), at most 4095 bytes */
+    char *data_config; /* its data.* part (seeds the dataset) */
     int n_params;
-    sweep_param_t params[SWEEP_MAX_PARAMS]; /* every resolved key, config order */
-    trial_spec_t spec;      /* ready to run except data_seed / init_seed */
+    sweep_param_t *params; /* [n_params]: every resolved key, config order */
+    trial_spec_t spec;     /* ready to run except data_seed / init_seed */
 } sweep_point_t;
 
 typedef struct {
@@ -67,8 +76,9 @@ typedef struct {
 } sweep_t;
 
 /* Reads, validates and expands a sweep file.  Errors are ERR_USAGE with
- * "FILE:LINE: message" (an unknown key suggests the closest known one), or
- * ERR_FAIL when the file cannot be read. */
+ * "FILE:LINE: message" (an unknown key suggests the closest known one; a NUL
+ * byte or a file over SWEEP_FILE_MAX bytes is refused too), or ERR_FAIL when
+ * the file cannot be read. */
 int sweep_load(const char *path, sweep_t **out, err_t *err);
 /* The same with the overrides of the file's [scale.<name>] section applied
  * (scale NULL: none).  A scale section holds "section.key = value" lines
@@ -81,8 +91,19 @@ void sweep_free(sweep_t *s);
  * with both seeds set. */
 void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spec_t *spec);
 
-/* The point whose canonical config is `config`, or -1. */
+/* The point whose canonical config is `config`, or -1 (a hash lookup: the
+ * runner calls it for every claimed trial). */
 int sweep_find_point(const sweep_t *s, const char *config);
+
+/* The line of the sweep file where `key` ("train.batch", "model.experts",
+ * "experiment.repeats": a config key as in params[]) got its value for
+ * `point`: the [model.<name>] line for that point's model when there is one,
+ * else the line in the base section ([data], [train], [model], ...), or the
+ * [scale.<name>] line when the applied scale replaced the value; 0 when the
+ * key took its default (or is not a sweep key).  For errors about a point
+ * found after loading (a memory estimate, say) to name FILE:LINE.
+ * point in [0, n_points). */
+int sweep_key_line(const sweep_t *s, int point, const char *key);
 
 /* The seeds of SPEC §6 for (point, repeat). */
 uint64_t sweep_data_seed(const sweep_t *s, int point, int repeat);
