@@ -1,5 +1,6 @@
 /* test_models.c -- every registered model: tensor table, initialisation,
  * finite-difference gradient check of every parameter tensor, gate views. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +145,7 @@ START_TEST(test_init_deterministic) {
     /* Glorot bound: every weight of a [r, c] matrix lies in ±sqrt(6/(r+c)). */
     for (int t = 0; t < a->n_tensors; t++) {
         const tensor_t *ts = &a->tensors[t];
-        double bound = ts->init == INIT_GLOROT ? sqrt(6.0 / (ts->rows + ts->cols)) : 0;
+        double bound = ts->init == INIT_GLOROT ? sqrt(6.0 / ((double)ts->rows + ts->cols)) : 0;
         for (size_t i = 0; i < (size_t)ts->rows * ts->cols; i++)
             ck_assert(fabs(a->params[ts->offset + i]) <= bound);
     }
@@ -230,6 +231,83 @@ START_TEST(test_bad_config) {
 }
 END_TEST
 
+/* model_sizes() tells, without allocating, what model_new declares: the
+ * parameter count and tensor table of every family, for the small config and
+ * the paper's sizes, and a heap estimate that covers the parameters. */
+START_TEST(test_sizes_match_build) {
+    const char *name = registry_name(_i);
+    model_config_t configs[2] = {small_config()};
+    model_config_default(&configs[1], model_find(name));
+    for (int i = 0; i < 2; i++) {
+        model_sizes_t sz;
+        model_t *m;
+        err_t err = {0};
+        ck_assert_msg(model_sizes(name, &configs[i], &sz, &err) == 0, "%s: %s", name, err.msg);
+        ck_assert_msg(model_new(&m, name, &configs[i], 1, &err) == 0, "%s: %s", name, err.msg);
+        ck_assert_uint_eq(sz.n_params, m->n_params);
+        ck_assert_uint_eq(sz.n_weights, m->n_weights);
+        ck_assert_int_eq(sz.n_tensors, m->n_tensors);
+        model_gate_t views[MODEL_MAX_GATES];
+        ck_assert_int_eq(sz.n_gates, m->ops->gates(m, views));
+        size_t gate_experts = 0;
+        for (int g = 0; g < sz.n_gates; g++)
+            gate_experts += (size_t)views[g].experts;
+        ck_assert_uint_eq(sz.gate_experts, gate_experts);
+        ck_assert_uint_ge(sz.model_bytes, 2 * sizeof(real) * m->n_params);
+        ck_assert_uint_gt(sz.act_bytes, 0);
+        model_free(m);
+    }
+}
+END_TEST
+
+/* Legal but unrepresentable shapes (issue 8): a clean ERR_USAGE naming the
+ * quantity, from model_new and model_sizes alike, before anything is
+ * allocated -- and, in the SANITIZE build, without a UBSan report (the old
+ * code multiplied experts x expert_hidden in int). */
+START_TEST(test_overflowing_configs) {
+    static const struct {
+        const char *model;
+        int input_dim, experts, expert_hidden, bottom_hidden, tower_hidden, max_batch;
+        const char *message;
+    } cases[] = {
+        {"mmoe", 100, 4096, 1000000, 1, 8, 128,
+         "mmoe: 4096 experts x 1000000 hidden units overflows a layer width"},
+        {"omoe", 100, 4096, 1000000, 1, 8, 128,
+         "omoe: 4096 experts x 1000000 hidden units overflows a layer width"},
+        {"mmoe", 2000000000, 4096, 500000, 1, 8, 128,
+         "mmoe: 4096 experts x 500000 hidden units x 2000000000 inputs overflows"},
+        {"mmoe", 100, 8, 16, 1, 8, INT_MAX, "mmoe: max_batch 2147483647 x 3 gates overflows"},
+        {"omoe", 100, 2000000, 1000, 1, 8, 2000000000,
+         "omoe: max_batch 2000000000 x 2000000 experts x 1000 hidden units overflows"},
+        {"mmoe", 100, 1, INT_MAX, 1, INT_MAX, 1,
+         "mmoe: a tower of 2147483647 inputs x 2147483647 hidden units overflows"},
+        {"shared_bottom", INT_MAX, 8, 16, INT_MAX, 8, 1,
+         "shared_bottom: a bottom of 2147483647 inputs x 2147483647 hidden units overflows"},
+        {"single", 100, 8, 16, INT_MAX, 8, INT_MAX,
+         "single: 3 bottoms x max_batch 2147483647 x 2147483647 hidden units overflows"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_config_t c = small_config(); /* 3 tasks */
+        c.input_dim = cases[i].input_dim;
+        c.experts = cases[i].experts;
+        c.expert_hidden = cases[i].expert_hidden;
+        c.bottom_hidden = cases[i].bottom_hidden;
+        c.tower_hidden = cases[i].tower_hidden;
+        c.max_batch = cases[i].max_batch;
+        model_t *m = (model_t *)&c; /* model_new must reset it */
+        err_t err = {0};
+        ck_assert_int_eq(model_new(&m, cases[i].model, &c, 1, &err), -1);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(err.kind == ERR_USAGE && strstr(err.msg, cases[i].message), "case %zu: %s", i,
+                      err.msg);
+        model_sizes_t sz;
+        err_t size_err = {0};
+        ck_assert_int_eq(model_sizes(cases[i].model, &c, &sz, &size_err), -1);
+        ck_assert_str_eq(size_err.msg, err.msg);
+    }
+}
+END_TEST
+
 Suite *models_suite(void) {
     Suite *s = suite_create("models");
     TCase *tc = tcase_create("registry");
@@ -241,6 +319,8 @@ Suite *models_suite(void) {
     tcase_add_loop_test(tc, test_gates, 0, n);
     tcase_add_test(tc, test_paper_sizes);
     tcase_add_test(tc, test_bad_config);
+    tcase_add_loop_test(tc, test_sizes_match_build, 0, n);
+    tcase_add_test(tc, test_overflowing_configs);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,12 +6,14 @@
  * dataset is a pure function of (params, seed) with independent split
  * streams, binary tasks have the requested positive rate, bad parameters are
  * rejected with a usage error, and `mtlab gen` writes that data as CSV. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/size.h"
 #include "data/synth.h"
 #include "testutil.h"
 
@@ -487,6 +489,17 @@ static void bad_rate(synth_params_t *p) {
     p->positive_rate[1] = 1.0;
 }
 
+/* Sizes a user may type but no machine can hold (issue 8): caught as an
+ * overflow before anything is allocated, not attempted. */
+static void bad_train_overflow(synth_params_t *p) {
+    p->n_train = INT_MAX;
+    p->dim = INT_MAX;
+}
+static void bad_test_overflow(synth_params_t *p) {
+    p->n_test = INT_MAX;
+    p->dim = 1 << 30;
+}
+
 static const bad_params_t bad_params[] = {
     {"T=3 all -0.9", bad_not_psd, "not positive semi-definite (pivot"},
     {"dependent task, inconsistent", bad_dependent_not_psd, "not positive semi-definite"},
@@ -502,6 +515,10 @@ static const bad_params_t bad_params[] = {
     {"noise < 0", bad_noise, "noise"},
     {"noise NaN", bad_noise_nan, "noise"},
     {"positive rate 1", bad_rate, "positive rate 1 of task 2"},
+    {"train x dim overflows", bad_train_overflow,
+     "training set: 2147483647 examples x 2147483647 features overflows"},
+    {"test x dim overflows", bad_test_overflow,
+     "test set: 2147483647 examples x 1073741824 features overflows"},
 };
 
 START_TEST(test_bad_params_rejected) {
@@ -522,6 +539,32 @@ START_TEST(test_bad_params_rejected) {
     ck_assert_int_eq(gen_err.kind, ERR_USAGE);
     ck_assert_ptr_null(data.train.x);
     ck_assert_ptr_null(data.test.y);
+}
+END_TEST
+
+/* synth_memory: the splits it keeps are n x (d + T) values (plus at most a
+ * block's overhead each), and its working buffers hold at least the
+ * continuous training labels in double -- and, with a binary task, two more
+ * copies of a label column (binary_threshold's and qsort's). */
+START_TEST(test_memory_estimate) {
+    synth_params_t p = small_params(3);
+    err_t err = {0};
+    size_t resident, transient;
+    ck_assert_msg(synth_memory(&p, &resident, &transient, &err) == 0, "%s", err.msg);
+    const size_t rows = (size_t)(p.n_train + p.n_val + p.n_test);
+    const size_t kept = rows * (size_t)(p.dim + p.tasks) * sizeof(real);
+    ck_assert_uint_ge(resident, kept);
+    ck_assert_uint_le(resident, kept + 6 * SIZE_BLOCK_OVERHEAD);
+    const size_t labels = (size_t)p.n_train * p.tasks * sizeof(double);
+    ck_assert_uint_ge(transient, labels);
+    p.binary[0] = true;
+    size_t resident_binary, transient_binary;
+    ck_assert_int_eq(synth_memory(&p, &resident_binary, &transient_binary, &err), 0);
+    ck_assert_uint_eq(resident_binary, resident);
+    ck_assert_uint_ge(transient_binary, transient + 2 * (size_t)p.n_train * sizeof(double));
+    p.n_train = 0; /* invalid: the message synth_check gives */
+    ck_assert_int_eq(synth_memory(&p, &resident, &transient, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "train size 0"));
 }
 END_TEST
 
@@ -740,6 +783,7 @@ Suite *synth_suite(void) {
                         (int)(sizeof bad_params / sizeof bad_params[0]));
     tcase_add_test(contract, test_bad_correlation_setters);
     tcase_add_test(contract, test_defaults);
+    tcase_add_test(contract, test_memory_estimate);
     suite_add_tcase(s, contract);
 
     TCase *gen = tcase_create("gen");

@@ -1,8 +1,12 @@
 /* test_train.c -- the training loop: models learn, runs are deterministic,
  * divergence is reported, evaluation and gate statistics are consistent. */
+#include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "data/synth.h"
 #include "testutil.h"
@@ -253,6 +257,190 @@ START_TEST(test_gate_stats) {
 }
 END_TEST
 
+/* ---- memory estimates ---- */
+
+/* mallinfo2 sees glibc's heap; under AddressSanitizer every block comes from
+ * ASan's own allocator, so the measurements below are skipped there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_MEASURABLE 0
+#else
+#define HEAP_MEASURABLE 1
+#endif
+
+/* Bytes in use on glibc's heap: arena chunks (uordblks) and mmap'ed blocks
+ * (hblkhd), each with its allocator overhead. */
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+typedef struct {
+    size_t peak;
+} heap_probe_t;
+
+static void heap_sample(heap_probe_t *p) {
+    size_t now = heap_in_use();
+    if (now > p->peak) p->peak = now;
+}
+
+/* Sampled at every evaluation: data, model, training buffers, curve. */
+static void sample_on_eval(void *ctx, const train_eval_t *ev) {
+    heap_sample(ctx);
+}
+
+typedef struct {
+    const char *name;
+    const char *model;
+    int n_train, tasks, experts, expert_hidden, bottom_hidden, batch, steps;
+    bool binary;
+} memory_case_t;
+
+static const memory_case_t memory_cases[] = {
+    {"mmoe paper sizes", "mmoe", 10000, 2, 8, 16, 0, 128, 3, false},
+    {"mmoe wide experts", "mmoe", 5000, 3, 32, 64, 0, 128, 3, false},
+    {"omoe paper sizes, binary task", "omoe", 10000, 2, 8, 16, 0, 128, 3, true},
+    {"omoe many experts", "omoe", 3000, 2, 256, 16, 0, 64, 3, false},
+    {"shared_bottom paper sizes", "shared_bottom", 10000, 2, 8, 16, 113, 128, 3, false},
+    {"shared_bottom wide", "shared_bottom", 5000, 4, 8, 16, 2000, 256, 3, false},
+    {"single paper sizes", "single", 10000, 2, 8, 16, 16, 128, 3, false},
+    {"single 6 tasks", "single", 5000, 6, 8, 16, 300, 128, 3, false},
+    {"tiny mmoe", "mmoe", 300, 2, 2, 4, 0, 16, 3, false},
+    {"data only", "mmoe", 20000, 2, 8, 16, 0, 128, 0, false},
+    {"data only, binary tasks", "single", 20000, 4, 8, 16, 0, 128, 0, true},
+};
+
+static trial_spec_t memory_spec(const memory_case_t *c) {
+    trial_spec_t spec;
+    trial_spec_default(&spec);
+    spec.data.tasks = c->tasks;
+    ck_assert_int_eq(synth_set_corr_all(&spec.data, 0.5, NULL), 0);
+    spec.data.n_train = c->n_train;
+    spec.data.binary[0] = c->binary;
+    snprintf(spec.model, sizeof spec.model, "%s", c->model);
+    model_config_default(&spec.model_cfg, model_find(c->model));
+    spec.model_cfg.experts = c->experts;
+    spec.model_cfg.expert_hidden = c->expert_hidden;
+    if (c->bottom_hidden) spec.model_cfg.bottom_hidden = c->bottom_hidden;
+    spec.train.batch = c->batch;
+    spec.train.steps = c->steps;
+    spec.train.eval_every = 1;
+    return spec;
+}
+
+/* The heap one run of the trial takes above what was in use before it:
+ * sampled at every evaluation and after trial_run_cached returns (data,
+ * model, gate statistics and curve still held), or, when `high_water`, read
+ * from glibc's heap extent with mmap and trimming switched off -- a
+ * high-water mark that sees the transient buffers between samples too (the
+ * generator's labels, the gate statistics' predictions), and fragmentation. */
+static size_t trial_heap(const trial_spec_t *spec, bool high_water) {
+    if (high_water) {
+        ck_assert(mallopt(M_MMAP_MAX, 0) == 1);
+        ck_assert(mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1);
+        ck_assert(mallopt(M_TOP_PAD, 0) == 1);
+    }
+    malloc_trim(0);
+    const size_t base = heap_in_use(), base_extent = mallinfo2().arena;
+    heap_probe_t probe = {base};
+    trial_data_cache_t cache = {0};
+    trial_result_t res;
+    err_t err = {0};
+    ck_assert_msg(trial_run_cached(spec, &cache, sample_on_eval, &probe, &res, &err) == 0, "%s",
+                  err.msg);
+    heap_sample(&probe);
+    const size_t extent = mallinfo2().arena;
+    trial_result_free(&res);
+    trial_data_cache_free(&cache);
+    return high_water ? extent - base_extent : probe.peak - base;
+}
+
+/* trial_memory_estimate bounds what a trial really takes, and not by much.
+ * Each case runs twice in its own process: with glibc's default allocator
+ * (heap in use sampled at its peaks) and with mmap and trimming off (the
+ * heap's high-water mark).  Both must satisfy
+ *     actual <= estimate <= 1.3 x actual + 1 MiB.
+ * The slack is the estimate's by design: it adds the generator's working
+ * buffers (a few percent of the data, freed before the model exists) and the
+ * training buffers to the gate statistics (never alive at once), and charges
+ * every block (~30-100 per trial) a page of allocator overhead, where a brk
+ * block takes 16 bytes -- at most ~0.4 MiB, so the absolute 1 MiB covers
+ * small trials.  OpenBLAS's buffers are per process, not per trial: a GEMM
+ * before the baseline allocates them, so neither side counts them. */
+START_TEST(test_trial_memory_estimate) {
+#if HEAP_MEASURABLE
+    const memory_case_t *c = &memory_cases[_i];
+    const trial_spec_t spec = memory_spec(c);
+    trial_memory_t est;
+    err_t err = {0};
+    ck_assert_msg(trial_memory_estimate(&spec, &est, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(est.total, est.data + est.model + est.workspace);
+    ck_assert(c->steps > 0 ? est.model > 0 && est.workspace > 0 : est.model + est.workspace == 0);
+    real a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, out[4];
+    gemm(false, false, 2, 2, 2, 1, a, 2, b, 2, 0, out, 2); /* OpenBLAS's buffers, now */
+    for (int high_water = 0; high_water < 2; high_water++) {
+        const size_t actual = trial_heap(&spec, high_water);
+        const double ratio = (double)est.total / (double)actual;
+        if (getenv("MTLAB_MEMORY_REPORT")) /* the ratios, for the record */
+            fprintf(stderr, "%-30s %-10s estimate %9zu actual %9zu ratio %.3f\n", c->name,
+                    high_water ? "high-water" : "sampled", est.total, actual, ratio);
+        ck_assert_msg(actual <= est.total, "%s: %zu bytes used, %zu estimated", c->name, actual,
+                      est.total);
+        ck_assert_msg(est.total <= 1.3 * actual + (1 << 20), "%s: %zu estimated, %zu used", c->name,
+                      est.total, actual);
+    }
+#endif
+}
+END_TEST
+
+/* Legal sizes no allocation can satisfy: under an address-space limit, a
+ * trial whose dataset or whose model does not fit fails with ERR_FAIL and a
+ * message (the SANITIZE build runs this under UBSan; ASan's allocator aborts
+ * on such requests instead of returning NULL, so it is skipped there) -- and
+ * its estimate says so beforehand. */
+START_TEST(test_trial_unallocatable) {
+#if HEAP_MEASURABLE
+    static const struct {
+        const char *what;
+        int n_train, experts, expert_hidden;
+        const char *message;
+    } cases[] = {
+        {"dataset", 5000000, 8, 16, "out of memory (training set of 5000000 examples"},
+        {"model", 1000, 4096, 1000, "out of memory for a 524288000-value activation buffer"},
+    };
+    const size_t headroom = (size_t)512 << 20;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        trial_spec_t spec;
+        trial_spec_default(&spec);
+        spec.data.n_train = cases[i].n_train;
+        spec.model_cfg.experts = cases[i].experts;
+        spec.model_cfg.expert_hidden = cases[i].expert_hidden;
+        spec.train.steps = 1;
+        trial_memory_t est;
+        err_t err = {0};
+        ck_assert_msg(trial_memory_estimate(&spec, &est, &err) == 0, "%s", err.msg);
+        ck_assert_uint_gt(est.total, headroom);
+
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        ck_assert(statm && fscanf(statm, "%ld", &pages) == 1);
+        fclose(statm);
+        struct rlimit old, limited;
+        ck_assert(getrlimit(RLIMIT_AS, &old) == 0);
+        limited = old;
+        limited.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + headroom;
+        ck_assert(setrlimit(RLIMIT_AS, &limited) == 0);
+        trial_result_t res;
+        int status = trial_run(&spec, NULL, NULL, &res, &err);
+        ck_assert(setrlimit(RLIMIT_AS, &old) == 0);
+        ck_assert_int_eq(status, -1);
+        ck_assert_msg(err.kind == ERR_FAIL && strstr(err.msg, cases[i].message), "%s: %s",
+                      cases[i].what, err.msg);
+        trial_result_free(&res);
+    }
+#endif
+}
+END_TEST
+
 Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
@@ -267,5 +455,12 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_gate_stats);
     suite_add_tcase(s, tc);
+
+    TCase *memory = tcase_create("memory");
+    tcase_set_timeout(memory, 60);
+    tcase_add_loop_test(memory, test_trial_memory_estimate, 0,
+                        (int)(sizeof memory_cases / sizeof memory_cases[0]));
+    tcase_add_test(memory, test_trial_unallocatable);
+    suite_add_tcase(s, memory);
     return s;
 }

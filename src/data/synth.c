@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/size.h"
 
 #define SYNTH_SYMMETRY_TOL 1e-12 /* |R_ij - R_ji| and |R_ii - 1| */
 #define SYNTH_PIVOT_TOL    1e-9  /* a Cholesky pivot this close to 0 is a dependent task */
@@ -149,6 +150,57 @@ static int check_count(const char *what, int n, int min, err_t *err) {
     return 0;
 }
 
+/* The heap synth_generate takes for p (tasks and dim already checked):
+ * `resident`, the three splits it returns (x[n, d] and y[n, T] in real);
+ * `transient`, an upper bound of its working buffers alive at once: the task
+ * weights w[T, d] in double, plus the larger of synth_weights' u[T, d] and a
+ * split's continuous labels [n, T] in double -- with, for the training split
+ * when a task is binary, the sorted copy of a label column and glibc qsort's
+ * temporary copy of it (its merge sort allocates one as large as the array).
+ * Only n·d can overflow (T <= MTLAB_MAX_TASKS).  Returns 0, or -1 with *err
+ * (ERR_USAGE) naming the size that overflows. */
+static int data_sizes(const synth_params_t *p, size_t *resident, size_t *transient, err_t *err) {
+    const int T = p->tasks, d = p->dim;
+    const struct {
+        const char *name;
+        int n;
+    } splits[] = {{"training", p->n_train}, {"validation", p->n_val}, {"test", p->n_test}};
+    bool any_binary = false;
+    for (int k = 0; k < T; k++)
+        any_binary |= p->binary[k];
+    size_t bytes;
+    size_tally_t splits_kept = {0}, working = {0}, weights = {0};
+    size_tally_block(&weights, (size_t)T * d, sizeof(double)); /* w */
+    size_tally_block(&working, (size_t)T * d, sizeof(double)); /* u, inside synth_weights */
+    for (int s = 0; s < 3; s++) {
+        const int n = splits[s].n;
+        if (size_mul3(&bytes, n, d, sizeof(real)))
+            return err_set(err, ERR_USAGE, "%s set: %d examples x %d features overflows",
+                           splits[s].name, n, d);
+        size_tally_block(&splits_kept, (size_t)n * d, sizeof(real)); /* x */
+        size_tally_block(&splits_kept, (size_t)n * T, sizeof(real)); /* y */
+        size_tally_t split_working = {0};
+        size_tally_block(&split_working, (size_t)n * T, sizeof(double)); /* labels */
+        if (s == 0 && any_binary) /* binary_threshold's copy and qsort's */
+            size_tally_blocks(&split_working, 2, (size_t)n, sizeof(double));
+        if (split_working.overflow || split_working.bytes > working.bytes) working = split_working;
+    }
+    size_tally_add(&weights, &working);
+    if (splits_kept.overflow || weights.overflow)
+        return err_set(err, ERR_USAGE,
+                       "the dataset of %d + %d + %d examples x %d features overflows", p->n_train,
+                       p->n_val, p->n_test, d);
+    *resident = splits_kept.bytes;
+    *transient = weights.bytes;
+    return 0;
+}
+
+int synth_memory(const synth_params_t *p, size_t *resident, size_t *transient, err_t *err) {
+    *resident = *transient = 0;
+    if (synth_check(p, err)) return -1;
+    return data_sizes(p, resident, transient, err);
+}
+
 int synth_check(const synth_params_t *p, err_t *err) {
     if (check_tasks(p, err)) return -1;
     const int T = p->tasks;
@@ -175,6 +227,8 @@ int synth_check(const synth_params_t *p, err_t *err) {
         check_count("validation size", p->n_val, 0, err) ||
         check_count("test size", p->n_test, 0, err))
         return -1;
+    size_t resident, transient;
+    if (data_sizes(p, &resident, &transient, err)) return -1;
 
     const double *R = p->corr;
     for (int i = 0; i < T; i++) {

@@ -63,8 +63,15 @@ int synth_set_corr_groups(synth_params_t *p, const int *sizes, int n_groups, dou
                           double between, err_t *err);
 
 /* Validates every field (sizes, ranges, R symmetric with unit diagonal and
- * positive semi-definite); ERR_USAGE with a message naming the field. */
+ * positive semi-definite, buffer sizes representable); ERR_USAGE with a
+ * message naming the field or the size that overflows. */
 int synth_check(const synth_params_t *p, err_t *err);
+
+/* Upper estimate of the heap synth_generate takes for p, without generating:
+ * *resident for the three splits it returns (inputs and labels), *transient
+ * for its working buffers (task weights, continuous labels, sort buffers),
+ * freed before it returns.  Returns 0, or -1 with *err as synth_check. */
+int synth_memory(const synth_params_t *p, size_t *resident, size_t *transient, err_t *err);
 
 /* The α, β the generator will use: alpha[m], beta[m]. */
 void synth_sinusoids(const synth_params_t *p, double *alpha, double *beta);

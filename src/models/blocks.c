@@ -12,6 +12,12 @@ real *block_alloc(size_t n, err_t *err) {
     return p;
 }
 
+int block_count(size_t *count, size_t a, size_t b, size_t c) {
+    size_t bytes;
+    if (size_mul3(count, a, b, c) || size_mul(&bytes, *count, sizeof(real))) return -1;
+    return 0;
+}
+
 int dense_declare(model_t *m, dense_ref_t *d, const char *prefix, int in, int out, bool bias,
                   err_t *err) {
     char name[48];
@@ -62,6 +68,23 @@ int tower_build(model_t *m, tower_t *t, const char *prefix, int in, int hidden, 
     if (!(t->h = block_alloc(B * hidden, err)) || !(t->dh = block_alloc(B * hidden, err)) ||
         !(t->y = block_alloc(B, err)) || !(t->dy = block_alloc(B, err)))
         return -1;
+    return 0;
+}
+
+int tower_sizes(int in, int hidden, int max_batch, size_t *params, size_tally_t *act, err_t *err) {
+    size_t W, rows;
+    if (block_count(&W, in, hidden, 1))
+        return err_set(err, ERR_USAGE, "a tower of %d inputs x %d hidden units overflows", in,
+                       hidden);
+    if (block_count(&rows, max_batch, hidden, 1))
+        return err_set(err, ERR_USAGE, "max_batch %d x %d tower hidden units overflows", max_batch,
+                       hidden);
+    /* hidden.W [in, H], hidden.b [H], out.W [H, 1], out.b [1] */
+    if (size_add(params, W, 2 * (size_t)hidden + 1))
+        return err_set(err, ERR_USAGE, "a tower of %d inputs x %d hidden units overflows", in,
+                       hidden);
+    size_tally_blocks(act, 2, rows, sizeof(real));              /* h, dh */
+    size_tally_blocks(act, 2, (size_t)max_batch, sizeof(real)); /* y, dy */
     return 0;
 }
 

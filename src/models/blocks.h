@@ -43,6 +43,10 @@ typedef struct {
 } tower_t;
 
 int tower_build(model_t *m, tower_t *t, const char *prefix, int in, int hidden, err_t *err);
+/* What tower_build declares and allocates, without allocating: *params gets
+ * its parameter count, *act its buffers for max_batch rows.  Returns 0, or
+ * -1 with *err (ERR_USAGE) naming the size that overflows. */
+int tower_sizes(int in, int hidden, int max_batch, size_t *params, size_tally_t *act, err_t *err);
 void tower_free(tower_t *t);
 /* pred[b, k] (row stride T) = tower(in[B, in]) */
 void tower_forward(const model_t *m, tower_t *t, const real *in, int B, real *pred, int T, int k);
@@ -52,5 +56,8 @@ void tower_backward(model_t *m, tower_t *t, const real *in, int B, const real *d
 
 /* calloc of n reals that reports failure through err. */
 real *block_alloc(size_t n, err_t *err);
+/* *count = a * b * c reals.  Returns 0, or -1 when their bytes would exceed
+ * SIZE_BYTES_MAX. */
+int block_count(size_t *count, size_t a, size_t b, size_t c);
 
 #endif

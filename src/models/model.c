@@ -2,6 +2,7 @@
  * parameter buffer, initialisation. */
 #include "models/model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +44,20 @@ void model_config_default(model_config_t *cfg, const model_ops_t *ops) {
     if (ops && ops->set_defaults) ops->set_defaults(cfg);
 }
 
+/* The tensor table starts with room for TENSOR_TABLE_MIN entries and doubles. */
+#define TENSOR_TABLE_MIN 16
+
+static size_t tensor_table_capacity(int n_tensors) {
+    size_t cap = TENSOR_TABLE_MIN;
+    while (cap < (size_t)n_tensors)
+        cap *= 2;
+    return cap;
+}
+
 int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t init,
                   tensor_group_t group) {
     if (m->n_tensors == m->cap_tensors) {
-        int cap = m->cap_tensors ? 2 * m->cap_tensors : 16;
+        int cap = m->cap_tensors ? 2 * m->cap_tensors : TENSOR_TABLE_MIN;
         tensor_t *grown = realloc(m->tensors, sizeof(tensor_t) * cap);
         if (!grown) return -1;
         m->tensors = grown;
@@ -108,7 +119,7 @@ static void init_params(model_t *m, uint64_t init_seed) {
         real *p = m->params + t->offset;
         size_t n = (size_t)t->rows * t->cols;
         if (t->init == INIT_GLOROT) {
-            double a = sqrt(6.0 / (t->rows + t->cols));
+            double a = sqrt(6.0 / ((double)t->rows + t->cols)); /* exact: < 2^53 */
             for (size_t j = 0; j < n; j++)
                 p[j] = (real)(a * (2.0 * rng_uniform(&rng) - 1.0));
         } else {
@@ -140,21 +151,45 @@ static int check_config(const model_config_t *c, err_t *err) {
     return 0;
 }
 
+static int unknown_model(const char *name, err_t *err) {
+    char known[256] = "";
+    int n;
+    const model_ops_t *const *all = model_registry(&n);
+    for (int i = 0; i < n; i++) {
+        strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+        strncat(known, all[i]->name, sizeof known - strlen(known) - 1);
+    }
+    return err_set(err, ERR_USAGE, "unknown model '%s' (known: %s)", name, known);
+}
+
+int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
+    const model_ops_t *ops = model_find(name);
+    if (!ops) return unknown_model(name, err);
+    if (check_config(cfg, err)) return -1;
+    if (ops->sizes(cfg, out, err)) return err_prefix(err, "%s", name);
+    /* model_new's blocks: the model, its tensor table, the family's state,
+     * params and grads; then build()'s buffers. */
+    size_tally_t model = {0};
+    size_tally_block(&model, 1, sizeof(model_t));
+    size_tally_block(&model, tensor_table_capacity(out->n_tensors), sizeof(tensor_t));
+    size_tally_block(&model, 1, out->state_bytes);
+    size_tally_blocks(&model, 2, out->n_params, sizeof(real));
+    if (model.overflow || out->act.overflow)
+        return err_set(err, ERR_USAGE,
+                       "%s: the memory for %zu parameters and their buffers overflows", name,
+                       out->n_params);
+    out->model_bytes = model.bytes;
+    out->act_bytes = out->act.bytes;
+    return 0;
+}
+
 int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64_t init_seed,
               err_t *err) {
     *out = NULL;
+    model_sizes_t sizes; /* validates the family, the config and every size */
+    if (model_sizes(name, cfg, &sizes, err)) return -1;
     const model_ops_t *ops = model_find(name);
-    if (!ops) {
-        char known[256] = "";
-        int n;
-        const model_ops_t *const *all = model_registry(&n);
-        for (int i = 0; i < n; i++) {
-            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
-            strncat(known, all[i]->name, sizeof known - strlen(known) - 1);
-        }
-        return err_set(err, ERR_USAGE, "unknown model '%s' (known: %s)", name, known);
-    }
-    if (check_config(cfg, err)) return -1;
     model_t *m = calloc(1, sizeof *m);
     if (!m) return err_set(err, ERR_FAIL, "out of memory for model '%s'", name);
     m->ops = ops;
@@ -164,6 +199,9 @@ int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64
         return -1;
     }
     assign_offsets(m);
+    /* The family's sizes hook describes its build (memory estimates rely on it). */
+    assert(m->n_params == sizes.n_params && m->n_weights == sizes.n_weights &&
+           m->n_tensors == sizes.n_tensors);
     m->params = calloc(m->n_params ? m->n_params : 1, sizeof(real));
     m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {

@@ -39,6 +39,7 @@
 #include "core/limits.h"
 #include "core/real.h"
 #include "core/rng.h"
+#include "core/size.h"
 
 #define MODEL_MAX_TASKS MTLAB_MAX_TASKS
 #define MODEL_MAX_GATES 64
@@ -75,6 +76,23 @@ typedef struct {
 
 typedef enum { MODEL_TRAIN = 0, MODEL_EVAL } model_mode_t;
 
+/* What a model of a given configuration declares and allocates, computed
+ * without allocating (ops->sizes fills the first group, model_sizes() the
+ * rest): what model_new checks before it allocates anything, and what memory
+ * estimates are made of. */
+typedef struct {
+    size_t n_params;     /* parameters; the gradients have as many */
+    size_t n_weights;    /* of which trained by the main optimiser */
+    int n_tensors;       /* tensor-table entries build() declares */
+    size_t state_bytes;  /* the family's impl struct */
+    size_tally_t act;    /* the buffers build() allocates for max_batch rows */
+    int n_gates;         /* views gates() returns */
+    size_t gate_experts; /* their experts, summed over the gates */
+    /* filled by model_sizes(): upper estimates of heap bytes */
+    size_t model_bytes; /* model_t, tensor table, impl struct, params, grads */
+    size_t act_bytes;   /* activation and workspace buffers (act) */
+} model_sizes_t;
+
 typedef struct model model_t;
 
 typedef struct model_ops {
@@ -82,6 +100,12 @@ typedef struct model_ops {
     const char *summary; /* one line for `--help` */
     /* Optional: family defaults applied on top of model_config_default(). */
     void (*set_defaults)(model_config_t *cfg);
+    /* Required.  Pure: checks that cfg's shapes are representable (every layer width and
+     * GEMM dimension an int, every size within SIZE_BYTES_MAX) and fills the
+     * family's fields of *out with exactly what build() declares and
+     * allocates.  Returns 0, or -1 with *err (ERR_USAGE) naming the
+     * quantity that overflows.  build() runs only after it succeeded. */
+    int (*sizes)(const model_config_t *cfg, model_sizes_t *out, err_t *err);
     /* Declares tensors with model_declare() and allocates m->impl (workspace
      * for cfg.max_batch rows).  Called once, before the buffer exists. */
     int (*build)(model_t *m, err_t *err);
@@ -129,6 +153,11 @@ void model_config_default(model_config_t *cfg, const model_ops_t *ops);
 int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64_t init_seed,
               err_t *err);
 void model_free(model_t *m);
+/* What model_new(name, cfg) would declare and allocate, without allocating.
+ * Returns 0, or -1 with *err as model_new (ERR_USAGE for an unknown family,
+ * a bad config, or one whose sizes overflow, the message naming the
+ * quantity: "mmoe: 4096 experts x 1000000 hidden units overflows ..."). */
+int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out, err_t *err);
 
 /* ---- used by model families inside build() ---- */
 

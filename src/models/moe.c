@@ -9,6 +9,7 @@
  * MMoE has one gate per task (G = T, g(k) = k); OMoE one gate shared by all
  * tasks (G = 1, g(k) = 0).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,64 @@ static void moe_free(model_t *m) {
     m->impl = NULL;
 }
 
+/* What moe_build declares and allocates (model_ops_t.sizes).  The widths n·h
+ * and G·n and the softmax rows max_batch·G reach BLAS and the layers as int;
+ * every other size is a size_t within SIZE_BYTES_MAX. */
+static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *err) {
+    const int d = c->input_dim, T = c->tasks, n = c->experts, h = c->expert_hidden;
+    const int B = c->max_batch;
+    size_t nh, gn, bg, experts_W, gates_W, expert_act, gate_act, mixed_act, tower_params;
+    if (size_mul(&nh, n, h) || nh > INT_MAX)
+        return err_set(err, ERR_USAGE,
+                       "%d experts x %d hidden units overflows a layer width (at most %d)", n, h,
+                       INT_MAX);
+    if (size_mul(&gn, G, n) || gn > INT_MAX)
+        return err_set(err, ERR_USAGE, "%d gates x %d experts overflows a layer width (at most %d)",
+                       G, n, INT_MAX);
+    if (size_mul(&bg, B, G) || bg > INT_MAX)
+        return err_set(err, ERR_USAGE, "max_batch %d x %d gates overflows (at most %d rows)", B, G,
+                       INT_MAX);
+    if (block_count(&experts_W, n, h, d))
+        return err_set(err, ERR_USAGE, "%d experts x %d hidden units x %d inputs overflows", n, h,
+                       d);
+    if (block_count(&gates_W, G, n, d))
+        return err_set(err, ERR_USAGE, "%d gates x %d experts x %d inputs overflows", G, n, d);
+    if (block_count(&expert_act, B, n, h))
+        return err_set(err, ERR_USAGE, "max_batch %d x %d experts x %d hidden units overflows", B,
+                       n, h);
+    if (block_count(&gate_act, B, G, n))
+        return err_set(err, ERR_USAGE, "max_batch %d x %d gates x %d experts overflows", B, G, n);
+    if (block_count(&mixed_act, G, B, h))
+        return err_set(err, ERR_USAGE, "%d gates x max_batch %d x %d hidden units overflows", G, B,
+                       h);
+    size_tally_blocks(&out->act, 2, expert_act, sizeof(real)); /* expert_out, d_expert_out */
+    size_tally_blocks(&out->act, 4, gate_act, sizeof(real));   /* gate logits, p; their grads */
+    size_tally_blocks(&out->act, 2, mixed_act, sizeof(real));  /* mixed, d_mixed */
+    size_tally_t tower_act = {0};
+    if (tower_sizes(h, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    for (int k = 0; k < T; k++)
+        size_tally_add(&out->act, &tower_act);
+    if (size_add(&out->n_params, experts_W, nh) ||
+        size_add(&out->n_params, out->n_params, gates_W) ||
+        size_mul(&tower_params, tower_params, T) ||
+        size_add(&out->n_params, out->n_params, tower_params))
+        return err_set(err, ERR_USAGE, "the parameter count overflows");
+    out->n_weights = out->n_params;
+    out->n_tensors = 3 + 4 * T; /* experts.W, experts.b, gates.W; 4 per tower */
+    out->state_bytes = sizeof(moe_impl_t);
+    out->n_gates = G;
+    out->gate_experts = gn;
+    return 0;
+}
+
+static int omoe_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
+    return moe_sizes(c, 1, out, err);
+}
+static int mmoe_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
+    return moe_sizes(c, c->tasks, out, err);
+}
+
+/* Builds after moe_sizes() accepted the config: the int products below fit. */
 static int moe_build(model_t *m, int G, err_t *err) {
     const model_config_t *c = &m->cfg;
     moe_impl_t *s = calloc(1, sizeof *s);
@@ -127,6 +186,7 @@ static int moe_gates(const model_t *m, model_gate_t *out) {
 const model_ops_t model_omoe_ops = {
     .name = "omoe",
     .summary = "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
+    .sizes = omoe_sizes,
     .build = omoe_build,
     .forward = moe_forward,
     .backward = moe_backward,
@@ -137,6 +197,7 @@ const model_ops_t model_omoe_ops = {
 const model_ops_t model_mmoe_ops = {
     .name = "mmoe",
     .summary = "multi-gate mixture of experts: experts x expert_hidden, one softmax gate per task",
+    .sizes = mmoe_sizes,
     .build = mmoe_build,
     .forward = moe_forward,
     .backward = moe_backward,

@@ -28,6 +28,38 @@ static void bottom_free(model_t *m) {
     m->impl = NULL;
 }
 
+/* What bottom_build declares and allocates (model_ops_t.sizes). */
+static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *out, err_t *err) {
+    const int d = c->input_dim, H = c->bottom_hidden, B = c->max_batch, T = c->tasks;
+    size_t bottom_W, bottom_params, hidden_act, tower_params;
+    if (block_count(&bottom_W, d, H, 1))
+        return err_set(err, ERR_USAGE, "a bottom of %d inputs x %d hidden units overflows", d, H);
+    if (block_count(&hidden_act, n_bottoms, B, H))
+        return err_set(err, ERR_USAGE, "%d bottoms x max_batch %d x %d hidden units overflows",
+                       n_bottoms, B, H);
+    size_tally_blocks(&out->act, 2, hidden_act, sizeof(real)); /* hidden, dhidden */
+    size_tally_t tower_act = {0};
+    if (tower_sizes(H, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    for (int k = 0; k < T; k++)
+        size_tally_add(&out->act, &tower_act);
+    if (size_add(&bottom_params, bottom_W, H) ||
+        size_mul(&bottom_params, bottom_params, n_bottoms) ||
+        size_mul(&tower_params, tower_params, T) ||
+        size_add(&out->n_params, bottom_params, tower_params))
+        return err_set(err, ERR_USAGE, "the parameter count overflows");
+    out->n_weights = out->n_params;
+    out->n_tensors = 2 * n_bottoms + 4 * T; /* W, b per bottom; 4 per tower */
+    out->state_bytes = sizeof(bottom_impl_t);
+    return 0;
+}
+
+static int shared_bottom_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
+    return bottom_sizes(c, 1, out, err);
+}
+static int single_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
+    return bottom_sizes(c, c->tasks, out, err);
+}
+
 static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
     const model_config_t *c = &m->cfg;
     bottom_impl_t *s = calloc(1, sizeof *s);
@@ -92,6 +124,7 @@ static void single_defaults(model_config_t *cfg) { cfg->bottom_hidden = 16; }
 const model_ops_t model_shared_bottom_ops = {
     .name = "shared_bottom",
     .summary = "one bottom MLP shared by all tasks, one tower per task (bottom_hidden 113)",
+    .sizes = shared_bottom_sizes,
     .build = shared_bottom_build,
     .forward = bottom_forward,
     .backward = bottom_backward,
@@ -103,6 +136,7 @@ const model_ops_t model_single_ops = {
     .name = "single",
     .summary = "single-task baseline: a separate bottom (bottom_hidden 16) and tower per task",
     .set_defaults = single_defaults,
+    .sizes = single_sizes,
     .build = single_build,
     .forward = bottom_forward,
     .backward = bottom_backward,

@@ -169,7 +169,7 @@ NN_KERNEL void dense_backward(real *din, real *dW, real *db, const real *dout, c
 void dense_relu_forward(real *out, const real *in, const real *W, const real *b, int B, int In,
                         int Out) {
     dense_forward(out, in, W, b, B, In, Out);
-    relu_forward(out, B * Out);
+    relu_forward(out, (size_t)B * Out);
 }
 
 NN_KERNEL void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *in,
@@ -178,14 +178,14 @@ NN_KERNEL void dense_relu_backward(real *din, real *dW, real *db, real *dout, co
         for (int r = 0; r < B; r++)
             relu_bias_grad_row(dout + (size_t)r * Out, db, y + (size_t)r * Out, Out);
     else
-        relu_backward(dout, y, B * Out);
+        relu_backward(dout, y, (size_t)B * Out);
     dense_backward(din, dW, NULL, dout, in, W, B, In, Out);
 }
 
 /* ---- activations ---- */
 
-NN_KERNEL void relu_forward(real *x, int n) {
-    int i = 0;
+NN_KERNEL void relu_forward(real *x, size_t n) {
+    size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++)
             x[i + j] = relu(x[i + j]);
@@ -193,8 +193,8 @@ NN_KERNEL void relu_forward(real *x, int n) {
         x[i] = relu(x[i]);
 }
 
-NN_KERNEL void relu_backward(real *restrict dx, const real *restrict y, int n) {
-    int i = 0;
+NN_KERNEL void relu_backward(real *restrict dx, const real *restrict y, size_t n) {
+    size_t i = 0;
     for (; i + LANES <= n; i += LANES)
         for (int j = 0; j < LANES; j++)
             dx[i + j] = relu_grad(dx[i + j], y[i + j]);

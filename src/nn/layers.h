@@ -10,10 +10,15 @@
  *
  * Results do not depend on how the work is vectorised: every sum is taken in
  * the same order as the plain loops of the comments, so a float build and the
- * reference loops agree bit for bit (see layers.c). */
+ * reference loops agree bit for bit (see layers.c).
+ *
+ * Sizes.  Dimensions (B, In, Out, N, H) are ints, as BLAS takes them; every
+ * product of two of them (a buffer length, an offset) is taken in size_t
+ * here, so callers only have to keep each dimension within int. */
 #ifndef MTLAB_LAYERS_H
 #define MTLAB_LAYERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/real.h"
@@ -41,9 +46,9 @@ void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *
 /* ---- activations ---- */
 
 /* x[n] = max(x, 0) in place. */
-void relu_forward(real *x, int n);
+void relu_forward(real *x, size_t n);
 /* dx[n] is zeroed where the forward OUTPUT y[n] was zero (y > 0 <=> x > 0). */
-void relu_backward(real *dx, const real *y, int n);
+void relu_backward(real *dx, const real *y, size_t n);
 
 /* out[B, N] = softmax over each row of logits[B, N] (max-subtracted). */
 void softmax_forward(real *out, const real *logits, int B, int N);

@@ -57,8 +57,8 @@ static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split
                           const double *weight, real *pred, double *loss) {
     const int T = data->T, d = data->d, chunk = m->cfg.max_batch;
     memset(loss, 0, sizeof(double) * (T + 1));
-    for (int start = 0; start < split->n; start += chunk) {
-        int B = split->n - start < chunk ? split->n - start : chunk;
+    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
+        B = split->n - start < chunk ? split->n - start : chunk;
         m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
         add_losses(data, pred, split->y + (size_t)start * T, B, loss);
     }
@@ -115,10 +115,12 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
     s->data = data;
     s->cfg = *cfg;
     if (adam_init(&s->adam, m->n_weights, cfg->lr, err)) return -1;
-    const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T;
-    s->order = malloc(sizeof(int) * data->train.n);
-    s->xb = malloc(sizeof(real) * cfg->batch * data->d);
-    s->yb = malloc(sizeof(real) * cfg->batch * T);
+    /* Every product fits in size_t: batch <= n_train (check_config) and
+     * data->train.x already holds n_train x d reals. */
+    const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T, d = (size_t)data->d;
+    s->order = malloc(sizeof(int) * (size_t)data->train.n);
+    s->xb = malloc(sizeof(real) * (size_t)cfg->batch * d);
+    s->yb = malloc(sizeof(real) * (size_t)cfg->batch * T);
     s->pred = malloc(sizeof(real) * B * T);
     s->dpred = malloc(sizeof(real) * B * T);
     if (!s->order || !s->xb || !s->yb || !s->pred || !s->dpred) {
@@ -133,12 +135,42 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
 
 void train_end(train_state_t *s) { state_free(s); }
 
+int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
+                 int n_train, train_memory_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
+    const size_t B = (size_t)mc->max_batch, T = (size_t)mc->tasks, d = (size_t)mc->input_dim;
+    const size_t batch = tc->batch > 0 ? (size_t)tc->batch : 0;
+    size_tally_t adam = {0}, steps = {0}, gates = {0};
+    size_tally_blocks(&adam, 2, ms->n_weights, sizeof(real)); /* adam_init: m, v */
+    /* train_begin */
+    size_tally_block(&steps, n_train > 0 ? (size_t)n_train : 0, sizeof(int)); /* order */
+    size_tally_block(&steps, batch * d, sizeof(real));                        /* xb */
+    size_tally_block(&steps, batch * T, sizeof(real));                        /* yb */
+    size_tally_blocks(&steps, 2, B * T, sizeof(real));                        /* pred, dpred */
+    /* train_gate_stats: pred, then per gate mean and std [experts] in double
+     * and hist [experts][GATE_HIST_BINS] -- counted as one block of all
+     * gates' statistics and the overhead of the other blocks. */
+    size_tally_block(&gates, B * T, sizeof(real));
+    if (ms->n_gates > 0) {
+        size_tally_block(&gates, ms->gate_experts,
+                         2 * sizeof(double) + GATE_HIST_BINS * sizeof(long));
+        size_tally_blocks(&gates, 3 * (size_t)ms->n_gates - 1, 0, 1);
+    }
+    if (adam.overflow || steps.overflow || gates.overflow)
+        return err_set(err, ERR_USAGE, "training buffers: batch %zu x %zu inputs overflows", batch,
+                       d);
+    out->adam = adam.bytes;
+    out->steps = steps.bytes;
+    out->gate_stats = gates.bytes;
+    return 0;
+}
+
 /* Asks the cache for the inputs of the mini-batch after the one just copied
  * (when it lies in this epoch): its rows are scattered over the training set,
  * and they arrive while this step computes instead of stalling the next copy. */
 static void prefetch_next_batch(const train_state_t *s) {
     const int d = s->data->d, B = s->cfg.batch;
-    if (s->pos + B > s->data->train.n) return;
+    if (B > s->data->train.n - s->pos) return; /* pos <= n: no overflow */
     for (int b = 0; b < B; b++) {
         const char *row = (const char *)(s->data->train.x + (size_t)s->order[s->pos + b] * d);
         for (size_t k = 0; k < sizeof(real) * d; k += 64) __builtin_prefetch(row + k);
@@ -150,7 +182,7 @@ static void prefetch_next_batch(const train_state_t *s) {
 static void next_batch(train_state_t *s) {
     const data_t *data = s->data;
     const int T = data->T, d = data->d, B = s->cfg.batch, n = data->train.n;
-    if (s->pos + B > n) {
+    if (B > n - s->pos) { /* pos <= n: no overflow */
         rng_shuffle(&s->batch_rng, s->order, (size_t)n);
         s->pos = 0;
     }
@@ -262,8 +294,8 @@ int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_
     real *pred = malloc(sizeof(real) * chunk * T);
     model_gate_t views[MODEL_MAX_GATES];
     if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
-    for (int start = 0; start < split->n; start += chunk) {
-        int B = split->n - start < chunk ? split->n - start : chunk;
+    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
+        B = split->n - start < chunk ? split->n - start : chunk;
         m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
         int n_gates = m->ops->gates(m, views);
         if (start == 0) { /* shape the accumulators after the first chunk */

@@ -81,6 +81,18 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
 int train_step(train_state_t *s, double *batch_loss);
 void train_end(train_state_t *s);
 
+/* Upper estimate of the heap train_run, then train_gate_stats, take for a
+ * model whose model_sizes() are *ms (config *mc), trained with *tc on
+ * n_train examples -- computed without allocating.  Returns 0, or -1 with
+ * *err (ERR_USAGE) when a size overflows. */
+typedef struct {
+    size_t adam;       /* Adam's two moments over the trained weights */
+    size_t steps;      /* train_begin's buffers: shuffled order, mini-batch, predictions */
+    size_t gate_stats; /* train_gate_stats: its predictions and the statistics it returns */
+} train_memory_t;
+int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
+                 int n_train, train_memory_t *out, err_t *err);
+
 /* Mean loss per task (and weighted total at [T]) of the model on a split, in
  * MODEL_EVAL mode, in chunks of the model's max_batch. */
 int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,

@@ -1,5 +1,6 @@
 #include "train/trial.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,11 @@ typedef struct {
 
 static void collect(void *ctx, const train_eval_t *ev) {
     collector_t *c = ctx;
-    if (c->out->n_evals == c->cap) {
+    if (c->out->n_evals == c->cap) { /* not expected: trial_run sizes the curve */
+        if (c->cap > INT_MAX / 2) {
+            c->oom = 1;
+            return;
+        }
         int cap = c->cap ? 2 * c->cap : 64;
         train_eval_t *grown = realloc(c->out->evals, sizeof *grown * cap);
         if (!grown) {
@@ -86,6 +91,22 @@ static int cached_data(const trial_spec_t *spec, trial_data_cache_t *cache, cons
     return 0;
 }
 
+/* The model a trial builds: the spec's hyper-parameters on the data's shape,
+ * with a workspace for one mini-batch. */
+static model_config_t trial_model_config(const trial_spec_t *spec) {
+    model_config_t mc = spec->model_cfg;
+    mc.input_dim = spec->data.dim;
+    mc.tasks = spec->data.tasks;
+    mc.max_batch = spec->train.batch > 0 ? spec->train.batch : 1;
+    return mc;
+}
+
+/* Evaluations train_run will report: every eval_every steps and at the end. */
+static size_t trial_eval_count(const train_config_t *tc) {
+    if (tc->steps < 1 || tc->eval_every < 1) return 0; /* train_run refuses */
+    return (size_t)(tc->steps / tc->eval_every) + (tc->steps % tc->eval_every != 0);
+}
+
 int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_eval_fn on_eval,
                      void *ctx, trial_result_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
@@ -107,13 +128,19 @@ int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_
     train_mean_baseline(data, &data->test, spec->train.task_weight, out->baseline);
     if (spec->train.steps == 0) return 0; /* data-only trial */
 
-    model_config_t mc = spec->model_cfg;
-    mc.input_dim = spec->data.dim;
-    mc.tasks = spec->data.tasks;
-    mc.max_batch = spec->train.batch > 0 ? spec->train.batch : 1;
+    model_config_t mc = trial_model_config(spec);
     int status = model_new(&out->model, spec->model, &mc, spec->init_seed, err);
+    /* The learning curve, allocated once for every evaluation. */
+    collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
+    const size_t n_evals = trial_eval_count(&spec->train);
+    if (status == 0 && n_evals > 0) {
+        out->evals = calloc(n_evals, sizeof *out->evals);
+        if (!out->evals)
+            status = err_set(err, ERR_FAIL, "out of memory for a learning curve of %zu evaluations",
+                             n_evals);
+        col.cap = (int)n_evals; /* <= steps */
+    }
     if (status == 0) {
-        collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
         status = train_run(out->model, data, &spec->train, spec->init_seed, collect, &col,
                            &out->result, err);
         if (status == 0 && col.oom)
@@ -141,4 +168,37 @@ void trial_result_free(trial_result_t *r) {
     gate_stats_free(&r->gates);
     model_free(r->model);
     memset(r, 0, sizeof *r);
+}
+
+int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
+    size_t resident, transient;
+    if (synth_memory(&spec->data, &resident, &transient, err)) return -1;
+    /* The generator's buffers are gone before the model exists, but a sum
+     * is simpler and costs little (they are a few percent of the data). */
+    if (size_add(&out->data, resident, transient)) goto overflow;
+    if (spec->train.steps != 0) {
+        const model_config_t mc = trial_model_config(spec);
+        model_sizes_t ms;
+        train_memory_t tm;
+        if (model_sizes(spec->model, &mc, &ms, err) ||
+            train_memory(&ms, &mc, &spec->train, spec->data.n_train, &tm, err))
+            return -1;
+        size_tally_t curve = {0};
+        size_tally_block(&curve, trial_eval_count(&spec->train), sizeof(train_eval_t));
+        /* The training buffers are freed before the gate statistics are
+         * taken; summing both keeps the estimate an upper bound. */
+        if (size_add(&out->model, ms.model_bytes, tm.adam) || curve.overflow ||
+            size_add(&out->workspace, ms.act_bytes, tm.steps) ||
+            size_add(&out->workspace, out->workspace, tm.gate_stats) ||
+            size_add(&out->workspace, out->workspace, curve.bytes))
+            goto overflow;
+    }
+    if (size_add(&out->total, out->data, out->model) ||
+        size_add(&out->total, out->total, out->workspace))
+        goto overflow;
+    return 0;
+overflow:
+    memset(out, 0, sizeof *out);
+    return err_set(err, ERR_USAGE, "the memory a trial of model '%s' needs overflows", spec->model);
 }

@@ -67,4 +67,22 @@ int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_
                      void *ctx, trial_result_t *out, err_t *err);
 void trial_result_free(trial_result_t *r);
 
+/* ---- memory ---- */
+
+typedef struct {
+    size_t data, model, workspace, total; /* bytes; total = data + model + workspace */
+} trial_memory_t;
+
+/* Upper estimate of the heap one trial needs: dataset (train+val+test rows x
+ * (inputs + labels), and the generator's working buffers), model
+ * (parameters, gradients, Adam moments, tensor table and state), workspace
+ * (activations for max_batch, the training and evaluation buffers, gate
+ * statistics, the learning curve); every block with the allocator's
+ * overhead.  A data-only spec (train.steps == 0) needs data only.  Cheap: it
+ * computes sizes and allocates nothing.  Process-wide memory (OpenBLAS's
+ * buffers, the code, the stack) is not a trial's and is not counted.
+ * Returns 0, or -1 with *err (ERR_USAGE) when a size overflows size_t or the
+ * spec is invalid (the message trial_run would give). */
+int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *err);
+
 #endif
