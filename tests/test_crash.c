@@ -551,6 +551,74 @@ START_TEST(other_host_release_stale) {
 }
 END_TEST
 
+/* Issue 8, item 5: a trial no machine holds is bad input before anything is
+ * stored (exit 2, FILE:LINE and the trial), from --dry-run too; --max-memory
+ * lowers the limit; --jobs is lowered to what fits. */
+START_TEST(memory_checked_before_running) {
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "o.db");
+    char *big = test_write_file(dir, "big.ini",
+                                "[experiment]\nname = big\n[data]\ndim = 1000000\n"
+                                "train = 40000\n[model]\nname = mmoe\n");
+    char *wide = test_write_file(dir, "wide.ini",
+                                 "[experiment]\nname = wide\n[model]\nname = mmoe\n"
+                                 "experts = 4096\nexpert_hidden = 1000000\n");
+    char *small = test_write_file(dir, "small.ini", crash_ini);
+    char *out, *err;
+    const char *dry[] = {"run", big, "--dry-run", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, dry), 2);
+    ck_assert_msg(strstr(err, "big.ini:5: point 0 (mmoe, data.train): a trial needs about") &&
+                      strstr(err, "GiB (data 156.5 GiB") &&
+                      strstr(err, "more than this machine's memory"),
+                  "%s", err);
+    free(out);
+    free(err);
+    const char *run[] = {"run", big, "--db", dbp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, run), 2);
+    ck_assert_int_eq(access(dbp, F_OK), -1); /* nothing stored, not even the file */
+    free(out);
+    free(err);
+    const char *overflow[] = {"run", wide, "--db", dbp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, overflow), 2);
+    ck_assert_msg(strstr(err, "wide.ini:6: point 0 (mmoe, model.expert_hidden): mmoe: 4096 "
+                              "experts x 1000000 hidden units overflows"),
+                  "%s", err);
+    ck_assert_int_eq(access(dbp, F_OK), -1);
+    free(out);
+    free(err);
+    const char *tight[] = {"run", small, "--db", dbp, "--max-memory", "10M", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, tight), 2);
+    ck_assert_msg(strstr(err, "small.ini:5: point 0 (shared_bottom, data.train)") &&
+                      strstr(err, "more than --max-memory (10.0 MiB)"),
+                  "%s", err);
+    ck_assert_int_eq(access(dbp, F_OK), -1);
+    free(out);
+    free(err);
+    const char *bad[] = {"run", small, "--max-memory", "lots", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, bad), 2);
+    ck_assert_msg(strstr(err, "--max-memory lots: expected a size"), "%s", err);
+    free(out);
+    free(err);
+    /* Each worker of this sweep needs about 35 MiB (mostly the worker
+     * itself): 100 MiB hold 2 of 8. */
+    const char *fit[] = {"run", small, "--dry-run", "--max-memory", "100M", "--jobs", "8", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, fit), 0);
+    ck_assert_msg(strstr(out, "; 2 of 8 workers fit in memory"), "%s", out);
+    free(out);
+    free(err);
+    const char *fit_run[] = {"run", small,     "--db", dbp, "--max-memory", "100M", "--jobs",
+                             "8",   "--limit", "1",    NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, fit_run), 0);
+    ck_assert_msg(strstr(err, "running 2 workers: the largest trial needs about"), "%s", err);
+    free(out);
+    free(err);
+    free(dir);
+    free(dbp);
+    free(big);
+    free(wide);
+    free(small);
+}
+END_TEST
+
 Suite *crash_suite(void) {
     Suite *s = suite_create("crash");
     TCase *tc = tcase_create("crash");
@@ -562,6 +630,7 @@ Suite *crash_suite(void) {
     tcase_add_test(tc, replace_spec);
     tcase_add_test(tc, old_and_new_runner_together);
     tcase_add_test(tc, other_host_release_stale);
+    tcase_add_test(tc, memory_checked_before_running);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -374,13 +374,90 @@ static bool work_left(const store_counts_t *c) {
     return c->pending - c->unclaimable > 0;
 }
 
+/* What one worker holds besides its trial: the process itself and OpenBLAS's
+ * per-thread buffers (measured: about 20 MiB resident at start). */
+#define WORKER_BASE_BYTES ((size_t)32 << 20)
+
+/* The line of the first key of `keys` that the file sets for the point, or 0. */
+static int first_line(const sweep_t *sw, int point, const char *const *keys, const char **key) {
+    for (int i = 0; keys[i]; i++) {
+        int line = sweep_key_line(sw, point, keys[i]);
+        if (line > 0) {
+            *key = keys[i];
+            return line;
+        }
+    }
+    return 0;
+}
+
+/* "315.6 GiB", "34.5 MiB" */
+static const char *human(size_t bytes, char buf[32]) {
+    double b = (double)bytes;
+    if (b >= 1073741824.0)
+        snprintf(buf, 32, "%.1f GiB", b / 1073741824.0);
+    else
+        snprintf(buf, 32, "%.1f MiB", b / 1048576.0);
+    return buf;
+}
+
 int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t *largest,
                         err_t *err) {
     *largest = 0;
-    (void)sw;
-    (void)max_memory;
-    (void)jobs;
-    (void)err;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t machine = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
+    size_t limit = max_memory ? max_memory : machine;
+    const char *what = max_memory ? "--max-memory" : "this machine's memory";
+    for (int p = 0; p < sw->n_points; p++) {
+        trial_memory_t m;
+        err_t why = {0};
+        /* A worker holds the trial and, in its data cache, the previous
+         * dataset while the next one is made. */
+        size_t need = 0;
+        bool too_big = trial_memory_estimate(&sw->points[p].spec, &m, &why) != 0;
+        if (!too_big) {
+            need = m.total + m.data + WORKER_BASE_BYTES;
+            too_big = need < m.total || (limit && need > limit);
+        }
+        if (!too_big) {
+            if (need > *largest) *largest = need;
+            continue;
+        }
+        /* Name the line of the key that makes the trial large: the dataset's
+         * size when the data dominates, else the model's. */
+        static const char *const data_keys[] = {"data.train", "data.dim", "data.validation",
+                                                "data.test", NULL};
+        static const char *const model_keys[] = {"model.expert_hidden",
+                                                 "model.experts",
+                                                 "model.bottom_hidden",
+                                                 "model.tower_hidden",
+                                                 "train.batch",
+                                                 "data.dim",
+                                                 NULL};
+        bool data_heavy =
+            why.msg[0] ? strstr(why.msg, "example") != NULL : m.data >= m.model + m.workspace;
+        const char *key = NULL;
+        int line = first_line(sw, p, data_heavy ? data_keys : model_keys, &key);
+        if (!line) line = first_line(sw, p, data_heavy ? model_keys : data_keys, &key);
+        char where[1200];
+        if (line)
+            snprintf(where, sizeof where, "%s:%d: point %d (%s, %s)", sw->path, line, p,
+                     sw->points[p].spec.model, key);
+        else
+            snprintf(where, sizeof where, "%s: point %d (%s)", sw->path, p,
+                     sw->points[p].spec.model);
+        if (why.msg[0]) return err_set(err, ERR_USAGE, "%s: %s", where, why.msg);
+        char b[5][32];
+        return err_set(err, ERR_USAGE,
+                       "%s: a trial needs about %s (data %s, model %s, workspace %s, a second "
+                       "dataset in the worker's cache and %zu MiB for the worker), more than "
+                       "%s (%s)",
+                       where, human(need, b[0]), human(m.data, b[1]), human(m.model, b[2]),
+                       human(m.workspace, b[3]), WORKER_BASE_BYTES >> 20, what, human(limit, b[4]));
+    }
+    if (limit && *largest > 0 && *jobs > 1) {
+        size_t fit = limit / *largest;
+        if (fit < (size_t)*jobs) *jobs = fit > 0 ? (int)fit : 1;
+    }
     return 0;
 }
 
