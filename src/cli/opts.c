@@ -1,6 +1,7 @@
 #include "cli/opts.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -51,8 +52,19 @@ static int set_value(opt_t *o, const char *value, err_t *err) {
         *(uint64_t *)o->target = (uint64_t)i;
         break;
     case OPT_DOUBLE:
-        if (parse_double(value, &d))
+        if (parse_double(value, &d)) {
+            char *end;
+            double v = strtod(value, &end);
+            if (end != value && *end == '\0') /* a number, out of range */
+                return err_set(err, ERR_USAGE, "--%s: %s is too %s (out of range)", o->name, value,
+                               isinf(v) ? "large" : "small");
             return err_set(err, ERR_USAGE, "--%s: '%s' is not a number", o->name, value);
+        }
+        if (d != 0 && fabs(d) < FLT_MIN && o->min > 0)
+            return err_set(err, ERR_USAGE,
+                           "--%s: %s is too small (below single precision's smallest normal "
+                           "number, %g)",
+                           o->name, value, (double)FLT_MIN);
         if (!in_range(o, d)) return range_error(o, value, err);
         *(double *)o->target = d;
         break;
