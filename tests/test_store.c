@@ -6,12 +6,16 @@
  * all there or not at all (every write of store_finish is made to fail in
  * turn); a killed claimer's trial is taken up again, a live one's is not; bad
  * files and paths give clear errors; the read commands never write. */
+#define _GNU_SOURCE /* unshare */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1179,7 +1183,7 @@ START_TEST(cli_sql) {
     /* Writes are refused and change nothing. */
     const char *del[] = {"sql", "--db", path, "DELETE FROM trial", NULL};
     ck_assert_int_eq(run_mtlab(&out, &errout, del), 1);
-    ck_assert_msg(strstr(errout, "mtlab sql: ") && strstr(errout, "readonly"), "%s", errout);
+    ck_assert_msg(strstr(errout, "mtlab sql: read-only: "), "%s", errout);
     free(out);
     free(errout);
     store_t *s = open_or_die(path, STORE_READONLY);
@@ -1308,6 +1312,239 @@ START_TEST(cli_help) {
 }
 END_TEST
 
+/* ---- read-only opening: no -wal/-shm left, read-only filesystems --------- */
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Asserts that neither PATH-wal nor PATH-shm exists. */
+static void assert_no_wal_files(const char *path, const char *after) {
+    char name[1100];
+    snprintf(name, sizeof name, "%s-wal", path);
+    ck_assert_msg(!exists(name), "%s left behind after %s", name, after);
+    snprintf(name, sizeof name, "%s-shm", path);
+    ck_assert_msg(!exists(name), "%s left behind after %s", name, after);
+}
+
+/* Runs every read-only command on the store at path; each must succeed.
+ * export writes into export_dir. */
+static void run_read_commands(const char *path, const char *export_dir) {
+    const char *ls[] = {"ls", "--db", path, NULL};
+    const char *show[] = {"show", "2", "--db", path, NULL};
+    const char *sql[] = {"sql", "--db", path, "SELECT count(*) AS n FROM v_final", NULL};
+    const char *csv[] = {"sql", "--csv", "--db", path, "SELECT id FROM trial ORDER BY id", NULL};
+    const char *export[] = {"export", "--csv", export_dir, "--db", path, NULL};
+    const char *const *cmds[] = {ls, show, sql, csv, export};
+    const char *expect[] = {"exp", "shared_bottom", "n\n-\n6\n", "\"id\"\n1\n2\n3\n4\n",
+                            "trial.csv (4 rows)"};
+    for (int i = 0; i < 5; i++) {
+        char *out, *errout;
+        int rc = run_mtlab(&out, &errout, cmds[i]);
+        ck_assert_msg(rc == 0, "mtlab %s: exit %d: %s", cmds[i][0], rc, errout);
+        ck_assert_msg(strstr(out, expect[i]), "mtlab %s: '%s' not in:\n%s", cmds[i][0], expect[i],
+                      out);
+        free(out);
+        free(errout);
+        assert_no_wal_files(path, cmds[i][0]);
+    }
+}
+
+/* A store nobody has open has no -wal/-shm; reading it (the API and every
+ * read-only command) must not leave them behind.  While a writer holds the
+ * store open they are its files: a reader leaves them, and they go when the
+ * writer closes. */
+START_TEST(readonly_leaves_no_wal_files) {
+    char *dir, *path = cli_store(&dir), *csv_dir = path_in(dir, "csv");
+    assert_no_wal_files(path, "the writer closed");
+    store_t *s = open_or_die(path, STORE_READONLY);
+    store_table_t *t;
+    err_t err = {0};
+    ck_assert_msg(store_query(s, "SELECT count(*) FROM trial", &t, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(store_table_cell(t, 0, 0), "4");
+    store_table_free(t);
+    store_close(s);
+    assert_no_wal_files(path, "store_open(STORE_READONLY)");
+    run_read_commands(path, csv_dir);
+
+    store_t *writer = open_or_die(path, 0);
+    ck_assert_int_eq(q_int(writer, "SELECT count(*) FROM trial"), 4);
+    s = open_or_die(path, STORE_READONLY);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM param"), 20);
+    store_close(s);
+    char wal[1100];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    ck_assert_msg(exists(wal), "a reader removed the -wal of a writer that is still open");
+    store_close(writer);
+    assert_no_wal_files(path, "the writer closed");
+    free(csv_dir);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* A store on a read-only filesystem (the only way to make a directory
+ * unwritable for root, who runs the tests): in a mount namespace of its own,
+ * a tmpfs is mounted, the store written there and the tmpfs remounted
+ * read-only.  The store's name needs percent-encoding in a URI. */
+START_TEST(readonly_filesystem) {
+    const char *fork_mode = getenv("CK_FORK");
+    ck_assert_msg(!fork_mode || strcmp(fork_mode, "no") != 0,
+                  "readonly_filesystem needs CK_FORK=yes: it unshares its mount namespace in a "
+                  "child (check_fork) that must not outlive the test");
+    pid_t pid = check_fork();
+    ck_assert_msg(pid >= 0, "check_fork: %s", strerror(errno));
+    if (pid == 0) {
+        ck_assert_msg(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS): %s", strerror(errno));
+        ck_assert_msg(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0,
+                      "making mounts private: %s", strerror(errno));
+        char *mnt = test_tmpdir(), *out_dir = test_tmpdir();
+        ck_assert_msg(mount("mtlab-test", mnt, "tmpfs", 0, "size=16m") == 0, "mount tmpfs: %s",
+                      strerror(errno));
+        char *sub = path_in(mnt, "a dir %41?#"), *dir;
+        ck_assert_int_eq(mkdir(sub, 0755), 0);
+        char *fixture = cli_store(&dir), *path = path_in(sub, "results 1.db");
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", fixture, path);
+        ck_assert_int_eq(system(cmd), 0);
+        ck_assert_msg(mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) == 0,
+                      "remount read-only: %s", strerror(errno));
+        ck_assert_int_eq(access(sub, W_OK), -1);
+
+        store_t *s = open_or_die(path, STORE_READONLY);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial"), 4);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM metric"), 2 * 3 * N_STEPS);
+        err_t err = {0};
+        int64_t id;
+        ck_assert_int_eq(store_experiment(s, "x", "", "spec", false, &id, &err), -1);
+        store_close(s);
+        assert_no_wal_files(path, "store_open(STORE_READONLY)");
+        char *csv_dir = path_in(out_dir, "csv");
+        run_read_commands(path, csv_dir);
+        ck_assert_int_eq(umount(mnt), 0);
+        free(csv_dir);
+        free(path);
+        free(fixture);
+        free(dir);
+        free(sub);
+        free(out_dir);
+        free(mnt);
+    }
+    check_waitpid_and_exit(pid);
+}
+END_TEST
+
+/* mtlab sql refuses, before running it, every statement that could change a
+ * file: nothing is created, the store keeps its rows and its WAL mode. */
+START_TEST(cli_sql_refuses_writes) {
+    char *dir, *path = cli_store(&dir), *target = path_in(dir, "copy.db"), *out, *errout;
+    char vacuum[1200], attach[1200];
+    snprintf(vacuum, sizeof vacuum, "VACUUM INTO '%s'", target);
+    snprintf(attach, sizeof attach, "ATTACH '%s' AS other", target);
+    const char *refused[] = {vacuum,
+                             attach,
+                             "PRAGMA journal_mode=DELETE",
+                             "PRAGMA query_only=0",
+                             "PRAGMA wal_checkpoint(TRUNCATE)",
+                             "DELETE FROM trial",
+                             "CREATE TEMP TABLE t(x)",
+                             "BEGIN IMMEDIATE",
+                             "REINDEX"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *args[] = {"sql", "--db", path, refused[i], NULL};
+        int rc = run_mtlab(&out, &errout, args);
+        ck_assert_msg(rc == 1, "'%s': exit %d, %s", refused[i], rc, errout);
+        ck_assert_msg(strstr(errout, "mtlab sql: read-only: ") && strstr(errout, path) &&
+                          count_lines(errout) == 1,
+                      "'%s': %s", refused[i], errout);
+        ck_assert_str_eq(out, "");
+        ck_assert_msg(!exists(target), "'%s' created %s", refused[i], target);
+        free(out);
+        free(errout);
+    }
+    /* A second statement is refused as such, before the first one runs. */
+    const char *two[] = {"sql", "--db", path, "SELECT 1; DELETE FROM trial", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &errout, two), 2);
+    ck_assert_msg(strstr(errout, "one SQL statement"), "%s", errout);
+    free(out);
+    free(errout);
+    /* Queries that only read the schema or settings still run. */
+    const char *reads[] = {"PRAGMA table_info(trial)", "SELECT * FROM pragma_table_info('metric')",
+                           "PRAGMA user_version"};
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+        const char *args[] = {"sql", "--db", path, reads[i], NULL};
+        int rc = run_mtlab(&out, &errout, args);
+        ck_assert_msg(rc == 0, "'%s': exit %d, %s", reads[i], rc, errout);
+        free(out);
+        free(errout);
+    }
+    store_t *s = open_or_die(path, STORE_READONLY);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial"), 4);
+    store_close(s);
+    /* Byte 18 of the header is 2 in WAL mode (read without SQLite, which
+     * would switch it back). */
+    FILE *f = fopen(path, "rb");
+    unsigned char header[20];
+    ck_assert_int_eq(fread(header, 1, sizeof header, f), sizeof header);
+    fclose(f);
+    ck_assert_int_eq(header[18], 2);
+    free(target);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+/* The aligned table of mtlab sql streams: widths come from the first
+ * STORE_PRINT_SAMPLE_ROWS rows.  Up to that many rows the output is the
+ * in-memory table's, byte for byte; a wider value after them widens only its
+ * own line. */
+START_TEST(cli_sql_table_widths) {
+    char *dir, *path = cli_store(&dir), *out, *errout;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "SELECT i, i * 0.25 AS quarter, CASE WHEN i %% 7 = 0 THEN NULL ELSE 'r' || i END "
+             "AS label, x'00ff' AS bytes FROM n",
+             STORE_PRINT_SAMPLE_ROWS);
+    store_t *s = open_or_die(path, STORE_READONLY);
+    store_table_t *t;
+    err_t err = {0};
+    ck_assert_msg(store_query(s, sql, &t, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(t->n_rows, STORE_PRINT_SAMPLE_ROWS);
+    char *expect;
+    size_t expect_len;
+    FILE *mem = open_memstream(&expect, &expect_len);
+    ck_assert_int_eq(store_table_print(mem, t, &err), 0);
+    fclose(mem);
+    store_table_free(t);
+    store_close(s);
+    const char *args[] = {"sql", "--db", path, sql, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &errout, args), 0);
+    ck_assert_str_eq(out, expect);
+    free(out);
+    free(errout);
+    free(expect);
+
+    /* One row past the sample, wider than every row of it. */
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+             "SELECT CASE WHEN i > %d THEN 'a much longer value' ELSE 'v' END AS v, i FROM n",
+             STORE_PRINT_SAMPLE_ROWS + 1, STORE_PRINT_SAMPLE_ROWS);
+    const char *wide[] = {"sql", "--db", path, sql, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &errout, wide), 0);
+    const char *head = "v     i\n-  ----\nv     1\n";
+    ck_assert_msg(strncmp(out, head, strlen(head)) == 0, "%.40s", out);
+    ck_assert_msg(strstr(out, "\nv  1000\na much longer value  1001\n"), "%s",
+                  out + strlen(out) - 60);
+    ck_assert_int_eq(count_lines(out), 2 + STORE_PRINT_SAMPLE_ROWS + 1);
+    free(out);
+    free(errout);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 Suite *store_suite(void) {
     Suite *s = suite_create("store");
     TCase *tc = tcase_create("store");
@@ -1341,6 +1578,10 @@ Suite *store_suite(void) {
     tcase_add_test(cli, cli_sql);
     tcase_add_test(cli, cli_export);
     tcase_add_test(cli, cli_help);
+    tcase_add_test(cli, readonly_leaves_no_wal_files);
+    tcase_add_test(cli, readonly_filesystem);
+    tcase_add_test(cli, cli_sql_refuses_writes);
+    tcase_add_test(cli, cli_sql_table_widths);
     suite_add_tcase(s, cli);
     return s;
 }

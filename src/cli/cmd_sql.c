@@ -1,6 +1,7 @@
-/* cmd_sql.c -- `mtlab sql "SELECT ..."`: one SQL statement on a store, over a
- * read-only connection (SQLITE_OPEN_READONLY and PRAGMA query_only), printed
- * as an aligned table or as CSV. */
+/* cmd_sql.c -- `mtlab sql "SELECT ..."`: one query on a store opened
+ * read-only (store.h), printed as an aligned table or as CSV while it runs
+ * (store_query_print: memory does not grow with the result).  Statements
+ * that could write anything are refused before they run (query.h). */
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -23,7 +24,8 @@ int cmd_sql(int argc, char **argv) {
     int n_pos;
     int rc = cli_options(
         "sql", "mtlab sql QUERY [--db FILE] [--csv]",
-        "Runs one SQL statement on the store, read-only, and prints its rows.\n"
+        "Runs one SQL query on the store, read-only, and prints its rows as they come\n"
+        "(a table's column widths are those of its first rows).\n"
         "Tables and views: sql/schema.sql (v_final, v_curve, v_best_lr, ...). Example:\n"
         "  mtlab sql \"SELECT model, avg(value) FROM v_final WHERE name='test/loss/t1' "
         "GROUP BY model\"",
@@ -36,12 +38,9 @@ int cmd_sql(int argc, char **argv) {
 
     store_t *s;
     if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("sql", &err);
-    store_table_t *t = NULL;
     int status = 0;
-    if (store_query(s, pos[0], &t, &err) ||
-        (csv ? store_table_csv(stdout, t, &err) : store_table_print(stdout, t, &err)))
+    if (store_query_print(s, pos[0], csv ? STORE_PRINT_CSV : STORE_PRINT_TABLE, stdout, NULL, &err))
         status = cli_fail("sql", &err);
-    store_table_free(t);
     store_close(s);
     if (status == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
         err_set(&err, ERR_FAIL, "cannot write to standard output");

@@ -2,9 +2,15 @@
  *
  * Everything here goes through store_query_each(): one statement, rows handed
  * to a callback as text cells with their SQLite type.  The in-memory table
- * (store_query) serves the small results `ls`, `show` and `sql` print; export
- * streams rows straight to the CSV files, so a large metric table never has
- * to fit in memory. */
+ * (store_query) serves the small results `ls` and `show` print; `sql`
+ * (store_query_print) and export stream rows straight to their output, so a
+ * large result never has to fit in memory.
+ *
+ * Only queries run here.  A statement is refused before it runs unless
+ * SQLite says it changes no database file (sqlite3_stmt_readonly) and an
+ * authorizer saw nothing but reads while compiling it: that keeps out what
+ * a read-only connection alone does not stop (VACUUM INTO and ATTACH create
+ * files; PRAGMA query_only=0 would lift the connection's guard). */
 #include "store/query.h"
 
 #include "core/files.h"
@@ -38,16 +44,117 @@ static int reserve(char **buf, size_t *cap, size_t need) {
     return 0;
 }
 
-int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_row_fn fn,
-                     void *ctx, err_t *err) {
+/* ---- only queries ------------------------------------------------------ */
+
+/* What the authorizer refused first, for the message. */
+typedef struct {
+    char refused[128];
+} guard_t;
+
+/* Pragmas that only report: without a value they read a setting or list
+ * the schema; those marked `arg` also take an object name or a count. */
+static const struct {
+    const char *name;
+    bool arg;
+} pragma_reads[] = {
+    {"application_id", false},  {"collation_list", false}, {"compile_options", false},
+    {"database_list", false},   {"encoding", false},       {"foreign_key_check", true},
+    {"foreign_key_list", true}, {"foreign_keys", false},   {"freelist_count", false},
+    {"function_list", false},   {"index_info", true},      {"index_list", true},
+    {"index_xinfo", true},      {"integrity_check", true}, {"module_list", false},
+    {"page_count", false},      {"page_size", false},      {"pragma_list", false},
+    {"quick_check", true},      {"schema_version", false}, {"table_info", true},
+    {"table_list", true},       {"table_xinfo", true},     {"user_version", false},
+};
+
+static bool pragma_reads_only(const char *name, const char *value) {
+    for (size_t i = 0; name && i < sizeof pragma_reads / sizeof pragma_reads[0]; i++)
+        if (sqlite3_stricmp(name, pragma_reads[i].name) == 0)
+            return value == NULL || pragma_reads[i].arg;
+    return false;
+}
+
+static const char *action_name(int action) {
+    switch (action) {
+    case SQLITE_INSERT:
+        return "INSERT";
+    case SQLITE_UPDATE:
+        return "UPDATE";
+    case SQLITE_DELETE:
+        return "DELETE";
+    case SQLITE_ATTACH:
+        return "ATTACH";
+    case SQLITE_DETACH:
+        return "DETACH";
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+        return "a transaction";
+    case SQLITE_ALTER_TABLE:
+        return "ALTER TABLE";
+    case SQLITE_REINDEX:
+        return "REINDEX";
+    case SQLITE_ANALYZE:
+        return "ANALYZE";
+    default:
+        return "a statement that changes the schema";
+    }
+}
+
+/* The authorizer: reads, functions and reporting pragmas; nothing else. */
+static int guard_authorize(void *ctx, int action, const char *a, const char *b, const char *db,
+                           const char *trigger) {
+    guard_t *g = ctx;
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_READ:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+        return SQLITE_OK;
+    case SQLITE_UPDATE:
+        /* Table-valued functions (json_each, pragma_table_info) register
+         * their table in the in-memory schema, which is reported as an
+         * UPDATE of sqlite_master; a real one is not read-only for
+         * sqlite3_stmt_readonly. */
+        if (a &&
+            (sqlite3_stricmp(a, "sqlite_master") == 0 || sqlite3_stricmp(a, "sqlite_schema") == 0))
+            return SQLITE_OK;
+        break;
+    case SQLITE_PRAGMA:
+        if (pragma_reads_only(a, b)) return SQLITE_OK;
+        if (!g->refused[0])
+            snprintf(g->refused, sizeof g->refused, "PRAGMA %s%s%s", a ? a : "", b ? "=" : "",
+                     b ? b : "");
+        return SQLITE_DENY;
+    default:
+        break;
+    }
+    if (!g->refused[0]) snprintf(g->refused, sizeof g->refused, "%s", action_name(action));
+    return SQLITE_DENY;
+}
+
+static int refuse(store_t *s, const char *what, err_t *err) {
+    return err_set(err, ERR_FAIL, "read-only: %s refused before it ran (%s is opened read-only)",
+                   what, store_path(s));
+}
+
+/* Compiles ONE statement of sql under the guard (the authorizer must be
+ * cleared by the caller after sqlite3_finalize: SQLite may recompile the
+ * statement while it steps).  Refuses a statement that is not a query. */
+static int prepare_query(store_t *s, const char *sql, guard_t *g, sqlite3_stmt **out, err_t *err) {
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK)
+    *out = NULL;
+    sqlite3_set_authorizer(db, guard_authorize, g);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
+        if (g->refused[0]) return refuse(s, g->refused, err);
         return err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
-    if (!st) return err_set(err, ERR_USAGE, "no SQL statement in '%s'", sql);
+    }
+    if (!st)
+        return err_set(err, ERR_USAGE, "no SQL statement in '%s' (for %s)", sql, store_path(s));
     if (tail && !only_blank(tail)) {
-        /* Comments and semicolons may follow; another statement may not. */
+        /* Comments and semicolons may follow; another statement may not
+         * (compiled only to tell, never run). */
         sqlite3_stmt *next = NULL;
         int rc = sqlite3_prepare_v2(db, tail, -1, &next, NULL);
         sqlite3_finalize(next);
@@ -55,8 +162,33 @@ int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_
             sqlite3_finalize(st);
             return err_set(err, ERR_USAGE,
                            "one SQL statement at a time, please (found more after "
-                           "the first ';')");
+                           "the first ';'; nothing was run on %s)",
+                           store_path(s));
         }
+    }
+    if (!sqlite3_stmt_readonly(st)) {
+        /* VACUUM and VACUUM INTO, which the authorizer is not asked
+         * about, and whatever it let through that writes after all */
+        char what[128];
+        const char *text = sqlite3_sql(st);
+        while (isspace((unsigned char)*text))
+            text++;
+        snprintf(what, sizeof what, "%.60s%s", text, strlen(text) > 60 ? "..." : "");
+        sqlite3_finalize(st);
+        return refuse(s, what, err);
+    }
+    *out = st;
+    return 0;
+}
+
+int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_row_fn fn,
+                     void *ctx, err_t *err) {
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    guard_t guard = {""};
+    if (prepare_query(s, sql, &guard, &st, err)) {
+        sqlite3_set_authorizer(db, NULL, NULL);
+        return -1;
     }
     const int n = sqlite3_column_count(st);
     const char **names = calloc((size_t)n + 1, sizeof *names);
@@ -135,6 +267,7 @@ done:
     free(cells);
     free(types);
     sqlite3_finalize(st);
+    sqlite3_set_authorizer(db, NULL, NULL);
     return status;
 }
 
@@ -223,9 +356,8 @@ static int write_error(err_t *err) {
 }
 
 /* What the aligned table shows for a cell. */
-static const char *display(const store_table_t *t, int r, int c, char *buf, size_t size) {
-    const char *cell = store_table_cell(t, r, c);
-    switch (store_table_type(t, r, c)) {
+static const char *display(const char *cell, int type, char *buf, size_t size) {
+    switch (type) {
     case SQLITE_NULL:
         return "";
     case SQLITE_FLOAT:
@@ -251,65 +383,148 @@ static bool is_number_type(int type) {
     return type == SQLITE_INTEGER || type == SQLITE_FLOAT;
 }
 
-int store_table_print(FILE *f, const store_table_t *t, err_t *err) {
+/* The columns of an aligned table: each as wide as its widest text (header
+ * included) among the rows measured; numeric when those rows hold numbers
+ * and NULLs only (the header is then right-aligned too). */
+typedef struct {
+    int n_cols;
+    int *width;    /* [n_cols] */
+    bool *numeric; /* [n_cols] */
+} layout_t;
+
+static void layout_free(layout_t *L) {
+    free(L->width);
+    free(L->numeric);
+    L->width = NULL;
+    L->numeric = NULL;
+}
+
+static int layout_measure(layout_t *L, const store_table_t *t, err_t *err) {
     const int n = t->n_cols;
-    if (n == 0) return 0;
-    int *width = calloc((size_t)n, sizeof *width);
-    bool *numeric = calloc((size_t)n, sizeof *numeric);
-    if (!width || !numeric) {
-        free(width);
-        free(numeric);
+    L->n_cols = n;
+    L->width = calloc((size_t)n + 1, sizeof *L->width);
+    L->numeric = calloc((size_t)n + 1, sizeof *L->numeric);
+    if (!L->width || !L->numeric) {
+        layout_free(L);
         return err_set(err, ERR_FAIL, "out of memory");
     }
     char buf[64];
     for (int c = 0; c < n; c++) {
-        width[c] = text_width(t->names[c]);
+        L->width[c] = text_width(t->names[c]);
         int numbers = 0, others = 0;
         for (int r = 0; r < t->n_rows; r++) {
-            int w = text_width(display(t, r, c, buf, sizeof buf));
-            if (w > width[c]) width[c] = w;
             int type = store_table_type(t, r, c);
+            int w = text_width(display(store_table_cell(t, r, c), type, buf, sizeof buf));
+            if (w > L->width[c]) L->width[c] = w;
             if (is_number_type(type))
                 numbers++;
             else if (type != SQLITE_NULL)
                 others++;
         }
-        numeric[c] = numbers > 0 && others == 0;
+        L->numeric[c] = numbers > 0 && others == 0;
     }
-    errno = 0;
-    for (int line = -2; line < t->n_rows; line++) {
-        for (int c = 0; c < n; c++) {
-            const char *text;
-            bool right;
-            char rule[256];
-            if (line == -2) {
-                text = t->names[c];
-                right = numeric[c];
-            } else if (line == -1) {
-                int w = width[c] < (int)sizeof rule - 1 ? width[c] : (int)sizeof rule - 1;
-                memset(rule, '-', (size_t)w);
-                rule[w] = '\0';
-                text = rule;
-                right = false;
-            } else {
-                text = display(t, line, c, buf, sizeof buf);
-                right = is_number_type(store_table_type(t, line, c));
-            }
-            int pad = width[c] - text_width(text);
-            if (c > 0) fputs("  ", f);
-            if (right)
-                fprintf(f, "%*s%s", pad, "", text);
-            else if (c == n - 1)
-                fputs(text, f); /* no trailing blanks */
-            else
-                fprintf(f, "%s%*s", text, pad, "");
-        }
-        fputc('\n', f);
-    }
-    free(width);
-    free(numeric);
-    if (ferror(f)) return write_error(err);
     return 0;
+}
+
+/* One line of the table.  A text wider than its column (a row after those
+ * measured) is printed whole, pushing the rest of its line right. */
+static void put_blanks(FILE *f, int n) {
+    for (; n > 0; n--)
+        putc(' ', f);
+}
+
+static void print_line(FILE *f, const layout_t *L, const char *const *texts, const bool *right) {
+    for (int c = 0; c < L->n_cols; c++) {
+        int pad = L->width[c] - text_width(texts[c]);
+        if (c > 0) fputs("  ", f);
+        if (right[c]) put_blanks(f, pad);
+        fputs(texts[c], f);
+        if (!right[c] && c < L->n_cols - 1) put_blanks(f, pad); /* no trailing blanks */
+    }
+    putc('\n', f);
+}
+
+/* The header line and the rule under it. */
+static int print_header(FILE *f, const layout_t *L, const char *const *names, err_t *err) {
+    const int n = L->n_cols;
+    char **rules = calloc((size_t)n + 1, sizeof *rules);
+    bool *left = calloc((size_t)n + 1, sizeof *left);
+    int status = 0;
+    for (int c = 0; rules && c < n; c++) {
+        int w = L->width[c] < 255 ? L->width[c] : 255;
+        if (!(rules[c] = malloc((size_t)w + 1))) break;
+        memset(rules[c], '-', (size_t)w);
+        rules[c][w] = '\0';
+    }
+    if (!rules || !left || (n > 0 && !rules[n - 1])) {
+        status = err_set(err, ERR_FAIL, "out of memory");
+    } else {
+        print_line(f, L, names, L->numeric);
+        print_line(f, L, (const char *const *)rules, left);
+    }
+    for (int c = 0; rules && c < n; c++)
+        free(rules[c]);
+    free(rules);
+    free(left);
+    return status;
+}
+
+/* A row of cells (types as in store_row_t); texts and right hold n_cols. */
+static void print_row(FILE *f, const layout_t *L, const char *const *cells, const int *types,
+                      const char **texts, bool *right, char (*bufs)[64]) {
+    for (int c = 0; c < L->n_cols; c++) {
+        texts[c] = display(cells[c], types[c], bufs[c], sizeof bufs[c]);
+        right[c] = is_number_type(types[c]);
+    }
+    print_line(f, L, texts, right);
+}
+
+/* Scratch space of print_row for n columns. */
+typedef struct {
+    const char **texts;
+    bool *right;
+    char (*bufs)[64];
+} row_scratch_t;
+
+static void scratch_free(row_scratch_t *x) {
+    free(x->texts);
+    free(x->right);
+    free(x->bufs);
+    *x = (row_scratch_t){0};
+}
+
+static int scratch_new(row_scratch_t *x, int n, err_t *err) {
+    x->texts = calloc((size_t)n + 1, sizeof *x->texts);
+    x->right = calloc((size_t)n + 1, sizeof *x->right);
+    x->bufs = calloc((size_t)n + 1, sizeof *x->bufs);
+    if (x->texts && x->right && x->bufs) return 0;
+    scratch_free(x);
+    return err_set(err, ERR_FAIL, "out of memory");
+}
+
+/* Header, rule and every row of t under layout L. */
+static int print_table(FILE *f, const layout_t *L, const store_table_t *t, err_t *err) {
+    row_scratch_t x;
+    if (scratch_new(&x, t->n_cols, err)) return -1;
+    int rc = print_header(f, L, (const char *const *)t->names, err);
+    for (int r = 0; rc == 0 && r < t->n_rows; r++) {
+        size_t first = (size_t)r * (size_t)t->n_cols;
+        print_row(f, L, (const char *const *)&t->cells[first], &t->types[first], x.texts, x.right,
+                  x.bufs);
+    }
+    scratch_free(&x);
+    return rc;
+}
+
+int store_table_print(FILE *f, const store_table_t *t, err_t *err) {
+    if (t->n_cols == 0) return 0;
+    layout_t L;
+    if (layout_measure(&L, t, err)) return -1;
+    errno = 0;
+    int rc = print_table(f, &L, t, err);
+    layout_free(&L);
+    if (rc == 0 && ferror(f)) return write_error(err);
+    return rc;
 }
 
 int store_csv_line(FILE *f, int n, const char *const *cells, const int *types, err_t *err) {
@@ -339,6 +554,79 @@ int store_table_csv(FILE *f, const store_table_t *t, err_t *err) {
     for (int r = 0; rc == 0 && r < t->n_rows; r++)
         rc = store_csv_line(f, n, (const char *const *)&t->cells[(size_t)r * (size_t)n],
                             &t->types[(size_t)r * (size_t)n], err);
+    return rc;
+}
+
+/* ---- printing as the rows come (mtlab sql) ------------------------------ */
+
+/* The table is printed from the first STORE_PRINT_SAMPLE_ROWS rows (kept
+ * in `sample` until then), every later row as it comes: memory stays that
+ * of the sample whatever the size of the result. */
+typedef struct {
+    FILE *f;
+    store_print_t format;
+    long rows;
+    store_table_t *sample;
+    collect_t collect;
+    bool printed; /* the sample (header, rule, rows) is out */
+    layout_t layout;
+    row_scratch_t scratch;
+} printer_t;
+
+/* Measures the sample, prints it and drops its rows. */
+static int printer_flush(printer_t *p, err_t *err) {
+    store_table_t *t = p->sample;
+    p->printed = true;
+    if (t->n_cols == 0) return 0;
+    if (layout_measure(&p->layout, t, err) || scratch_new(&p->scratch, t->n_cols, err)) return -1;
+    if (print_table(p->f, &p->layout, t, err)) return -1;
+    for (size_t i = 0; i < (size_t)t->n_rows * (size_t)t->n_cols; i++) {
+        free(t->cells[i]);
+        t->cells[i] = NULL;
+    }
+    t->n_rows = 0;
+    if (ferror(p->f)) return write_error(err);
+    return 0;
+}
+
+static int printer_header(void *ctx, const store_row_t *row, err_t *err) {
+    printer_t *p = ctx;
+    if (p->format == STORE_PRINT_CSV)
+        return row->n_cols == 0 ? 0
+                                : store_csv_line(p->f, row->n_cols, row->cells, row->types, err);
+    return collect_header(&p->collect, row, err);
+}
+
+static int printer_row(void *ctx, const store_row_t *row, err_t *err) {
+    printer_t *p = ctx;
+    p->rows++;
+    if (p->format == STORE_PRINT_CSV)
+        return store_csv_line(p->f, row->n_cols, row->cells, row->types, err);
+    if (!p->printed) {
+        if (p->sample->n_rows < STORE_PRINT_SAMPLE_ROWS) return collect_row(&p->collect, row, err);
+        if (printer_flush(p, err)) return -1;
+    }
+    if (row->n_cols == 0) return 0;
+    print_row(p->f, &p->layout, row->cells, row->types, p->scratch.texts, p->scratch.right,
+              p->scratch.bufs);
+    if (ferror(p->f)) return write_error(err);
+    return 0;
+}
+
+int store_query_print(store_t *s, const char *sql, store_print_t format, FILE *f, long *n_rows,
+                      err_t *err) {
+    printer_t p = {.f = f, .format = format};
+    if (n_rows) *n_rows = 0;
+    if (!(p.sample = calloc(1, sizeof *p.sample))) return err_set(err, ERR_FAIL, "out of memory");
+    p.collect = (collect_t){p.sample, 0};
+    errno = 0;
+    int rc = store_query_each(s, sql, printer_header, printer_row, &p, err);
+    if (rc == 0 && format == STORE_PRINT_TABLE && !p.printed) rc = printer_flush(&p, err);
+    if (rc == 0 && ferror(f)) rc = write_error(err);
+    layout_free(&p.layout);
+    scratch_free(&p.scratch);
+    store_table_free(p.sample);
+    if (rc == 0 && n_rows) *n_rows = p.rows;
     return rc;
 }
 

@@ -35,8 +35,15 @@ typedef int (*store_row_fn)(void *ctx, const store_row_t *row, err_t *err);
 /* Runs ONE SQL statement (trailing blanks, comments and ';' allowed; a
  * second statement is ERR_USAGE) and calls fn for each row; on_header (may be
  * NULL) is called once before the rows with the column names (rows is then
- * the names, types all SQLITE_NULL), even when there are no rows.  SQL
- * errors are ERR_FAIL with SQLite's message. */
+ * the names, types all SQLITE_TEXT), even when there are no rows.  SQL
+ * errors are ERR_FAIL with SQLite's message.
+ *
+ * Only queries run: before it runs, a statement is refused (ERR_FAIL
+ * "read-only: ... refused before it ran (PATH is opened read-only)") unless
+ * it reads only -- SELECT (WITH, VALUES, EXPLAIN of those) and the pragmas
+ * that report (table_info, user_version, ...).  INSERT, UPDATE, DELETE,
+ * schema changes, ATTACH, DETACH, VACUUM (INTO), transactions and pragmas
+ * that set a value are all refused, so no file is created or changed. */
 int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_row_fn fn,
                      void *ctx, err_t *err);
 
@@ -62,6 +69,24 @@ int store_table_print(FILE *f, const store_table_t *t, err_t *err);
 int store_table_csv(FILE *f, const store_table_t *t, err_t *err);
 /* One CSV line of n cells (types as in store_row_t). */
 int store_csv_line(FILE *f, int n, const char *const *cells, const int *types, err_t *err);
+
+/* ---- printing as the rows come (mtlab sql) ------------------------------ */
+
+/* Rows store_query_print reads before it sizes the table's columns. */
+#define STORE_PRINT_SAMPLE_ROWS 1000
+
+typedef enum { STORE_PRINT_TABLE, STORE_PRINT_CSV } store_print_t;
+
+/* Runs ONE statement as store_query_each does and prints its result to f
+ * while it runs, in memory that does not grow with the number of rows:
+ * CSV as store_table_csv, row by row; or the aligned table of
+ * store_table_print, whose widths and numeric columns are decided on the
+ * header and the first STORE_PRINT_SAMPLE_ROWS rows (so up to that many
+ * rows the output is store_table_print's, byte for byte).  A later value
+ * wider than its column is printed whole and shifts the rest of its own
+ * line only.  *n_rows (may be NULL) receives the number of rows printed. */
+int store_query_print(store_t *s, const char *sql, store_print_t format, FILE *f, long *n_rows,
+                      err_t *err);
 
 /* ---- what the commands show -------------------------------------------- */
 

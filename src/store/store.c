@@ -391,6 +391,108 @@ static int open_fail(store_t *s, err_t *err) {
     return err_set(err, ERR_FAIL, "cannot open %s: %s", s->path, sqlite3_errmsg(s->db));
 }
 
+/* Opens s->db on `name` (a path, or a URI with SQLITE_OPEN_URI) with the
+ * settings of every connection: extended result codes, the busy timeout. */
+static int db_connect(store_t *s, const char *name, int oflags, err_t *err) {
+    if (sqlite3_open_v2(name, &s->db, oflags, NULL) != SQLITE_OK)
+        return s->db ? open_fail(s, err)
+                     : err_set(err, ERR_FAIL, "cannot open %s: out of memory", s->path);
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+/* ---- read-only opening ------------------------------------------------- *
+ *
+ * Reading a WAL store takes PATH-wal and PATH-shm next to it: the first
+ * connection creates them, the last one to close checkpoints and deletes
+ * them -- unless it is a read-only one (SQLITE_OPEN_READONLY), which cannot
+ * take the write lock that needs.  So `mtlab ls` on a store nobody had open
+ * used to leave both files behind, and in a directory it cannot write it
+ * could not read the store at all (-shm cannot be created).
+ *
+ * Hence a read-only store_open connects read-write when the file allows it,
+ * without SQLITE_OPEN_CREATE, with PRAGMA query_only=1 before anything else,
+ * and with s->readonly refusing every write of store.c.  Nothing writes
+ * through it (query.c also refuses, before it runs, any statement that is not
+ * a query); but when it is the last connection, closing it tidies up as any
+ * writer's close does: whatever committed frames -wal holds are copied into
+ * the file, -wal and -shm deleted.
+ *
+ * When there is no -shm and no -wal (or an empty one), no connection has the
+ * store open now and the file holds every committed transaction.  If then
+ * no process can start writing it while we read -- the directory is not
+ * writable (a read-only filesystem, or permissions: a writer must create
+ * -wal and -shm in it), or the file has no write permission at all -- it is
+ * opened as file:PATH?immutable=1: SQLite reads it without locks and creates
+ * nothing.  Safe because immutable is only wrong when the file changes
+ * during the read, and no writer can change it without first creating
+ * -wal/-shm in that directory.  (One that can write the directory through
+ * another path -- another user, a writable mount of the same directory --
+ * could; a reader of such a store sees at worst an inconsistent answer, never
+ * a changed store.) */
+
+/* Whether the directory holding the store is writable by this process. */
+static bool dir_writable(const store_t *s) {
+    char dir[sizeof s->path];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" -> "/" */
+    return access(dir, W_OK) == 0;
+}
+
+/* "file:PATH?immutable=1", PATH percent-encoded but for [A-Za-z0-9/._~-]
+ * (an absolute path gets an empty authority: "file:///..."). -1 when it does
+ * not fit. */
+static int immutable_uri(const char *path, char *out, size_t size) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = (size_t)snprintf(out, size, "file:%s", path[0] == '/' ? "//" : "");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || (*p && strchr("/._~-", *p));
+        if (n + 4 >= size) return -1;
+        if (plain) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
+    const char *query = "?immutable=1";
+    if (n + strlen(query) >= size) return -1;
+    memcpy(out + n, query, strlen(query) + 1);
+    return 0;
+}
+
+/* The connection of a read-only store_open (see above); sb is the file's
+ * stat. */
+static int open_readonly(store_t *s, const struct stat *sb, err_t *err) {
+    char name[sizeof s->path + 8];
+    struct stat wal_sb, shm_sb;
+    snprintf(name, sizeof name, "%s-wal", s->path);
+    bool wal_empty = stat(name, &wal_sb) != 0 || wal_sb.st_size == 0;
+    snprintf(name, sizeof name, "%s-shm", s->path);
+    bool unused = wal_empty && stat(name, &shm_sb) != 0;
+    if (db_connect(s, s->path, SQLITE_OPEN_READWRITE, err)) return -1;
+    /* SQLite falls back to read-only when the file cannot be written. */
+    bool file_readonly = sqlite3_db_readonly(s->db, "main") == 1;
+    if (unused && (!dir_writable(s) || (file_readonly && (sb->st_mode & 0222) == 0))) {
+        char uri[3 * sizeof s->path + 32];
+        if (immutable_uri(s->path, uri, sizeof uri))
+            return err_set(err, ERR_FAIL, "cannot open %s: path too long", s->path);
+        sqlite3_close(s->db);
+        s->db = NULL;
+        if (db_connect(s, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, err)) return -1;
+    }
+    if (pragma(s, "PRAGMA query_only=1", NULL, 0, err)) return open_fail(s, err);
+    return 0;
+}
+
 int store_open(store_t **out, const char *path, int flags, err_t *err) {
     *out = NULL;
     store_t *s = calloc(1, sizeof *s);
@@ -404,18 +506,10 @@ int store_open(store_t **out, const char *path, int flags, err_t *err) {
         free(s);
         return -1;
     }
-    int oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    if (sqlite3_open_v2(path, &s->db, oflags, NULL) != SQLITE_OK) {
-        if (!s->db) {
-            err_set(err, ERR_FAIL, "cannot open %s: out of memory", path);
-            free(s);
-            return -1;
-        }
-        goto fail_open;
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    if (!s->readonly) {
+    if (s->readonly) {
+        if (open_readonly(s, &sb, err)) goto fail;
+    } else {
+        if (db_connect(s, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err)) goto fail;
         /* WAL is a property of the file; setting it needs the file to be a
          * database, so this is also where junk files are caught. */
         char mode[32] = "";
@@ -427,8 +521,6 @@ int store_open(store_t **out, const char *path, int flags, err_t *err) {
             goto fail;
         }
         if (pragma(s, "PRAGMA synchronous=NORMAL", NULL, 0, err)) goto fail_open;
-    } else if (pragma(s, "PRAGMA query_only=1", NULL, 0, err)) {
-        goto fail_open;
     }
     if (pragma(s, "PRAGMA foreign_keys=ON", NULL, 0, err)) goto fail_open;
 
