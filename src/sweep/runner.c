@@ -45,17 +45,24 @@ typedef struct {
 static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t *exp_id,
                            int *added, err_t *err) {
     if (store_experiment(st, sw->name, sw->description, sw->text, replace, exp_id, err)) return -1;
+    /* The points' params as store records, back to back: point p's start at
+     * kv + first[p]. */
+    size_t n_kv = 0;
+    for (int p = 0; p < sw->n_points; p++) n_kv += (size_t)sw->points[p].n_params;
     store_trial_t *rows = calloc(sw->n_trials ? sw->n_trials : 1, sizeof *rows);
-    store_kv_t *kv = calloc((size_t)sw->n_points * SWEEP_MAX_PARAMS + 1, sizeof *kv);
-    if (!rows || !kv) {
+    store_kv_t *kv = calloc(n_kv + 1, sizeof *kv);
+    size_t *first = calloc((size_t)sw->n_points + 1, sizeof *first);
+    if (!rows || !kv || !first) {
         free(rows);
         free(kv);
+        free(first);
         return err_set(err, ERR_FAIL, "out of memory for %d trials", sw->n_trials);
     }
-    for (int p = 0; p < sw->n_points; p++)
-        for (int i = 0; i < sw->points[p].n_params; i++)
-            kv[(size_t)p * SWEEP_MAX_PARAMS + i] =
-                (store_kv_t){sw->points[p].params[i].key, sw->points[p].params[i].value};
+    for (int p = 0, k = 0; p < sw->n_points; p++) {
+        first[p] = (size_t)k;
+        for (int i = 0; i < sw->points[p].n_params; i++, k++)
+            kv[k] = (store_kv_t){sw->points[p].params[i].key, sw->points[p].params[i].value};
+    }
     for (int i = 0; i < sw->n_trials; i++) {
         int point, repeat;
         trial_spec_t spec;
@@ -68,12 +75,13 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
             .data_seed = spec.data_seed,
             .init_seed = spec.init_seed,
             .n_params = pt->n_params,
-            .params = kv + (size_t)point * SWEEP_MAX_PARAMS,
+            .params = kv + first[point],
         };
     }
     int rc = store_add_trials(st, *exp_id, rows, sw->n_trials, added, err);
     free(rows);
     free(kv);
+    free(first);
     return rc;
 }
 
