@@ -10,6 +10,7 @@ int main(void) {
     srunner_add_suite(sr, models_suite());
     srunner_add_suite(sr, synth_suite());
     srunner_add_suite(sr, train_suite());
+    srunner_add_suite(sr, metrics_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, store_suite());
     srunner_add_suite(sr, sweep_suite());

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "data/synth.h"
+#include "gradcheck.h"
 #include "testutil.h"
 #include "train/train.h"
 #include "train/trial.h"
@@ -441,6 +442,462 @@ START_TEST(test_trial_unallocatable) {
 }
 END_TEST
 
+/* ---- the objective: penalty and the architecture group ---- */
+
+/* A toy with one tensor of each group, pred[b, k] = Σ_i x[b, i] W[i, k] +
+ * a[k]: W[d, T] is a weight, a[1, T] an architecture parameter, and
+ * backward gives both their gradients.  Built by hand (it is no registered
+ * family); model_free frees it. */
+static void toy_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
+    const int d = m->cfg.input_dim, T = m->cfg.tasks;
+    const real *W = m->params, *a = m->params + m->n_weights;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < T; k++) {
+            double sum = a[k];
+            for (int i = 0; i < d; i++)
+                sum += x[(size_t)b * d + i] * W[(size_t)i * T + k];
+            pred[(size_t)b * T + k] = (real)sum;
+        }
+}
+
+static void toy_backward(model_t *m, const real *x, int B, const real *dpred) {
+    const int d = m->cfg.input_dim, T = m->cfg.tasks;
+    real *dW = m->grads, *da = m->grads + m->n_weights;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < T; k++) {
+            const real g = dpred[(size_t)b * T + k];
+            da[k] += g;
+            for (int i = 0; i < d; i++)
+                dW[(size_t)i * T + k] += x[(size_t)b * d + i] * g;
+        }
+}
+
+static int toy_gates(const model_t *m, model_gate_t *out) {
+    return 0;
+}
+
+static const model_ops_t toy_ops = {
+    .name = "toy",
+    .summary = "linear weights plus an architecture bias (tests only)",
+    .forward = toy_forward,
+    .backward = toy_backward,
+    .gates = toy_gates,
+};
+
+static model_t *toy_new(int d, int T, uint64_t seed) {
+    model_t *m = calloc(1, sizeof *m);
+    ck_assert_ptr_nonnull(m);
+    m->ops = &toy_ops;
+    m->cfg.input_dim = d;
+    m->cfg.tasks = T;
+    m->cfg.max_batch = 64;
+    m->tensors = calloc(2, sizeof *m->tensors);
+    ck_assert_ptr_nonnull(m->tensors);
+    m->n_tensors = m->cap_tensors = 2;
+    m->tensors[0] = (tensor_t){"W", d, T, 0, INIT_GLOROT, TENSOR_WEIGHT};
+    m->tensors[1] = (tensor_t){"arch.a", 1, T, (size_t)d * T, INIT_ZERO, TENSOR_ARCH};
+    m->n_weights = (size_t)d * T;
+    m->n_params = m->n_weights + T;
+    m->params = calloc(m->n_params, sizeof(real));
+    m->grads = calloc(m->n_params, sizeof(real));
+    ck_assert(m->params && m->grads);
+    rng_t rng;
+    rng_seed(&rng, seed, RNG_STREAM_INIT);
+    for (size_t i = 0; i < m->n_params; i++)
+        m->params[i] = (real)(rng_uniform(&rng) - 0.5);
+    return m;
+}
+
+/* Small data: 6 features, task 1 regression, task 2 binary (30% positive). */
+static void small_data(data_t *data) {
+    synth_params_t p;
+    synth_defaults(&p);
+    p.dim = 6;
+    p.n_train = 512;
+    p.n_val = 100;
+    p.n_test = 100;
+    p.binary[1] = true;
+    p.positive_rate[1] = 0.3;
+    err_t err = {0};
+    ck_assert_msg(synth_set_corr_all(&p, 0.5, &err) == 0, "%s", err.msg);
+    ck_assert_msg(synth_generate(&p, 4, data, &err) == 0, "%s", err.msg);
+}
+
+/* A test-only penalty wrapped around any model: (λ/2) Σ w² over the weight
+ * group params[0, n_weights), or NaN from its `nan_at`-th call on. */
+static double l2_lambda;
+static int penalty_calls, penalty_nan_at;
+static model_ops_t wrapped_ops;
+
+static double l2_penalty(model_t *m) {
+    if (penalty_nan_at > 0 && ++penalty_calls >= penalty_nan_at) return NAN;
+    double sum = 0;
+    for (size_t i = 0; i < m->n_weights; i++) {
+        sum += (double)m->params[i] * m->params[i];
+        m->grads[i] += (real)(l2_lambda * m->params[i]);
+    }
+    return 0.5 * l2_lambda * sum;
+}
+
+static void add_l2_penalty(model_t *m, double lambda) {
+    wrapped_ops = *m->ops;
+    wrapped_ops.penalty = l2_penalty;
+    m->ops = &wrapped_ops;
+    l2_lambda = lambda;
+    penalty_calls = penalty_nan_at = 0;
+}
+
+typedef struct {
+    train_state_t *s;
+    const real *x, *y;
+    int B;
+} objective_t;
+
+/* The objective train_step minimises on one fixed batch. */
+static double objective(void *ctx) {
+    objective_t *o = ctx;
+    double loss[MTLAB_MAX_TASKS + 1];
+    ck_assert_int_eq(train_gradient(o->s, o->x, o->y, o->B, loss), 0);
+    return loss[o->s->data->T] + o->s->penalty;
+}
+
+/* d(loss + penalty)/d(params) from train_gradient matches central
+ * differences of the objective, for every parameter of a real model (MMoE)
+ * and of the toy (both groups); the penalty's value is (λ/2)|w|². */
+START_TEST(test_objective_gradient_with_penalty) {
+    data_t data;
+    small_data(&data);
+    for (int which = 0; which < 2; which++) {
+        model_t *m;
+        err_t err = {0};
+        if (which == 0) {
+            model_config_t mc;
+            model_config_default(&mc, model_find("mmoe"));
+            mc.input_dim = data.d;
+            mc.experts = 3;
+            mc.expert_hidden = 4;
+            mc.tower_hidden = 3;
+            mc.max_batch = 16;
+            ck_assert_msg(model_new(&m, "mmoe", &mc, 3, &err) == 0, "%s", err.msg);
+        } else {
+            m = toy_new(data.d, data.T, 3);
+        }
+        add_l2_penalty(m, 0.3);
+        train_config_t tc;
+        train_config_default(&tc);
+        tc.batch = 8;
+        tc.task_weight[1] = 0.7;
+        train_state_t s;
+        ck_assert_msg(train_begin(&s, m, &data, &tc, 1, &err) == 0, "%s", err.msg);
+        objective_t o = {&s, data.train.x, data.train.y, 8};
+        objective(&o);
+        double norm2 = 0;
+        for (size_t i = 0; i < m->n_weights; i++)
+            norm2 += (double)m->params[i] * m->params[i];
+        ck_assert_double_eq_tol(s.penalty, 0.15 * norm2, 1e-12 * norm2);
+        real *analytic = malloc(sizeof(real) * m->n_params);
+        memcpy(analytic, m->grads, sizeof(real) * m->n_params);
+        size_t worst;
+        double e = gradcheck(objective, &o, m->params, analytic, m->n_params, &worst);
+        ck_assert_msg(e < GRADCHECK_TOL, "%s: error %g at parameter %zu", m->ops->name, e, worst);
+        /* Without the penalty's gradient the check fails: it is in grads. */
+        for (size_t i = 0; i < m->n_weights; i++)
+            analytic[i] -= (real)(0.3 * m->params[i]);
+        ck_assert(gradcheck(objective, &o, m->params, analytic, m->n_params, NULL) > 1e-3);
+        free(analytic);
+        train_end(&s);
+        model_free(m);
+    }
+    data_free(&data);
+}
+END_TEST
+
+typedef struct {
+    int n;
+    train_eval_t ev[8];
+} evals_t;
+
+static void keep_evals(void *ctx, const train_eval_t *ev) {
+    evals_t *e = ctx;
+    ck_assert_int_lt(e->n, 8);
+    e->ev[e->n++] = *ev;
+}
+
+/* The penalty's curve is the mean of the steps' penalties since the last
+ * evaluation, listed as "train/penalty"; and it is minimised (weights
+ * shrink). */
+START_TEST(test_penalty_curve) {
+    data_t data;
+    small_data(&data);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.steps = 12;
+    tc.eval_every = 5;
+    tc.lr = 0.01;
+    err_t err = {0};
+    model_t *a = toy_new(data.d, data.T, 5), *b = toy_new(data.d, data.T, 5);
+    add_l2_penalty(a, 1.0);
+    b->ops = a->ops;
+    evals_t got = {0};
+    train_result_t res;
+    ck_assert_msg(train_run(a, &data, &tc, 2, keep_evals, &got, &res, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(got.n, 3);
+    train_state_t s;
+    ck_assert(train_begin(&s, b, &data, &tc, 2, &err) == 0);
+    const int ends[] = {5, 10, 12};
+    for (int e = 0, step = 0; e < 3; e++) {
+        double sum = 0;
+        int n = 0;
+        for (; step < ends[e]; step++, n++) {
+            double loss[MTLAB_MAX_TASKS + 1];
+            ck_assert_int_eq(train_step(&s, loss), 0);
+            ck_assert(s.penalty > 0);
+            sum += s.penalty;
+        }
+        ck_assert(got.ev[e].has_penalty);
+        ck_assert_double_eq(got.ev[e].penalty, sum / n);
+    }
+    train_end(&s);
+    ck_assert(memcmp(a->params, b->params, sizeof(real) * a->n_params) == 0);
+    metric_id_t ids[TRAIN_EVAL_MAX_METRICS];
+    int n = train_eval_metrics(&res.final, ids);
+    char name[METRIC_NAME_MAX];
+    ck_assert_int_eq(metric_name(ids[n - 1], data.T, name, sizeof name), 0);
+    ck_assert_str_eq(name, "train/penalty");
+    ck_assert_double_eq(train_eval_value(&res.final, ids[n - 1]), res.final.penalty);
+    /* A strong penalty keeps the weights smaller than none does. */
+    model_t *plain = toy_new(data.d, data.T, 5), *strong = toy_new(data.d, data.T, 5);
+    add_l2_penalty(strong, 5.0);
+    tc.steps = 300;
+    ck_assert(train_run(plain, &data, &tc, 2, NULL, NULL, &res, &err) == 0);
+    ck_assert(!res.final.has_penalty);
+    ck_assert(train_run(strong, &data, &tc, 2, NULL, NULL, &res, &err) == 0);
+    double n_plain = 0, n_strong = 0;
+    for (size_t i = 0; i < plain->n_weights; i++) {
+        n_plain += (double)plain->params[i] * plain->params[i];
+        n_strong += (double)strong->params[i] * strong->params[i];
+    }
+    ck_assert_msg(n_strong < 0.5 * n_plain, "|w|² %g with the penalty, %g without", n_strong,
+                  n_plain);
+    model_free(a);
+    model_free(b);
+    model_free(plain);
+    model_free(strong);
+    data_free(&data);
+}
+END_TEST
+
+/* A penalty that becomes NaN stops the run as diverged at that step, naming
+ * the penalty, with the parameters of the step before. */
+START_TEST(test_penalty_nan_diverges) {
+    data_t data;
+    small_data(&data);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.steps = 10;
+    model_t *a = toy_new(data.d, data.T, 5), *b = toy_new(data.d, data.T, 5);
+    add_l2_penalty(a, 0.1);
+    b->ops = a->ops;
+    train_result_t res;
+    err_t err = {0};
+    penalty_nan_at = 3;
+    ck_assert_int_eq(train_run(a, &data, &tc, 2, NULL, NULL, &res, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_FAIL);
+    ck_assert_int_eq(res.failed_step, 3);
+    ck_assert_msg(strstr(err.msg, "step 3") && strstr(err.msg, "penalty"), "%s", err.msg);
+    penalty_nan_at = 0;
+    train_state_t s;
+    ck_assert(train_begin(&s, b, &data, &tc, 2, &err) == 0);
+    for (int step = 0; step < 2; step++) {
+        double loss[MTLAB_MAX_TASKS + 1];
+        ck_assert_int_eq(train_step(&s, loss), 0);
+    }
+    train_end(&s);
+    ck_assert(memcmp(a->params, b->params, sizeof(real) * a->n_params) == 0);
+    model_free(a);
+    model_free(b);
+    data_free(&data);
+}
+END_TEST
+
+static bool same(const real *a, const real *b, size_t n) {
+    return memcmp(a, b, sizeof(real) * n) == 0;
+}
+
+static bool all_zero(const real *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0) return false;
+    return true;
+}
+
+/* Alternating schedule: odd steps move only the weights, even steps only the
+ * architecture; each group has its own Adam (size, learning rate, step count,
+ * moments). */
+START_TEST(test_arch_alternate) {
+    data_t data;
+    small_data(&data);
+    model_t *m = toy_new(data.d, data.T, 7);
+    const size_t nw = m->n_weights, na = m->n_params - m->n_weights;
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.arch = TRAIN_ARCH_ALTERNATE;
+    tc.arch_lr = 0.05;
+    train_state_t s;
+    err_t err = {0};
+    ck_assert_msg(train_begin(&s, m, &data, &tc, 1, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(s.adam.n, nw);
+    ck_assert_uint_eq(s.arch_adam.n, na);
+    ck_assert(s.adam.lr == 1e-3 && s.arch_adam.lr == 0.05);
+    real *before = malloc(sizeof(real) * m->n_params);
+    for (int step = 1; step <= 10; step++) {
+        memcpy(before, m->params, sizeof(real) * m->n_params);
+        double loss[MTLAB_MAX_TASKS + 1];
+        ck_assert_int_eq(train_step(&s, loss), 0);
+        const bool weights_moved = !same(before, m->params, nw);
+        const bool arch_moved = !same(before + nw, m->params + nw, na);
+        ck_assert_msg(weights_moved == (step % 2 == 1) && arch_moved == (step % 2 == 0),
+                      "step %d: weights %s, architecture %s", step,
+                      weights_moved ? "moved" : "kept", arch_moved ? "moved" : "kept");
+        ck_assert_int_eq(s.adam.t, (step + 1) / 2);
+        ck_assert_int_eq(s.arch_adam.t, step / 2);
+        if (step == 1) /* the architecture's moments are untouched by a weight step */
+            ck_assert(all_zero(s.arch_adam.m, na) && all_zero(s.arch_adam.v, na));
+    }
+    ck_assert(!all_zero(s.arch_adam.m, na));
+    train_end(&s);
+    free(before);
+    model_free(m);
+    data_free(&data);
+}
+END_TEST
+
+/* Joint: both groups every step.  Frozen (the default): the architecture
+ * keeps its values and gets no optimiser. */
+START_TEST(test_arch_joint_and_frozen) {
+    data_t data;
+    small_data(&data);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.steps = 7;
+    ck_assert_int_eq(tc.arch, TRAIN_ARCH_FROZEN);
+    err_t err = {0};
+    model_t *m = toy_new(data.d, data.T, 7);
+    const size_t nw = m->n_weights, na = m->n_params - m->n_weights;
+    real *init = malloc(sizeof(real) * m->n_params);
+    memcpy(init, m->params, sizeof(real) * m->n_params);
+    train_state_t s;
+    ck_assert(train_begin(&s, m, &data, &tc, 1, &err) == 0);
+    ck_assert_uint_eq(s.arch_adam.n, 0);
+    for (int step = 0; step < tc.steps; step++) {
+        double loss[MTLAB_MAX_TASKS + 1];
+        ck_assert_int_eq(train_step(&s, loss), 0);
+    }
+    ck_assert(!same(init, m->params, nw) && same(init + nw, m->params + nw, na));
+    ck_assert_int_eq(s.adam.t, 7);
+    train_end(&s);
+
+    memcpy(m->params, init, sizeof(real) * m->n_params);
+    tc.arch = TRAIN_ARCH_JOINT;
+    ck_assert(train_begin(&s, m, &data, &tc, 1, &err) == 0);
+    real *prev = malloc(sizeof(real) * m->n_params);
+    for (int step = 0; step < tc.steps; step++) {
+        memcpy(prev, m->params, sizeof(real) * m->n_params);
+        double loss[MTLAB_MAX_TASKS + 1];
+        ck_assert_int_eq(train_step(&s, loss), 0);
+        ck_assert(!same(prev, m->params, nw) && !same(prev + nw, m->params + nw, na));
+    }
+    ck_assert_int_eq(s.adam.t, 7);
+    ck_assert_int_eq(s.arch_adam.t, 7);
+    train_end(&s);
+    free(init);
+    free(prev);
+    model_free(m);
+    data_free(&data);
+}
+END_TEST
+
+/* Training both groups is deterministic: the same model, data, config and
+ * seed give the same bits; another batch seed does not. */
+START_TEST(test_arch_deterministic) {
+    data_t data;
+    small_data(&data);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.steps = 40;
+    tc.eval_every = 15;
+    tc.arch_lr = 0.02;
+    err_t err = {0};
+    for (int arch = TRAIN_ARCH_JOINT; arch <= TRAIN_ARCH_ALTERNATE; arch++) {
+        tc.arch = (train_arch_t)arch;
+        model_t *a = toy_new(data.d, data.T, 8), *b = toy_new(data.d, data.T, 8),
+                *c = toy_new(data.d, data.T, 8);
+        evals_t ea = {0}, eb = {0};
+        train_result_t ra, rb, rc;
+        ck_assert_msg(train_run(a, &data, &tc, 3, keep_evals, &ea, &ra, &err) == 0, "%s", err.msg);
+        ck_assert(train_run(b, &data, &tc, 3, keep_evals, &eb, &rb, &err) == 0);
+        ck_assert(train_run(c, &data, &tc, 4, NULL, NULL, &rc, &err) == 0);
+        ck_assert(same(a->params, b->params, a->n_params));
+        ck_assert_int_eq(ea.n, 3);
+        ck_assert(memcmp(ea.ev, eb.ev, sizeof ea.ev[0] * ea.n) == 0);
+        ck_assert(
+            !same(a->params + a->n_weights, c->params + c->n_weights, a->n_params - a->n_weights));
+        model_free(a);
+        model_free(b);
+        model_free(c);
+    }
+    data_free(&data);
+}
+END_TEST
+
+/* An architecture schedule needs architecture parameters and a learning
+ * rate; the memory estimate counts the second optimiser. */
+START_TEST(test_arch_config) {
+    data_t data;
+    small_data(&data);
+    model_config_t mc;
+    model_config_default(&mc, model_find("mmoe"));
+    mc.input_dim = data.d;
+    model_t *mmoe, *toy = toy_new(data.d, data.T, 1);
+    err_t err = {0};
+    ck_assert(model_new(&mmoe, "mmoe", &mc, 1, &err) == 0);
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 16;
+    tc.arch = TRAIN_ARCH_JOINT;
+    train_result_t res;
+    ck_assert_int_eq(train_run(mmoe, &data, &tc, 1, NULL, NULL, &res, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_msg(strstr(err.msg, "no architecture parameters"), "%s", err.msg);
+    tc.arch_lr = 0;
+    err = (err_t){0};
+    ck_assert_int_eq(train_run(toy, &data, &tc, 1, NULL, NULL, &res, &err), -1);
+    ck_assert_msg(err.kind == ERR_USAGE && strstr(err.msg, "architecture learning rate"), "%s",
+                  err.msg);
+    tc.arch = (train_arch_t)7;
+    err = (err_t){0};
+    ck_assert_int_eq(train_run(toy, &data, &tc, 1, NULL, NULL, &res, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+
+    model_sizes_t ms = {.n_params = 1000, .n_weights = 900};
+    train_memory_t frozen, joint, binary;
+    train_config_default(&tc);
+    ck_assert(train_memory(&ms, &mc, &tc, 500, 100, 0, &frozen, &err) == 0);
+    ck_assert(train_memory(&ms, &mc, &tc, 500, 100, 2, &binary, &err) == 0);
+    tc.arch = TRAIN_ARCH_ALTERNATE;
+    ck_assert(train_memory(&ms, &mc, &tc, 500, 100, 0, &joint, &err) == 0);
+    ck_assert_uint_ge(joint.adam, frozen.adam + 2 * 100 * sizeof(real));
+    ck_assert_uint_ge(binary.steps, frozen.steps + 2 * 100 * sizeof(metric_scored_t));
+    model_free(mmoe);
+    model_free(toy);
+    data_free(&data);
+}
+END_TEST
+
 Suite *train_suite(void) {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("train");
@@ -455,6 +912,17 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_gate_stats);
     suite_add_tcase(s, tc);
+
+    TCase *objective = tcase_create("objective");
+    tcase_set_timeout(objective, 60);
+    tcase_add_test(objective, test_objective_gradient_with_penalty);
+    tcase_add_test(objective, test_penalty_curve);
+    tcase_add_test(objective, test_penalty_nan_diverges);
+    tcase_add_test(objective, test_arch_alternate);
+    tcase_add_test(objective, test_arch_joint_and_frozen);
+    tcase_add_test(objective, test_arch_deterministic);
+    tcase_add_test(objective, test_arch_config);
+    suite_add_tcase(s, objective);
 
     TCase *memory = tcase_create("memory");
     tcase_set_timeout(memory, 60);

@@ -35,6 +35,7 @@ Suite *nn_suite(void);
 Suite *models_suite(void);
 Suite *synth_suite(void);
 Suite *train_suite(void);
+Suite *metrics_suite(void);
 Suite *cli_suite(void);
 Suite *store_suite(void);
 Suite *sweep_suite(void);

@@ -87,11 +87,10 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
 
 /* ---- one trial: run it and turn its result into store records ---- */
 
-#define METRIC_NAME_MAX 48
-
 typedef struct {
-    /* [3 * (T + 1)] "split/loss/tK", then T + 1 "test/baseline/tK" and the
-     * T (T - 1) / 2 "data/pearson/tI-tJ" */
+    /* the names of the metrics every evaluation carries (train_eval_metrics:
+     * "split/loss/tK", "test/auc/tK", ...), then T + 1 "test/baseline/tK"
+     * and the T (T - 1) / 2 "data/pearson/tI-tJ" */
     char (*metric_names)[METRIC_NAME_MAX];
     store_metric_t *metrics;
     store_gate_t *gates;
@@ -110,8 +109,10 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
                         store_result_t *out, err_t *err) {
     memset(rec, 0, sizeof *rec);
     memset(out, 0, sizeof *out);
-    const int per_eval = 3 * (T + 1), at_start = (T + 1) + T * (T - 1) / 2;
-    const char *splits[] = {"train", "val", "test"};
+    /* Every evaluation of a trial carries the same metrics. */
+    metric_id_t ids[TRAIN_EVAL_MAX_METRICS];
+    const int per_eval = res->n_evals > 0 ? train_eval_metrics(&res->evals[0], ids) : 0;
+    const int at_start = (T + 1) + T * (T - 1) / 2;
     int n_gate_rows = 0;
     for (int g = 0; g < res->gates.n_gates; g++)
         n_gate_rows += res->gates.gate[g].experts;
@@ -124,13 +125,10 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
         records_free(rec);
         return err_set(err, ERR_FAIL, "out of memory for the trial's records");
     }
-    for (int s = 0; s < 3; s++)
-        for (int k = 0; k <= T; k++) {
-            char *name = rec->metric_names[s * (T + 1) + k];
-            if (k < T)
-                snprintf(name, METRIC_NAME_MAX, "%s/loss/t%d", splits[s], k + 1);
-            else
-                snprintf(name, METRIC_NAME_MAX, "%s/loss/total", splits[s]);
+    for (int i = 0; i < per_eval; i++)
+        if (metric_name(ids[i], T, rec->metric_names[i], METRIC_NAME_MAX)) { /* cannot happen */
+            records_free(rec);
+            return err_set(err, ERR_FAIL, "metric %d of the trial has no name", i);
         }
     /* At step 0, what the dataset is like: the test loss of predicting the
      * training mean (what "learned something" is measured against) and the
@@ -138,25 +136,21 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
     int n = 0;
     for (int k = 0; k <= T; k++) {
         char *name = rec->metric_names[per_eval + n];
-        if (k < T)
-            snprintf(name, METRIC_NAME_MAX, "test/baseline/t%d", k + 1);
-        else
-            snprintf(name, METRIC_NAME_MAX, "test/baseline/total");
+        metric_name((metric_id_t){METRIC_TEST, MEASURE_BASELINE, k}, T, name, METRIC_NAME_MAX);
         rec->metrics[n++] = (store_metric_t){name, 0, res->baseline[k]};
     }
     for (int i = 0; i < T; i++)
         for (int j = i + 1; j < T; j++) {
             char *name = rec->metric_names[per_eval + n];
-            snprintf(name, METRIC_NAME_MAX, "data/pearson/t%d-t%d", i + 1, j + 1);
+            metric_name((metric_id_t){METRIC_DATA, MEASURE_PEARSON, metric_pair_index(i, j, T)}, T,
+                        name, METRIC_NAME_MAX);
             rec->metrics[n++] = (store_metric_t){name, 0, res->label_pearson[i][j]};
         }
     for (int e = 0; e < res->n_evals; e++) {
         const train_eval_t *ev = &res->evals[e];
-        const double *rows[] = {ev->train, ev->val, ev->test};
-        for (int s = 0; s < 3; s++)
-            for (int k = 0; k <= T; k++)
-                rec->metrics[n++] =
-                    (store_metric_t){rec->metric_names[s * (T + 1) + k], ev->step, rows[s][k]};
+        for (int i = 0; i < per_eval; i++)
+            rec->metrics[n++] =
+                (store_metric_t){rec->metric_names[i], ev->step, train_eval_value(ev, ids[i])};
     }
     out->n_metrics = n;
     out->metrics = rec->metrics;

@@ -1,10 +1,12 @@
 /* train.c -- mini-batch Adam training, evaluation and gate statistics.
  *
  * Memory: everything a run needs (Adam moments, the shuffled index, one
- * mini-batch, predictions and their gradients) is allocated once before the
- * first step; the step loop itself allocates nothing. */
+ * mini-batch, predictions and their gradients, the binary tasks' scored
+ * examples for AUC) is allocated once before the first step; the step loop
+ * and the evaluations allocate nothing. */
 #include "train/train.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@ void train_config_default(train_config_t *cfg) {
     cfg->steps = 3000;
     cfg->eval_every = 100;
     for (int k = 0; k < MTLAB_MAX_TASKS; k++) cfg->task_weight[k] = 1.0;
+    cfg->arch = TRAIN_ARCH_FROZEN;
+    cfg->arch_lr = 1e-3;
 }
 
 static int check_shapes(const model_t *m, const data_t *data, err_t *err) {
@@ -52,15 +56,25 @@ static bool all_finite(const double *v, int n) {
     return true;
 }
 
-/* Evaluation with a caller-provided prediction buffer pred[max_batch, T]. */
+/* Evaluation with a caller-provided prediction buffer pred[max_batch, T].
+ * When scored is not NULL, scored[j * n + i] gets example i's logit and
+ * label for the j-th binary task (n = split->n). */
 static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split,
-                          const double *weight, real *pred, double *loss) {
+                          const double *weight, real *pred, metric_scored_t *scored, double *loss) {
     const int T = data->T, d = data->d, chunk = m->cfg.max_batch;
     memset(loss, 0, sizeof(double) * (T + 1));
     for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
         B = split->n - start < chunk ? split->n - start : chunk;
         m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
-        add_losses(data, pred, split->y + (size_t)start * T, B, loss);
+        const real *y = split->y + (size_t)start * T;
+        add_losses(data, pred, y, B, loss);
+        if (!scored) continue;
+        for (int k = 0, j = 0; k < T; k++) {
+            if (data->kind[k] != TASK_BINARY) continue;
+            metric_scored_t *row = scored + (size_t)j++ * split->n + start;
+            for (int b = 0; b < B; b++)
+                row[b] = (metric_scored_t){pred[(size_t)b * T + k], y[(size_t)b * T + k]};
+        }
     }
     finish_losses(T, weight, split->n > 0 ? split->n : 1, loss);
 }
@@ -70,7 +84,7 @@ int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
     if (check_shapes(m, data, err)) return -1;
     real *pred = malloc(sizeof(real) * m->cfg.max_batch * data->T);
     if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
-    evaluate_into(m, data, split, task_weight, pred, loss);
+    evaluate_into(m, data, split, task_weight, pred, NULL, loss);
     free(pred);
     return 0;
 }
@@ -94,11 +108,34 @@ static int check_config(const model_t *m, const data_t *data, const train_config
         if (!(c->task_weight[k] >= 0) || !isfinite(c->task_weight[k]))
             return err_set(err, ERR_USAGE, "task weight %d must be >= 0 (got %g)", k + 1,
                            c->task_weight[k]);
+    if (c->arch != TRAIN_ARCH_FROZEN && c->arch != TRAIN_ARCH_JOINT &&
+        c->arch != TRAIN_ARCH_ALTERNATE)
+        return err_set(err, ERR_USAGE, "unknown architecture schedule %d", (int)c->arch);
+    if (c->arch != TRAIN_ARCH_FROZEN) {
+        if (m->n_params == m->n_weights)
+            return err_set(err, ERR_USAGE,
+                           "model '%s' has no architecture parameters to train (its schedule "
+                           "must be frozen)",
+                           m->ops->name);
+        if (!(c->arch_lr > 0) || !isfinite(c->arch_lr))
+            return err_set(err, ERR_USAGE,
+                           "architecture learning rate must be a positive number (got %g)",
+                           c->arch_lr);
+    }
     return 0;
+}
+
+static int count_binary(const data_t *data) {
+    int n = 0;
+    for (int k = 0; k < data->T; k++)
+        n += data->kind[k] == TASK_BINARY;
+    return n;
 }
 
 static void state_free(train_state_t *s) {
     adam_free(&s->adam);
+    adam_free(&s->arch_adam);
+    free(s->scored);
     free(s->order);
     free(s->xb);
     free(s->yb);
@@ -115,17 +152,33 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
     s->data = data;
     s->cfg = *cfg;
     if (adam_init(&s->adam, m->n_weights, cfg->lr, err)) return -1;
+    if (cfg->arch != TRAIN_ARCH_FROZEN &&
+        adam_init(&s->arch_adam, m->n_params - m->n_weights, cfg->arch_lr, err)) {
+        state_free(s);
+        return -1;
+    }
     /* Every product fits in size_t: batch <= n_train (check_config) and
-     * data->train.x already holds n_train x d reals. */
+     * data->train.x already holds n_train x d reals; the scored examples are
+     * two reals per label of a split. */
     const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T, d = (size_t)data->d;
+    const int n_binary = count_binary(data);
+    const size_t n_eval = (size_t)(data->val.n > data->test.n ? data->val.n : data->test.n);
     s->order = malloc(sizeof(int) * (size_t)data->train.n);
     s->xb = malloc(sizeof(real) * (size_t)cfg->batch * d);
     s->yb = malloc(sizeof(real) * (size_t)cfg->batch * T);
     s->pred = malloc(sizeof(real) * B * T);
     s->dpred = malloc(sizeof(real) * B * T);
-    if (!s->order || !s->xb || !s->yb || !s->pred || !s->dpred) {
+    if (n_binary > 0) s->scored = malloc(sizeof(metric_scored_t) * n_binary * n_eval);
+    if (!s->order || !s->xb || !s->yb || !s->pred || !s->dpred || (n_binary > 0 && !s->scored)) {
         state_free(s);
         return err_set(err, ERR_FAIL, "out of memory for the training buffers");
+    }
+    for (int k = 0; k < data->T; k++) {
+        if (data->kind[k] != TASK_BINARY) continue;
+        double positives = 0;
+        for (int i = 0; i < data->train.n; i++)
+            positives += data->train.y[(size_t)i * T + k] > 0.5;
+        s->base_rate[k] = positives / data->train.n;
     }
     for (int i = 0; i < data->train.n; i++) s->order[i] = i;
     rng_seed(&s->batch_rng, batch_seed, RNG_STREAM_BATCH);
@@ -136,17 +189,23 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
 void train_end(train_state_t *s) { state_free(s); }
 
 int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
-                 int n_train, train_memory_t *out, err_t *err) {
+                 int n_train, int n_eval, int n_binary, train_memory_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
     const size_t B = (size_t)mc->max_batch, T = (size_t)mc->tasks, d = (size_t)mc->input_dim;
     const size_t batch = tc->batch > 0 ? (size_t)tc->batch : 0;
     size_tally_t adam = {0}, steps = {0}, gates = {0};
     size_tally_blocks(&adam, 2, ms->n_weights, sizeof(real)); /* adam_init: m, v */
+    /* the architecture's Adam */
+    if (tc->arch != TRAIN_ARCH_FROZEN)
+        size_tally_blocks(&adam, 2, ms->n_params - ms->n_weights, sizeof(real));
     /* train_begin */
     size_tally_block(&steps, n_train > 0 ? (size_t)n_train : 0, sizeof(int)); /* order */
     size_tally_block(&steps, batch * d, sizeof(real));                        /* xb */
     size_tally_block(&steps, batch * T, sizeof(real));                        /* yb */
     size_tally_blocks(&steps, 2, B * T, sizeof(real));                        /* pred, dpred */
+    /* scored: the binary tasks' examples of a split, for AUC */
+    if (n_binary > 0 && n_eval > 0)
+        size_tally_block(&steps, (size_t)n_binary * (size_t)n_eval, sizeof(metric_scored_t));
     /* train_gate_stats: pred, then per gate mean and std [experts] in double
      * and hist [experts][GATE_HIST_BINS] -- counted as one block of all
      * gates' statistics and the overhead of the other blocks. */
@@ -195,25 +254,107 @@ static void next_batch(train_state_t *s) {
     prefetch_next_batch(s);
 }
 
-int train_step(train_state_t *s, double *batch_loss) {
+int train_gradient(train_state_t *s, const real *x, const real *y, int B, double *batch_loss) {
     model_t *m = s->m;
     const data_t *data = s->data;
-    const int T = data->T, B = s->cfg.batch;
-    next_batch(s);
-    m->ops->forward(m, s->xb, B, s->pred, MODEL_TRAIN);
+    const int T = data->T;
+    assert(B >= 1 && B <= m->cfg.max_batch);
+    s->penalty = 0;
+    m->ops->forward(m, x, B, s->pred, MODEL_TRAIN);
     memset(batch_loss, 0, sizeof(double) * (T + 1));
-    add_losses(data, s->pred, s->yb, B, batch_loss);
+    add_losses(data, s->pred, y, B, batch_loss);
     finish_losses(T, s->cfg.task_weight, B, batch_loss);
     if (!all_finite(batch_loss, T + 1)) return -1;
 
     model_zero_grad(m);
     for (int k = 0; k < T; k++)
-        loss_task_grad(data->kind[k], s->pred, s->yb, B, T, k, (real)s->cfg.task_weight[k],
-                       s->dpred);
-    m->ops->backward(m, s->xb, B, s->dpred);
-    if (m->ops->penalty) m->ops->penalty(m);
-    adam_step(&s->adam, m->params, m->grads);
+        loss_task_grad(data->kind[k], s->pred, y, B, T, k, (real)s->cfg.task_weight[k], s->dpred);
+    m->ops->backward(m, x, B, s->dpred);
+    if (m->ops->penalty) {
+        s->penalty = m->ops->penalty(m);
+        if (!isfinite(s->penalty)) return -1;
+    }
     return 0;
+}
+
+int train_step(train_state_t *s, double *batch_loss) {
+    model_t *m = s->m;
+    next_batch(s);
+    if (train_gradient(s, s->xb, s->yb, s->cfg.batch, batch_loss)) return -1;
+    s->step++;
+    const train_arch_t arch = s->cfg.arch;
+    const bool arch_turn =
+        arch == TRAIN_ARCH_JOINT || (arch == TRAIN_ARCH_ALTERNATE && s->step % 2 == 0);
+    const bool weight_turn = arch != TRAIN_ARCH_ALTERNATE || s->step % 2 == 1;
+    if (weight_turn) adam_step(&s->adam, m->params, m->grads);
+    if (arch_turn) adam_step(&s->arch_adam, m->params + m->n_weights, m->grads + m->n_weights);
+    return 0;
+}
+
+/* ---- evaluation ---- */
+
+int train_eval_metrics(const train_eval_t *ev, metric_id_t *out) {
+    const int T = ev->tasks;
+    int n = 0;
+    for (int s = METRIC_TRAIN; s <= METRIC_TEST; s++)
+        for (int k = 0; k <= T; k++)
+            out[n++] = (metric_id_t){s, MEASURE_LOSS, k};
+    for (int s = METRIC_VAL; s <= METRIC_TEST; s++)
+        for (int measure = MEASURE_AUC; measure <= MEASURE_NE; measure++)
+            for (int k = 0; k < T; k++)
+                if (ev->binary >> k & 1) out[n++] = (metric_id_t){s, measure, k};
+    if (ev->has_penalty) out[n++] = (metric_id_t){METRIC_TRAIN, MEASURE_PENALTY, METRIC_WHOLE};
+    return n;
+}
+
+double train_eval_value(const train_eval_t *ev, metric_id_t id) {
+    const int T = ev->tasks;
+    const bool split_ok = id.split >= METRIC_TRAIN && id.split <= METRIC_TEST;
+    switch (id.measure) {
+    case MEASURE_LOSS:
+        if (!split_ok || id.task < 0 || id.task > T) return NAN;
+        return (id.split == METRIC_TRAIN ? ev->train
+                : id.split == METRIC_VAL ? ev->val
+                                         : ev->test)[id.task];
+    case MEASURE_AUC:
+    case MEASURE_NE:
+        if (!split_ok || id.task < 0 || id.task >= T || !(ev->binary >> id.task & 1)) return NAN;
+        return (id.measure == MEASURE_AUC ? ev->auc : ev->ne)[id.split][id.task];
+    case MEASURE_PENALTY:
+        return id.split == METRIC_TRAIN && id.task == METRIC_WHOLE && ev->has_penalty ? ev->penalty
+                                                                                      : NAN;
+    default:
+        return NAN;
+    }
+}
+
+/* Evaluates the model on one split into ev: its losses, and AUC and NE of
+ * the binary tasks. */
+static void evaluate_split(train_state_t *s, metric_split_t which, train_eval_t *ev) {
+    const data_t *data = s->data;
+    const dataset_t *split = which == METRIC_VAL ? &data->val : &data->test;
+    double *loss = which == METRIC_VAL ? ev->val : ev->test;
+    evaluate_into(s->m, data, split, s->cfg.task_weight, s->pred, s->scored, loss);
+    for (int k = 0, j = 0; k < data->T; k++) {
+        if (data->kind[k] != TASK_BINARY) continue;
+        ev->auc[which][k] = metric_auc(s->scored + (size_t)j++ * split->n, split->n);
+        ev->ne[which][k] = metric_ne(loss[k], s->base_rate[k]);
+    }
+}
+
+/* An evaluation of T tasks with every AUC and NE not yet measured. */
+static train_eval_t eval_start(const train_state_t *s, int step) {
+    train_eval_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.step = step;
+    ev.tasks = s->data->T;
+    ev.has_penalty = s->m->ops->penalty != NULL;
+    for (int i = 0; i <= METRIC_TEST; i++)
+        for (int k = 0; k < MTLAB_MAX_TASKS; k++)
+            ev.auc[i][k] = ev.ne[i][k] = NAN;
+    for (int k = 0; k < s->data->T; k++)
+        if (s->data->kind[k] == TASK_BINARY) ev.binary |= UINT32_C(1) << k;
+    return ev;
 }
 
 static int diverged(train_result_t *res, int step, const char *what, err_t *err) {
@@ -228,22 +369,25 @@ int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_
     if (train_begin(&s, m, data, cfg, batch_seed, err)) return -1;
     const int T = data->T;
     int since_eval = 0, status = 0;
-    double train_sum[MTLAB_MAX_TASKS + 1] = {0};
+    double train_sum[MTLAB_MAX_TASKS + 1] = {0}, penalty_sum = 0;
 
     for (int step = 1; step <= cfg->steps; step++) {
         double batch_loss[MTLAB_MAX_TASKS + 1];
         if (train_step(&s, batch_loss)) {
-            status = diverged(res, step, "the training loss", err);
+            status =
+                diverged(res, step, isfinite(s.penalty) ? "the training loss" : "the penalty", err);
             break;
         }
         for (int k = 0; k <= T; k++) train_sum[k] += batch_loss[k];
+        penalty_sum += s.penalty;
         since_eval++;
 
         if (step % cfg->eval_every == 0 || step == cfg->steps) {
-            train_eval_t ev = {.step = step, .tasks = T};
+            train_eval_t ev = eval_start(&s, step);
             for (int k = 0; k <= T; k++) ev.train[k] = train_sum[k] / since_eval;
-            evaluate_into(m, data, &data->val, cfg->task_weight, s.pred, ev.val);
-            evaluate_into(m, data, &data->test, cfg->task_weight, s.pred, ev.test);
+            if (ev.has_penalty) ev.penalty = penalty_sum / since_eval;
+            evaluate_split(&s, METRIC_VAL, &ev);
+            evaluate_split(&s, METRIC_TEST, &ev);
             if (!all_finite(ev.val, T + 1) || !all_finite(ev.test, T + 1)) {
                 status = diverged(res, step, "the evaluation loss", err);
                 break;
@@ -251,6 +395,7 @@ int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_
             res->final = ev;
             if (on_eval) on_eval(ctx, &ev);
             memset(train_sum, 0, sizeof train_sum);
+            penalty_sum = 0;
             since_eval = 0;
         }
     }

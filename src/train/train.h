@@ -4,9 +4,26 @@
  * training set (reshuffled at every epoch), and every `eval_every` steps (and
  * after the last step) hands an evaluation to a callback: the mean training
  * loss since the previous evaluation, and the validation and test losses per
- * task and in total.  Callers (the `train` command, the sweep runner) decide
- * what to print or store.  Deterministic: the same model, data, config and
- * batch seed give bit-identical results. */
+ * task and in total; for binary tasks also AUC and normalised entropy on the
+ * validation and test sets (metrics.h), and for a model with a penalty the
+ * mean penalty since the previous evaluation.  Callers (the `train` command,
+ * the sweep runner) decide what to print or store.  Deterministic: the same
+ * model, data, config and batch seed give bit-identical results.
+ *
+ * The objective.  Each step minimises  Σ_k weight_k loss_k + penalty(params)
+ * on its mini-batch, where the penalty is the model's optional `penalty` hook
+ * (0 without one).  A NaN or infinite loss or penalty stops the run as
+ * diverged.
+ *
+ * Two parameter groups (models/model.h).  The weights params[0, n_weights)
+ * have their own Adam; the architecture parameters params[n_weights,
+ * n_params) are frozen unless `arch` says otherwise, in which case a second
+ * Adam with its own learning rate, step count and moments updates them from
+ * the gradient of the same objective: every step together with the weights
+ * (TRAIN_ARCH_JOINT), or on alternate steps (TRAIN_ARCH_ALTERNATE: odd steps
+ * the weights, even steps the architecture, each on its own mini-batch).
+ * The REINFORCE search of MTNAS (ops->arch_gradient with a validation reward)
+ * is not wired yet. */
 #ifndef MTLAB_TRAIN_H
 #define MTLAB_TRAIN_H
 
@@ -17,23 +34,53 @@
 #include "core/limits.h"
 #include "data/dataset.h"
 #include "models/model.h"
+#include "train/metrics.h"
+
+/* What trains the architecture group params[n_weights, n_params). */
+typedef enum {
+    TRAIN_ARCH_FROZEN = 0, /* nothing: the group keeps its initial values */
+    TRAIN_ARCH_JOINT,      /* both groups every step, on the same mini-batch */
+    TRAIN_ARCH_ALTERNATE,  /* odd steps the weights, even steps the architecture */
+} train_arch_t;
 
 typedef struct {
-    double lr;                             /* Adam learning rate */
+    double lr;                             /* Adam learning rate of the weights */
     int batch;                             /* examples per step (<= model max_batch) */
     int steps;                             /* optimiser steps */
     int eval_every;                        /* evaluate every k steps (and at the end) */
     double task_weight[MTLAB_MAX_TASKS];   /* total loss = Σ_k weight_k loss_k */
+    train_arch_t arch;                     /* the architecture group's schedule */
+    double arch_lr;                        /* its Adam learning rate (unless frozen) */
 } train_config_t;
 
-/* Losses at one evaluation; index T (= tasks) holds the weighted total. */
+/* Measures at one evaluation; index T (= tasks) of the losses holds the
+ * weighted total.  No padding: callers compare evaluations with memcmp. */
 typedef struct {
     int step;
     int tasks;
+    uint32_t binary;                   /* bit k set: task k is binary (has AUC and NE) */
+    int has_penalty;                   /* whether the model has a penalty */
     double train[MTLAB_MAX_TASKS + 1]; /* mean mini-batch loss over the steps since the last eval */
     double val[MTLAB_MAX_TASKS + 1];
     double test[MTLAB_MAX_TASKS + 1];
+    /* Binary tasks on the validation and test sets, indexed [split][task]
+     * (METRIC_VAL, METRIC_TEST); NAN elsewhere and where undefined. */
+    double auc[METRIC_TEST + 1][MTLAB_MAX_TASKS];
+    double ne[METRIC_TEST + 1][MTLAB_MAX_TASKS];
+    double penalty; /* mean penalty over the steps since the last eval (if has_penalty) */
 } train_eval_t;
+_Static_assert(MTLAB_MAX_TASKS <= 32, "train_eval_t.binary is a 32-bit mask");
+
+/* The most metrics an evaluation carries (train_eval_metrics). */
+#define TRAIN_EVAL_MAX_METRICS (3 * (MTLAB_MAX_TASKS + 1) + 4 * MTLAB_MAX_TASKS + 1)
+
+/* Lists into out[TRAIN_EVAL_MAX_METRICS] the metrics ev carries, in a fixed
+ * order: the losses of train, val and test (tasks, then the total); AUC and
+ * NE of each binary task on val, then test; the penalty (only for a model
+ * that has one).  Returns their count.  Name them with metric_name(). */
+int train_eval_metrics(const train_eval_t *ev, metric_id_t *out);
+/* The value of one of those metrics (NAN for one ev does not carry). */
+double train_eval_value(const train_eval_t *ev, metric_id_t id);
 
 typedef void (*train_eval_fn)(void *ctx, const train_eval_t *ev);
 
@@ -42,13 +89,16 @@ typedef struct {
     int failed_step;     /* 0, or the step at which the loss became NaN/Inf */
 } train_result_t;
 
-/* Defaults: lr 1e-3, batch 128, steps 3000, eval_every 100, weights 1. */
+/* Defaults: lr 1e-3, batch 128, steps 3000, eval_every 100, weights 1, the
+ * architecture group frozen (arch_lr 1e-3 when it is not). */
 void train_config_default(train_config_t *cfg);
 
 /* Trains m on data->train; evaluates on data->val and data->test.  Mini-batch
  * order comes from (batch_seed, RNG_STREAM_BATCH).  On divergence (NaN/Inf in
- * the loss) returns -1 with ERR_FAIL naming the step, and res->failed_step
- * set; bad configuration returns -1 with ERR_USAGE. */
+ * the loss or the penalty) returns -1 with ERR_FAIL naming the step, and
+ * res->failed_step set; bad configuration returns -1 with ERR_USAGE (also
+ * for an architecture schedule on a model without architecture
+ * parameters). */
 int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
               train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err);
 
@@ -62,36 +112,52 @@ typedef struct {
     model_t *m;
     const data_t *data;
     train_config_t cfg;
-    adam_t adam;
+    adam_t adam;      /* the weights params[0, n_weights) */
+    adam_t arch_adam; /* the architecture params[n_weights, n_params) (unless frozen) */
+    long step;        /* steps taken (the alternating schedule's clock) */
+    double penalty;   /* the last step's penalty (0 for a model without one) */
     rng_t batch_rng;  /* (batch_seed, RNG_STREAM_BATCH): the epochs' shuffles */
     int *order;       /* [n_train] shuffled example indices */
     int pos;          /* next unused position in order */
     real *xb, *yb;    /* [batch, d], [batch, T] the current mini-batch */
     real *pred;       /* [max_batch, T] */
     real *dpred;      /* [max_batch, T] */
+    /* AUC: each binary task's scored examples of the split being evaluated,
+     * [n_binary][max(n_val, n_test)]; NULL without binary tasks. */
+    metric_scored_t *scored;
+    double base_rate[MTLAB_MAX_TASKS]; /* training positive rate of each binary task (NE) */
 } train_state_t;
 
 /* Returns 0, or -1 with *err (ERR_USAGE for a bad configuration). */
 int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_config_t *cfg,
                 uint64_t batch_seed, err_t *err);
-/* One optimiser step on the next mini-batch: forward, loss, backward, Adam.
- * batch_loss[0..T) gets the mini-batch loss per task, [T] the weighted
- * total.  Returns 0, or -1 when a loss is NaN or infinite (the parameters are
- * then left as they were). */
+/* One optimiser step on the next mini-batch: train_gradient, then Adam over
+ * the group(s) the schedule updates at this step.  batch_loss[0..T) gets the
+ * mini-batch loss per task, [T] the weighted total; s->penalty the penalty.
+ * Returns 0, or -1 when a loss or the penalty is NaN or infinite (the
+ * parameters are then left as they were). */
 int train_step(train_state_t *s, double *batch_loss);
+/* The objective on one batch x[B, d], y[B, T] (B <= max_batch) and its
+ * gradient: forward (MODEL_TRAIN), losses into batch_loss[0..T]
+ * as train_step, then grads = d(Σ_k weight_k loss_k + penalty)/d(params),
+ * and s->penalty.  Returns 0, or -1 when a loss or the penalty is not finite
+ * (grads are then not meaningful). */
+int train_gradient(train_state_t *s, const real *x, const real *y, int B, double *batch_loss);
 void train_end(train_state_t *s);
 
 /* Upper estimate of the heap train_run, then train_gate_stats, take for a
  * model whose model_sizes() are *ms (config *mc), trained with *tc on
- * n_train examples -- computed without allocating.  Returns 0, or -1 with
- * *err (ERR_USAGE) when a size overflows. */
+ * n_train examples and evaluated on splits of at most n_eval examples, of
+ * which n_binary tasks are binary -- computed without allocating.  Returns
+ * 0, or -1 with *err (ERR_USAGE) when a size overflows. */
 typedef struct {
-    size_t adam;       /* Adam's two moments over the trained weights */
-    size_t steps;      /* train_begin's buffers: shuffled order, mini-batch, predictions */
+    size_t adam;       /* Adam's two moments over the trained weights (and architecture) */
+    size_t steps;      /* train_begin's buffers: shuffled order, mini-batch, predictions,
+                          the binary tasks' scored examples */
     size_t gate_stats; /* train_gate_stats: its predictions and the statistics it returns */
 } train_memory_t;
 int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
-                 int n_train, train_memory_t *out, err_t *err);
+                 int n_train, int n_eval, int n_binary, train_memory_t *out, err_t *err);
 
 /* Mean loss per task (and weighted total at [T]) of the model on a split, in
  * MODEL_EVAL mode, in chunks of the model's max_batch. */

@@ -181,8 +181,13 @@ int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *
         const model_config_t mc = trial_model_config(spec);
         model_sizes_t ms;
         train_memory_t tm;
+        int n_binary = 0;
+        for (int k = 0; k < spec->data.tasks && k < MTLAB_MAX_TASKS; k++)
+            n_binary += spec->data.binary[k];
+        const int n_eval =
+            spec->data.n_val > spec->data.n_test ? spec->data.n_val : spec->data.n_test;
         if (model_sizes(spec->model, &mc, &ms, err) ||
-            train_memory(&ms, &mc, &spec->train, spec->data.n_train, &tm, err))
+            train_memory(&ms, &mc, &spec->train, spec->data.n_train, n_eval, n_binary, &tm, err))
             return -1;
         size_tally_t curve = {0};
         size_tally_block(&curve, trial_eval_count(&spec->train), sizeof(train_eval_t));
