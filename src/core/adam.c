@@ -8,6 +8,7 @@
  * the same IEEE operations in the same order, without FMA, so the same bits
  * as the scalar loop (~5 and ~10 µs for 15k parameters on Zen 4). */
 #include "core/adam.h"
+#include "core/mem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,8 +20,8 @@
 
 int adam_init(adam_t *opt, size_t n, double lr, err_t *err) {
     *opt = (adam_t){.n = n, .lr = lr, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
-    opt->m = calloc(n ? n : 1, sizeof(real));
-    opt->v = calloc(n ? n : 1, sizeof(real));
+    opt->m = mem_calloc(n ? n : 1, sizeof(real));
+    opt->v = mem_calloc(n ? n : 1, sizeof(real));
     if (!opt->m || !opt->v) {
         adam_free(opt);
         return err_set(err, ERR_FAIL, "out of memory for the Adam state (%zu parameters)", n);
@@ -29,8 +30,8 @@ int adam_init(adam_t *opt, size_t n, double lr, err_t *err) {
 }
 
 void adam_free(adam_t *opt) {
-    free(opt->m);
-    free(opt->v);
+    mem_free(opt->m);
+    mem_free(opt->v);
     opt->m = opt->v = NULL;
 }
 

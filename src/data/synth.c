@@ -20,6 +20,7 @@
  * α, β come from synth_sinusoids(): for ALPHA_NORMAL, α_1..α_m then β_1..β_m
  * from (alpha_seed, RNG_STREAM_ALPHA), independent of the dataset seed. */
 #include "data/synth.h"
+#include "core/mem.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -327,12 +328,12 @@ int synth_weights(const synth_params_t *p, uint64_t seed, double *w, err_t *err)
     const int T = p->tasks, d = p->dim;
     double L[MTLAB_MAX_TASKS * MTLAB_MAX_TASKS];
     if (corr_cholesky(p->corr, T, L, err)) return -1;
-    double *u = malloc((size_t)T * (size_t)d * sizeof *u);
+    double *u = mem_alloc((size_t)T * (size_t)d * sizeof *u);
     if (!u) return err_set(err, ERR_FAIL, "out of memory (task vectors %d x %d)", T, d);
     rng_t rng;
     rng_seed(&rng, seed, RNG_STREAM_DATA_W);
     if (orthonormal_rows(&rng, T, d, u, err)) {
-        free(u);
+        mem_free(u);
         return -1;
     }
     for (int k = 0; k < T; k++)
@@ -342,7 +343,7 @@ int synth_weights(const synth_params_t *p, uint64_t seed, double *w, err_t *err)
                 s += L[k * T + j] * u[(size_t)j * d + i];
             w[(size_t)k * d + i] = p->scale * s;
         }
-    free(u);
+    mem_free(u);
     return 0;
 }
 
@@ -355,13 +356,13 @@ typedef struct {
     double alpha[MTLAB_MAX_SINUSOIDS], beta[MTLAB_MAX_SINUSOIDS];
 } generator_t;
 
-/* malloc(n * width * size) with an overflow check; NULL only on failure
+/* mem_alloc(n * width * size) with an overflow check; NULL only on failure
  * (a zero-sized request returns a distinct non-NULL block, never used). */
 static void *alloc_table(int n, int width, size_t size) {
     size_t count = (size_t)n * (size_t)width;
     if (width != 0 && count / (size_t)width != (size_t)n) return NULL;
     if (count > SIZE_MAX / size) return NULL;
-    return malloc(count ? count * size : 1);
+    return mem_alloc(count ? count * size : 1);
 }
 
 /* Draws n examples of one split from (seed, stream): x[n, d] stored as real,
@@ -412,7 +413,7 @@ static int binary_threshold(const double *y, int n, int T, int k, double rate, d
     if (idx < 0) idx = 0;
     if (idx > n - 1) idx = n - 1;
     *threshold = sorted[idx];
-    free(sorted);
+    mem_free(sorted);
     return 0;
 }
 
@@ -436,7 +437,7 @@ int synth_generate(const synth_params_t *p, uint64_t seed, data_t *out, err_t *e
     double *w = alloc_table(T, d, sizeof *w);
     if (!w) return err_set(err, ERR_FAIL, "out of memory (task weights %d x %d)", T, d);
     if (synth_weights(p, seed, w, err)) {
-        free(w);
+        mem_free(w);
         return -1;
     }
     g.w = w;
@@ -477,15 +478,15 @@ int synth_generate(const synth_params_t *p, uint64_t seed, data_t *out, err_t *e
                     binary_threshold(labels, n, T, k, p->positive_rate[k], &threshold[k], err))
                     goto fail;
         store_labels(p, threshold, labels, n, split->y);
-        free(labels);
+        mem_free(labels);
         labels = NULL;
     }
-    free(w);
+    mem_free(w);
     return 0;
 
 fail:
-    free(labels);
-    free(w);
+    mem_free(labels);
+    mem_free(w);
     data_free(out);
     return -1;
 }

@@ -7,6 +7,7 @@
  * drawing, one multiplot panel per grid cell.  Everything the figure shows
  * is in the datablocks: the ranges and labels computed here only frame it. */
 #include "plot/gp.h"
+#include "core/mem.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -41,8 +42,8 @@ typedef struct {
 
 static void strset_free(strset_t *s) {
     for (int i = 0; i < s->n; i++)
-        free(s->v[i]);
-    free(s->v);
+        mem_free(s->v[i]);
+    mem_free(s->v);
 }
 
 /* Index of `key` in s, adding it when new; -1 when out of memory. */
@@ -51,12 +52,12 @@ static int strset_add(strset_t *s, const char *key) {
         if (strcmp(s->v[i], key) == 0) return i;
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
-        char **v = realloc(s->v, (size_t)cap * sizeof *v);
+        char **v = mem_realloc(s->v, (size_t)cap * sizeof *v);
         if (!v) return -1;
         s->v = v;
         s->cap = cap;
     }
-    if (!(s->v[s->n] = strdup(key))) return -1;
+    if (!(s->v[s->n] = mem_strdup(key))) return -1;
     return s->n++;
 }
 
@@ -417,13 +418,13 @@ static void plan_free(gp_plan_t *p) {
     strset_free(&p->rows);
     strset_free(&p->cols);
     for (int s = 0; s < p->series.n && p->series_label; s++)
-        free(p->series_label[s]);
+        mem_free(p->series_label[s]);
     strset_free(&p->series);
-    free(p->series_label);
-    free(p->row_of);
-    free(p->col_of);
-    free(p->series_of);
-    free(p->blocks);
+    mem_free(p->series_label);
+    mem_free(p->row_of);
+    mem_free(p->col_of);
+    mem_free(p->series_of);
+    mem_free(p->blocks);
 }
 
 static int need_col(const store_table_t *t, const gp_job_t *job, const char *name, int *out,
@@ -450,10 +451,10 @@ static int plan_make(gp_plan_t *p, const gp_job_t *job, const store_table_t *t, 
         if (need_col(t, job, L->series[k], &p->cseries[p->n_series_keys++], err)) return -1;
 
     const int n = t->n_rows;
-    p->row_of = calloc((size_t)n + 1, sizeof *p->row_of);
-    p->col_of = calloc((size_t)n + 1, sizeof *p->col_of);
-    p->series_of = calloc((size_t)n + 1, sizeof *p->series_of);
-    p->blocks = calloc((size_t)n + 1, sizeof *p->blocks);
+    p->row_of = mem_calloc((size_t)n + 1, sizeof *p->row_of);
+    p->col_of = mem_calloc((size_t)n + 1, sizeof *p->col_of);
+    p->series_of = mem_calloc((size_t)n + 1, sizeof *p->series_of);
+    p->blocks = mem_calloc((size_t)n + 1, sizeof *p->blocks);
     if (!p->row_of || !p->col_of || !p->series_of || !p->blocks) goto oom;
     char key[2048];
     for (int r = 0; r < n; r++) {
@@ -488,7 +489,7 @@ static int plan_make(gp_plan_t *p, const gp_job_t *job, const store_table_t *t, 
                        *b = store_table_cell(t, 0, p->cseries[k]);
             varies[k] = !((!a && !b) || (a && b && strcmp(a, b) == 0));
         }
-    p->series_label = calloc((size_t)p->series.n + 1, sizeof *p->series_label);
+    p->series_label = mem_calloc((size_t)p->series.n + 1, sizeof *p->series_label);
     if (!p->series_label) goto oom;
     for (int s = 0; s < p->series.n; s++) {
         int r = 0;
@@ -501,7 +502,7 @@ static int plan_make(gp_plan_t *p, const gp_job_t *job, const store_table_t *t, 
             size_t len = strlen(label);
             snprintf(label + len, sizeof label - len, "%s%s", len ? ", " : "", one);
         }
-        if (!(p->series_label[s] = strdup(label))) goto oom;
+        if (!(p->series_label[s] = mem_strdup(label))) goto oom;
     }
     return 0;
 oom:
@@ -594,11 +595,11 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
 
     /* Ranges shared by the whole figure or by a grid row. */
     range_t all_y = {INFINITY, -INFINITY}, all_x = {INFINITY, -INFINITY};
-    range_t *row_x = calloc((size_t)n_rows_grid, sizeof *row_x),
-            *row_y = calloc((size_t)n_rows_grid, sizeof *row_y);
+    range_t *row_x = mem_calloc((size_t)n_rows_grid, sizeof *row_x),
+            *row_y = mem_calloc((size_t)n_rows_grid, sizeof *row_y);
     if (!row_x || !row_y) {
-        free(row_x);
-        free(row_y);
+        mem_free(row_x);
+        mem_free(row_y);
         plan_free(&p);
         return err_set(err, ERR_FAIL, "out of memory drawing %s", job->fig->name);
     }
@@ -720,8 +721,8 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
         }
     }
     fprintf(f, "\nunset multiplot\n");
-    free(row_x);
-    free(row_y);
+    mem_free(row_x);
+    mem_free(row_y);
     plan_free(&p);
     if (ferror(f)) return err_set(err, ERR_FAIL, "cannot write the script of %s", job->fig->name);
     return 0;

@@ -7,6 +7,7 @@
  * verbatim, and a table prints them.  Rendering forks gnuplot on the
  * written script, exactly as a user would run it. */
 #include "plot/plot.h"
+#include "core/mem.h"
 
 #include "core/files.h"
 #include "core/numtext.h"
@@ -226,10 +227,10 @@ static int table_append(store_table_t *t, sqlite3_stmt *st, int *cap, err_t *err
     const int n = t->n_cols;
     if (t->n_rows == *cap) {
         int grown = *cap ? 2 * *cap : 64;
-        char **cells = realloc(t->cells, (size_t)grown * (size_t)(n ? n : 1) * sizeof *cells);
+        char **cells = mem_realloc(t->cells, (size_t)grown * (size_t)(n ? n : 1) * sizeof *cells);
         if (!cells) return err_set(err, ERR_FAIL, "out of memory");
         t->cells = cells;
-        int *types = realloc(t->types, (size_t)grown * (size_t)(n ? n : 1) * sizeof *types);
+        int *types = mem_realloc(t->types, (size_t)grown * (size_t)(n ? n : 1) * sizeof *types);
         if (!types) return err_set(err, ERR_FAIL, "out of memory");
         t->types = types;
         *cap = grown;
@@ -257,9 +258,9 @@ static int table_append(store_table_t *t, sqlite3_stmt *st, int *cap, err_t *err
         }
         t->types[base + (size_t)c] = type;
         t->cells[base + (size_t)c] = NULL;
-        if (text && !(t->cells[base + (size_t)c] = strdup(text))) {
+        if (text && !(t->cells[base + (size_t)c] = mem_strdup(text))) {
             for (int j = 0; j < c; j++)
-                free(t->cells[base + (size_t)j]);
+                mem_free(t->cells[base + (size_t)j]);
             return err_set(err, ERR_FAIL, "out of memory");
         }
     }
@@ -279,7 +280,7 @@ int plot_query(store_t *s, const plot_figure_t *fig, const plot_params_t *params
         sqlite3_finalize(st);
         return -1;
     }
-    store_table_t *t = calloc(1, sizeof *t);
+    store_table_t *t = mem_calloc(1, sizeof *t);
     int cap = 0, rc = -1;
     if (!t) {
         err_set(err, ERR_FAIL, "out of memory");
@@ -287,13 +288,13 @@ int plot_query(store_t *s, const plot_figure_t *fig, const plot_params_t *params
     }
     if (bind_params(st, fig, params, err)) goto done;
     t->n_cols = sqlite3_column_count(st);
-    t->names = calloc((size_t)t->n_cols + 1, sizeof *t->names);
+    t->names = mem_calloc((size_t)t->n_cols + 1, sizeof *t->names);
     if (!t->names) {
         err_set(err, ERR_FAIL, "out of memory");
         goto done;
     }
     for (int c = 0; c < t->n_cols; c++)
-        if (!(t->names[c] = strdup(sqlite3_column_name(st, c)))) {
+        if (!(t->names[c] = mem_strdup(sqlite3_column_name(st, c)))) {
             err_set(err, ERR_FAIL, "out of memory");
             goto done;
         }
@@ -352,11 +353,11 @@ static const char *md_cell(const store_table_t *t, int r, int c, char *buf, size
 /* GitHub markdown: a header, an alignment rule (numbers right-aligned), rows. */
 static int table_markdown(FILE *f, const store_table_t *t, err_t *err) {
     const int n = t->n_cols;
-    int *width = calloc((size_t)n + 1, sizeof *width);
-    bool *right = calloc((size_t)n + 1, sizeof *right);
+    int *width = mem_calloc((size_t)n + 1, sizeof *width);
+    bool *right = mem_calloc((size_t)n + 1, sizeof *right);
     if (!width || !right) {
-        free(width);
-        free(right);
+        mem_free(width);
+        mem_free(right);
         return err_set(err, ERR_FAIL, "out of memory");
     }
     char buf[64];
@@ -392,8 +393,8 @@ static int table_markdown(FILE *f, const store_table_t *t, err_t *err) {
         }
         fputc('\n', f);
     }
-    free(width);
-    free(right);
+    mem_free(width);
+    mem_free(right);
     if (ferror(f)) return err_set(err, ERR_FAIL, "cannot write the table: %s", strerror(errno));
     return 0;
 }

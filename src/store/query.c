@@ -12,6 +12,7 @@
  * a read-only connection alone does not stop (VACUUM INTO and ATTACH create
  * files; PRAGMA query_only=0 would lift the connection's guard). */
 #include "store/query.h"
+#include "core/mem.h"
 
 #include "core/files.h"
 #include "core/numtext.h"
@@ -37,7 +38,7 @@ static bool only_blank(const char *s) {
 static int reserve(char **buf, size_t *cap, size_t need) {
     if (*cap >= need) return 0;
     size_t n = need < 64 ? 64 : need;
-    char *p = realloc(*buf, n);
+    char *p = mem_realloc(*buf, n);
     if (!p) return -1;
     *buf = p;
     *cap = n;
@@ -191,11 +192,11 @@ int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_
         return -1;
     }
     const int n = sqlite3_column_count(st);
-    const char **names = calloc((size_t)n + 1, sizeof *names);
-    const char **cells = calloc((size_t)n + 1, sizeof *cells);
-    int *types = calloc((size_t)n + 1, sizeof *types);
-    char **bufs = calloc((size_t)n + 1, sizeof *bufs);
-    size_t *caps = calloc((size_t)n + 1, sizeof *caps);
+    const char **names = mem_calloc((size_t)n + 1, sizeof *names);
+    const char **cells = mem_calloc((size_t)n + 1, sizeof *cells);
+    int *types = mem_calloc((size_t)n + 1, sizeof *types);
+    char **bufs = mem_calloc((size_t)n + 1, sizeof *bufs);
+    size_t *caps = mem_calloc((size_t)n + 1, sizeof *caps);
     int status = -1;
     if (!names || !cells || !types || !bufs || !caps) {
         err_set(err, ERR_FAIL, "out of memory");
@@ -260,12 +261,12 @@ oom:
     err_set(err, ERR_FAIL, "out of memory reading a query result");
 done:
     for (int c = 0; bufs && c < n; c++)
-        free(bufs[c]);
-    free(bufs);
-    free(caps);
-    free(names);
-    free(cells);
-    free(types);
+        mem_free(bufs[c]);
+    mem_free(bufs);
+    mem_free(caps);
+    mem_free(names);
+    mem_free(cells);
+    mem_free(types);
     sqlite3_finalize(st);
     sqlite3_set_authorizer(db, NULL, NULL);
     return status;
@@ -281,10 +282,10 @@ typedef struct {
 static int collect_header(void *ctx, const store_row_t *row, err_t *err) {
     store_table_t *t = ((collect_t *)ctx)->t;
     t->n_cols = row->n_cols;
-    t->names = calloc((size_t)row->n_cols + 1, sizeof *t->names);
+    t->names = mem_calloc((size_t)row->n_cols + 1, sizeof *t->names);
     if (!t->names) return err_set(err, ERR_FAIL, "out of memory");
     for (int c = 0; c < row->n_cols; c++)
-        if (!(t->names[c] = strdup(row->names[c] ? row->names[c] : "")))
+        if (!(t->names[c] = mem_strdup(row->names[c] ? row->names[c] : "")))
             return err_set(err, ERR_FAIL, "out of memory");
     return 0;
 }
@@ -295,10 +296,10 @@ static int collect_row(void *ctx, const store_row_t *row, err_t *err) {
     const int n = t->n_cols;
     if (t->n_rows == c->cap_rows) {
         int cap = c->cap_rows ? 2 * c->cap_rows : 16;
-        char **cells = realloc(t->cells, (size_t)cap * (size_t)(n ? n : 1) * sizeof *cells);
+        char **cells = mem_realloc(t->cells, (size_t)cap * (size_t)(n ? n : 1) * sizeof *cells);
         if (!cells) return err_set(err, ERR_FAIL, "out of memory");
         t->cells = cells;
-        int *types = realloc(t->types, (size_t)cap * (size_t)(n ? n : 1) * sizeof *types);
+        int *types = mem_realloc(t->types, (size_t)cap * (size_t)(n ? n : 1) * sizeof *types);
         if (!types) return err_set(err, ERR_FAIL, "out of memory");
         t->types = types;
         c->cap_rows = cap;
@@ -307,9 +308,9 @@ static int collect_row(void *ctx, const store_row_t *row, err_t *err) {
         size_t i = (size_t)t->n_rows * (size_t)n + (size_t)k;
         t->types[i] = row->types[k];
         t->cells[i] = NULL;
-        if (row->cells[k] && !(t->cells[i] = strdup(row->cells[k]))) {
+        if (row->cells[k] && !(t->cells[i] = mem_strdup(row->cells[k]))) {
             for (int j = 0; j < k; j++)
-                free(t->cells[(size_t)t->n_rows * (size_t)n + (size_t)j]);
+                mem_free(t->cells[(size_t)t->n_rows * (size_t)n + (size_t)j]);
             return err_set(err, ERR_FAIL, "out of memory");
         }
     }
@@ -319,7 +320,7 @@ static int collect_row(void *ctx, const store_row_t *row, err_t *err) {
 
 int store_query(store_t *s, const char *sql, store_table_t **out, err_t *err) {
     *out = NULL;
-    store_table_t *t = calloc(1, sizeof *t);
+    store_table_t *t = mem_calloc(1, sizeof *t);
     if (!t) return err_set(err, ERR_FAIL, "out of memory");
     collect_t c = {t, 0};
     if (store_query_each(s, sql, collect_header, collect_row, &c, err)) {
@@ -333,13 +334,13 @@ int store_query(store_t *s, const char *sql, store_table_t **out, err_t *err) {
 void store_table_free(store_table_t *t) {
     if (!t) return;
     for (size_t i = 0; t->cells && i < (size_t)t->n_rows * (size_t)t->n_cols; i++)
-        free(t->cells[i]);
+        mem_free(t->cells[i]);
     for (int c = 0; t->names && c < t->n_cols; c++)
-        free(t->names[c]);
-    free(t->cells);
-    free(t->types);
-    free(t->names);
-    free(t);
+        mem_free(t->names[c]);
+    mem_free(t->cells);
+    mem_free(t->types);
+    mem_free(t->names);
+    mem_free(t);
 }
 
 const char *store_table_cell(const store_table_t *t, int row, int col) {
@@ -393,8 +394,8 @@ typedef struct {
 } layout_t;
 
 static void layout_free(layout_t *L) {
-    free(L->width);
-    free(L->numeric);
+    mem_free(L->width);
+    mem_free(L->numeric);
     L->width = NULL;
     L->numeric = NULL;
 }
@@ -402,8 +403,8 @@ static void layout_free(layout_t *L) {
 static int layout_measure(layout_t *L, const store_table_t *t, err_t *err) {
     const int n = t->n_cols;
     L->n_cols = n;
-    L->width = calloc((size_t)n + 1, sizeof *L->width);
-    L->numeric = calloc((size_t)n + 1, sizeof *L->numeric);
+    L->width = mem_calloc((size_t)n + 1, sizeof *L->width);
+    L->numeric = mem_calloc((size_t)n + 1, sizeof *L->numeric);
     if (!L->width || !L->numeric) {
         layout_free(L);
         return err_set(err, ERR_FAIL, "out of memory");
@@ -447,12 +448,12 @@ static void print_line(FILE *f, const layout_t *L, const char *const *texts, con
 /* The header line and the rule under it. */
 static int print_header(FILE *f, const layout_t *L, const char *const *names, err_t *err) {
     const int n = L->n_cols;
-    char **rules = calloc((size_t)n + 1, sizeof *rules);
-    bool *left = calloc((size_t)n + 1, sizeof *left);
+    char **rules = mem_calloc((size_t)n + 1, sizeof *rules);
+    bool *left = mem_calloc((size_t)n + 1, sizeof *left);
     int status = 0;
     for (int c = 0; rules && c < n; c++) {
         int w = L->width[c] < 255 ? L->width[c] : 255;
-        if (!(rules[c] = malloc((size_t)w + 1))) break;
+        if (!(rules[c] = mem_alloc((size_t)w + 1))) break;
         memset(rules[c], '-', (size_t)w);
         rules[c][w] = '\0';
     }
@@ -463,9 +464,9 @@ static int print_header(FILE *f, const layout_t *L, const char *const *names, er
         print_line(f, L, (const char *const *)rules, left);
     }
     for (int c = 0; rules && c < n; c++)
-        free(rules[c]);
-    free(rules);
-    free(left);
+        mem_free(rules[c]);
+    mem_free(rules);
+    mem_free(left);
     return status;
 }
 
@@ -487,16 +488,16 @@ typedef struct {
 } row_scratch_t;
 
 static void scratch_free(row_scratch_t *x) {
-    free(x->texts);
-    free(x->right);
-    free(x->bufs);
+    mem_free(x->texts);
+    mem_free(x->right);
+    mem_free(x->bufs);
     *x = (row_scratch_t){0};
 }
 
 static int scratch_new(row_scratch_t *x, int n, err_t *err) {
-    x->texts = calloc((size_t)n + 1, sizeof *x->texts);
-    x->right = calloc((size_t)n + 1, sizeof *x->right);
-    x->bufs = calloc((size_t)n + 1, sizeof *x->bufs);
+    x->texts = mem_calloc((size_t)n + 1, sizeof *x->texts);
+    x->right = mem_calloc((size_t)n + 1, sizeof *x->right);
+    x->bufs = mem_calloc((size_t)n + 1, sizeof *x->bufs);
     if (x->texts && x->right && x->bufs) return 0;
     scratch_free(x);
     return err_set(err, ERR_FAIL, "out of memory");
@@ -545,12 +546,12 @@ int store_csv_line(FILE *f, int n, const char *const *cells, const int *types, e
 int store_table_csv(FILE *f, const store_table_t *t, err_t *err) {
     const int n = t->n_cols;
     if (n == 0) return 0;
-    int *types = malloc((size_t)n * sizeof *types);
+    int *types = mem_alloc((size_t)n * sizeof *types);
     if (!types) return err_set(err, ERR_FAIL, "out of memory");
     for (int c = 0; c < n; c++)
         types[c] = SQLITE_TEXT;
     int rc = store_csv_line(f, n, (const char *const *)t->names, types, err);
-    free(types);
+    mem_free(types);
     for (int r = 0; rc == 0 && r < t->n_rows; r++)
         rc = store_csv_line(f, n, (const char *const *)&t->cells[(size_t)r * (size_t)n],
                             &t->types[(size_t)r * (size_t)n], err);
@@ -581,7 +582,7 @@ static int printer_flush(printer_t *p, err_t *err) {
     if (layout_measure(&p->layout, t, err) || scratch_new(&p->scratch, t->n_cols, err)) return -1;
     if (print_table(p->f, &p->layout, t, err)) return -1;
     for (size_t i = 0; i < (size_t)t->n_rows * (size_t)t->n_cols; i++) {
-        free(t->cells[i]);
+        mem_free(t->cells[i]);
         t->cells[i] = NULL;
     }
     t->n_rows = 0;
@@ -617,7 +618,7 @@ int store_query_print(store_t *s, const char *sql, store_print_t format, FILE *f
                       err_t *err) {
     printer_t p = {.f = f, .format = format};
     if (n_rows) *n_rows = 0;
-    if (!(p.sample = calloc(1, sizeof *p.sample))) return err_set(err, ERR_FAIL, "out of memory");
+    if (!(p.sample = mem_calloc(1, sizeof *p.sample))) return err_set(err, ERR_FAIL, "out of memory");
     p.collect = (collect_t){p.sample, 0};
     errno = 0;
     int rc = store_query_each(s, sql, printer_header, printer_row, &p, err);
@@ -648,7 +649,7 @@ int store_list_experiments(store_t *s, store_table_t **out, err_t *err) {
 static char *column_strdup(sqlite3_stmt *st, int c, bool *oom) {
     if (sqlite3_column_type(st, c) == SQLITE_NULL) return NULL;
     const char *text = (const char *)sqlite3_column_text(st, c);
-    char *copy = text ? strdup(text) : NULL;
+    char *copy = text ? mem_strdup(text) : NULL;
     if (!copy) *oom = true;
     return copy;
 }
@@ -733,14 +734,14 @@ fail:
 }
 
 void store_trial_info_free(store_trial_info_t *info) {
-    free(info->experiment);
-    free(info->model);
-    free(info->config);
-    free(info->status);
-    free(info->error);
-    free(info->host);
-    free(info->started);
-    free(info->finished);
+    mem_free(info->experiment);
+    mem_free(info->model);
+    mem_free(info->config);
+    mem_free(info->status);
+    mem_free(info->error);
+    mem_free(info->host);
+    mem_free(info->started);
+    mem_free(info->finished);
     store_table_free(info->params);
     store_table_free(info->metrics);
     store_table_free(info->gates);

@@ -24,6 +24,7 @@
  * injected for the tests (store_test_fail_writes): every write statement goes
  * through write_step(), which counts them. */
 #include "store/store.h"
+#include "core/mem.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -495,7 +496,7 @@ static int open_readonly(store_t *s, const struct stat *sb, err_t *err) {
 
 int store_open(store_t **out, const char *path, int flags, err_t *err) {
     *out = NULL;
-    store_t *s = calloc(1, sizeof *s);
+    store_t *s = mem_calloc(1, sizeof *s);
     if (!s) return err_set(err, ERR_FAIL, "cannot open %s: out of memory", path);
     snprintf(s->path, sizeof s->path, "%s", path);
     s->readonly = (flags & STORE_READONLY) != 0;
@@ -503,7 +504,7 @@ int store_open(store_t **out, const char *path, int flags, err_t *err) {
     struct stat sb;
     if (s->readonly && stat(path, &sb) != 0) {
         err_set(err, ERR_FAIL, "cannot open %s: no such file", path);
-        free(s);
+        mem_free(s);
         return -1;
     }
     if (s->readonly) {
@@ -552,14 +553,14 @@ fail_open:
     open_fail(s, err);
 fail:
     sqlite3_close(s->db);
-    free(s);
+    mem_free(s);
     return -1;
 }
 
 void store_close(store_t *s) {
     if (!s) return;
     sqlite3_close(s->db); /* every statement is finalized where it was prepared */
-    free(s);
+    mem_free(s);
 }
 
 sqlite3 *store_db(store_t *s) {
