@@ -41,5 +41,6 @@ Suite *sweep_suite(void);
 Suite *run_suite(void);
 Suite *crash_suite(void);
 Suite *plot_suite(void);
+Suite *golden_suite(void);
 
 #endif
