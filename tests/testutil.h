@@ -42,5 +42,6 @@ Suite *run_suite(void);
 Suite *crash_suite(void);
 Suite *plot_suite(void);
 Suite *golden_suite(void);
+Suite *blocks_suite(void);
 
 #endif

@@ -296,6 +296,12 @@ NN_KERNEL void mixture_forward(real *out, const real *gate, int ldg, const real 
     mixture_rows(out, H, gate, ldg, experts, N * H, B, N, H, false);
 }
 
+NN_KERNEL void mixture_forward_ld(real *out, int ldo, const real *gate, int ldg,
+                                  const real *experts, int lde, int B, int N, int H) {
+    assert(ldo >= H && ldg >= N && lde >= N * H);
+    mixture_rows(out, ldo, gate, ldg, experts, lde, B, N, H, false);
+}
+
 NN_KERNEL void mixture_accumulate(real *out, int ldo, const real *gate, int ldg,
                                   const real *experts, int lde, int B, int N, int H) {
     assert(ldo >= H && ldg >= N && lde >= N * H);

@@ -93,6 +93,9 @@ void mixture_backward(real *dgate, real *dexperts, const real *dout, const real 
  * column i·H of its row).  The sum over i is formed first, then added. */
 void mixture_accumulate(real *out, int ldo, const real *gate, int ldg, const real *experts, int lde,
                         int B, int N, int H);
+/* mixture_forward with the strides of mixture_accumulate: out = the sum. */
+void mixture_forward_ld(real *out, int ldo, const real *gate, int ldg, const real *experts, int lde,
+                        int B, int N, int H);
 /* Backward of mixture_accumulate (and of mixture_forward): with dout rows of
  * stride ldo, dgate[B, N] (stride ldg, as gate) += dout · expertsᵀ per row;
  * dexperts[B, N, H] (stride lde, as experts) += gate ⊙ dout. */

@@ -17,7 +17,8 @@ void train_config_default(train_config_t *cfg) {
     cfg->batch = 128;
     cfg->steps = 3000;
     cfg->eval_every = 100;
-    for (int k = 0; k < MTLAB_MAX_TASKS; k++) cfg->task_weight[k] = 1.0;
+    for (int k = 0; k < MTLAB_MAX_TASKS; k++)
+        cfg->task_weight[k] = 1.0;
 }
 
 static int check_shapes(const model_t *m, const data_t *data, err_t *err) {
@@ -59,7 +60,7 @@ static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split
     memset(loss, 0, sizeof(double) * (T + 1));
     for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
         B = split->n - start < chunk ? split->n - start : chunk;
-        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        model_forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
         add_losses(data, pred, split->y + (size_t)start * T, B, loss);
     }
     finish_losses(T, weight, split->n > 0 ? split->n : 1, loss);
@@ -75,8 +76,7 @@ int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
     return 0;
 }
 
-static int check_config(const model_t *m, const data_t *data, const train_config_t *c,
-                        err_t *err) {
+static int check_config(const model_t *m, const data_t *data, const train_config_t *c, err_t *err) {
     if (!(c->lr > 0) || !isfinite(c->lr))
         return err_set(err, ERR_USAGE, "learning rate must be a positive number (got %g)", c->lr);
     if (c->batch < 1 || c->batch > m->cfg.max_batch)
@@ -127,13 +127,16 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
         state_free(s);
         return err_set(err, ERR_FAIL, "out of memory for the training buffers");
     }
-    for (int i = 0; i < data->train.n; i++) s->order[i] = i;
+    for (int i = 0; i < data->train.n; i++)
+        s->order[i] = i;
     rng_seed(&s->batch_rng, batch_seed, RNG_STREAM_BATCH);
     rng_shuffle(&s->batch_rng, s->order, (size_t)data->train.n);
     return 0;
 }
 
-void train_end(train_state_t *s) { state_free(s); }
+void train_end(train_state_t *s) {
+    state_free(s);
+}
 
 int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
                  int n_train, train_memory_t *out, err_t *err) {
@@ -147,11 +150,13 @@ int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_
     size_tally_block(&steps, batch * d, sizeof(real));                        /* xb */
     size_tally_block(&steps, batch * T, sizeof(real));                        /* yb */
     size_tally_blocks(&steps, 2, B * T, sizeof(real));                        /* pred, dpred */
-    /* train_gate_stats: pred, then per gate mean and std [experts] in double
-     * and hist [experts][GATE_HIST_BINS] -- counted as one block of all
-     * gates' statistics and the overhead of the other blocks. */
+    /* train_gate_stats: pred, the gate table, then per gate mean and std
+     * [experts] in double and hist [experts][GATE_HIST_BINS] -- counted as
+     * one block of all gates' statistics and the overhead of the other
+     * blocks. */
     size_tally_block(&gates, B * T, sizeof(real));
     if (ms->n_gates > 0) {
+        size_tally_block(&gates, (size_t)ms->n_gates, sizeof(gate_stat_t));
         size_tally_block(&gates, ms->gate_experts,
                          2 * sizeof(double) + GATE_HIST_BINS * sizeof(long));
         size_tally_blocks(&gates, 3 * (size_t)ms->n_gates - 1, 0, 1);
@@ -173,7 +178,8 @@ static void prefetch_next_batch(const train_state_t *s) {
     if (B > s->data->train.n - s->pos) return; /* pos <= n: no overflow */
     for (int b = 0; b < B; b++) {
         const char *row = (const char *)(s->data->train.x + (size_t)s->order[s->pos + b] * d);
-        for (size_t k = 0; k < sizeof(real) * d; k += 64) __builtin_prefetch(row + k);
+        for (size_t k = 0; k < sizeof(real) * d; k += 64)
+            __builtin_prefetch(row + k);
     }
 }
 
@@ -200,7 +206,7 @@ int train_step(train_state_t *s, double *batch_loss) {
     const data_t *data = s->data;
     const int T = data->T, B = s->cfg.batch;
     next_batch(s);
-    m->ops->forward(m, s->xb, B, s->pred, MODEL_TRAIN);
+    model_forward(m, s->xb, B, s->pred, MODEL_TRAIN);
     memset(batch_loss, 0, sizeof(double) * (T + 1));
     add_losses(data, s->pred, s->yb, B, batch_loss);
     finish_losses(T, s->cfg.task_weight, B, batch_loss);
@@ -210,7 +216,7 @@ int train_step(train_state_t *s, double *batch_loss) {
     for (int k = 0; k < T; k++)
         loss_task_grad(data->kind[k], s->pred, s->yb, B, T, k, (real)s->cfg.task_weight[k],
                        s->dpred);
-    m->ops->backward(m, s->xb, B, s->dpred);
+    model_backward(m, s->xb, B, s->dpred);
     if (m->ops->penalty) m->ops->penalty(m);
     adam_step(&s->adam, m->params, m->grads);
     return 0;
@@ -236,12 +242,14 @@ int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_
             status = diverged(res, step, "the training loss", err);
             break;
         }
-        for (int k = 0; k <= T; k++) train_sum[k] += batch_loss[k];
+        for (int k = 0; k <= T; k++)
+            train_sum[k] += batch_loss[k];
         since_eval++;
 
         if (step % cfg->eval_every == 0 || step == cfg->steps) {
             train_eval_t ev = {.step = step, .tasks = T};
-            for (int k = 0; k <= T; k++) ev.train[k] = train_sum[k] / since_eval;
+            for (int k = 0; k <= T; k++)
+                ev.train[k] = train_sum[k] / since_eval;
             evaluate_into(m, data, &data->val, cfg->task_weight, s.pred, ev.val);
             evaluate_into(m, data, &data->test, cfg->task_weight, s.pred, ev.test);
             if (!all_finite(ev.val, T + 1) || !all_finite(ev.test, T + 1)) {
@@ -263,7 +271,8 @@ void train_mean_baseline(const data_t *data, const dataset_t *split, const doubl
     const int T = data->T;
     double mean[MTLAB_MAX_TASKS] = {0};
     for (int i = 0; i < data->train.n; i++)
-        for (int k = 0; k < T; k++) mean[k] += data->train.y[(size_t)i * T + k];
+        for (int k = 0; k < T; k++)
+            mean[k] += data->train.y[(size_t)i * T + k];
     real constant[MTLAB_MAX_TASKS];
     for (int k = 0; k < T; k++) {
         double mu = mean[k] / data->train.n;
@@ -279,55 +288,112 @@ void train_mean_baseline(const data_t *data, const dataset_t *split, const doubl
 
 /* ---- gate statistics ---- */
 
+const char *gate_kind_name(gate_kind_t kind) {
+    return kind == GATE_WEIGHTS ? "weights" : "softmax";
+}
+
 void gate_stats_free(gate_stats_t *s) {
     for (int g = 0; g < s->n_gates; g++) {
         free(s->gate[g].mean);
         free(s->gate[g].std);
         free(s->gate[g].hist);
     }
-    s->n_gates = 0;
+    free(s->gate);
+    memset(s, 0, sizeof *s);
+}
+
+/* Runs the model over the split in chunks of max_batch and hands each chunk's
+ * gates to visit(). */
+static void over_split(model_t *m, const dataset_t *split, real *pred,
+                       void (*visit)(void *ctx, const model_gate_t *views, int B), void *ctx) {
+    const int d = m->cfg.input_dim, chunk = m->cfg.max_batch;
+    const model_gate_t *views;
+    model_gates(m, &views);
+    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
+        B = split->n - start < chunk ? split->n - start : chunk;
+        model_forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        visit(ctx, views, B);
+    }
+}
+
+/* First pass for raw-weights gates: widens [lo, hi] to their values. */
+static void visit_range(void *ctx, const model_gate_t *views, int B) {
+    gate_stats_t *out = ctx;
+    for (int g = 0; g < out->n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        if (s->kind != GATE_WEIGHTS) continue;
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < s->experts; e++) {
+                double v = views[g].values[(size_t)b * views[g].ld + e];
+                if (v < s->lo) s->lo = v; /* NaN compares false: left out */
+                if (v > s->hi) s->hi = v;
+            }
+    }
+}
+
+static void visit_stats(void *ctx, const model_gate_t *views, int B) {
+    gate_stats_t *out = ctx;
+    for (int g = 0; g < out->n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        const double scale = GATE_HIST_BINS / (s->hi - s->lo);
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < s->experts; e++) {
+                double v = views[g].values[(size_t)b * views[g].ld + e];
+                s->mean[e] += v; /* sums for now */
+                s->std[e] += v * v;
+                /* v in [lo, hi]; the value hi joins the last bin, NaN the first */
+                double at = (v - s->lo) * scale;
+                int bin = at >= 0 ? (at < GATE_HIST_BINS ? (int)at : GATE_HIST_BINS - 1) : 0;
+                s->hist[(size_t)e * GATE_HIST_BINS + bin]++;
+            }
+    }
+    out->examples += B;
 }
 
 int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
-    const int T = m->cfg.tasks, d = m->cfg.input_dim, chunk = m->cfg.max_batch;
-    real *pred = malloc(sizeof(real) * chunk * T);
-    model_gate_t views[MODEL_MAX_GATES];
-    if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
-    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
-        B = split->n - start < chunk ? split->n - start : chunk;
-        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
-        int n_gates = m->ops->gates(m, views);
-        if (start == 0) { /* shape the accumulators after the first chunk */
-            out->n_gates = n_gates;
-            for (int g = 0; g < n_gates; g++) {
-                gate_stat_t *s = &out->gate[g];
-                memcpy(s->name, views[g].name, sizeof s->name);
-                s->experts = views[g].experts;
-                s->mean = calloc(s->experts, sizeof(double));
-                s->std = calloc(s->experts, sizeof(double));
-                s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
-                if (!s->mean || !s->std || !s->hist) {
-                    free(pred);
-                    gate_stats_free(out);
-                    return err_set(err, ERR_FAIL, "out of memory for gate statistics");
-                }
-            }
-        }
-        for (int g = 0; g < out->n_gates; g++) {
-            gate_stat_t *s = &out->gate[g];
-            for (int b = 0; b < B; b++)
-                for (int e = 0; e < s->experts; e++) {
-                    double v = views[g].values[(size_t)b * views[g].ld + e];
-                    s->mean[e] += v; /* sums for now */
-                    s->std[e] += v * v;
-                    int bin = (int)(v * GATE_HIST_BINS);
-                    bin = bin < 0 ? 0 : bin >= GATE_HIST_BINS ? GATE_HIST_BINS - 1 : bin;
-                    s->hist[(size_t)e * GATE_HIST_BINS + bin]++;
-                }
-        }
-        out->examples += B;
+    const model_gate_t *views;
+    const int n_gates = model_gates(m, &views);
+    if (n_gates == 0 || split->n == 0) return 0;
+    real *pred = malloc(sizeof(real) * m->cfg.max_batch * m->cfg.tasks);
+    out->gate = calloc((size_t)n_gates, sizeof *out->gate);
+    if (!pred || !out->gate) {
+        free(pred);
+        free(out->gate);
+        out->gate = NULL;
+        return err_set(err, ERR_FAIL, "out of memory for the statistics of %d gates", n_gates);
     }
+    out->n_gates = n_gates;
+    bool any_weights = false;
+    for (int g = 0; g < n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        memcpy(s->name, views[g].name, sizeof s->name);
+        memcpy(s->owner, views[g].owner, sizeof s->owner);
+        s->level = views[g].level;
+        s->kind = views[g].kind;
+        s->experts = views[g].experts;
+        s->lo = s->kind == GATE_WEIGHTS ? INFINITY : 0;
+        s->hi = s->kind == GATE_WEIGHTS ? -INFINITY : 1;
+        any_weights |= s->kind == GATE_WEIGHTS;
+        s->mean = calloc(s->experts, sizeof(double));
+        s->std = calloc(s->experts, sizeof(double));
+        s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
+        if (!s->mean || !s->std || !s->hist) {
+            free(pred);
+            gate_stats_free(out);
+            return err_set(err, ERR_FAIL, "out of memory for gate statistics");
+        }
+    }
+    if (any_weights) {
+        over_split(m, split, pred, visit_range, out);
+        for (int g = 0; g < n_gates; g++) {
+            gate_stat_t *s = &out->gate[g];
+            if (s->kind != GATE_WEIGHTS) continue;
+            if (!(s->lo <= s->hi)) s->lo = s->hi = 0; /* no finite value */
+            if (!(s->hi > s->lo)) s->hi = s->lo + 1;  /* one value: a unit range above it */
+        }
+    }
+    over_split(m, split, pred, visit_stats, out);
     for (int g = 0; g < out->n_gates; g++) {
         gate_stat_t *s = &out->gate[g];
         for (int e = 0; e < s->experts; e++) {
