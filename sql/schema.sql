@@ -38,8 +38,10 @@ CREATE TABLE experiment (
 -- status: pending -> running (claimed by host/pid) -> done | failed.
 -- pid_start is the claiming process's start time (/proc/PID/stat field 22) so
 -- a reused pid is not mistaken for the claimer.  seconds_store is the time
--- spent writing the results; n_params the number of model parameters;
--- final_step the step of the final metrics (see v_final).
+-- spent writing the results; n_params the number of model parameters
+-- (written when the trial is registered, for every trial since schema
+-- version 4: migrations/004-gates-routes.sql); final_step the step of the
+-- final metrics (see v_final).
 CREATE TABLE trial (
     id            INTEGER PRIMARY KEY,
     experiment_id INTEGER NOT NULL REFERENCES experiment (id),
@@ -89,7 +91,9 @@ CREATE TABLE metric (
 CREATE INDEX metric_name_step ON metric (name, step);
 
 -- Gate scores on the test set: mean and standard deviation of the weight a
--- gate ("t1", "shared", ...) gives each expert (0-based) ...
+-- gate ("t1", "shared", "l2/t1", ...) gives each expert (0-based) ...
+-- Version 4 (migrations/004-gates-routes.sql) adds the columns level, owner,
+-- kind ('softmax' | 'weights') and hist_lo, hist_hi (the histogram's range).
 CREATE TABLE gate (
     trial_id INTEGER NOT NULL REFERENCES trial (id),
     gate     TEXT NOT NULL,
@@ -99,8 +103,9 @@ CREATE TABLE gate (
     PRIMARY KEY (trial_id, gate, expert)
 ) WITHOUT ROWID;
 
--- ... and their histogram: every bin of [0, 1] is stored, zeros included, so
--- the counts of one (trial, gate, expert) sum to the test-set size.
+-- ... and their histogram: every bin of [0, 1] (since version 4: of
+-- [gate.hist_lo, gate.hist_hi]) is stored, zeros included, so the counts of
+-- one (trial, gate, expert) sum to the test-set size.
 CREATE TABLE gate_hist (
     trial_id INTEGER NOT NULL REFERENCES trial (id),
     gate     TEXT NOT NULL,
@@ -111,7 +116,9 @@ CREATE TABLE gate_hist (
 ) WITHOUT ROWID;
 
 -- Learned routes (SNR coding variables, MTNAS derived routes): in `layer`, the
--- connection src -> dst of a given kind has weight value.
+-- connection src -> dst of a given kind has weight value.  The conventions
+-- (layer and index numbering, the kinds 'z', 'log_alpha', 'p_open', 'value',
+-- 'query', 'prob') are in migrations/004-gates-routes.sql.
 CREATE TABLE route (
     trial_id INTEGER NOT NULL REFERENCES trial (id),
     layer    INTEGER NOT NULL,

@@ -17,6 +17,8 @@ int main(void) {
     srunner_add_suite(sr, run_suite());
     srunner_add_suite(sr, crash_suite());
     srunner_add_suite(sr, plot_suite());
+    srunner_add_suite(sr, blocks_suite());
+    srunner_add_suite(sr, golden_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -213,7 +213,7 @@ START_TEST(test_trainer_measures_binary_tasks) {
         metric_scored_t *ex = malloc(sizeof *ex * sp->n);
         for (int start = 0; start < sp->n; start += mc.max_batch) {
             int B = sp->n - start < mc.max_batch ? sp->n - start : mc.max_batch;
-            m->ops->forward(m, sp->x + (size_t)start * data.d, B, pred + (size_t)start * 2,
+            model_forward(m, sp->x + (size_t)start * data.d, B, pred + (size_t)start * 2,
                             MODEL_EVAL);
         }
         for (int i = 0; i < sp->n; i++)

@@ -50,7 +50,7 @@ typedef struct {
 static double total_loss(void *ctx) {
     fixture_t *f = ctx;
     const int T = f->m->cfg.tasks;
-    f->m->ops->forward(f->m, f->x, f->B, f->pred, MODEL_EVAL);
+    model_forward(f->m, f->x, f->B, f->pred, MODEL_EVAL);
     double sum = 0;
     for (int k = 0; k < T; k++)
         sum += f->weight[k] * loss_task(f->kind[k], f->pred, f->y, f->B, T, k);
@@ -90,10 +90,10 @@ START_TEST(test_gradients) {
     const int T = m->cfg.tasks;
     /* Analytic gradient. */
     model_zero_grad(m);
-    m->ops->forward(m, f.x, f.B, f.pred, MODEL_TRAIN);
+    model_forward(m, f.x, f.B, f.pred, MODEL_TRAIN);
     for (int k = 0; k < T; k++)
         loss_task_grad(f.kind[k], f.pred, f.y, f.B, T, k, f.weight[k], f.dpred);
-    m->ops->backward(m, f.x, f.B, f.dpred);
+    model_backward(m, f.x, f.B, f.dpred);
     real *analytic = malloc(sizeof(real) * m->n_params);
     memcpy(analytic, m->grads, sizeof(real) * m->n_params);
     for (int t = 0; t < m->n_tensors; t++) {
@@ -105,7 +105,7 @@ START_TEST(test_gradients) {
                       ts->name, worst, e);
     }
     /* Backward accumulates: a second pass doubles the gradient. */
-    m->ops->backward(m, f.x, f.B, f.dpred);
+    model_backward(m, f.x, f.B, f.dpred);
     for (size_t i = 0; i < m->n_params; i++)
         ck_assert(fabs(m->grads[i] - 2 * analytic[i]) <= 1e-12 * (1 + fabs(analytic[i])));
     free(analytic);
@@ -195,13 +195,16 @@ START_TEST(test_gates) {
     const char *name = registry_name(_i);
     fixture_t f;
     fixture_init(&f, name, 3);
-    model_gate_t g[MODEL_MAX_GATES];
-    f.m->ops->forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
-    int n = f.m->ops->gates(f.m, g);
+    const model_gate_t *g;
+    model_forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
+    int n = model_gates(f.m, &g);
     int expect = strcmp(name, "mmoe") == 0 ? f.m->cfg.tasks : strcmp(name, "omoe") == 0 ? 1 : 0;
     ck_assert_int_eq(n, expect);
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(g[i].experts, f.m->cfg.experts);
+        ck_assert_int_eq(g[i].level, 1);
+        ck_assert_int_eq(g[i].kind, GATE_SOFTMAX);
+        ck_assert_str_eq(g[i].owner, g[i].name); /* "t1".. (mmoe), "shared" (omoe) */
         for (int b = 0; b < f.B; b++) {
             double sum = 0;
             for (int e = 0; e < g[i].experts; e++) {
@@ -247,14 +250,16 @@ START_TEST(test_sizes_match_build) {
         ck_assert_uint_eq(sz.n_params, m->n_params);
         ck_assert_uint_eq(sz.n_weights, m->n_weights);
         ck_assert_int_eq(sz.n_tensors, m->n_tensors);
-        model_gate_t views[MODEL_MAX_GATES];
-        ck_assert_int_eq(sz.n_gates, m->ops->gates(m, views));
+        const model_gate_t *views;
+        ck_assert_int_eq(sz.n_gates, model_gates(m, &views));
         size_t gate_experts = 0;
         for (int g = 0; g < sz.n_gates; g++)
             gate_experts += (size_t)views[g].experts;
         ck_assert_uint_eq(sz.gate_experts, gate_experts);
         ck_assert_uint_ge(sz.model_bytes, 2 * sizeof(real) * m->n_params);
         ck_assert_uint_gt(sz.act_bytes, 0);
+        /* The workspace took the one block model_new reserved from the sizes. */
+        ck_assert_int_eq(model_work_blocks(m), 1);
         model_free(m);
     }
 }

@@ -227,7 +227,8 @@ START_TEST(test_dense_relu_matches_unfused) {
         memcpy(dout, d.coef, sizeof dout);
         dense_relu_backward(NULL, dW3, NULL, dout, d.in, d.W, fused, DB, DIN, DOUT);
     }
-    for (int i = 0; i < DIN * DOUT; i++) dW2[i] = 2 * dW[i];
+    for (int i = 0; i < DIN * DOUT; i++)
+        dW2[i] = 2 * dW[i];
     assert_close("dW after two calls", dW3, dW2, DIN * DOUT, EXACT_TOL);
 }
 END_TEST
@@ -426,6 +427,137 @@ START_TEST(test_mixture_interleaved_gates) {
 }
 END_TEST
 
+/* ---- strided rows --------------------------------------------------------- */
+
+/* A dense (or dense + ReLU) layer reading columns [SOFF, SOFF + DIN) of rows
+ * of stride SLDI and writing columns [SOFF, SOFF + DOUT) of rows of stride
+ * SLDO: the gradient check perturbs the whole input buffer, so it also proves
+ * that columns outside the slice neither feed the output nor get a gradient,
+ * and the forward must leave the output's other columns as they were. */
+enum { SLDI = DIN + 3, SLDO = DOUT + 4, SOFF = 2 };
+
+typedef struct {
+    real in[DB * SLDI], W[DIN * DOUT], b[DOUT], coef[DB * SLDO], out[DB * SLDO];
+    bool relu;
+} strided_ctx_t;
+
+static double strided_loss(void *p) {
+    strided_ctx_t *c = p;
+    if (c->relu)
+        dense_relu_forward_ld(c->out + SOFF, SLDO, c->in + SOFF, SLDI, c->W, c->b, DB, DIN, DOUT);
+    else
+        dense_forward_ld(c->out + SOFF, SLDO, c->in + SOFF, SLDI, c->W, c->b, DB, DIN, DOUT);
+    double sum = 0;
+    for (int r = 0; r < DB; r++)
+        sum += dot(c->coef + r * SLDO + SOFF, c->out + r * SLDO + SOFF, DOUT);
+    return sum;
+}
+
+static void check_strided_dense(bool relu, uint64_t seed) {
+    rng_t rng;
+    rng_seed(&rng, seed, 0);
+    strided_ctx_t c = {.relu = relu};
+    fill_uniform(&rng, c.in, DB * SLDI, -1, 1);
+    fill_uniform(&rng, c.W, DIN * DOUT, -1, 1);
+    fill_uniform(&rng, c.b, DOUT, -1, 1);
+    fill_uniform(&rng, c.coef, DB * SLDO, -1, 1);
+    fill_value(c.out, DB * SLDO, 7);
+    strided_loss(&c);
+    /* Against the contiguous layer; the columns around the slice untouched. */
+    real in[DB * DIN], out[DB * DOUT];
+    for (int r = 0; r < DB; r++)
+        memcpy(in + r * DIN, c.in + r * SLDI + SOFF, sizeof(real) * DIN);
+    if (relu)
+        dense_relu_forward(out, in, c.W, c.b, DB, DIN, DOUT);
+    else
+        dense_forward(out, in, c.W, c.b, DB, DIN, DOUT);
+    for (int r = 0; r < DB; r++)
+        for (int j = 0; j < SLDO; j++) {
+            bool inside = j >= SOFF && j < SOFF + DOUT;
+            real want = inside ? out[r * DOUT + j - SOFF] : 7;
+            ck_assert_msg(c.out[r * SLDO + j] == want, "strided out[%d][%d]", r, j);
+        }
+    /* Backward: dout has the output's stride; relu overwrites it. */
+    real din[DB * SLDI] = {0}, dW[DIN * DOUT] = {0}, db[DOUT] = {0}, dout[DB * SLDO];
+    memcpy(dout, c.coef, sizeof dout);
+    if (relu)
+        dense_relu_backward_ld(din + SOFF, SLDI, dW, db, dout + SOFF, SLDO, c.in + SOFF, c.W,
+                               c.out + SOFF, DB, DIN, DOUT);
+    else
+        dense_backward_ld(din + SOFF, SLDI, dW, db, dout + SOFF, SLDO, c.in + SOFF, c.W, DB, DIN,
+                          DOUT);
+    assert_gradcheck("strided dense dW", strided_loss, &c, c.W, dW, DIN * DOUT);
+    assert_gradcheck("strided dense db", strided_loss, &c, c.b, db, DOUT);
+    assert_gradcheck("strided dense din", strided_loss, &c, c.in, din, DB * SLDI);
+}
+
+START_TEST(test_dense_strided_gradcheck) {
+    check_strided_dense(false, 31);
+}
+END_TEST
+
+START_TEST(test_dense_relu_strided_gradcheck) {
+    check_strided_dense(true, 32);
+}
+END_TEST
+
+/* out += Σ gate · experts over strided rows: two groups of experts (a task's
+ * own, then shared ones, as in PLE) mixed into one output by two calls, with
+ * the gate columns of each group, onto an output holding a previous value. */
+enum { AN1 = 2, AN2 = 3, ALDE = (AN1 + AN2) * MH + 2, ALDG = AN1 + AN2 + 1, ALDO = MH + 3 };
+
+typedef struct {
+    real gate[MB * ALDG], experts[MB * ALDE], coef[MB * ALDO], start[MB * ALDO], out[MB * ALDO];
+} accumulate_ctx_t;
+
+static void accumulate_forward(accumulate_ctx_t *c) {
+    memcpy(c->out, c->start, sizeof c->out);
+    mixture_accumulate(c->out, ALDO, c->gate, ALDG, c->experts, ALDE, MB, AN1, MH);
+    mixture_accumulate(c->out, ALDO, c->gate + AN1, ALDG, c->experts + AN1 * MH, ALDE, MB, AN2, MH);
+}
+
+static double accumulate_loss(void *p) {
+    accumulate_ctx_t *c = p;
+    accumulate_forward(c);
+    double sum = 0;
+    for (int r = 0; r < MB; r++)
+        sum += dot(c->coef + r * ALDO, c->out + r * ALDO, MH);
+    return sum;
+}
+
+START_TEST(test_mixture_accumulate_gradcheck) {
+    rng_t rng;
+    rng_seed(&rng, 33, 0);
+    accumulate_ctx_t c;
+    fill_uniform(&rng, c.gate, MB * ALDG, 0, 1);
+    fill_uniform(&rng, c.experts, MB * ALDE, -1, 1);
+    fill_uniform(&rng, c.coef, MB * ALDO, -1, 1);
+    fill_uniform(&rng, c.start, MB * ALDO, -1, 1);
+    accumulate_forward(&c);
+    for (int r = 0; r < MB; r++)
+        for (int h = 0; h < ALDO; h++) {
+            double want = c.start[r * ALDO + h];
+            if (h < MH)
+                for (int i = 0; i < AN1 + AN2; i++)
+                    want += (double)c.gate[r * ALDG + i] * c.experts[r * ALDE + i * MH + h];
+            ck_assert_msg(fabs(c.out[r * ALDO + h] - want) < EXACT_TOL, "accumulated out[%d][%d]",
+                          r, h);
+        }
+    real dgate[MB * ALDG] = {0}, dexperts[MB * ALDE] = {0};
+    mixture_backward_ld(dgate, ALDG, dexperts, ALDE, c.coef, ALDO, c.gate, c.experts, MB, AN1, MH);
+    mixture_backward_ld(dgate + AN1, ALDG, dexperts + AN1 * MH, ALDE, c.coef, ALDO, c.gate + AN1,
+                        c.experts + AN1 * MH, MB, AN2, MH);
+    assert_gradcheck("accumulating mixture dgate", accumulate_loss, &c, c.gate, dgate, MB * ALDG);
+    assert_gradcheck("accumulating mixture dexperts", accumulate_loss, &c, c.experts, dexperts,
+                     MB * ALDE);
+    real dstart[MB * ALDO]; /* out += ...: the previous value passes dout through */
+    for (int i = 0; i < MB * ALDO; i++)
+        dstart[i] = i % ALDO < MH ? c.coef[i] : 0;
+    assert_gradcheck("accumulating mixture dstart", accumulate_loss, &c, c.start, dstart,
+                     MB * ALDO);
+}
+END_TEST
+
 /* ---- vectorised kernels against the plain loops --------------------------- */
 
 /* The layers vectorise across independent elements only, so on sizes that
@@ -449,12 +581,14 @@ START_TEST(test_kernels_match_plain_loops) {
         for (int r = 0; r < KB; r++) {
             for (int h = 0; h < KH; h++) {
                 real o = 0;
-                for (int i = 0; i < KN; i++) o += gg[r * ldg + i] * experts[(r * KN + i) * KH + h];
+                for (int i = 0; i < KN; i++)
+                    o += gg[r * ldg + i] * experts[(r * KN + i) * KH + h];
                 ck_assert_msg(out[r * KH + h] == o, "mixture out[%d][%d]", r, h);
             }
             for (int i = 0; i < KN; i++) {
                 real dg = 0;
-                for (int h = 0; h < KH; h++) dg += dout[r * KH + h] * experts[(r * KN + i) * KH + h];
+                for (int h = 0; h < KH; h++)
+                    dg += dout[r * KH + h] * experts[(r * KN + i) * KH + h];
                 ck_assert_msg(dgate[r * ldg + g * KN + i] == dg, "mixture dgate[%d][%d]", r, i);
                 for (int h = 0; h < KH; h++) {
                     real de = 0;
@@ -498,7 +632,8 @@ START_TEST(test_kernels_match_plain_loops) {
     dense_relu_backward(NULL, dW, db, dpre, in, W, y, KB, 1, KH);
     for (int h = 0; h < KH; h++) {
         real want = 0;
-        for (int r = 0; r < KB; r++) want += y[r * KH + h] <= 0 ? 0 : dout[r * KH + h];
+        for (int r = 0; r < KB; r++)
+            want += y[r * KH + h] <= 0 ? 0 : dout[r * KH + h];
         ck_assert_msg(db[h] == want, "db[%d]", h);
     }
 }
@@ -732,6 +867,9 @@ Suite *nn_suite(void) {
     tcase_add_test(tc, test_mixture_plain_gates);
     tcase_add_test(tc, test_mixture_interleaved_gates);
     tcase_add_test(tc, test_kernels_match_plain_loops);
+    tcase_add_test(tc, test_dense_strided_gradcheck);
+    tcase_add_test(tc, test_dense_relu_strided_gradcheck);
+    tcase_add_test(tc, test_mixture_accumulate_gradcheck);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("loss");

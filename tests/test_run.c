@@ -97,6 +97,11 @@ START_TEST(test_grid_records) {
     ck_assert_int_eq(q(db, "SELECT max(s) FROM (SELECT sum(count) s FROM gate_hist GROUP BY "
                            "trial_id, gate, expert)"),
                      150);
+    /* MMoE's gates: level 1, each owned by its task, softmax on [0, 1]. */
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM gate WHERE level = 1 AND owner = gate AND "
+                           "gate IN ('t1', 't2') AND kind = 'softmax' AND hist_lo = 0 AND "
+                           "hist_hi = 1"),
+                     12 * 2 * 4);
     /* Weights stored with their tensor table. */
     ck_assert_int_eq(q(db, "SELECT count(*) FROM weights w JOIN trial t ON t.id = w.trial_id WHERE "
                            "w.n = t.n_params AND length(w.data) = 4 * w.n"),
@@ -129,10 +134,10 @@ END_TEST
 START_TEST(test_same_bits_as_train) {
     char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
     char *ini = test_write_file(dir, "one.ini",
-                           "[experiment]\nname = one\nseed = 5\n"
-                           "[data]\ncorrelation = 0.7\ntrain = 2000\n"
-                           "[train]\nsteps = 150\neval_every = 50\n"
-                           "[model]\nname = mmoe\n");
+                                "[experiment]\nname = one\nseed = 5\n"
+                                "[data]\ncorrelation = 0.7\ntrain = 2000\n"
+                                "[train]\nsteps = 150\neval_every = 50\n"
+                                "[model]\nname = mmoe\n");
     char *out, *err;
     ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
     free(out);
@@ -305,10 +310,10 @@ END_TEST
 START_TEST(test_divergence_is_failed) {
     char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
     char *ini = test_write_file(dir, "div.ini",
-                           "[experiment]\nname = div\n"
-                           "[data]\ndim = 20\ntrain = 500\n"
-                           "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 1e7\n"
-                           "[model]\nname = shared_bottom\n");
+                                "[experiment]\nname = div\n"
+                                "[data]\ndim = 20\ntrain = 500\n"
+                                "[train]\nsteps = 40\neval_every = 20\nlr = 0.001, 1e7\n"
+                                "[model]\nname = shared_bottom\n");
     char *out;
     ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "2 trials (2 new): 1 done, 1 failed"));
@@ -392,9 +397,9 @@ END_TEST
 START_TEST(test_data_only) {
     char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
     char *ini = test_write_file(dir, "fig2.ini",
-                           "[experiment]\nname = pearson\nrepeats = 3\n"
-                           "[data]\ncorrelation = 0, 0.5, 1\nsinusoids = 0\ntrain = 4000\n"
-                           "[train]\nsteps = 0\n[model]\nname = mmoe\n");
+                                "[experiment]\nname = pearson\nrepeats = 3\n"
+                                "[data]\ncorrelation = 0, 0.5, 1\nsinusoids = 0\ntrain = 4000\n"
+                                "[train]\nsteps = 0\n[model]\nname = mmoe\n");
     char *out;
     ck_assert_int_eq(run_sweep(ini, dbp, "2", &out), 0);
     ck_assert_ptr_nonnull(strstr(out, "9 trials (9 new): 9 done"));
@@ -405,6 +410,7 @@ START_TEST(test_data_only) {
     ck_assert_int_eq(
         q(db, "SELECT count(*) FROM v_final WHERE name = 'test/baseline/total' AND value > 0"), 9);
     ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 0);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE n_params = 0"), 9); /* no model */
     const double p[] = {0, 0.5, 1};
     for (int i = 0; i < 3; i++) {
         char sql[256];
@@ -416,6 +422,48 @@ START_TEST(test_data_only) {
         ck_assert_msg(q(db, sql) <= 4 * se + 1e-12, "corr %g: |pearson - expected| = %g", p[i],
                       q(db, sql));
     }
+    sqlite3_close(db);
+    free(dir);
+    free(ini);
+    free(dbp);
+}
+END_TEST
+
+/* trial.n_params is the model's parameter count for every trial, written
+ * when the trial is registered: without stored weights, and before the
+ * trial has run. */
+START_TEST(test_n_params_always) {
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "count.ini",
+                                "[experiment]\nname = count\nrepeats = 2\n"
+                                "[data]\ndim = 10\ntrain = 300\nvalidation = 50\ntest = 50\n"
+                                "[train]\nsteps = 10\neval_every = 10\nbatch = 16\n"
+                                "[model]\nname = mmoe, shared_bottom\nexperts = 3\n"
+                                "expert_hidden = 4\ntower_hidden = 2\nbottom_hidden = 5\n"
+                                "[record]\nweights = false\n");
+    char *out, *err;
+    const char *dry[] = {"run", ini, "--db", dbp, "--limit", "1", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, dry), 0);
+    free(out);
+    free(err);
+    sqlite3 *db = open_db(dbp);
+    /* mmoe: experts 10x12+12, gates 2 x 10x3, towers 2 x (4x2+2 + 2+1);
+     * shared_bottom: bottom 10x5+5, towers 2 x (5x2+2 + 2+1) */
+    const double mmoe = 10 * 12 + 12 + 2 * 10 * 3 + 2 * (4 * 2 + 2 + 2 + 1);
+    const double sb = 10 * 5 + 5 + 2 * (5 * 2 + 2 + 2 + 1);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'pending'"), 3);
+    ck_assert(q(db, "SELECT min(n_params) FROM trial WHERE model = 'mmoe'") == mmoe);
+    ck_assert(q(db, "SELECT max(n_params) FROM trial WHERE model = 'mmoe'") == mmoe);
+    ck_assert(q(db, "SELECT min(n_params) FROM trial WHERE model = 'shared_bottom'") == sb);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE n_params IS NULL"), 0);
+    sqlite3_close(db);
+    ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
+    free(out);
+    db = open_db(dbp);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 4);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM weights"), 0);
+    ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE n_params IS NULL"), 0);
+    ck_assert(q(db, "SELECT max(n_params) FROM trial WHERE model = 'mmoe'") == mmoe);
     sqlite3_close(db);
     free(dir);
     free(ini);
@@ -499,6 +547,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_bad_input_leaves_store_intact);
     tcase_add_test(tc, test_dry_run);
     tcase_add_test(tc, test_data_only);
+    tcase_add_test(tc, test_n_params_always);
     tcase_add_test(tc, test_reproduce);
     suite_add_tcase(s, tc);
     return s;

@@ -130,6 +130,7 @@ static int64_t add_fixture(store_t *s, int n, int *added) {
             .init_seed = 5000 + (uint64_t)i,
             .n_params = 5,
             .params = fx.kv[i],
+            .model_params = 777,
         };
     }
     int dummy;
@@ -162,8 +163,13 @@ static void make_result(result_t *x, double v) {
     for (int g = 0; g < 6; g++) {
         for (int b = 0; b < N_BINS; b++)
             x->hist[g][b] = b == g % N_BINS ? 0 : TEST_SIZE / 4;
-        x->gates[g] =
-            (store_gate_t){g < 3 ? "t1" : "t2", g % 3, 0.25 + 0.1 * g, 0.05, N_BINS, x->hist[g]};
+        /* level, owner and kind left out: the defaults of a softmax gate */
+        x->gates[g] = (store_gate_t){.gate = g < 3 ? "t1" : "t2",
+                                     .expert = g % 3,
+                                     .mean = 0.25 + 0.1 * g,
+                                     .std = 0.05,
+                                     .bins = N_BINS,
+                                     .hist = x->hist[g]};
     }
     x->tensors[0] = (store_tensor_t){"expert0.w", 4, 4, 0};
     x->tensors[1] = (store_tensor_t){"gate.w", 2, 4, 16};
@@ -244,10 +250,13 @@ START_TEST(schema_applied) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 3);
-    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('trial') WHERE name = 'kills'"),
-                     1);
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 4);
+    ck_assert_int_eq(
+        q_int(s, "SELECT count(*) FROM pragma_table_info('trial') WHERE name = 'kills'"), 1);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('gate') WHERE name IN "
+                              "('level', 'owner', 'kind', 'hist_lo', 'hist_hi')"),
+                     5);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
@@ -302,7 +311,8 @@ static void copy_fixture(const char *path) {
     ck_assert_ptr_nonnull(out);
     char buf[8192];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
     fclose(in);
     ck_assert_int_eq(fclose(out), 0);
 }
@@ -317,9 +327,18 @@ START_TEST(older_schema_upgraded) {
         copy_fixture(path);
         store_t *s = open_or_die(path, readonly ? STORE_READONLY : 0);
         ck_assert_str_eq(
-            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
+            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'done'"), 5);
+        /* 004: the old gates are single-level softmax gates owned by their task */
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM gate"), 8);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM gate WHERE level = 1 AND owner = gate AND "
+                                  "kind = 'softmax' AND hist_lo = 0 AND hist_hi = 1"),
+                         8);
+        /* ... and the trials whose weights were stored keep their counts */
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE n_params = "
+                                  "(SELECT n FROM weights WHERE trial_id = trial.id)"),
+                         5);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'pending'"), 3);
         ck_assert_int_eq(q_int(s, "SELECT sum(kills) FROM trial"), 0);
         ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT trial_id) FROM metric"), 5);
@@ -347,7 +366,7 @@ START_TEST(version1_upgraded) {
     sqlite3_close(db);
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "3");
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_curve WHERE step = 40") > 0, 1);
     store_close(s);
@@ -363,8 +382,9 @@ START_TEST(failed_migration_rolled_back) {
     copy_fixture(path);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "ALTER TABLE trial ADD COLUMN kills INTEGER", NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "ALTER TABLE trial ADD COLUMN kills INTEGER", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     store_t *s = NULL;
     err_t err = {0};
@@ -373,9 +393,8 @@ START_TEST(failed_migration_rolled_back) {
                   "%s", err.msg);
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(db,
-                                        "SELECT value FROM meta WHERE key = 'schema_version'", -1,
-                                        &st, NULL),
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                                        -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     snprintf(buf, sizeof buf, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -396,7 +415,7 @@ START_TEST(newer_schema_refused) {
     ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_FAIL);
-    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 3") &&
+    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 4") &&
                       strstr(err.msg, path),
                   "%s", err.msg);
     free(path);
@@ -585,6 +604,72 @@ END_TEST
 
 /* ---- claim, finish, fail, release -------------------------------------- */
 
+/* Gates of any level, owner and kind keep them, with their histogram range;
+ * routes are written; the parameter count given at registration stays when
+ * no weights are stored. */
+START_TEST(gates_routes_params) {
+    char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
+    store_t *s = open_or_die(path, 0);
+    err_t err = {0};
+    int64_t exp_id;
+    ck_assert_int_eq(store_experiment(s, "levels", NULL, "spec", false, &exp_id, &err), 0);
+    store_trial_t t = {.repeat = 0, .model = "adatt", .config = "c", .model_params = 4321};
+    int added;
+    ck_assert_int_eq(store_add_trials(s, exp_id, &t, 1, &added, &err), 0);
+    ck_assert_int_eq(q_int(s, "SELECT n_params FROM trial WHERE id = 1"), 4321);
+    int64_t id = claim_or_die(s, exp_id);
+    long hist[2][N_BINS] = {{1, 2, 3, 4, 90}, {100, 0, 0, 0, 0}};
+    store_gate_t gates[] = {
+        {.gate = "l2/t1",
+         .expert = 0,
+         .mean = 0.5,
+         .bins = N_BINS,
+         .hist = hist[0],
+         .level = 2,
+         .owner = "t1",
+         .kind = "softmax",
+         .hist_lo = 0,
+         .hist_hi = 1},
+        {.gate = "l1/e3",
+         .expert = 0,
+         .mean = 1.5,
+         .bins = N_BINS,
+         .hist = hist[1],
+         .level = 1,
+         .owner = "e3",
+         .kind = "weights",
+         .hist_lo = -0.5,
+         .hist_hi = 2.25},
+    };
+    store_route_t routes[] = {{1, 0, 2, "z", 0.75}, {2, 2, 1, "value", 1}};
+    store_result_t r = {
+        .n_gates = 2, .gates = gates, .n_routes = 2, .routes = routes, .final_step = 1};
+    ck_assert_msg(store_finish(s, id, &r, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(q_int(s, "SELECT n_params FROM trial WHERE id = 1"), 4321);
+    ck_assert_int_eq(q_int(s, "SELECT level FROM gate WHERE gate = 'l2/t1'"), 2);
+    ck_assert_str_eq(q_text(s, "SELECT owner FROM gate WHERE gate = 'l1/e3'", buf, sizeof buf),
+                     "e3");
+    ck_assert_str_eq(q_text(s, "SELECT kind FROM gate WHERE gate = 'l1/e3'", buf, sizeof buf),
+                     "weights");
+    ck_assert(q_real(s, "SELECT hist_lo FROM gate WHERE gate = 'l1/e3'") == -0.5);
+    ck_assert(q_real(s, "SELECT hist_hi FROM gate WHERE gate = 'l1/e3'") == 2.25);
+    ck_assert(q_real(s, "SELECT hist_hi FROM gate WHERE gate = 'l2/t1'") == 1);
+    ck_assert_int_eq(q_int(s, "SELECT sum(count) FROM gate_hist WHERE gate = 'l1/e3'"), 100);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM route WHERE trial_id = 1"), 2);
+    ck_assert(q_real(s, "SELECT value FROM route WHERE kind = 'z' AND layer = 1 AND src = 0 AND "
+                        "dst = 2") == 0.75);
+    /* The schema refuses a kind it does not know. */
+    ck_assert_int_ne(sqlite3_exec(store_db(s),
+                                  "INSERT INTO gate (trial_id, gate, expert, kind) "
+                                  "VALUES (1, 'x', 0, 'other')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_close(s);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 START_TEST(claim_finish_roundtrip) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[256], sql[256];
     store_t *s = open_or_die(path, 0);
@@ -757,7 +842,8 @@ START_TEST(fail_records_error) {
     ck_assert_msg(store_fail(s, b, 10, "diverged", &x.r, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM metric WHERE trial_id = 2"), 3 * N_STEPS);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM metric WHERE value IS NULL"), 1);
-    ck_assert_int_eq(q_int(s, "SELECT n_params IS NULL FROM trial WHERE id = 2"), 1);
+    /* the parameter count of the registration stays (no weights to count) */
+    ck_assert_int_eq(q_int(s, "SELECT n_params FROM trial WHERE id = 2"), 777);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_final"), 0); /* failed trials are not final */
     store_counts_t n;
     ck_assert_int_eq(store_counts(s, exp_id, &n, &err), 0);
@@ -1561,6 +1647,7 @@ Suite *store_suite(void) {
     tcase_add_test(tc, experiment_registration);
     tcase_add_test(tc, add_trials_idempotent_typed);
     tcase_add_test(tc, claim_finish_roundtrip);
+    tcase_add_test(tc, gates_routes_params);
     tcase_add_test(tc, finish_without_weights);
     tcase_add_test(tc, curve_view_averages);
     tcase_add_test(tc, fail_records_error);

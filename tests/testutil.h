@@ -42,5 +42,7 @@ Suite *sweep_suite(void);
 Suite *run_suite(void);
 Suite *crash_suite(void);
 Suite *plot_suite(void);
+Suite *golden_suite(void);
+Suite *blocks_suite(void);
 
 #endif

@@ -1,5 +1,14 @@
 /* model.c -- the generic half of every model: registry, tensor table, one
- * parameter buffer, initialisation. */
+ * parameter buffer, initialisation, the workspace arena, the gate registry
+ * and the pass wrappers that hold the shape contract.
+ *
+ * Workspace.  A bump arena of chunks.  model_new reserves one chunk of what
+ * the family's sizes hook tallied for its buffers and state (an upper
+ * estimate: each tallied block carries the allocator's overhead, more than
+ * the alignment padding the arena adds), so a family whose hook is right
+ * takes exactly one block of heap; a further chunk is taken only if the
+ * hook undercounts (model_work_blocks() lets the tests see it).  Nothing is
+ * freed before model_free, which releases the chunks. */
 #include "models/model.h"
 
 #include <assert.h>
@@ -29,6 +38,123 @@ const model_ops_t *model_find(const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(all[i]->name, name) == 0) return all[i];
     return NULL;
+}
+
+/* ---- workspace ---- */
+
+struct model_chunk {
+    model_chunk_t *next;
+    size_t size, used; /* bytes of data[], of which handed out */
+    _Alignas(MODEL_WORK_ALIGN) unsigned char data[];
+};
+
+static size_t align_up(size_t n) {
+    return (n + MODEL_WORK_ALIGN - 1) / MODEL_WORK_ALIGN * MODEL_WORK_ALIGN;
+}
+
+static model_chunk_t *chunk_new(size_t size) {
+    if (size > SIZE_BYTES_MAX - sizeof(model_chunk_t) - MODEL_WORK_ALIGN) return NULL;
+    size = align_up(size ? size : 1);
+    model_chunk_t *c = aligned_alloc(MODEL_WORK_ALIGN, align_up(sizeof(model_chunk_t) + size));
+    if (!c) return NULL;
+    memset(c, 0, sizeof(model_chunk_t) + size);
+    c->size = size;
+    return c;
+}
+
+void *model_work(model_t *m, size_t bytes, err_t *err) {
+    model_chunk_t *c = m->work;
+    if (!c || c->size - c->used < bytes) {
+        /* A new chunk: at least as large as the last, to keep their count low. */
+        size_t size = c && c->size > bytes ? c->size : bytes;
+        model_chunk_t *fresh = chunk_new(size);
+        if (!fresh) {
+            err_set(err, ERR_FAIL, "out of memory for %zu bytes of model workspace", bytes);
+            return NULL;
+        }
+        fresh->next = c;
+        m->work = c = fresh;
+    }
+    void *p = c->data + c->used;
+    c->used += align_up(bytes);
+    if (c->used > c->size) c->used = c->size;
+    return p;
+}
+
+int model_work_blocks(const model_t *m) {
+    int n = 0;
+    for (const model_chunk_t *c = m->work; c; c = c->next)
+        n++;
+    return n;
+}
+
+real *model_act(model_t *m, int cols, err_t *err) {
+    assert(cols >= 1);
+    return model_work(m, sizeof(real) * (size_t)m->cfg.max_batch * (size_t)cols, err);
+}
+
+real *model_act_grad(model_t *m, int cols, err_t *err) {
+    if (m->n_act_grads == m->cap_act_grads) {
+        int cap = m->cap_act_grads ? 2 * m->cap_act_grads : 16;
+        real **bufs = realloc(m->act_grads, sizeof *bufs * cap);
+        if (bufs) m->act_grads = bufs;
+        int *cols_grown = bufs ? realloc(m->act_grad_cols, sizeof *cols_grown * cap) : NULL;
+        if (!bufs || !cols_grown) {
+            err_set(err, ERR_FAIL, "out of memory for the activation-gradient table");
+            return NULL;
+        }
+        m->act_grad_cols = cols_grown;
+        m->cap_act_grads = cap;
+    }
+    real *buf = model_act(m, cols, err);
+    if (!buf) return NULL;
+    m->act_grads[m->n_act_grads] = buf;
+    m->act_grad_cols[m->n_act_grads++] = cols;
+    return buf;
+}
+
+/* ---- gates ---- */
+
+int model_add_gate(model_t *m, const model_gate_t *g, err_t *err) {
+    if (strlen(g->name) == 0 || strlen(g->name) >= MODEL_GATE_NAME ||
+        strlen(g->owner) >= MODEL_GATE_OWNER)
+        return err_set(err, ERR_USAGE, "%s: gate name '%s' or owner '%s' is empty or too long",
+                       m->ops->name, g->name, g->owner);
+    if (g->level < 1 || g->experts < 1 || g->ld < g->experts || !g->values)
+        return err_set(err, ERR_USAGE, "%s: gate %s: level %d, %d experts, row stride %d",
+                       m->ops->name, g->name, g->level, g->experts, g->ld);
+    for (int i = 0; i < m->n_gates; i++)
+        if (strcmp(m->gates[i].name, g->name) == 0)
+            return err_set(err, ERR_USAGE, "%s: two gates named %s", m->ops->name, g->name);
+    if (m->n_gates == m->cap_gates) {
+        int cap = m->cap_gates ? 2 * m->cap_gates : 8;
+        model_gate_t *grown = realloc(m->gates, sizeof *grown * cap);
+        if (!grown) return err_set(err, ERR_FAIL, "out of memory for the gate table");
+        m->gates = grown;
+        m->cap_gates = cap;
+    }
+    m->gates[m->n_gates++] = *g;
+    return 0;
+}
+
+int model_gates(const model_t *m, const model_gate_t **out) {
+    *out = m->gates;
+    return m->n_gates;
+}
+
+/* ---- passes ---- */
+
+void model_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
+    assert(B >= 1 && B <= m->cfg.max_batch && x && pred);
+    m->last_batch = B;
+    m->ops->forward(m, x, B, pred, mode);
+}
+
+void model_backward(model_t *m, const real *x, int B, const real *dpred) {
+    assert(B >= 1 && B == m->last_batch && x && dpred);
+    for (int i = 0; i < m->n_act_grads; i++)
+        memset(m->act_grads[i], 0, sizeof(real) * (size_t)B * (size_t)m->act_grad_cols[i]);
+    m->ops->backward(m, x, B, dpred);
 }
 
 void model_config_default(model_config_t *cfg, const model_ops_t *ops) {
@@ -166,6 +292,13 @@ int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out,
     memset(out, 0, sizeof *out);
     const model_ops_t *ops = model_find(name);
     if (!ops) return unknown_model(name, err);
+    return model_sizes_ops(ops, cfg, out, err);
+}
+
+int model_sizes_ops(const model_ops_t *ops, const model_config_t *cfg, model_sizes_t *out,
+                    err_t *err) {
+    memset(out, 0, sizeof *out);
+    const char *name = ops->name;
     if (check_config(cfg, err)) return -1;
     if (ops->sizes(cfg, out, err)) return err_prefix(err, "%s", name);
     /* model_new's blocks: the model, its tensor table, the family's state,
@@ -173,8 +306,12 @@ int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out,
     size_tally_t model = {0};
     size_tally_block(&model, 1, sizeof(model_t));
     size_tally_block(&model, tensor_table_capacity(out->n_tensors), sizeof(tensor_t));
-    size_tally_block(&model, 1, out->state_bytes);
     size_tally_blocks(&model, 2, out->n_params, sizeof(real));
+    /* The workspace: the family's state with its buffers (one chunk), and
+     * the tables of activation gradients and gates (at most doubled). */
+    size_tally_block(&out->act, 1, out->state_bytes);
+    size_tally_blocks(&out->act, 2, 2 * (size_t)out->n_gates + 8, sizeof(model_gate_t));
+    size_tally_blocks(&out->act, 2, 2 * out->act.blocks + 16, sizeof(real *));
     if (model.overflow || out->act.overflow)
         return err_set(err, ERR_USAGE,
                        "%s: the memory for %zu parameters and their buffers overflows", name,
@@ -187,13 +324,26 @@ int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out,
 int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64_t init_seed,
               err_t *err) {
     *out = NULL;
-    model_sizes_t sizes; /* validates the family, the config and every size */
-    if (model_sizes(name, cfg, &sizes, err)) return -1;
     const model_ops_t *ops = model_find(name);
+    if (!ops) return unknown_model(name, err);
+    return model_new_ops(out, ops, cfg, init_seed, err);
+}
+
+int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *cfg,
+                  uint64_t init_seed, err_t *err) {
+    *out = NULL;
+    const char *name = ops->name;
+    model_sizes_t sizes; /* validates the config and every size */
+    if (model_sizes_ops(ops, cfg, &sizes, err)) return -1;
     model_t *m = calloc(1, sizeof *m);
     if (!m) return err_set(err, ERR_FAIL, "out of memory for model '%s'", name);
     m->ops = ops;
     m->cfg = *cfg;
+    if (!(m->work = chunk_new(sizes.act_bytes))) {
+        model_free(m);
+        return err_set(err, ERR_FAIL, "out of memory for %zu bytes of workspace of '%s'",
+                       sizes.act_bytes, name);
+    }
     if (ops->build(m, err)) {
         model_free(m);
         return -1;
@@ -201,7 +351,7 @@ int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64
     assign_offsets(m);
     /* The family's sizes hook describes its build (memory estimates rely on it). */
     assert(m->n_params == sizes.n_params && m->n_weights == sizes.n_weights &&
-           m->n_tensors == sizes.n_tensors);
+           m->n_tensors == sizes.n_tensors && m->n_gates == sizes.n_gates);
     m->params = calloc(m->n_params ? m->n_params : 1, sizeof(real));
     m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {
@@ -217,7 +367,13 @@ int model_new(model_t **out, const char *name, const model_config_t *cfg, uint64
 
 void model_free(model_t *m) {
     if (!m) return;
-    if (m->impl && m->ops->free_impl) m->ops->free_impl(m);
+    for (model_chunk_t *c = m->work, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(m->act_grads);
+    free(m->act_grad_cols);
+    free(m->gates);
     free(m->tensors);
     free(m->params);
     free(m->grads);

@@ -1,8 +1,10 @@
 /* model.h -- the one interface every multi-task model implements.
  *
- * A model is a model_t (generic part: config, parameter buffer, tensor table)
- * plus an `impl` pointer owned by its family's source file (activations and
- * workspace).  The trainer, the gradient checker, the store and the benchmarks
+ * A model is a model_t (generic part: config, parameter buffer, tensor table,
+ * workspace, gate registry) plus an `impl` pointer to its family's state,
+ * which the family carves, like every activation buffer, from the model's
+ * workspace: one arena that model_free releases at once, so no family keeps
+ * a list of buffers to free.  The trainer, the gradient checker, the store and the benchmarks
  * know only this header.
  *
  * Parameters.  All parameters live in ONE contiguous buffer `params` with a
@@ -17,18 +19,23 @@
  * its coding variables) are ordinary weights; the model adds their penalty via
  * the `penalty` hook.
  *
- * Passes.  forward() reads x[B, d] and writes pred[B, T] (one column per task:
+ * Passes.  Callers run a model through model_forward() / model_backward(),
+ * which assert the shape contract (1 <= B <= max_batch, backward on the rows
+ * of the last forward) and zero the activation gradients before the family's
+ * backward.  forward() reads x[B, d] and writes pred[B, T] (one column per task:
  * a regression value or a logit), keeping what backward() needs.  In
  * MODEL_TRAIN mode stochastic models sample from m->rng (coding variables,
  * routes); in MODEL_EVAL mode they are deterministic (SNR's serving estimator,
  * MTNAS's derived route).  backward() takes dpred[B, T] and ACCUMULATES into
  * grads (callers zero them once per step with model_zero_grad).
  *
- * Inspection.  gates() reports, after a forward pass, every softmax gate of
- * the model as a [B, experts] view (per gate, per expert) -- one per task for
- * MMoE, one per task and level for multi-level fusion models -- so the
- * recorder can compute means, spreads and histograms without knowing the
- * model.  Routes (SNR, MTNAS) will get a hook of the same shape. */
+ * Inspection.  Every gate of the model is registered at build time
+ * (model_add_gate) as a [B, experts] view into the workspace, valid after a
+ * forward pass, with its level, its owner and its kind -- one per task for
+ * MMoE, one per task and level (and per shared module) for multi-level
+ * fusion models, any number of them -- so the recorder can compute means,
+ * spreads and histograms without knowing the model.  Routes (SNR, MTNAS)
+ * will get a hook of the same shape. */
 #ifndef MTLAB_MODEL_H
 #define MTLAB_MODEL_H
 
@@ -42,7 +49,6 @@
 #include "core/size.h"
 
 #define MODEL_MAX_TASKS MTLAB_MAX_TASKS
-#define MODEL_MAX_GATES 64
 
 /* Hyper-parameters of every model family; a family uses the fields it needs.
  * Names match the sweep keys of the [model] section (SPEC §6). */
@@ -67,10 +73,21 @@ typedef struct {
     tensor_group_t group;
 } tensor_t;
 
+/* What a gate's values are: softmax weights (in [0, 1], each row sums to 1),
+ * or raw mixture weights of any sign and size (AdaTT's softmax + native
+ * weight), whose histogram takes the range of the values themselves. */
+typedef enum { GATE_SOFTMAX = 0, GATE_WEIGHTS } gate_kind_t;
+
+#define MODEL_GATE_NAME  32
+#define MODEL_GATE_OWNER 16
+
 typedef struct {
-    char name[32];      /* e.g. "t1" (task 1's gate), "shared", "l2/t1" */
+    char name[MODEL_GATE_NAME];   /* unique in the model: "t1", "shared", "l2/t1" */
+    int level;                    /* 1-based; 1 for single-level models */
+    char owner[MODEL_GATE_OWNER]; /* what the mixture feeds: task "t1", "shared", expert "e3" */
+    gate_kind_t kind;
     int experts;        /* columns */
-    const real *values; /* [B, experts] softmax weights, row stride ld */
+    const real *values; /* [B, experts], row stride ld, after a forward of B rows */
     int ld;
 } model_gate_t;
 
@@ -86,7 +103,7 @@ typedef struct {
     int n_tensors;       /* tensor-table entries build() declares */
     size_t state_bytes;  /* the family's impl struct */
     size_tally_t act;    /* the buffers build() allocates for max_batch rows */
-    int n_gates;         /* views gates() returns */
+    int n_gates;         /* gates build() registers */
     size_t gate_experts; /* their experts, summed over the gates */
     /* filled by model_sizes(): upper estimates of heap bytes */
     size_t model_bytes; /* model_t, tensor table, impl struct, params, grads */
@@ -106,21 +123,23 @@ typedef struct model_ops {
      * allocates.  Returns 0, or -1 with *err (ERR_USAGE) naming the
      * quantity that overflows.  build() runs only after it succeeded. */
     int (*sizes)(const model_config_t *cfg, model_sizes_t *out, err_t *err);
-    /* Declares tensors with model_declare() and allocates m->impl (workspace
-     * for cfg.max_batch rows).  Called once, before the buffer exists. */
+    /* Declares tensors with model_declare(), takes m->impl and its buffers
+     * (for cfg.max_batch rows) from the workspace (model_work, model_act,
+     * model_act_grad) and registers its gates (model_add_gate).  Called
+     * once, before the parameter buffer exists. */
     int (*build)(model_t *m, err_t *err);
+    /* Called through model_forward / model_backward only (their contract). */
     void (*forward)(model_t *m, const real *x, int B, real *pred, model_mode_t mode);
     void (*backward)(model_t *m, const real *x, int B, const real *dpred);
-    /* Fills out[0..n) with the gates of the last forward pass; returns n. */
-    int (*gates)(const model_t *m, model_gate_t *out);
     /* Optional (SNR): adds d(penalty)/d(params) into grads, returns the penalty. */
     double (*penalty)(model_t *m);
     /* Optional (MTNAS): given the reward of the architecture sampled in the
      * last MODEL_TRAIN forward, writes the REINFORCE gradient of the
      * architecture parameters into grads[n_weights, n_params). */
     void (*arch_gradient)(model_t *m, double reward);
-    void (*free_impl)(model_t *m);
 } model_ops_t;
+
+typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */
 
 struct model {
     const model_ops_t *ops;
@@ -132,7 +151,16 @@ struct model {
     size_t n_params;
     size_t n_weights; /* params[0, n_weights) are trained by the main optimiser */
     rng_t rng;        /* stochastic forward passes (MODEL_TRAIN mode) */
-    void *impl;       /* family-specific state, owned by ops->free_impl */
+    void *impl;       /* family-specific state, in the workspace */
+    /* Workspace: the arena every activation buffer and the impl state come
+     * from; the activation gradients model_backward zeroes; the gates. */
+    model_chunk_t *work;
+    real **act_grads; /* [n_act_grads] buffers of [max_batch, act_grad_cols[i]] */
+    int *act_grad_cols;
+    int n_act_grads, cap_act_grads;
+    model_gate_t *gates; /* [n_gates] */
+    int n_gates, cap_gates;
+    int last_batch; /* B of the last forward pass (0: none yet) */
 };
 
 /* ---- registry ---- */
@@ -158,12 +186,46 @@ void model_free(model_t *m);
  * a bad config, or one whose sizes overflow, the message naming the
  * quantity: "mmoe: 4096 experts x 1000000 hidden units overflows ..."). */
 int model_sizes(const char *name, const model_config_t *cfg, model_sizes_t *out, err_t *err);
+/* The same for a family given by its ops, registered or not (tests build
+ * families of their own). */
+int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *cfg,
+                  uint64_t init_seed, err_t *err);
+int model_sizes_ops(const model_ops_t *ops, const model_config_t *cfg, model_sizes_t *out,
+                    err_t *err);
+
+/* ---- passes: the only way callers run a model ---- */
+
+/* pred[B, T] = model(x[B, d]).  Asserts 1 <= B <= cfg.max_batch. */
+void model_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode);
+/* Accumulates d(loss)/d(params) into grads from dpred[B, T], for the x and B
+ * of the last model_forward (asserted).  Zeroes the first B rows of every
+ * activation gradient (model_act_grad) first, so families accumulate. */
+void model_backward(model_t *m, const real *x, int B, const real *dpred);
 
 /* ---- used by model families inside build() ---- */
 
 /* Declares a tensor and returns its index (or -1 when out of memory). */
 int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t init,
                   tensor_group_t group);
+
+/* Workspace: `bytes` zeroed bytes, aligned to MODEL_WORK_ALIGN, that live
+ * until model_free -- the family's state and any buffer.  NULL (with *err)
+ * when out of memory.  Only during build(): no allocation in a pass. */
+#define MODEL_WORK_ALIGN 64
+void *model_work(model_t *m, size_t bytes, err_t *err);
+/* An activation buffer [max_batch, cols] (zeroed) from the workspace. */
+real *model_act(model_t *m, int cols, err_t *err);
+/* An activation-gradient buffer [max_batch, cols]: model_backward zeroes its
+ * first B rows before each backward pass, so every consumer accumulates. */
+real *model_act_grad(model_t *m, int cols, err_t *err);
+/* Blocks of heap the workspace took (1 when the family's sizes hook
+ * accounted for every buffer its build took: model_new reserves that much). */
+int model_work_blocks(const model_t *m);
+
+/* Registers a gate (copied; g->values must stay valid for the model's life).
+ * Returns 0, or -1 with *err: ERR_USAGE for a duplicate name, a name or
+ * owner too long, a level < 1 or experts < 1; ERR_FAIL out of memory. */
+int model_add_gate(model_t *m, const model_gate_t *g, err_t *err);
 
 static inline real *model_param(const model_t *m, int tensor) {
     return m->params + m->tensors[tensor].offset;
@@ -175,6 +237,8 @@ static inline real *model_grad(const model_t *m, int tensor) {
 /* ---- used by trainers ---- */
 
 void model_zero_grad(model_t *m);
+/* The registered gates (*out owned by m; values valid after a forward). */
+int model_gates(const model_t *m, const model_gate_t **out);
 /* Index of the tensor with this name, or -1. */
 int model_tensor_index(const model_t *m, const char *name);
 

@@ -9,83 +9,37 @@
  * MMoE has one gate per task (G = T, g(k) = k); OMoE one gate shared by all
  * tasks (G = 1, g(k) = 0).
  */
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "models/blocks.h"
 #include "nn/layers.h"
 
 typedef struct {
-    int G;                 /* number of gates */
-    dense_ref_t experts;   /* d -> n*h */
-    dense_ref_t gates;     /* d -> G*n, no bias */
-    real *expert_out;      /* [max_batch, n*h] post-ReLU */
-    real *gate_logits;     /* [max_batch, G*n] */
-    real *gate_p;          /* [max_batch, G*n] softmax per gate */
-    real *mixed;           /* [G][max_batch, h] */
-    real *d_expert_out;    /* backward buffers, same shapes as above */
-    real *d_gate_logits;
-    real *d_gate_p;
-    real *d_mixed;
+    experts_t experts;              /* d -> n·h, all experts in one GEMM */
+    gates_t gates;                  /* d -> G·n, no bias (Eq 8) */
+    real *mixed[MODEL_MAX_TASKS];   /* per gate [max_batch, h] */
+    real *d_mixed[MODEL_MAX_TASKS]; /* their gradients */
     tower_t tower[MODEL_MAX_TASKS];
 } moe_impl_t;
 
-static void moe_free(model_t *m) {
-    moe_impl_t *s = m->impl;
-    for (int k = 0; k < m->cfg.tasks; k++) tower_free(&s->tower[k]);
-    free(s->expert_out);
-    free(s->gate_logits);
-    free(s->gate_p);
-    free(s->mixed);
-    free(s->d_expert_out);
-    free(s->d_gate_logits);
-    free(s->d_gate_p);
-    free(s->d_mixed);
-    free(s);
-    m->impl = NULL;
-}
-
-/* What moe_build declares and allocates (model_ops_t.sizes).  The widths n·h
- * and G·n and the softmax rows max_batch·G reach BLAS and the layers as int;
- * every other size is a size_t within SIZE_BYTES_MAX. */
+/* What moe_build declares and allocates (model_ops_t.sizes): the blocks'
+ * sizes, checked in size_t before any int product reaches BLAS. */
 static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *err) {
     const int d = c->input_dim, T = c->tasks, n = c->experts, h = c->expert_hidden;
     const int B = c->max_batch;
-    size_t nh, gn, bg, experts_W, gates_W, expert_act, gate_act, mixed_act, tower_params;
-    if (size_mul(&nh, n, h) || nh > INT_MAX)
-        return err_set(err, ERR_USAGE,
-                       "%d experts x %d hidden units overflows a layer width (at most %d)", n, h,
-                       INT_MAX);
-    if (size_mul(&gn, G, n) || gn > INT_MAX)
-        return err_set(err, ERR_USAGE, "%d gates x %d experts overflows a layer width (at most %d)",
-                       G, n, INT_MAX);
-    if (size_mul(&bg, B, G) || bg > INT_MAX)
-        return err_set(err, ERR_USAGE, "max_batch %d x %d gates overflows (at most %d rows)", B, G,
-                       INT_MAX);
-    if (block_count(&experts_W, n, h, d))
-        return err_set(err, ERR_USAGE, "%d experts x %d hidden units x %d inputs overflows", n, h,
-                       d);
-    if (block_count(&gates_W, G, n, d))
-        return err_set(err, ERR_USAGE, "%d gates x %d experts x %d inputs overflows", G, n, d);
-    if (block_count(&expert_act, B, n, h))
-        return err_set(err, ERR_USAGE, "max_batch %d x %d experts x %d hidden units overflows", B,
-                       n, h);
-    if (block_count(&gate_act, B, G, n))
-        return err_set(err, ERR_USAGE, "max_batch %d x %d gates x %d experts overflows", B, G, n);
+    size_t experts_params, gates_params, mixed_act, tower_params;
+    if (experts_sizes(d, n, h, B, true, &experts_params, &out->act, err) ||
+        gates_sizes(d, G, n, false, B, &gates_params, &out->act, err))
+        return -1;
     if (block_count(&mixed_act, G, B, h))
         return err_set(err, ERR_USAGE, "%d gates x max_batch %d x %d hidden units overflows", G, B,
                        h);
-    size_tally_blocks(&out->act, 2, expert_act, sizeof(real)); /* expert_out, d_expert_out */
-    size_tally_blocks(&out->act, 4, gate_act, sizeof(real));   /* gate logits, p; their grads */
-    size_tally_blocks(&out->act, 2, mixed_act, sizeof(real));  /* mixed, d_mixed */
+    size_tally_blocks(&out->act, 2 * (size_t)G, (size_t)B * h, sizeof(real)); /* mixed, d_mixed */
     size_tally_t tower_act = {0};
     if (tower_sizes(h, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
-    if (size_add(&out->n_params, experts_W, nh) ||
-        size_add(&out->n_params, out->n_params, gates_W) ||
+    if (size_add(&out->n_params, experts_params, gates_params) ||
         size_mul(&tower_params, tower_params, T) ||
         size_add(&out->n_params, out->n_params, tower_params))
         return err_set(err, ERR_USAGE, "the parameter count overflows");
@@ -93,7 +47,7 @@ static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *
     out->n_tensors = 3 + 4 * T; /* experts.W, experts.b, gates.W; 4 per tower */
     out->state_bytes = sizeof(moe_impl_t);
     out->n_gates = G;
-    out->gate_experts = gn;
+    out->gate_experts = (size_t)G * n; /* fits: gates_sizes checked G·n */
     return 0;
 }
 
@@ -107,91 +61,70 @@ static int mmoe_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
 /* Builds after moe_sizes() accepted the config: the int products below fit. */
 static int moe_build(model_t *m, int G, err_t *err) {
     const model_config_t *c = &m->cfg;
-    moe_impl_t *s = calloc(1, sizeof *s);
-    if (!s) return err_set(err, ERR_FAIL, "out of memory");
+    moe_impl_t *s = model_work(m, sizeof *s, err);
+    if (!s) return -1;
     m->impl = s;
-    s->G = G;
     const int n = c->experts, h = c->expert_hidden;
-    if (dense_declare(m, &s->experts, "experts", c->input_dim, n * h, true, err) ||
-        dense_declare(m, &s->gates, "gates", c->input_dim, G * n, false, err))
+    if (experts_build(m, &s->experts, "experts", c->input_dim, n, h, NULL, NULL, 0, err) ||
+        gates_build(m, &s->gates, "gates", c->input_dim, G, n, false, err))
         return -1;
     char name[48];
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
         if (tower_build(m, &s->tower[k], name, h, c->tower_hidden, err)) return -1;
     }
-    const size_t B = (size_t)c->max_batch;
-    if (!(s->expert_out = block_alloc(B * n * h, err)) ||
-        !(s->gate_logits = block_alloc(B * G * n, err)) ||
-        !(s->gate_p = block_alloc(B * G * n, err)) || !(s->mixed = block_alloc(G * B * h, err)) ||
-        !(s->d_expert_out = block_alloc(B * n * h, err)) ||
-        !(s->d_gate_logits = block_alloc(B * G * n, err)) ||
-        !(s->d_gate_p = block_alloc(B * G * n, err)) ||
-        !(s->d_mixed = block_alloc(G * B * h, err)))
-        return -1;
+    for (int g = 0; g < G; g++) {
+        /* OMoE's one gate feeds every task; MMoE's gate g feeds task g. */
+        snprintf(name, sizeof name, "t%d", g + 1);
+        if (!(s->mixed[g] = model_act(m, h, err)) || !(s->d_mixed[g] = model_act_grad(m, h, err)) ||
+            gates_register(m, &s->gates, g, G == 1 ? "shared" : name, 1, G == 1 ? "shared" : name,
+                           err))
+            return -1;
+    }
     return 0;
 }
 
-static int omoe_build(model_t *m, err_t *err) { return moe_build(m, 1, err); }
-static int mmoe_build(model_t *m, err_t *err) { return moe_build(m, m->cfg.tasks, err); }
+static int omoe_build(model_t *m, err_t *err) {
+    return moe_build(m, 1, err);
+}
+static int mmoe_build(model_t *m, err_t *err) {
+    return moe_build(m, m->cfg.tasks, err);
+}
 
 static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks, G = s->G;
-    const size_t slot = (size_t)m->cfg.max_batch * h;
-    dense_ref_relu_forward(m, &s->experts, x, B, s->expert_out); /* E[B, n*h] = relu(x · We + be) */
-    dense_ref_forward(m, &s->gates, x, B, s->gate_logits); /* L[B, G*n] = x[B, d] · Wg */
-    softmax_forward(s->gate_p, s->gate_logits, B * G, n);   /* per gate: rows of n */
-    for (int g = 0; g < G; g++) /* f_g[B, h] = Σ_i P_g[B, i] E[B, i, h] */
-        mixture_forward(s->mixed + g * slot, s->gate_p + g * n, G * n, s->expert_out, B, n, h);
+    const int d = m->cfg.input_dim, n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks,
+              G = s->gates.G;
+    experts_forward(m, &s->experts, x, d, B); /* E[B, n·h] = relu(x · We + be) */
+    gates_forward(m, &s->gates, x, d, B);     /* P[B, G·n] = softmax per gate of x · Wg */
+    for (int g = 0; g < G; g++)               /* f_g[B, h] = Σ_i P_g[B, i] E[B, i, h] */
+        gates_mix(&s->gates, g, 0, &s->experts, 0, n, B, s->mixed[g], h, false);
     for (int k = 0; k < T; k++)
-        tower_forward(m, &s->tower[k], s->mixed + (G == 1 ? 0 : k) * slot, B, pred, T, k);
+        tower_forward(m, &s->tower[k], s->mixed[G == 1 ? 0 : k], h, B, pred, T, k);
 }
 
 static void moe_backward(model_t *m, const real *x, int B, const real *dpred) {
     moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks, G = s->G;
-    const size_t slot = (size_t)m->cfg.max_batch * h;
-    memset(s->d_mixed, 0, sizeof(real) * G * slot);
-    memset(s->d_expert_out, 0, sizeof(real) * B * n * h);
-    memset(s->d_gate_p, 0, sizeof(real) * B * G * n);
-    memset(s->d_gate_logits, 0, sizeof(real) * B * G * n);
+    const int d = m->cfg.input_dim, n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks,
+              G = s->gates.G;
     for (int k = 0; k < T; k++) {
         int g = G == 1 ? 0 : k;
-        tower_backward(m, &s->tower[k], s->mixed + g * slot, B, dpred, T, k, s->d_mixed + g * slot);
+        tower_backward(m, &s->tower[k], s->mixed[g], h, B, dpred, T, k, s->d_mixed[g]);
     }
     for (int g = 0; g < G; g++)
-        mixture_backward(s->d_gate_p + g * n, s->d_expert_out, s->d_mixed + g * slot,
-                         s->gate_p + g * n, G * n, s->expert_out, B, n, h);
-    softmax_backward(s->d_gate_logits, s->d_gate_p, s->gate_p, B * G, n);
-    dense_ref_backward(m, &s->gates, x, B, s->d_gate_logits, NULL);
-    dense_ref_relu_backward(m, &s->experts, x, B, s->expert_out, s->d_expert_out, NULL);
-}
-
-static int moe_gates(const model_t *m, model_gate_t *out) {
-    const moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts;
-    for (int g = 0; g < s->G; g++) {
-        if (s->G == 1)
-            snprintf(out[g].name, sizeof out[g].name, "shared");
-        else
-            snprintf(out[g].name, sizeof out[g].name, "t%d", g + 1);
-        out[g].experts = n;
-        out[g].values = s->gate_p + g * n;
-        out[g].ld = s->G * n;
-    }
-    return s->G;
+        gates_mix_backward(&s->gates, g, 0, &s->experts, 0, n, B, s->d_mixed[g], h);
+    gates_backward(m, &s->gates, x, d, B, NULL);
+    experts_backward(m, &s->experts, x, d, B, NULL);
 }
 
 const model_ops_t model_omoe_ops = {
     .name = "omoe",
-    .summary = "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
+    .summary =
+        "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
     .sizes = omoe_sizes,
     .build = omoe_build,
     .forward = moe_forward,
     .backward = moe_backward,
-    .gates = moe_gates,
-    .free_impl = moe_free,
 };
 
 const model_ops_t model_mmoe_ops = {
@@ -201,6 +134,4 @@ const model_ops_t model_mmoe_ops = {
     .build = mmoe_build,
     .forward = moe_forward,
     .backward = moe_backward,
-    .gates = moe_gates,
-    .free_impl = moe_free,
 };

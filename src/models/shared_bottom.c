@@ -5,28 +5,15 @@
  *   single:         y_k = tower_k(relu(x · Wb_k + bb_k))      T bottoms
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "models/blocks.h"
 #include "nn/layers.h"
 
 typedef struct {
-    int n_bottoms;                       /* 1 (shared_bottom) or T (single) */
-    dense_ref_t bottom[MODEL_MAX_TASKS];
-    real *hidden;                        /* [n_bottoms][max_batch, H] post-ReLU */
-    real *dhidden;                       /* same shape */
+    int n_bottoms;                 /* 1 (shared_bottom) or T (single) */
+    mlp_t bottom[MODEL_MAX_TASKS]; /* one ReLU layer d -> H each */
     tower_t tower[MODEL_MAX_TASKS];
 } bottom_impl_t;
-
-static void bottom_free(model_t *m) {
-    bottom_impl_t *s = m->impl;
-    for (int k = 0; k < m->cfg.tasks; k++) tower_free(&s->tower[k]);
-    free(s->hidden);
-    free(s->dhidden);
-    free(s);
-    m->impl = NULL;
-}
 
 /* What bottom_build declares and allocates (model_ops_t.sizes). */
 static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *out, err_t *err) {
@@ -37,13 +24,15 @@ static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *o
     if (block_count(&hidden_act, n_bottoms, B, H))
         return err_set(err, ERR_USAGE, "%d bottoms x max_batch %d x %d hidden units overflows",
                        n_bottoms, B, H);
-    size_tally_blocks(&out->act, 2, hidden_act, sizeof(real)); /* hidden, dhidden */
+    size_tally_t bottom_act = {0};
+    if (mlp_sizes(d, 1, &H, B, &bottom_params, &bottom_act, err)) return -1;
+    for (int j = 0; j < n_bottoms; j++)
+        size_tally_add(&out->act, &bottom_act);
     size_tally_t tower_act = {0};
     if (tower_sizes(H, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
-    if (size_add(&bottom_params, bottom_W, H) ||
-        size_mul(&bottom_params, bottom_params, n_bottoms) ||
+    if (size_mul(&bottom_params, bottom_params, n_bottoms) ||
         size_mul(&tower_params, tower_params, T) ||
         size_add(&out->n_params, bottom_params, tower_params))
         return err_set(err, ERR_USAGE, "the parameter count overflows");
@@ -62,64 +51,59 @@ static int single_sizes(const model_config_t *c, model_sizes_t *out, err_t *err)
 
 static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
     const model_config_t *c = &m->cfg;
-    bottom_impl_t *s = calloc(1, sizeof *s);
-    if (!s) return err_set(err, ERR_FAIL, "out of memory");
+    bottom_impl_t *s = model_work(m, sizeof *s, err);
+    if (!s) return -1;
     m->impl = s;
     s->n_bottoms = n_bottoms;
     char name[48];
+    static const char *const unnamed[] = {""}; /* "bottom.W", not "bottom.l1.W" */
     for (int j = 0; j < n_bottoms; j++) {
         if (n_bottoms == 1)
             snprintf(name, sizeof name, "bottom");
         else
             snprintf(name, sizeof name, "bottom%d", j + 1);
-        if (dense_declare(m, &s->bottom[j], name, c->input_dim, c->bottom_hidden, true, err))
+        if (mlp_build(m, &s->bottom[j], name, unnamed, c->input_dim, 1, &c->bottom_hidden, true,
+                      err))
             return -1;
     }
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
         if (tower_build(m, &s->tower[k], name, c->bottom_hidden, c->tower_hidden, err)) return -1;
     }
-    size_t n = (size_t)n_bottoms * c->max_batch * c->bottom_hidden;
-    if (!(s->hidden = block_alloc(n, err)) || !(s->dhidden = block_alloc(n, err))) return -1;
     return 0;
 }
 
-static int shared_bottom_build(model_t *m, err_t *err) { return bottom_build(m, 1, err); }
-static int single_build(model_t *m, err_t *err) { return bottom_build(m, m->cfg.tasks, err); }
-
-/* Hidden activations of bottom j: [B, H] inside the [max_batch, H] slot. */
-static real *slot(const model_t *m, real *base, int j) {
-    return base + (size_t)j * m->cfg.max_batch * m->cfg.bottom_hidden;
+static int shared_bottom_build(model_t *m, err_t *err) {
+    return bottom_build(m, 1, err);
+}
+static int single_build(model_t *m, err_t *err) {
+    return bottom_build(m, m->cfg.tasks, err);
 }
 
 static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     bottom_impl_t *s = m->impl;
-    const int T = m->cfg.tasks;
+    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = m->cfg.bottom_hidden;
     for (int j = 0; j < s->n_bottoms; j++) /* h_j[B, H] = relu(x[B, d] · W_j + b_j) */
-        dense_ref_relu_forward(m, &s->bottom[j], x, B, slot(m, s->hidden, j));
+        mlp_forward(m, &s->bottom[j], x, d, B);
     for (int k = 0; k < T; k++)
-        tower_forward(m, &s->tower[k], slot(m, s->hidden, s->n_bottoms == 1 ? 0 : k), B, pred, T,
-                      k);
+        tower_forward(m, &s->tower[k], mlp_out(&s->bottom[s->n_bottoms == 1 ? 0 : k]), H, B, pred,
+                      T, k);
 }
 
 static void bottom_backward(model_t *m, const real *x, int B, const real *dpred) {
     bottom_impl_t *s = m->impl;
-    const int H = m->cfg.bottom_hidden, T = m->cfg.tasks;
-    memset(s->dhidden, 0, sizeof(real) * s->n_bottoms * m->cfg.max_batch * H);
+    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = m->cfg.bottom_hidden;
     for (int k = 0; k < T; k++) {
-        int j = s->n_bottoms == 1 ? 0 : k;
-        tower_backward(m, &s->tower[k], slot(m, s->hidden, j), B, dpred, T, k,
-                       slot(m, s->dhidden, j));
+        const mlp_t *bottom = &s->bottom[s->n_bottoms == 1 ? 0 : k];
+        tower_backward(m, &s->tower[k], mlp_out(bottom), H, B, dpred, T, k, mlp_dout(bottom));
     }
-    for (int j = 0; j < s->n_bottoms; j++) {
-        dense_ref_relu_backward(m, &s->bottom[j], x, B, slot(m, s->hidden, j),
-                                slot(m, s->dhidden, j), NULL);
-    }
+    for (int j = 0; j < s->n_bottoms; j++)
+        mlp_backward(m, &s->bottom[j], x, d, B, NULL);
 }
 
-static int no_gates(const model_t *m, model_gate_t *out) { return 0; }
-
-static void single_defaults(model_config_t *cfg) { cfg->bottom_hidden = 16; }
+static void single_defaults(model_config_t *cfg) {
+    cfg->bottom_hidden = 16;
+}
 
 const model_ops_t model_shared_bottom_ops = {
     .name = "shared_bottom",
@@ -128,8 +112,6 @@ const model_ops_t model_shared_bottom_ops = {
     .build = shared_bottom_build,
     .forward = bottom_forward,
     .backward = bottom_backward,
-    .gates = no_gates,
-    .free_impl = bottom_free,
 };
 
 const model_ops_t model_single_ops = {
@@ -140,6 +122,4 @@ const model_ops_t model_single_ops = {
     .build = single_build,
     .forward = bottom_forward,
     .backward = bottom_backward,
-    .gates = no_gates,
-    .free_impl = bottom_free,
 };

@@ -14,7 +14,9 @@
  * every variant gives the bits of the plain loops in the comments. */
 #include "nn/layers.h"
 
+#include <assert.h>
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Elements per block of an element-wise loop: one AVX vector of floats. */
@@ -38,10 +40,16 @@ static inline real relu_grad(real dx, real y) {
     return y <= 0 ? 0 : dx;
 }
 
-/* out[B, n] = x[n] in every row: one row, then copies that double the rows
- * filled (log2 B calls of memcpy rather than B calls for short rows). */
-static void broadcast_rows(real *out, const real *x, int B, int n) {
+/* out[B, n] (row stride ld) = x[n] in every row.  Contiguous rows: one row,
+ * then copies that double the rows filled (log2 B calls of memcpy rather than
+ * B calls for short rows); strided rows: one copy per row. */
+static void broadcast_rows(real *out, int ld, const real *x, int B, int n) {
     if (B <= 0) return;
+    if (ld != n) {
+        for (int r = 0; r < B; r++)
+            memcpy(out + (size_t)r * ld, x, sizeof(real) * n);
+        return;
+    }
     memcpy(out, x, sizeof(real) * n);
     for (int filled = 1; filled < B;) {
         int more = filled < B - filled ? filled : B - filled;
@@ -88,10 +96,11 @@ static inline real dot(const real *a, const real *b, int n) {
     return s;
 }
 
-/* o[H] = Σ_i g[i] · e[i, H] (e row-major [N, H]), summed over i in order.
+/* o[H] = Σ_i g[i] · e[i, H] (e row-major [N, H]), summed over i in order; with
+ * `accumulate`, o[H] += that sum (the sum is formed first, then added).
  * A block of LANES outputs stays in registers while the experts are added. */
 static inline void mix_row(real *restrict o, const real *restrict g, const real *restrict e, int N,
-                           int H) {
+                           int H, bool accumulate) {
     int h = 0;
     for (; h + LANES <= H; h += LANES) {
         real acc[LANES] = {0};
@@ -99,13 +108,13 @@ static inline void mix_row(real *restrict o, const real *restrict g, const real 
             for (int j = 0; j < LANES; j++)
                 acc[j] += g[i] * e[(size_t)i * H + h + j];
         for (int j = 0; j < LANES; j++)
-            o[h + j] = acc[j];
+            o[h + j] = accumulate ? o[h + j] + acc[j] : acc[j];
     }
     for (; h < H; h++) {
         real acc = 0;
         for (int i = 0; i < N; i++)
             acc += g[i] * e[(size_t)i * H + h];
-        o[h] = acc;
+        o[h] = accumulate ? o[h] + acc : acc;
     }
 }
 
@@ -146,40 +155,76 @@ static inline void relu_bias_grad_row(real *restrict dx, real *restrict db, cons
 
 /* ---- dense ---- */
 
-void dense_forward(real *out, const real *in, const real *W, const real *b, int B, int In,
-                   int Out) {
-    if (b) broadcast_rows(out, b, B, Out);
-    /* out[B,Out] = in[B,In] · W[In,Out] (+ out, holding the bias) */
-    gemm(false, false, B, Out, In, 1, in, In, W, Out, b ? 1 : 0, out, Out);
+/* relu_forward over B rows of n values, row stride ld. */
+static void relu_rows(real *x, int ld, int B, int n) {
+    if (ld == n) {
+        relu_forward(x, (size_t)B * n);
+        return;
+    }
+    for (int r = 0; r < B; r++)
+        relu_forward(x + (size_t)r * ld, (size_t)n);
 }
 
-NN_KERNEL void dense_backward(real *din, real *dW, real *db, const real *dout, const real *in,
-                              const real *W, int B, int In, int Out) {
+void dense_forward_ld(real *out, int ldo, const real *in, int ldi, const real *W, const real *b,
+                      int B, int In, int Out) {
+    assert(B >= 1 && In >= 1 && Out >= 1 && ldo >= Out && ldi >= In);
+    if (b) broadcast_rows(out, ldo, b, B, Out);
+    /* out[B,Out] = in[B,In] · W[In,Out] (+ out, holding the bias) */
+    gemm(false, false, B, Out, In, 1, in, ldi, W, Out, b ? 1 : 0, out, ldo);
+}
+
+void dense_forward(real *out, const real *in, const real *W, const real *b, int B, int In,
+                   int Out) {
+    dense_forward_ld(out, Out, in, In, W, b, B, In, Out);
+}
+
+NN_KERNEL void dense_backward_ld(real *din, int ldi, real *dW, real *db, const real *dout, int ldo,
+                                 const real *in, const real *W, int B, int In, int Out) {
+    assert(B >= 1 && In >= 1 && Out >= 1 && ldo >= Out && ldi >= In);
     /* dW[In,Out] += in[B,In]ᵀ · dout[B,Out] */
-    gemm(true, false, In, Out, B, 1, in, In, dout, Out, 1, dW, Out);
+    gemm(true, false, In, Out, B, 1, in, ldi, dout, ldo, 1, dW, Out);
     if (db)
         for (int r = 0; r < B; r++)
-            add_into(db, dout + (size_t)r * Out, Out);
+            add_into(db, dout + (size_t)r * ldo, Out);
     /* din[B,In] += dout[B,Out] · W[In,Out]ᵀ */
     if (din) {
-        gemm(false, true, B, In, Out, 1, dout, Out, W, Out, 1, din, In);
+        gemm(false, true, B, In, Out, 1, dout, ldo, W, Out, 1, din, ldi);
     }
+}
+
+void dense_backward(real *din, real *dW, real *db, const real *dout, const real *in, const real *W,
+                    int B, int In, int Out) {
+    dense_backward_ld(din, In, dW, db, dout, Out, in, W, B, In, Out);
+}
+
+void dense_relu_forward_ld(real *out, int ldo, const real *in, int ldi, const real *W,
+                           const real *b, int B, int In, int Out) {
+    dense_forward_ld(out, ldo, in, ldi, W, b, B, In, Out);
+    relu_rows(out, ldo, B, Out);
 }
 
 void dense_relu_forward(real *out, const real *in, const real *W, const real *b, int B, int In,
                         int Out) {
-    dense_forward(out, in, W, b, B, In, Out);
-    relu_forward(out, (size_t)B * Out);
+    dense_relu_forward_ld(out, Out, in, In, W, b, B, In, Out);
 }
 
-NN_KERNEL void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *in,
-                                   const real *W, const real *y, int B, int In, int Out) {
+NN_KERNEL void dense_relu_backward_ld(real *din, int ldi, real *dW, real *db, real *dout, int ldo,
+                                      const real *in, const real *W, const real *y, int B, int In,
+                                      int Out) {
     if (db)
         for (int r = 0; r < B; r++)
-            relu_bias_grad_row(dout + (size_t)r * Out, db, y + (size_t)r * Out, Out);
-    else
+            relu_bias_grad_row(dout + (size_t)r * ldo, db, y + (size_t)r * ldo, Out);
+    else if (ldo == Out)
         relu_backward(dout, y, (size_t)B * Out);
-    dense_backward(din, dW, NULL, dout, in, W, B, In, Out);
+    else
+        for (int r = 0; r < B; r++)
+            relu_backward(dout + (size_t)r * ldo, y + (size_t)r * ldo, (size_t)Out);
+    dense_backward_ld(din, ldi, dW, NULL, dout, ldo, in, W, B, In, Out);
+}
+
+void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *in, const real *W,
+                         const real *y, int B, int In, int Out) {
+    dense_relu_backward_ld(din, In, dW, db, dout, Out, in, W, y, B, In, Out);
 }
 
 /* ---- activations ---- */
@@ -237,26 +282,49 @@ NN_KERNEL void softmax_backward(real *dlogits, const real *dp, const real *p, in
 
 /* ---- mixture of experts ---- */
 
-NN_KERNEL void mixture_forward(real *out, const real *gate, int ldg, const real *experts, int B,
-                               int N, int H) {
-    for (int r = 0; r < B; r++) {
-        real *o = out + (size_t)r * H;
-        const real *g = gate + (size_t)r * ldg;
-        const real *e = experts + (size_t)r * N * H;
-        mix_row(o, g, e, N, H);
-    }
+/* The rows of mixture_forward / mixture_accumulate; `accumulate` is a
+ * constant at each call, so each caller gets its own loop. */
+static inline void mixture_rows(real *out, int ldo, const real *gate, int ldg, const real *experts,
+                                int lde, int B, int N, int H, bool accumulate) {
+    for (int r = 0; r < B; r++)
+        mix_row(out + (size_t)r * ldo, gate + (size_t)r * ldg, experts + (size_t)r * lde, N, H,
+                accumulate);
 }
 
-NN_KERNEL void mixture_backward(real *dgate, real *dexperts, const real *dout, const real *gate,
-                                int ldg, const real *experts, int B, int N, int H) {
+NN_KERNEL void mixture_forward(real *out, const real *gate, int ldg, const real *experts, int B,
+                               int N, int H) {
+    mixture_rows(out, H, gate, ldg, experts, N * H, B, N, H, false);
+}
+
+NN_KERNEL void mixture_forward_ld(real *out, int ldo, const real *gate, int ldg,
+                                  const real *experts, int lde, int B, int N, int H) {
+    assert(ldo >= H && ldg >= N && lde >= N * H);
+    mixture_rows(out, ldo, gate, ldg, experts, lde, B, N, H, false);
+}
+
+NN_KERNEL void mixture_accumulate(real *out, int ldo, const real *gate, int ldg,
+                                  const real *experts, int lde, int B, int N, int H) {
+    assert(ldo >= H && ldg >= N && lde >= N * H);
+    mixture_rows(out, ldo, gate, ldg, experts, lde, B, N, H, true);
+}
+
+NN_KERNEL void mixture_backward_ld(real *dgate, int ldg, real *dexperts, int lde, const real *dout,
+                                   int ldo, const real *gate, const real *experts, int B, int N,
+                                   int H) {
+    assert(ldo >= H && ldg >= N && lde >= N * H);
     for (int r = 0; r < B; r++) {
-        const real *d = dout + (size_t)r * H;
+        const real *d = dout + (size_t)r * ldo;
         const real *g = gate + (size_t)r * ldg;
-        const real *e = experts + (size_t)r * N * H;
+        const real *e = experts + (size_t)r * lde;
         real *dg = dgate + (size_t)r * ldg;
-        real *de = dexperts + (size_t)r * N * H;
+        real *de = dexperts + (size_t)r * lde;
         dots_into(dg, d, e, N, H); /* dg_i += d · e_i */
         for (int i = 0; i < N; i++)
             axpy(de + (size_t)i * H, g[i], d, H); /* de_i += g_i d */
     }
+}
+
+void mixture_backward(real *dgate, real *dexperts, const real *dout, const real *gate, int ldg,
+                      const real *experts, int B, int N, int H) {
+    mixture_backward_ld(dgate, ldg, dexperts, N * H, dout, H, gate, experts, B, N, H);
 }

@@ -12,6 +12,14 @@
  * the same order as the plain loops of the comments, so a float build and the
  * reference loops agree bit for bit (see layers.c).
  *
+ * Strided rows.  The _ld forms read and write rows with a leading dimension
+ * (row stride, in values) of their own, so a layer can read a column slice of
+ * a wider activation and write its output into one: the experts of one level
+ * of a multi-level model write side by side into one [B, E·h] buffer that a
+ * gate mixes in one call.  A gradient buffer has the row stride of the
+ * activation it belongs to.  The plain forms are the _ld forms with every
+ * stride equal to the row width.
+ *
  * Sizes.  Dimensions (B, In, Out, N, H) are ints, as BLAS takes them; every
  * product of two of them (a buffer length, an offset) is taken in size_t
  * here, so callers only have to keep each dimension within int. */
@@ -43,6 +51,17 @@ void dense_relu_forward(real *out, const real *in, const real *W, const real *b,
 void dense_relu_backward(real *din, real *dW, real *db, real *dout, const real *in, const real *W,
                          const real *y, int B, int In, int Out);
 
+/* The same four with row strides: in/din rows of stride ldi, out/dout/y rows
+ * of stride ldo (ldi >= In, ldo >= Out). */
+void dense_forward_ld(real *out, int ldo, const real *in, int ldi, const real *W, const real *b,
+                      int B, int In, int Out);
+void dense_backward_ld(real *din, int ldi, real *dW, real *db, const real *dout, int ldo,
+                       const real *in, const real *W, int B, int In, int Out);
+void dense_relu_forward_ld(real *out, int ldo, const real *in, int ldi, const real *W,
+                           const real *b, int B, int In, int Out);
+void dense_relu_backward_ld(real *din, int ldi, real *dW, real *db, real *dout, int ldo,
+                            const real *in, const real *W, const real *y, int B, int In, int Out);
+
 /* ---- activations ---- */
 
 /* x[n] = max(x, 0) in place. */
@@ -66,5 +85,21 @@ void mixture_forward(real *out, const real *gate, int ldg, const real *experts, 
 /* dgate[B, N] += dout · expertsᵀ per row;  dexperts[B, N, H] += gate ⊙ dout. */
 void mixture_backward(real *dgate, real *dexperts, const real *dout, const real *gate, int ldg,
                       const real *experts, int B, int N, int H);
+
+/* Accumulating mixture with row strides, for gates that mix experts from
+ * several places (a task's own experts, then the shared ones):
+ * out[B, H] (stride ldo) += Σ_i gate[B, i] · experts[B, i, H]
+ * with gate rows of stride ldg and expert rows of stride lde (expert i at
+ * column i·H of its row).  The sum over i is formed first, then added. */
+void mixture_accumulate(real *out, int ldo, const real *gate, int ldg, const real *experts, int lde,
+                        int B, int N, int H);
+/* mixture_forward with the strides of mixture_accumulate: out = the sum. */
+void mixture_forward_ld(real *out, int ldo, const real *gate, int ldg, const real *experts, int lde,
+                        int B, int N, int H);
+/* Backward of mixture_accumulate (and of mixture_forward): with dout rows of
+ * stride ldo, dgate[B, N] (stride ldg, as gate) += dout · expertsᵀ per row;
+ * dexperts[B, N, H] (stride lde, as experts) += gate ⊙ dout. */
+void mixture_backward_ld(real *dgate, int ldg, real *dexperts, int lde, const real *dout, int ldo,
+                         const real *gate, const real *experts, int B, int N, int H);
 
 #endif

@@ -220,8 +220,7 @@ typedef enum { SCHEMA_EMPTY, SCHEMA_OK, SCHEMA_OLD, SCHEMA_FOREIGN } schema_stat
 
 /* Looks at what the file holds: nothing yet, an mtlab store of a version we
  * understand, or something else (error). */
-static int schema_state(store_t *s, schema_state_t *state, long long *version_out,
-                        err_t *err) {
+static int schema_state(store_t *s, schema_state_t *state, long long *version_out, err_t *err) {
     *version_out = 0;
     sqlite3_stmt *st;
     if (prepare(
@@ -336,8 +335,7 @@ static int schema_apply(store_t *s, err_t *err) {
     long long version;
     if (schema_state(s, &state, &version, err)) goto fail;
     if (state == SCHEMA_EMPTY) {
-        if (exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err))
-            goto fail;
+        if (exec_sql(s, embedded_sql("sql/schema.sql"), "cannot create the schema", err)) goto fail;
         version = 2;
     }
     if (state == SCHEMA_EMPTY || state == SCHEMA_OLD) {
@@ -646,18 +644,22 @@ fail:
 int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *trials, int n,
                      int *added, err_t *err) {
     *added = 0;
-    sqlite3_stmt *ins = NULL, *par = NULL, *reseed = NULL;
+    sqlite3_stmt *ins = NULL, *par = NULL, *reseed = NULL, *count = NULL;
     int new_rows = 0;
     if (begin_write(s, err)) return -1;
     if (prepare(s, &ins,
                 "INSERT OR IGNORE INTO trial (experiment_id, model, repeat, config, data_seed, "
-                "init_seed, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                "init_seed, n_params, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
                 err) ||
         prepare(s, &par, "INSERT INTO param (trial_id, key, value) VALUES (?, ?, ?)", err) ||
         prepare(s, &reseed,
                 "UPDATE trial SET data_seed = ?4, init_seed = ?5 WHERE experiment_id = ?1 AND "
                 "config = ?2 AND repeat = ?3 AND status = 'pending' AND "
                 "(data_seed <> ?4 OR init_seed <> ?5)",
+                err) ||
+        prepare(s, &count,
+                "UPDATE trial SET n_params = ?4 WHERE experiment_id = ?1 AND config = ?2 AND "
+                "repeat = ?3 AND n_params IS NULL",
                 err))
         goto fail;
     for (int i = 0; i < n; i++) {
@@ -675,6 +677,10 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
         sqlite3_bind_text(ins, 4, t->config, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 5, (int64_t)t->data_seed);
         sqlite3_bind_int64(ins, 6, (int64_t)t->init_seed);
+        if (t->model_params >= 0)
+            sqlite3_bind_int64(ins, 7, t->model_params);
+        else
+            sqlite3_bind_null(ins, 7);
         if (write_step(s, ins, "cannot add trials", err)) goto fail;
         if (sqlite3_changes(s->db) == 0) { /* already there, params too */
             sqlite3_bind_int64(reseed, 1, experiment_id);
@@ -683,6 +689,13 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
             sqlite3_bind_int64(reseed, 4, (int64_t)t->data_seed);
             sqlite3_bind_int64(reseed, 5, (int64_t)t->init_seed);
             if (write_step(s, reseed, "cannot update the seeds of pending trials", err)) goto fail;
+            if (t->model_params >= 0) { /* registered by an older mtlab: fill the count */
+                sqlite3_bind_int64(count, 1, experiment_id);
+                sqlite3_bind_text(count, 2, t->config, -1, SQLITE_STATIC);
+                sqlite3_bind_int(count, 3, t->repeat);
+                sqlite3_bind_int64(count, 4, t->model_params);
+                if (write_step(s, count, "cannot record the parameter counts", err)) goto fail;
+            }
             continue;
         }
         int64_t trial_id = sqlite3_last_insert_rowid(s->db);
@@ -697,6 +710,7 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
     sqlite3_finalize(ins);
     sqlite3_finalize(par);
     sqlite3_finalize(reseed);
+    sqlite3_finalize(count);
     if (commit(s, err)) {
         rollback(s);
         return -1;
@@ -707,6 +721,7 @@ fail:
     sqlite3_finalize(ins);
     sqlite3_finalize(par);
     sqlite3_finalize(reseed);
+    sqlite3_finalize(count);
     rollback(s);
     return -1;
 }
@@ -790,8 +805,7 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     sqlite3_bind_int64(st, 5, id);
     if (write_step(s, st, "cannot claim a trial", err)) goto fail;
     sqlite3_finalize(st);
-    if (prepare(s, &st, "SELECT repeat, config, data_seed, init_seed FROM trial WHERE id = ?",
-                err))
+    if (prepare(s, &st, "SELECT repeat, config, data_seed, init_seed FROM trial WHERE id = ?", err))
         goto fail;
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) != SQLITE_ROW) {
@@ -831,8 +845,7 @@ int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *
     if (n == 0) return 0;
     sqlite3_stmt *st = NULL;
     if (exec_sql(s, "SAVEPOINT claimable", "cannot fill the claimable configs", err)) return -1;
-    if (prepare(s, &st, "INSERT OR IGNORE INTO temp.claimable (config) VALUES (?)", err))
-        goto fail;
+    if (prepare(s, &st, "INSERT OR IGNORE INTO temp.claimable (config) VALUES (?)", err)) goto fail;
     for (int i = 0; i < n; i++) {
         sqlite3_bind_text(st, 1, configs[i], -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) {
@@ -1051,7 +1064,8 @@ static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t 
     }
     if (r->n_gates > 0) {
         if (prepare(s, &st,
-                    "INSERT INTO gate (trial_id, gate, expert, mean, std) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO gate (trial_id, gate, expert, mean, std, level, owner, kind, "
+                    "hist_lo, hist_hi) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     err) ||
             prepare(s, &hist,
                     "INSERT INTO gate_hist (trial_id, gate, expert, bin, count) "
@@ -1065,6 +1079,11 @@ static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t 
             sqlite3_bind_int(st, 3, g->expert);
             sqlite3_bind_double(st, 4, g->mean);
             sqlite3_bind_double(st, 5, g->std);
+            sqlite3_bind_int(st, 6, g->level > 0 ? g->level : 1);
+            sqlite3_bind_text(st, 7, g->owner ? g->owner : g->gate, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 8, g->kind ? g->kind : "softmax", -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 9, g->hist_lo);
+            sqlite3_bind_double(st, 10, g->hist_hi > g->hist_lo ? g->hist_hi : g->hist_lo + 1);
             if (write_step(s, st, "cannot write gates", err)) goto fail;
             for (int b = 0; b < g->bins && g->hist; b++) {
                 sqlite3_bind_int64(hist, 1, id);
@@ -1078,6 +1097,25 @@ static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t 
         sqlite3_finalize(st);
         sqlite3_finalize(hist);
         st = hist = NULL;
+    }
+    if (r->n_routes > 0) {
+        if (prepare(s, &st,
+                    "INSERT INTO route (trial_id, layer, src, dst, kind, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    err))
+            return -1;
+        for (int i = 0; i < r->n_routes; i++) {
+            const store_route_t *rt = &r->routes[i];
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int(st, 2, rt->layer);
+            sqlite3_bind_int(st, 3, rt->src);
+            sqlite3_bind_int(st, 4, rt->dst);
+            sqlite3_bind_text(st, 5, rt->kind, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 6, rt->value);
+            if (write_step(s, st, "cannot write routes", err)) goto fail;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
     }
     if (r->n_tensors > 0) {
         if (prepare(
@@ -1161,7 +1199,8 @@ static int close_trial(store_t *s, int64_t id, bool failed, int step, const char
     if (r && write_records(s, id, r, err)) goto fail;
     if (prepare(s, &st,
                 "UPDATE trial SET status = ?, finished = ?, error = ?, failed_step = ?, "
-                "final_step = ?, n_params = ?, seconds_data = ?, seconds_train = ?, "
+                "final_step = ?, n_params = coalesce(?, n_params), seconds_data = ?, seconds_train "
+                "= ?, "
                 "seconds_gates = ?, seconds_store = ? WHERE id = ?",
                 err))
         goto fail;

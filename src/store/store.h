@@ -25,8 +25,9 @@ typedef struct store store_t;
 typedef struct sqlite3 sqlite3;
 
 /* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
- * (3: trial.kills). */
-#define STORE_SCHEMA_VERSION 3
+ * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
+ * conventions, trial.n_params for every trial). */
+#define STORE_SCHEMA_VERSION 4
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -59,6 +60,7 @@ typedef struct {
     uint64_t data_seed, init_seed; /* below 2^63 (SQLite integers are signed) */
     int n_params;                  /* entries in params (not the model's size) */
     const store_kv_t *params;
+    int64_t model_params; /* the model's parameter count (trial.n_params); < 0: unknown */
 } store_trial_t;
 
 /* Inserts the trials that are not yet present, in one transaction, as
@@ -120,12 +122,24 @@ typedef struct {
 } store_metric_t;
 
 typedef struct {
-    const char *gate; /* "t1", "shared", ... */
+    const char *gate; /* "t1", "shared", "l2/t1", ... (unique in a trial) */
     int expert;       /* 0-based */
     double mean, std;
     int bins;
-    const long *hist; /* [bins] counts */
+    const long *hist;        /* [bins] counts of equal bins on [hist_lo, hist_hi] */
+    int level;               /* 1-based (0 is taken as 1) */
+    const char *owner;       /* "t1", "shared", "e3" (NULL: the gate's name) */
+    const char *kind;        /* "softmax" or "weights" (NULL: softmax) */
+    double hist_lo, hist_hi; /* the histogram's range ([0, 1] for softmax) */
 } store_gate_t;
+
+/* One learned route (the route table, sql/schema.sql): in `layer`, the
+ * connection src -> dst of `kind` has weight `value`. */
+typedef struct {
+    int layer, src, dst;
+    const char *kind; /* "z", "log_alpha", "value", "query", "prob", ... */
+    double value;
+} store_route_t;
 
 typedef struct {
     const char *name;
@@ -138,6 +152,8 @@ typedef struct {
     const store_metric_t *metrics;
     int n_gates;
     const store_gate_t *gates;
+    int n_routes;
+    const store_route_t *routes;
     int n_tensors;
     const store_tensor_t *tensors;
     const void *weights; /* final parameters, NULL to not store them */

@@ -58,6 +58,22 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
         free(first);
         return err_set(err, ERR_FAIL, "out of memory for %d trials", sw->n_trials);
     }
+    /* Every trial's parameter count (trial.n_params), known before it runs. */
+    int64_t *model_params = calloc(sw->n_points ? sw->n_points : 1, sizeof *model_params);
+    if (!model_params) {
+        free(rows);
+        free(kv);
+        free(first);
+        return err_set(err, ERR_FAIL, "out of memory for %d trials", sw->n_trials);
+    }
+    for (int p = 0; p < sw->n_points; p++) {
+        size_t count;
+        err_t ignored = {0}; /* a point that cannot be sized fails when it runs */
+        model_params[p] =
+            trial_param_count(&sw->points[p].spec, &count, &ignored) || count > INT64_MAX
+                ? -1
+                : (int64_t)count;
+    }
     for (int p = 0, k = 0; p < sw->n_points; p++) {
         first[p] = (size_t)k;
         for (int i = 0; i < sw->points[p].n_params; i++, k++)
@@ -76,9 +92,11 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
             .init_seed = spec.init_seed,
             .n_params = pt->n_params,
             .params = kv + first[point],
+            .model_params = model_params[point],
         };
     }
     int rc = store_add_trials(st, *exp_id, rows, sw->n_trials, added, err);
+    free(model_params);
     free(rows);
     free(kv);
     free(first);
@@ -159,10 +177,17 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
         for (int g = 0; g < res->gates.n_gates; g++) {
             const gate_stat_t *gs = &res->gates.gate[g];
             for (int e = 0; e < gs->experts; e++)
-                rec->gates[n++] =
-                    (store_gate_t){gs->name,       e,
-                                   gs->mean[e],    gs->std[e],
-                                   GATE_HIST_BINS, gs->hist + (size_t)e * GATE_HIST_BINS};
+                rec->gates[n++] = (store_gate_t){.gate = gs->name,
+                                                 .expert = e,
+                                                 .mean = gs->mean[e],
+                                                 .std = gs->std[e],
+                                                 .bins = GATE_HIST_BINS,
+                                                 .hist = gs->hist + (size_t)e * GATE_HIST_BINS,
+                                                 .level = gs->level,
+                                                 .owner = gs->owner,
+                                                 .kind = gate_kind_name(gs->kind),
+                                                 .hist_lo = gs->lo,
+                                                 .hist_hi = gs->hi};
         }
         out->n_gates = n;
         out->gates = rec->gates;

@@ -65,7 +65,7 @@ static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split
     memset(loss, 0, sizeof(double) * (T + 1));
     for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
         B = split->n - start < chunk ? split->n - start : chunk;
-        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        model_forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
         const real *y = split->y + (size_t)start * T;
         add_losses(data, pred, y, B, loss);
         if (!scored) continue;
@@ -89,8 +89,7 @@ int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
     return 0;
 }
 
-static int check_config(const model_t *m, const data_t *data, const train_config_t *c,
-                        err_t *err) {
+static int check_config(const model_t *m, const data_t *data, const train_config_t *c, err_t *err) {
     if (!(c->lr > 0) || !isfinite(c->lr))
         return err_set(err, ERR_USAGE, "learning rate must be a positive number (got %g)", c->lr);
     if (c->batch < 1 || c->batch > m->cfg.max_batch)
@@ -186,7 +185,9 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
     return 0;
 }
 
-void train_end(train_state_t *s) { state_free(s); }
+void train_end(train_state_t *s) {
+    state_free(s);
+}
 
 int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
                  int n_train, int n_eval, int n_binary, train_memory_t *out, err_t *err) {
@@ -211,6 +212,7 @@ int train_memory(const model_sizes_t *ms, const model_config_t *mc, const train_
      * gates' statistics and the overhead of the other blocks. */
     size_tally_block(&gates, B * T, sizeof(real));
     if (ms->n_gates > 0) {
+        size_tally_block(&gates, (size_t)ms->n_gates, sizeof(gate_stat_t));
         size_tally_block(&gates, ms->gate_experts,
                          2 * sizeof(double) + GATE_HIST_BINS * sizeof(long));
         size_tally_blocks(&gates, 3 * (size_t)ms->n_gates - 1, 0, 1);
@@ -232,7 +234,8 @@ static void prefetch_next_batch(const train_state_t *s) {
     if (B > s->data->train.n - s->pos) return; /* pos <= n: no overflow */
     for (int b = 0; b < B; b++) {
         const char *row = (const char *)(s->data->train.x + (size_t)s->order[s->pos + b] * d);
-        for (size_t k = 0; k < sizeof(real) * d; k += 64) __builtin_prefetch(row + k);
+        for (size_t k = 0; k < sizeof(real) * d; k += 64)
+            __builtin_prefetch(row + k);
     }
 }
 
@@ -260,7 +263,7 @@ int train_gradient(train_state_t *s, const real *x, const real *y, int B, double
     const int T = data->T;
     assert(B >= 1 && B <= m->cfg.max_batch);
     s->penalty = 0;
-    m->ops->forward(m, x, B, s->pred, MODEL_TRAIN);
+    model_forward(m, x, B, s->pred, MODEL_TRAIN);
     memset(batch_loss, 0, sizeof(double) * (T + 1));
     add_losses(data, s->pred, y, B, batch_loss);
     finish_losses(T, s->cfg.task_weight, B, batch_loss);
@@ -269,7 +272,7 @@ int train_gradient(train_state_t *s, const real *x, const real *y, int B, double
     model_zero_grad(m);
     for (int k = 0; k < T; k++)
         loss_task_grad(data->kind[k], s->pred, y, B, T, k, (real)s->cfg.task_weight[k], s->dpred);
-    m->ops->backward(m, x, B, s->dpred);
+    model_backward(m, x, B, s->dpred);
     if (m->ops->penalty) {
         s->penalty = m->ops->penalty(m);
         if (!isfinite(s->penalty)) return -1;
@@ -408,7 +411,8 @@ void train_mean_baseline(const data_t *data, const dataset_t *split, const doubl
     const int T = data->T;
     double mean[MTLAB_MAX_TASKS] = {0};
     for (int i = 0; i < data->train.n; i++)
-        for (int k = 0; k < T; k++) mean[k] += data->train.y[(size_t)i * T + k];
+        for (int k = 0; k < T; k++)
+            mean[k] += data->train.y[(size_t)i * T + k];
     real constant[MTLAB_MAX_TASKS];
     for (int k = 0; k < T; k++) {
         double mu = mean[k] / data->train.n;
@@ -424,55 +428,112 @@ void train_mean_baseline(const data_t *data, const dataset_t *split, const doubl
 
 /* ---- gate statistics ---- */
 
+const char *gate_kind_name(gate_kind_t kind) {
+    return kind == GATE_WEIGHTS ? "weights" : "softmax";
+}
+
 void gate_stats_free(gate_stats_t *s) {
     for (int g = 0; g < s->n_gates; g++) {
         free(s->gate[g].mean);
         free(s->gate[g].std);
         free(s->gate[g].hist);
     }
-    s->n_gates = 0;
+    free(s->gate);
+    memset(s, 0, sizeof *s);
+}
+
+/* Runs the model over the split in chunks of max_batch and hands each chunk's
+ * gates to visit(). */
+static void over_split(model_t *m, const dataset_t *split, real *pred,
+                       void (*visit)(void *ctx, const model_gate_t *views, int B), void *ctx) {
+    const int d = m->cfg.input_dim, chunk = m->cfg.max_batch;
+    const model_gate_t *views;
+    model_gates(m, &views);
+    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
+        B = split->n - start < chunk ? split->n - start : chunk;
+        model_forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
+        visit(ctx, views, B);
+    }
+}
+
+/* First pass for raw-weights gates: widens [lo, hi] to their values. */
+static void visit_range(void *ctx, const model_gate_t *views, int B) {
+    gate_stats_t *out = ctx;
+    for (int g = 0; g < out->n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        if (s->kind != GATE_WEIGHTS) continue;
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < s->experts; e++) {
+                double v = views[g].values[(size_t)b * views[g].ld + e];
+                if (v < s->lo) s->lo = v; /* NaN compares false: left out */
+                if (v > s->hi) s->hi = v;
+            }
+    }
+}
+
+static void visit_stats(void *ctx, const model_gate_t *views, int B) {
+    gate_stats_t *out = ctx;
+    for (int g = 0; g < out->n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        const double scale = GATE_HIST_BINS / (s->hi - s->lo);
+        for (int b = 0; b < B; b++)
+            for (int e = 0; e < s->experts; e++) {
+                double v = views[g].values[(size_t)b * views[g].ld + e];
+                s->mean[e] += v; /* sums for now */
+                s->std[e] += v * v;
+                /* v in [lo, hi]; the value hi joins the last bin, NaN the first */
+                double at = (v - s->lo) * scale;
+                int bin = at >= 0 ? (at < GATE_HIST_BINS ? (int)at : GATE_HIST_BINS - 1) : 0;
+                s->hist[(size_t)e * GATE_HIST_BINS + bin]++;
+            }
+    }
+    out->examples += B;
 }
 
 int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
-    const int T = m->cfg.tasks, d = m->cfg.input_dim, chunk = m->cfg.max_batch;
-    real *pred = malloc(sizeof(real) * chunk * T);
-    model_gate_t views[MODEL_MAX_GATES];
-    if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
-    for (int start = 0, B; start < split->n; start += B) { /* start + B <= n: no overflow */
-        B = split->n - start < chunk ? split->n - start : chunk;
-        m->ops->forward(m, split->x + (size_t)start * d, B, pred, MODEL_EVAL);
-        int n_gates = m->ops->gates(m, views);
-        if (start == 0) { /* shape the accumulators after the first chunk */
-            out->n_gates = n_gates;
-            for (int g = 0; g < n_gates; g++) {
-                gate_stat_t *s = &out->gate[g];
-                memcpy(s->name, views[g].name, sizeof s->name);
-                s->experts = views[g].experts;
-                s->mean = calloc(s->experts, sizeof(double));
-                s->std = calloc(s->experts, sizeof(double));
-                s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
-                if (!s->mean || !s->std || !s->hist) {
-                    free(pred);
-                    gate_stats_free(out);
-                    return err_set(err, ERR_FAIL, "out of memory for gate statistics");
-                }
-            }
-        }
-        for (int g = 0; g < out->n_gates; g++) {
-            gate_stat_t *s = &out->gate[g];
-            for (int b = 0; b < B; b++)
-                for (int e = 0; e < s->experts; e++) {
-                    double v = views[g].values[(size_t)b * views[g].ld + e];
-                    s->mean[e] += v; /* sums for now */
-                    s->std[e] += v * v;
-                    int bin = (int)(v * GATE_HIST_BINS);
-                    bin = bin < 0 ? 0 : bin >= GATE_HIST_BINS ? GATE_HIST_BINS - 1 : bin;
-                    s->hist[(size_t)e * GATE_HIST_BINS + bin]++;
-                }
-        }
-        out->examples += B;
+    const model_gate_t *views;
+    const int n_gates = model_gates(m, &views);
+    if (n_gates == 0 || split->n == 0) return 0;
+    real *pred = malloc(sizeof(real) * m->cfg.max_batch * m->cfg.tasks);
+    out->gate = calloc((size_t)n_gates, sizeof *out->gate);
+    if (!pred || !out->gate) {
+        free(pred);
+        free(out->gate);
+        out->gate = NULL;
+        return err_set(err, ERR_FAIL, "out of memory for the statistics of %d gates", n_gates);
     }
+    out->n_gates = n_gates;
+    bool any_weights = false;
+    for (int g = 0; g < n_gates; g++) {
+        gate_stat_t *s = &out->gate[g];
+        memcpy(s->name, views[g].name, sizeof s->name);
+        memcpy(s->owner, views[g].owner, sizeof s->owner);
+        s->level = views[g].level;
+        s->kind = views[g].kind;
+        s->experts = views[g].experts;
+        s->lo = s->kind == GATE_WEIGHTS ? INFINITY : 0;
+        s->hi = s->kind == GATE_WEIGHTS ? -INFINITY : 1;
+        any_weights |= s->kind == GATE_WEIGHTS;
+        s->mean = calloc(s->experts, sizeof(double));
+        s->std = calloc(s->experts, sizeof(double));
+        s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
+        if (!s->mean || !s->std || !s->hist) {
+            free(pred);
+            gate_stats_free(out);
+            return err_set(err, ERR_FAIL, "out of memory for gate statistics");
+        }
+    }
+    if (any_weights) {
+        over_split(m, split, pred, visit_range, out);
+        for (int g = 0; g < n_gates; g++) {
+            gate_stat_t *s = &out->gate[g];
+            if (s->kind != GATE_WEIGHTS) continue;
+            if (!(s->lo <= s->hi)) s->lo = s->hi = 0; /* no finite value */
+            if (!(s->hi > s->lo)) s->hi = s->lo + 1;  /* one value: a unit range above it */
+        }
+    }
+    over_split(m, split, pred, visit_stats, out);
     for (int g = 0; g < out->n_gates; g++) {
         gate_stat_t *s = &out->gate[g];
         for (int e = 0; e < s->experts; e++) {

@@ -85,8 +85,8 @@ double train_eval_value(const train_eval_t *ev, metric_id_t id);
 typedef void (*train_eval_fn)(void *ctx, const train_eval_t *ev);
 
 typedef struct {
-    train_eval_t final;  /* the last evaluation */
-    int failed_step;     /* 0, or the step at which the loss became NaN/Inf */
+    train_eval_t final; /* the last evaluation */
+    int failed_step;    /* 0, or the step at which the loss became NaN/Inf */
 } train_result_t;
 
 /* Defaults: lr 1e-3, batch 128, steps 3000, eval_every 100, weights 1, the
@@ -170,23 +170,32 @@ int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
 void train_mean_baseline(const data_t *data, const dataset_t *split, const double *task_weight,
                          double *loss);
 
-/* Gate statistics over a split (SPEC §7): per gate and expert the mean and
- * standard deviation of the softmax weight, and a GATE_HIST_BINS-bin
- * histogram of it on [0, 1] (the last bin includes 1). */
+/* Gate statistics over a split (SPEC §7): per gate (every gate the model
+ * registered, any number) and expert the mean and standard deviation of the
+ * gate's weight, and a GATE_HIST_BINS-bin histogram of it on [lo, hi] (the
+ * last bin includes hi): [0, 1] for a softmax gate; for a raw-weights gate
+ * the range of its values over the split, so no value falls outside. */
 #define GATE_HIST_BINS 20
 typedef struct {
-    char name[32];
+    char name[MODEL_GATE_NAME];
+    int level;
+    char owner[MODEL_GATE_OWNER];
+    gate_kind_t kind;
+    double lo, hi; /* histogram range */
     int experts;
-    double *mean;  /* [experts] */
-    double *std;   /* [experts] */
-    long *hist;    /* [experts][GATE_HIST_BINS] */
+    double *mean; /* [experts] */
+    double *std;  /* [experts] */
+    long *hist;   /* [experts][GATE_HIST_BINS] */
 } gate_stat_t;
 
 typedef struct {
     int n_gates;
-    long examples; /* rows measured (each histogram row sums to this) */
-    gate_stat_t gate[MODEL_MAX_GATES];
+    long examples;     /* rows measured (each histogram row sums to this) */
+    gate_stat_t *gate; /* [n_gates] */
 } gate_stats_t;
+
+/* "softmax" or "weights": the gate kind as the store records it. */
+const char *gate_kind_name(gate_kind_t kind);
 
 int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_t *err);
 void gate_stats_free(gate_stats_t *s);

@@ -207,3 +207,13 @@ overflow:
     memset(out, 0, sizeof *out);
     return err_set(err, ERR_USAGE, "the memory a trial of model '%s' needs overflows", spec->model);
 }
+
+int trial_param_count(const trial_spec_t *spec, size_t *out, err_t *err) {
+    *out = 0;
+    if (spec->train.steps == 0) return 0;
+    const model_config_t mc = trial_model_config(spec);
+    model_sizes_t ms;
+    if (model_sizes(spec->model, &mc, &ms, err)) return -1;
+    *out = ms.n_params;
+    return 0;
+}

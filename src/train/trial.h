@@ -18,20 +18,20 @@ typedef struct {
     char model[32];           /* registry name */
     model_config_t model_cfg; /* input_dim, tasks and max_batch are set by trial_run */
     train_config_t train;
-    uint64_t data_seed;       /* the dataset */
-    uint64_t init_seed;       /* initialisation, batch order, stochastic passes */
+    uint64_t data_seed; /* the dataset */
+    uint64_t init_seed; /* initialisation, batch order, stochastic passes */
 } trial_spec_t;
 
 typedef struct {
     int n_evals;
-    train_eval_t *evals;   /* [n_evals] the curve, one entry per evaluation */
-    train_result_t result; /* final evaluation; failed_step on divergence */
-    gate_stats_t gates;    /* on the test set after training (empty on failure) */
+    train_eval_t *evals;                  /* [n_evals] the curve, one entry per evaluation */
+    train_result_t result;                /* final evaluation; failed_step on divergence */
+    gate_stats_t gates;                   /* on the test set after training (empty on failure) */
     double baseline[MTLAB_MAX_TASKS + 1]; /* test loss of predicting the training mean */
     /* Pearson correlation of the labels of tasks i < j on the training split
      * ([i][j]; the MMoE paper's measure of task relatedness, its Fig 2). */
     double label_pearson[MTLAB_MAX_TASKS][MTLAB_MAX_TASKS];
-    model_t *model;        /* the trained model: parameters and tensor table */
+    model_t *model; /* the trained model: parameters and tensor table */
     double seconds_data, seconds_train, seconds_gates; /* wall-clock time per phase */
 } trial_result_t;
 
@@ -84,5 +84,9 @@ typedef struct {
  * Returns 0, or -1 with *err (ERR_USAGE) when a size overflows size_t or the
  * spec is invalid (the message trial_run would give). */
 int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *err);
+
+/* The parameter count of the model the trial trains, without building it
+ * (0 for a data-only spec).  Returns 0, or -1 with *err as model_sizes. */
+int trial_param_count(const trial_spec_t *spec, size_t *out, err_t *err);
 
 #endif
