@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/mem.h"
 #include "cli/opts.h"
 #include "data/synth.h"
 

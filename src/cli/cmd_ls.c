@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "core/mem.h"
 #include "cli/opts.h"
 #include "store/query.h"
 #include "store/store.h"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/mem.h"
 #include "cli/opts.h"
 #include "cli/run_report.h"
 #include "plot/plot.h"

@@ -1,6 +1,7 @@
 /* runner.c -- the parallel, resumable sweep runner (see runner.h). */
 #define _GNU_SOURCE /* sigabbrev_np */
 #include "sweep/runner.h"
+#include "core/mem.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -49,21 +50,21 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
      * kv + first[p]. */
     size_t n_kv = 0;
     for (int p = 0; p < sw->n_points; p++) n_kv += (size_t)sw->points[p].n_params;
-    store_trial_t *rows = calloc(sw->n_trials ? sw->n_trials : 1, sizeof *rows);
-    store_kv_t *kv = calloc(n_kv + 1, sizeof *kv);
-    size_t *first = calloc((size_t)sw->n_points + 1, sizeof *first);
+    store_trial_t *rows = mem_calloc(sw->n_trials ? sw->n_trials : 1, sizeof *rows);
+    store_kv_t *kv = mem_calloc(n_kv + 1, sizeof *kv);
+    size_t *first = mem_calloc((size_t)sw->n_points + 1, sizeof *first);
     if (!rows || !kv || !first) {
-        free(rows);
-        free(kv);
-        free(first);
+        mem_free(rows);
+        mem_free(kv);
+        mem_free(first);
         return err_set(err, ERR_FAIL, "out of memory for %d trials", sw->n_trials);
     }
     /* Every trial's parameter count (trial.n_params), known before it runs. */
-    int64_t *model_params = calloc(sw->n_points ? sw->n_points : 1, sizeof *model_params);
+    int64_t *model_params = mem_calloc(sw->n_points ? sw->n_points : 1, sizeof *model_params);
     if (!model_params) {
-        free(rows);
-        free(kv);
-        free(first);
+        mem_free(rows);
+        mem_free(kv);
+        mem_free(first);
         return err_set(err, ERR_FAIL, "out of memory for %d trials", sw->n_trials);
     }
     for (int p = 0; p < sw->n_points; p++) {
@@ -96,10 +97,10 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
         };
     }
     int rc = store_add_trials(st, *exp_id, rows, sw->n_trials, added, err);
-    free(model_params);
-    free(rows);
-    free(kv);
-    free(first);
+    mem_free(model_params);
+    mem_free(rows);
+    mem_free(kv);
+    mem_free(first);
     return rc;
 }
 
@@ -116,10 +117,10 @@ typedef struct {
 } records_t;
 
 static void records_free(records_t *r) {
-    free(r->metric_names);
-    free(r->metrics);
-    free(r->gates);
-    free(r->tensors);
+    mem_free(r->metric_names);
+    mem_free(r->metrics);
+    mem_free(r->gates);
+    mem_free(r->tensors);
 }
 
 /* Builds the records of a (possibly partial) trial result. */
@@ -135,10 +136,10 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
     for (int g = 0; g < res->gates.n_gates; g++)
         n_gate_rows += res->gates.gate[g].experts;
     const model_t *m = res->model;
-    rec->metric_names = malloc(sizeof *rec->metric_names * (per_eval + at_start));
-    rec->metrics = malloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + at_start + 1));
-    rec->gates = malloc(sizeof *rec->gates * (n_gate_rows + 1));
-    rec->tensors = malloc(sizeof *rec->tensors * ((m ? m->n_tensors : 0) + 1));
+    rec->metric_names = mem_alloc(sizeof *rec->metric_names * (per_eval + at_start));
+    rec->metrics = mem_alloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + at_start + 1));
+    rec->gates = mem_alloc(sizeof *rec->gates * (n_gate_rows + 1));
+    rec->tensors = mem_alloc(sizeof *rec->tensors * ((m ? m->n_tensors : 0) + 1));
     if (!rec->metric_names || !rec->metrics || !rec->gates || !rec->tensors) {
         records_free(rec);
         return err_set(err, ERR_FAIL, "out of memory for the trial's records");
@@ -269,7 +270,7 @@ static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *clai
 
 /* The configs of the sweep's points, for store_restrict_claims. */
 static const char **point_configs(const sweep_t *sw, err_t *err) {
-    const char **configs = malloc(sizeof *configs * (size_t)(sw->n_points ? sw->n_points : 1));
+    const char **configs = mem_alloc(sizeof *configs * (size_t)(sw->n_points ? sw->n_points : 1));
     if (!configs) {
         err_set(err, ERR_FAIL, "out of memory for %d configs", sw->n_points);
         return NULL;
@@ -284,12 +285,12 @@ static int open_restricted(store_t **st, const sweep_t *sw, const char *db_path,
     if (store_open(st, db_path, 0, err)) return -1;
     const char **configs = point_configs(sw, err);
     if (!configs || store_restrict_claims(*st, configs, sw->n_points, err)) {
-        free(configs);
+        mem_free(configs);
         store_close(*st);
         *st = NULL;
         return -1;
     }
-    free(configs);
+    mem_free(configs);
     return 0;
 }
 
@@ -519,10 +520,10 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     size_t shared_size = sizeof(shared_t) + (size_t)jobs * sizeof(slot_t);
     shared_t *sh =
         mmap(NULL, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    pid_t *pids = calloc((size_t)jobs, sizeof *pids);
+    pid_t *pids = mem_calloc((size_t)jobs, sizeof *pids);
     if (sh == MAP_FAILED || !pids) {
         if (sh != MAP_FAILED) munmap(sh, shared_size);
-        free(pids);
+        mem_free(pids);
         return err_set(err, ERR_FAIL, "cannot set up %d workers: out of memory", jobs);
     }
     memset(sh, 0, shared_size);
@@ -651,7 +652,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     if (status == 0 && sum->killed)
         status = err_set(err, ERR_FAIL, "%d worker%s killed by a signal (see above)", sum->killed,
                          sum->killed == 1 ? " was" : "s were");
-    free(pids);
+    mem_free(pids);
     munmap(sh, shared_size);
     return status;
 }

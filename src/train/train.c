@@ -5,6 +5,7 @@
  * examples for AUC) is allocated once before the first step; the step loop
  * and the evaluations allocate nothing. */
 #include "train/train.h"
+#include "core/mem.h"
 
 #include <assert.h>
 #include <math.h>
@@ -82,10 +83,10 @@ static void evaluate_into(model_t *m, const data_t *data, const dataset_t *split
 int train_evaluate(model_t *m, const data_t *data, const dataset_t *split,
                    const double *task_weight, double *loss, err_t *err) {
     if (check_shapes(m, data, err)) return -1;
-    real *pred = malloc(sizeof(real) * m->cfg.max_batch * data->T);
+    real *pred = mem_alloc(sizeof(real) * m->cfg.max_batch * data->T);
     if (!pred) return err_set(err, ERR_FAIL, "out of memory for predictions");
     evaluate_into(m, data, split, task_weight, pred, NULL, loss);
-    free(pred);
+    mem_free(pred);
     return 0;
 }
 
@@ -134,12 +135,12 @@ static int count_binary(const data_t *data) {
 static void state_free(train_state_t *s) {
     adam_free(&s->adam);
     adam_free(&s->arch_adam);
-    free(s->scored);
-    free(s->order);
-    free(s->xb);
-    free(s->yb);
-    free(s->pred);
-    free(s->dpred);
+    mem_free(s->scored);
+    mem_free(s->order);
+    mem_free(s->xb);
+    mem_free(s->yb);
+    mem_free(s->pred);
+    mem_free(s->dpred);
     memset(s, 0, sizeof *s);
 }
 
@@ -162,12 +163,12 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
     const size_t B = (size_t)m->cfg.max_batch, T = (size_t)data->T, d = (size_t)data->d;
     const int n_binary = count_binary(data);
     const size_t n_eval = (size_t)(data->val.n > data->test.n ? data->val.n : data->test.n);
-    s->order = malloc(sizeof(int) * (size_t)data->train.n);
-    s->xb = malloc(sizeof(real) * (size_t)cfg->batch * d);
-    s->yb = malloc(sizeof(real) * (size_t)cfg->batch * T);
-    s->pred = malloc(sizeof(real) * B * T);
-    s->dpred = malloc(sizeof(real) * B * T);
-    if (n_binary > 0) s->scored = malloc(sizeof(metric_scored_t) * n_binary * n_eval);
+    s->order = mem_alloc(sizeof(int) * (size_t)data->train.n);
+    s->xb = mem_alloc(sizeof(real) * (size_t)cfg->batch * d);
+    s->yb = mem_alloc(sizeof(real) * (size_t)cfg->batch * T);
+    s->pred = mem_alloc(sizeof(real) * B * T);
+    s->dpred = mem_alloc(sizeof(real) * B * T);
+    if (n_binary > 0) s->scored = mem_alloc(sizeof(metric_scored_t) * n_binary * n_eval);
     if (!s->order || !s->xb || !s->yb || !s->pred || !s->dpred || (n_binary > 0 && !s->scored)) {
         state_free(s);
         return err_set(err, ERR_FAIL, "out of memory for the training buffers");
@@ -434,11 +435,11 @@ const char *gate_kind_name(gate_kind_t kind) {
 
 void gate_stats_free(gate_stats_t *s) {
     for (int g = 0; g < s->n_gates; g++) {
-        free(s->gate[g].mean);
-        free(s->gate[g].std);
-        free(s->gate[g].hist);
+        mem_free(s->gate[g].mean);
+        mem_free(s->gate[g].std);
+        mem_free(s->gate[g].hist);
     }
-    free(s->gate);
+    mem_free(s->gate);
     memset(s, 0, sizeof *s);
 }
 
@@ -495,11 +496,11 @@ int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_
     const model_gate_t *views;
     const int n_gates = model_gates(m, &views);
     if (n_gates == 0 || split->n == 0) return 0;
-    real *pred = malloc(sizeof(real) * m->cfg.max_batch * m->cfg.tasks);
-    out->gate = calloc((size_t)n_gates, sizeof *out->gate);
+    real *pred = mem_alloc(sizeof(real) * m->cfg.max_batch * m->cfg.tasks);
+    out->gate = mem_calloc((size_t)n_gates, sizeof *out->gate);
     if (!pred || !out->gate) {
-        free(pred);
-        free(out->gate);
+        mem_free(pred);
+        mem_free(out->gate);
         out->gate = NULL;
         return err_set(err, ERR_FAIL, "out of memory for the statistics of %d gates", n_gates);
     }
@@ -515,11 +516,11 @@ int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_
         s->lo = s->kind == GATE_WEIGHTS ? INFINITY : 0;
         s->hi = s->kind == GATE_WEIGHTS ? -INFINITY : 1;
         any_weights |= s->kind == GATE_WEIGHTS;
-        s->mean = calloc(s->experts, sizeof(double));
-        s->std = calloc(s->experts, sizeof(double));
-        s->hist = calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
+        s->mean = mem_calloc(s->experts, sizeof(double));
+        s->std = mem_calloc(s->experts, sizeof(double));
+        s->hist = mem_calloc((size_t)s->experts * GATE_HIST_BINS, sizeof(long));
         if (!s->mean || !s->std || !s->hist) {
-            free(pred);
+            mem_free(pred);
             gate_stats_free(out);
             return err_set(err, ERR_FAIL, "out of memory for gate statistics");
         }
@@ -543,6 +544,6 @@ int train_gate_stats(model_t *m, const dataset_t *split, gate_stats_t *out, err_
             s->std[e] = sqrt(var > 0 ? var : 0);
         }
     }
-    free(pred);
+    mem_free(pred);
     return 0;
 }
