@@ -318,9 +318,9 @@ static trial_spec_t memory_spec(const memory_case_t *c) {
     spec.data.binary[0] = c->binary;
     snprintf(spec.model, sizeof spec.model, "%s", c->model);
     model_config_default(&spec.model_cfg, model_find(c->model));
-    spec.model_cfg.experts = c->experts;
-    spec.model_cfg.expert_hidden = c->expert_hidden;
-    if (c->bottom_hidden) spec.model_cfg.bottom_hidden = c->bottom_hidden;
+    test_set_hp(&spec.model_cfg, c->model, "experts", c->experts);
+    test_set_hp(&spec.model_cfg, c->model, "expert_hidden", c->expert_hidden);
+    if (c->bottom_hidden) test_set_hp(&spec.model_cfg, c->model, "bottom_hidden", c->bottom_hidden);
     spec.train.batch = c->batch;
     spec.train.steps = c->steps;
     spec.train.eval_every = 1;
@@ -412,8 +412,8 @@ START_TEST(test_trial_unallocatable) {
         trial_spec_t spec;
         trial_spec_default(&spec);
         spec.data.n_train = cases[i].n_train;
-        spec.model_cfg.experts = cases[i].experts;
-        spec.model_cfg.expert_hidden = cases[i].expert_hidden;
+        test_set_hp(&spec.model_cfg, spec.model, "experts", cases[i].experts);
+        test_set_hp(&spec.model_cfg, spec.model, "expert_hidden", cases[i].expert_hidden);
         spec.train.steps = 1;
         trial_memory_t est;
         err_t err = {0};

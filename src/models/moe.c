@@ -17,6 +17,14 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
+/* The hyper-parameters of omoe and mmoe: their [model] keys (model.h). */
+enum { MOE_EXPERTS, MOE_EXPERT_HIDDEN, MOE_TOWER_HIDDEN, MOE_N_HP };
+static const model_hp_t moe_hp[MOE_N_HP] = {
+    [MOE_EXPERTS] = {"experts", HP_INT, 1, 4096, 8, "experts per mixture"},
+    [MOE_EXPERT_HIDDEN] = {"expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert"},
+    [MOE_TOWER_HIDDEN] = {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},
+};
+
 typedef struct {
     int G;                 /* number of gates */
     dense_ref_t experts;   /* d -> n*h */
@@ -51,7 +59,8 @@ static void moe_free(model_t *m) {
  * and G·n and the softmax rows max_batch·G reach BLAS and the layers as int;
  * every other size is a size_t within SIZE_BYTES_MAX. */
 static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *err) {
-    const int d = c->input_dim, T = c->tasks, n = c->experts, h = c->expert_hidden;
+    const int d = c->input_dim, T = c->tasks, n = model_hp_int(c, MOE_EXPERTS),
+              h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     const int B = c->max_batch;
     size_t nh, gn, bg, experts_W, gates_W, expert_act, gate_act, mixed_act, tower_params;
     if (size_mul(&nh, n, h) || nh > INT_MAX)
@@ -81,7 +90,8 @@ static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *
     size_tally_blocks(&out->act, 4, gate_act, sizeof(real));   /* gate logits, p; their grads */
     size_tally_blocks(&out->act, 2, mixed_act, sizeof(real));  /* mixed, d_mixed */
     size_tally_t tower_act = {0};
-    if (tower_sizes(h, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    if (tower_sizes(h, model_hp_int(c, MOE_TOWER_HIDDEN), B, &tower_params, &tower_act, err))
+        return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
     if (size_add(&out->n_params, experts_W, nh) ||
@@ -111,14 +121,15 @@ static int moe_build(model_t *m, int G, err_t *err) {
     if (!s) return err_set(err, ERR_FAIL, "out of memory");
     m->impl = s;
     s->G = G;
-    const int n = c->experts, h = c->expert_hidden;
+    const int n = model_hp_int(c, MOE_EXPERTS), h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     if (dense_declare(m, &s->experts, "experts", c->input_dim, n * h, true, err) ||
         dense_declare(m, &s->gates, "gates", c->input_dim, G * n, false, err))
         return -1;
     char name[48];
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
-        if (tower_build(m, &s->tower[k], name, h, c->tower_hidden, err)) return -1;
+        if (tower_build(m, &s->tower[k], name, h, model_hp_int(c, MOE_TOWER_HIDDEN), err))
+            return -1;
     }
     const size_t B = (size_t)c->max_batch;
     if (!(s->expert_out = block_alloc(B * n * h, err)) ||
@@ -137,7 +148,8 @@ static int mmoe_build(model_t *m, err_t *err) { return moe_build(m, m->cfg.tasks
 
 static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks, G = s->G;
+    const int n = model_hp_int(&m->cfg, MOE_EXPERTS), h = model_hp_int(&m->cfg, MOE_EXPERT_HIDDEN);
+    const int T = m->cfg.tasks, G = s->G;
     const size_t slot = (size_t)m->cfg.max_batch * h;
     dense_ref_relu_forward(m, &s->experts, x, B, s->expert_out); /* E[B, n*h] = relu(x · We + be) */
     dense_ref_forward(m, &s->gates, x, B, s->gate_logits); /* L[B, G*n] = x[B, d] · Wg */
@@ -150,7 +162,8 @@ static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode
 
 static void moe_backward(model_t *m, const real *x, int B, const real *dpred) {
     moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks, G = s->G;
+    const int n = model_hp_int(&m->cfg, MOE_EXPERTS), h = model_hp_int(&m->cfg, MOE_EXPERT_HIDDEN);
+    const int T = m->cfg.tasks, G = s->G;
     const size_t slot = (size_t)m->cfg.max_batch * h;
     memset(s->d_mixed, 0, sizeof(real) * G * slot);
     memset(s->d_expert_out, 0, sizeof(real) * B * n * h);
@@ -170,7 +183,7 @@ static void moe_backward(model_t *m, const real *x, int B, const real *dpred) {
 
 static int moe_gates(const model_t *m, model_gate_t *out) {
     const moe_impl_t *s = m->impl;
-    const int n = m->cfg.experts;
+    const int n = model_hp_int(&m->cfg, MOE_EXPERTS);
     for (int g = 0; g < s->G; g++) {
         if (s->G == 1)
             snprintf(out[g].name, sizeof out[g].name, "shared");
@@ -185,7 +198,10 @@ static int moe_gates(const model_t *m, model_gate_t *out) {
 
 const model_ops_t model_omoe_ops = {
     .name = "omoe",
-    .summary = "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
+    .summary =
+        "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
+    .hp = moe_hp,
+    .n_hp = MOE_N_HP,
     .sizes = omoe_sizes,
     .build = omoe_build,
     .forward = moe_forward,
@@ -197,6 +213,8 @@ const model_ops_t model_omoe_ops = {
 const model_ops_t model_mmoe_ops = {
     .name = "mmoe",
     .summary = "multi-gate mixture of experts: experts x expert_hidden, one softmax gate per task",
+    .hp = moe_hp,
+    .n_hp = MOE_N_HP,
     .sizes = mmoe_sizes,
     .build = mmoe_build,
     .forward = moe_forward,

@@ -11,6 +11,21 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
+/* The hyper-parameters of shared_bottom and single: their [model] keys
+ * (model.h).  Only the bottom's default differs: the paper's Shared-Bottom has
+ * one bottom of 113 units (about MMoE's parameter count), the single-task
+ * baseline a bottom of 16 per task. */
+enum { BOTTOM_HIDDEN, BOTTOM_TOWER_HIDDEN, BOTTOM_N_HP };
+#define BOTTOM_HP(bottom_default, bottom_help)                                                     \
+    {                                                                                              \
+        [BOTTOM_HIDDEN] = {"bottom_hidden", HP_INT, 1, 1e6, bottom_default, bottom_help},          \
+        [BOTTOM_TOWER_HIDDEN] = {                                                                  \
+            "tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},                 \
+    }
+static const model_hp_t shared_bottom_hp[BOTTOM_N_HP] =
+    BOTTOM_HP(113, "units of the bottom shared by all tasks");
+static const model_hp_t single_hp[BOTTOM_N_HP] = BOTTOM_HP(16, "units of each task's own bottom");
+
 typedef struct {
     int n_bottoms;                       /* 1 (shared_bottom) or T (single) */
     dense_ref_t bottom[MODEL_MAX_TASKS];
@@ -30,7 +45,7 @@ static void bottom_free(model_t *m) {
 
 /* What bottom_build declares and allocates (model_ops_t.sizes). */
 static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *out, err_t *err) {
-    const int d = c->input_dim, H = c->bottom_hidden, B = c->max_batch, T = c->tasks;
+    const int d = c->input_dim, H = model_hp_int(c, BOTTOM_HIDDEN), B = c->max_batch, T = c->tasks;
     size_t bottom_W, bottom_params, hidden_act, tower_params;
     if (block_count(&bottom_W, d, H, 1))
         return err_set(err, ERR_USAGE, "a bottom of %d inputs x %d hidden units overflows", d, H);
@@ -39,7 +54,8 @@ static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *o
                        n_bottoms, B, H);
     size_tally_blocks(&out->act, 2, hidden_act, sizeof(real)); /* hidden, dhidden */
     size_tally_t tower_act = {0};
-    if (tower_sizes(H, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    if (tower_sizes(H, model_hp_int(c, BOTTOM_TOWER_HIDDEN), B, &tower_params, &tower_act, err))
+        return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
     if (size_add(&bottom_params, bottom_W, H) ||
@@ -66,20 +82,21 @@ static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
     if (!s) return err_set(err, ERR_FAIL, "out of memory");
     m->impl = s;
     s->n_bottoms = n_bottoms;
+    const int H = model_hp_int(c, BOTTOM_HIDDEN);
     char name[48];
     for (int j = 0; j < n_bottoms; j++) {
         if (n_bottoms == 1)
             snprintf(name, sizeof name, "bottom");
         else
             snprintf(name, sizeof name, "bottom%d", j + 1);
-        if (dense_declare(m, &s->bottom[j], name, c->input_dim, c->bottom_hidden, true, err))
-            return -1;
+        if (dense_declare(m, &s->bottom[j], name, c->input_dim, H, true, err)) return -1;
     }
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
-        if (tower_build(m, &s->tower[k], name, c->bottom_hidden, c->tower_hidden, err)) return -1;
+        if (tower_build(m, &s->tower[k], name, H, model_hp_int(c, BOTTOM_TOWER_HIDDEN), err))
+            return -1;
     }
-    size_t n = (size_t)n_bottoms * c->max_batch * c->bottom_hidden;
+    size_t n = (size_t)n_bottoms * c->max_batch * H;
     if (!(s->hidden = block_alloc(n, err)) || !(s->dhidden = block_alloc(n, err))) return -1;
     return 0;
 }
@@ -89,7 +106,7 @@ static int single_build(model_t *m, err_t *err) { return bottom_build(m, m->cfg.
 
 /* Hidden activations of bottom j: [B, H] inside the [max_batch, H] slot. */
 static real *slot(const model_t *m, real *base, int j) {
-    return base + (size_t)j * m->cfg.max_batch * m->cfg.bottom_hidden;
+    return base + (size_t)j * m->cfg.max_batch * model_hp_int(&m->cfg, BOTTOM_HIDDEN);
 }
 
 static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
@@ -104,7 +121,7 @@ static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_m
 
 static void bottom_backward(model_t *m, const real *x, int B, const real *dpred) {
     bottom_impl_t *s = m->impl;
-    const int H = m->cfg.bottom_hidden, T = m->cfg.tasks;
+    const int H = model_hp_int(&m->cfg, BOTTOM_HIDDEN), T = m->cfg.tasks;
     memset(s->dhidden, 0, sizeof(real) * s->n_bottoms * m->cfg.max_batch * H);
     for (int k = 0; k < T; k++) {
         int j = s->n_bottoms == 1 ? 0 : k;
@@ -119,11 +136,11 @@ static void bottom_backward(model_t *m, const real *x, int B, const real *dpred)
 
 static int no_gates(const model_t *m, model_gate_t *out) { return 0; }
 
-static void single_defaults(model_config_t *cfg) { cfg->bottom_hidden = 16; }
-
 const model_ops_t model_shared_bottom_ops = {
     .name = "shared_bottom",
     .summary = "one bottom MLP shared by all tasks, one tower per task (bottom_hidden 113)",
+    .hp = shared_bottom_hp,
+    .n_hp = BOTTOM_N_HP,
     .sizes = shared_bottom_sizes,
     .build = shared_bottom_build,
     .forward = bottom_forward,
@@ -135,7 +152,8 @@ const model_ops_t model_shared_bottom_ops = {
 const model_ops_t model_single_ops = {
     .name = "single",
     .summary = "single-task baseline: a separate bottom (bottom_hidden 16) and tower per task",
-    .set_defaults = single_defaults,
+    .hp = single_hp,
+    .n_hp = BOTTOM_N_HP,
     .sizes = single_sizes,
     .build = single_build,
     .forward = bottom_forward,

@@ -87,6 +87,18 @@ int sweep_load(const char *path, sweep_t **out, err_t *err);
 int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err);
 void sweep_free(sweep_t *s);
 
+/* One point from settings "section.key=value" (`mtlab train`'s arguments):
+ * each is validated by the key table as the line "key = value" of its
+ * [section] would be (the same messages), one value each (no list or
+ * distribution), and the point is resolved with a sweep's defaults and rules:
+ * a model hyper-parameter the model does not declare is an error, model.name
+ * defaults to mmoe, data.alpha_seed to `seed` (the experiment seed's role).
+ * [experiment] and [record] keys are refused.  labels[i] names settings[i] in
+ * errors ("argument 'model.experts=0'", "--experts").  Returns 0 with *out
+ * (n_points 1, repeats 1), or -1 with *err (ERR_USAGE "LABEL: message"). */
+int sweep_from_settings(const char *const *settings, const char *const *labels, int n,
+                        uint64_t seed, sweep_t **out, err_t *err);
+
 /* Trial `index` in [0, n_trials): its point, repeat, and a runnable spec
  * with both seeds set. */
 void sweep_trial(const sweep_t *s, int index, int *point, int *repeat, trial_spec_t *spec);
