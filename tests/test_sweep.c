@@ -904,6 +904,23 @@ START_TEST(test_scale_sections) {
     }
     sweep_free(full);
     sweep_free(quick);
+    /* A scale that replaces keys given BEFORE a [model.<name>] section keeps
+     * that section's values (the override once pointed at a moved entry and
+     * was lost, silently, with --scale). */
+    char *moved = write_fixture("m.ini", "[experiment]\nname = m\nrepeats = 9\n"
+                                         "[train]\nsteps = 2000\n"
+                                         "[model]\nname = shared_bottom, mmoe\n"
+                                         "[model.shared_bottom]\nbottom_hidden = 40\n"
+                                         "[model.mmoe]\nexperts = 3\n"
+                                         "[scale.quick]\nexperiment.repeats = 2\n"
+                                         "train.steps = 100\n");
+    ck_assert_msg(sweep_load_scaled(moved, "quick", &quick, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(quick->n_points, 2);
+    ck_assert_int_eq(hp(&quick->points[0].spec, "bottom_hidden"), 40);
+    ck_assert_int_eq(hp(&quick->points[1].spec, "experts"), 3);
+    ck_assert_int_eq(quick->points[1].spec.train.steps, 100);
+    sweep_free(quick);
+    remove_fixture(moved);
     ck_assert_int_eq(sweep_load_scaled(path, "nosuch", &quick, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "no [scale.nosuch] section"));
     /* A bad key in any scale section is an error, even when not applied. */

@@ -51,5 +51,6 @@ Suite *sweep_suite(void);
 Suite *run_suite(void);
 Suite *crash_suite(void);
 Suite *plot_suite(void);
+Suite *identity_suite(void);
 
 #endif

@@ -1177,6 +1177,9 @@ static void drop_entry(ctx_t *c, const char *section, int key) {
             free(c->entries[i].values);
             memmove(&c->entries[i], &c->entries[i + 1], sizeof *c->entries * (c->n_entries - i - 1));
             c->n_entries--;
+            /* An entry's model points into its own section: follow the move. */
+            for (int j = i; j < c->n_entries; j++)
+                if (c->entries[j].model) c->entries[j].model = c->entries[j].section + 6;
             return;
         }
 }

@@ -36,6 +36,11 @@
 #include "train/trial.h"
 
 #define SWEEP_MAX_PARAMS 64 /* params of one point, at most */
+/* The rule that makes a point's canonical config, stored with each
+ * experiment (store_experiment): 1 listed every [model] key for every family
+ * (mtlab before issue 9), 2 lists only the keys the point's family declares.
+ * Configs, and so init seeds, of one experiment must follow one rule. */
+#define SWEEP_IDENTITY 2
 /* The largest sweep file sweep_load reads (4 MiB: the shipped ones are a few
  * KiB).  The read stops one byte past it, so a device or an endless stream
  * (`mtlab run /dev/zero`) is refused instead of filling memory. */
