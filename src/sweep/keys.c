@@ -395,6 +395,7 @@ void sweep_key_set(const sweep_key_t *k, sweep_resolve_t *r, const char *text) {
     }
     /* The value passed the key's range, which every declaring family shares. */
     const int i = model_hp_find(model_find(r->def.model), k->hp);
+    assert(i >= 0); /* called only when the key applies */
     r->spec.model_cfg.hp[i] = text_num(text);
 }
 

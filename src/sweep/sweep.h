@@ -20,7 +20,8 @@
  * (the models of one setting) share a dataset.
  *
  * Identity and seeds (SPEC §6).  A point's canonical config is
- * "key=value;key=value..." over EVERY resolved key (defaults included) in a
+ * "key=value;key=value..." over EVERY resolved key (defaults included; of the
+ * model hyper-parameters, those its family declares: SWEEP_IDENTITY) in a
  * fixed key order; a trial is (experiment, config, repeat).
  *     data_seed = H(experiment seed, data.* part of config, repeat)
  *     init_seed = H(experiment seed, config, repeat)
