@@ -195,7 +195,7 @@ static int time_steps(const char *model, int batch, int experts, const data_t *d
     mc.input_dim = data->d;
     mc.tasks = data->T;
     mc.max_batch = batch;
-    if (experts > 0) mc.experts = experts;
+    if (experts > 0 && model_config_set(&mc, ops, "experts", experts, err)) return -1;
     model_t *m;
     if (model_new(&m, model, &mc, 1, err)) return -1;
     train_config_t tc;

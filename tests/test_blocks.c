@@ -25,6 +25,13 @@
 #include "testutil.h"
 #include "train/train.h"
 
+/* The test family's hyper-parameters (model.h). */
+enum { LEVELS_EXPERT_HIDDEN, LEVELS_TOWER_HIDDEN, LEVELS_N_HP };
+static const model_hp_t levels_hp[LEVELS_N_HP] = {
+    [LEVELS_EXPERT_HIDDEN] = {"expert_hidden", HP_INT, 1, 1e6, 3, "units per expert"},
+    [LEVELS_TOWER_HIDDEN] = {"tower_hidden", HP_INT, 1, 1e6, 2, "units per tower"},
+};
+
 #define LEVELS_MAX 5
 
 static int test_levels = 2; /* L of the next model built (a test-only knob) */
@@ -42,7 +49,7 @@ typedef struct {
 } levels_t;
 
 static int levels_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
-    const int L = test_levels, T = c->tasks, h = c->expert_hidden, B = c->max_batch;
+    const int L = test_levels, T = c->tasks, h = model_hp_int(c, LEVELS_EXPERT_HIDDEN), B = c->max_batch;
     size_t params = 0, p;
     for (int l = 0; l < L; l++) {
         const int in = l == 0 ? c->input_dim : h;
@@ -71,7 +78,7 @@ static int levels_sizes(const model_config_t *c, model_sizes_t *out, err_t *err)
     out->n_gates += 1; /* the logits */
     out->gate_experts += 2;
     for (int k = 0; k < T; k++) {
-        if (tower_sizes(h, c->tower_hidden, B, &p, &out->act, err)) return -1;
+        if (tower_sizes(h, model_hp_int(c, LEVELS_TOWER_HIDDEN), B, &p, &out->act, err)) return -1;
         params += p;
     }
     out->n_tensors += 4 * T;
@@ -82,7 +89,7 @@ static int levels_sizes(const model_config_t *c, model_sizes_t *out, err_t *err)
 
 static int levels_build(model_t *m, err_t *err) {
     const model_config_t *c = &m->cfg;
-    const int L = test_levels, T = c->tasks, h = c->expert_hidden, W = (T + 1) * h;
+    const int L = test_levels, T = c->tasks, h = model_hp_int(c, LEVELS_EXPERT_HIDDEN), W = (T + 1) * h;
     levels_t *s = model_work(m, sizeof *s, err);
     if (!s) return -1;
     m->impl = s;
@@ -129,14 +136,14 @@ static int levels_build(model_t *m, err_t *err) {
     if (model_add_gate(m, &logits, err)) return -1;
     for (int k = 0; k < T; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
-        if (tower_build(m, &s->tower[k], name, h, c->tower_hidden, err)) return -1;
+        if (tower_build(m, &s->tower[k], name, h, model_hp_int(c, LEVELS_TOWER_HIDDEN), err)) return -1;
     }
     return 0;
 }
 
 static void levels_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     levels_t *s = m->impl;
-    const int T = m->cfg.tasks, h = m->cfg.expert_hidden, d = m->cfg.input_dim;
+    const int T = m->cfg.tasks, h = model_hp_int(&m->cfg, LEVELS_EXPERT_HIDDEN), d = m->cfg.input_dim;
     for (int l = 0; l < s->L; l++) {
         for (int k = 0; k <= T; k++) {
             const real *in = l == 0 ? x : k < T ? s->F[l - 1][k] : s->S[l - 1];
@@ -160,7 +167,7 @@ static void levels_forward(model_t *m, const real *x, int B, real *pred, model_m
 
 static void levels_backward(model_t *m, const real *x, int B, const real *dpred) {
     levels_t *s = m->impl;
-    const int T = m->cfg.tasks, h = m->cfg.expert_hidden, d = m->cfg.input_dim;
+    const int T = m->cfg.tasks, h = model_hp_int(&m->cfg, LEVELS_EXPERT_HIDDEN), d = m->cfg.input_dim;
     for (int k = 0; k < T; k++)
         tower_backward(m, &s->tower[k], s->F[s->L - 1][k], h, B, dpred, T, k, s->dF[s->L - 1][k]);
     for (int l = s->L - 1; l >= 0; l--) {
@@ -188,6 +195,8 @@ static void levels_backward(model_t *m, const real *x, int B, const real *dpred)
 static const model_ops_t levels_ops = {
     .name = "test_levels",
     .summary = "PLE-like test model of test_levels levels",
+    .hp = levels_hp,
+    .n_hp = LEVELS_N_HP,
     .sizes = levels_sizes,
     .build = levels_build,
     .forward = levels_forward,
@@ -196,11 +205,11 @@ static const model_ops_t levels_ops = {
 
 static model_config_t levels_config(int T, int L, int max_batch) {
     model_config_t c;
-    model_config_default(&c, NULL);
+    model_config_default(&c, &levels_ops);
     c.input_dim = 4;
     c.tasks = T;
-    c.expert_hidden = 3;
-    c.tower_hidden = 2;
+    c.hp[LEVELS_EXPERT_HIDDEN] = 3;
+    c.hp[LEVELS_TOWER_HIDDEN] = 2;
     c.max_batch = max_batch;
     test_levels = L;
     return c;

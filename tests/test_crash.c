@@ -397,14 +397,13 @@ static void assert_show_reproduces(const char *dbp, int id) {
     line += strlen("reproduce (same bits):\n  build/mtlab ");
     *strchr(line, '\n') = '\0';
     const char *args[64];
-    int n = 0;
-    for (char *tok = strtok(line, " "); tok && n < 60; tok = strtok(NULL, " "))
-        args[n++] = tok;
+    int n = test_split_words(line, args, 60);
     args[n++] = "--digits";
     args[n++] = "17";
     args[n] = NULL;
     char *train_out;
-    ck_assert_int_eq(run_mtlab(&train_out, &err, args), 0);
+    int rc = run_mtlab(&train_out, &err, args);
+    ck_assert_msg(rc == 0, "mtlab train exited %d: %s", rc, err);
     const char *final = strstr(train_out, "final test loss:");
     ck_assert_ptr_nonnull(final);
     double t1;

@@ -181,10 +181,10 @@ START_TEST(test_trainer_measures_binary_tasks) {
     model_config_t mc;
     model_config_default(&mc, model_find("mmoe"));
     mc.input_dim = data.d;
-    mc.experts = 3;
-    mc.expert_hidden = 8;
     model_t *m;
     err_t err = {0};
+    ck_assert_int_eq(model_config_set(&mc, model_find("mmoe"), "experts", 3, &err), 0);
+    ck_assert_int_eq(model_config_set(&mc, model_find("mmoe"), "expert_hidden", 8, &err), 0);
     ck_assert_msg(model_new(&m, "mmoe", &mc, 2, &err) == 0, "%s", err.msg);
     train_config_t tc;
     train_config_default(&tc);

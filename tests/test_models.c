@@ -12,15 +12,15 @@
 
 /* A small configuration: every code path (several tasks, several experts,
  * biases) with few enough parameters to check each one. */
-static model_config_t small_config(void) {
+static model_config_t small_config(const char *name) {
     model_config_t c;
-    model_config_default(&c, NULL);
+    model_config_default(&c, model_find(name));
     c.input_dim = 5;
     c.tasks = 3;
-    c.experts = 3;
-    c.expert_hidden = 4;
-    c.bottom_hidden = 6;
-    c.tower_hidden = 3;
+    test_set_hp(&c, name, "experts", 3);
+    test_set_hp(&c, name, "expert_hidden", 4);
+    test_set_hp(&c, name, "bottom_hidden", 6);
+    test_set_hp(&c, name, "tower_hidden", 3);
     c.max_batch = 7;
     return c;
 }
@@ -59,7 +59,7 @@ static double total_loss(void *ctx) {
 
 static void fixture_init(fixture_t *f, const char *name, uint64_t seed) {
     memset(f, 0, sizeof *f);
-    model_config_t c = small_config();
+    model_config_t c = small_config(name);
     err_t err = {0};
     ck_assert_msg(model_new(&f->m, name, &c, seed, &err) == 0, "%s: %s", name, err.msg);
     rng_t r;
@@ -115,7 +115,7 @@ END_TEST
 
 START_TEST(test_tensor_table) {
     const char *name = registry_name(_i);
-    model_config_t c = small_config();
+    model_config_t c = small_config(name);
     model_t *m;
     err_t err;
     ck_assert(model_new(&m, name, &c, 1, &err) == 0);
@@ -134,7 +134,7 @@ END_TEST
 
 START_TEST(test_init_deterministic) {
     const char *name = registry_name(_i);
-    model_config_t c = small_config();
+    model_config_t c = small_config(name);
     model_t *a, *b, *other;
     err_t err;
     ck_assert(model_new(&a, name, &c, 5, &err) == 0);
@@ -201,7 +201,7 @@ START_TEST(test_gates) {
     int expect = strcmp(name, "mmoe") == 0 ? f.m->cfg.tasks : strcmp(name, "omoe") == 0 ? 1 : 0;
     ck_assert_int_eq(n, expect);
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(g[i].experts, f.m->cfg.experts);
+        ck_assert_int_eq(g[i].experts, 3); /* small_config's */
         ck_assert_int_eq(g[i].level, 1);
         ck_assert_int_eq(g[i].kind, GATE_SOFTMAX);
         ck_assert_str_eq(g[i].owner, g[i].name); /* "t1".. (mmoe), "shared" (omoe) */
@@ -220,14 +220,14 @@ START_TEST(test_gates) {
 END_TEST
 
 START_TEST(test_bad_config) {
-    model_config_t c = small_config();
+    model_config_t c = small_config("mmoe");
     model_t *m = NULL;
     err_t err = {0};
     ck_assert_int_eq(model_new(&m, "nosuch", &c, 1, &err), -1);
     ck_assert_int_eq(err.kind, ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "unknown model 'nosuch'"));
     ck_assert_ptr_nonnull(strstr(err.msg, "mmoe"));
-    c.experts = 0;
+    c.hp[model_hp_find(model_find("mmoe"), "experts")] = 0;
     ck_assert_int_eq(model_new(&m, "mmoe", &c, 1, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "experts"));
     ck_assert_ptr_null(m);
@@ -239,7 +239,7 @@ END_TEST
  * the paper's sizes, and a heap estimate that covers the parameters. */
 START_TEST(test_sizes_match_build) {
     const char *name = registry_name(_i);
-    model_config_t configs[2] = {small_config()};
+    model_config_t configs[2] = {small_config(name)};
     model_config_default(&configs[1], model_find(name));
     for (int i = 0; i < 2; i++) {
         model_sizes_t sz;
@@ -292,12 +292,21 @@ START_TEST(test_overflowing_configs) {
          "single: 3 bottoms x max_batch 2147483647 x 2147483647 hidden units overflows"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        model_config_t c = small_config(); /* 3 tasks */
+        const char *name = cases[i].model;
+        model_config_t c = small_config(name); /* 3 tasks */
         c.input_dim = cases[i].input_dim;
-        c.experts = cases[i].experts;
-        c.expert_hidden = cases[i].expert_hidden;
-        c.bottom_hidden = cases[i].bottom_hidden;
-        c.tower_hidden = cases[i].tower_hidden;
+        /* Beyond the declared maxima on purpose: model_new takes any int. */
+        const model_ops_t *ops = model_find(name);
+        const struct {
+            const char *hp;
+            int value;
+        } hps[] = {{"experts", cases[i].experts},
+                   {"expert_hidden", cases[i].expert_hidden},
+                   {"bottom_hidden", cases[i].bottom_hidden},
+                   {"tower_hidden", cases[i].tower_hidden}};
+        for (int h = 0; h < 4; h++)
+            if (model_hp_find(ops, hps[h].hp) >= 0)
+                c.hp[model_hp_find(ops, hps[h].hp)] = hps[h].value;
         c.max_batch = cases[i].max_batch;
         model_t *m = (model_t *)&c; /* model_new must reset it */
         err_t err = {0};
@@ -313,6 +322,59 @@ START_TEST(test_overflowing_configs) {
 }
 END_TEST
 
+/* The families' hyper-parameter tables (issue 9): one [model] line is
+ * validated once for every listed family, so families that share a name
+ * agree on its type and range; each default lies in its range; the
+ * registry's union lists every name once and keeps each family's order (the
+ * order of a config's model keys).  Defaults may differ (single's bottom is
+ * 16, shared_bottom's 113): each trial's config records the value it used. */
+START_TEST(test_hp_tables) {
+    int n, n_all;
+    const model_ops_t *const *all = model_registry(&n);
+    const model_hp_t *const *names = model_hp_all(&n_all);
+    for (int f = 0; f < n; f++) {
+        ck_assert_int_le(all[f]->n_hp, MODEL_MAX_HP);
+        int last = -1;
+        for (int i = 0; i < all[f]->n_hp; i++) {
+            const model_hp_t *hp = &all[f]->hp[i];
+            ck_assert_msg(hp->min <= hp->def && hp->def <= hp->max,
+                          "%s.%s: default %g outside [%g, %g]", all[f]->name, hp->name, hp->def,
+                          hp->min, hp->max);
+            ck_assert_msg(hp->help && hp->help[0], "%s.%s has no help", all[f]->name, hp->name);
+            ck_assert_int_eq(model_hp_find(all[f], hp->name), i); /* unique in the family */
+            int at = -1;
+            for (int j = 0; j < n_all; j++)
+                if (strcmp(names[j]->name, hp->name) == 0) {
+                    ck_assert_int_eq(at, -1); /* once in the union */
+                    at = j;
+                }
+            ck_assert_int_gt(at, last); /* the family's order */
+            last = at;
+            for (int g = 0; g < n; g++) {
+                int k = model_hp_find(all[g], hp->name);
+                if (k < 0) continue;
+                const model_hp_t *other = &all[g]->hp[k];
+                ck_assert_msg(other->type == hp->type && other->min == hp->min &&
+                                  other->max == hp->max,
+                              "%s and %s disagree on the type or range of '%s'", all[f]->name,
+                              all[g]->name, hp->name);
+            }
+        }
+    }
+    /* Setting by name checks the family and the range. */
+    model_config_t c;
+    const model_ops_t *sb = model_find("shared_bottom");
+    model_config_default(&c, sb);
+    err_t err = {0};
+    ck_assert_int_eq(model_config_set(&c, sb, "bottom_hidden", 50, &err), 0);
+    ck_assert_int_eq(model_hp_int(&c, model_hp_find(sb, "bottom_hidden")), 50);
+    ck_assert_int_eq(model_config_set(&c, sb, "experts", 4, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no hyper-parameter 'experts'"));
+    ck_assert_int_eq(model_config_set(&c, sb, "bottom_hidden", 2.5, &err), -1);
+    ck_assert_int_eq(model_config_set(&c, sb, "bottom_hidden", 0, &err), -1);
+}
+END_TEST
+
 Suite *models_suite(void) {
     Suite *s = suite_create("models");
     TCase *tc = tcase_create("registry");
@@ -324,6 +386,7 @@ Suite *models_suite(void) {
     tcase_add_loop_test(tc, test_gates, 0, n);
     tcase_add_test(tc, test_paper_sizes);
     tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_hp_tables);
     tcase_add_loop_test(tc, test_sizes_match_build, 0, n);
     tcase_add_test(tc, test_overflowing_configs);
     suite_add_tcase(s, tc);

@@ -41,7 +41,7 @@ static const char *const sweeps[][2] = {
                  "[model]\nname = mmoe\n"},
     {"fig3.ini", "[experiment]\nname = mmoe-fig3\nrepeats = 2\nseed = 3\n"
                  "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
-                 "[model]\nname = shared_bottom\n" TINY_MODEL},
+                 "[model]\nname = shared_bottom\ntower_hidden = 4\nbottom_hidden = 8\n"},
     {"fig4.ini",
      "[experiment]\nname = mmoe-fig4\nrepeats = 2\nseed = 4\n"
      "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.001, 0.01\n" TINY_TRAIN

@@ -107,7 +107,7 @@ static int64_t add_fixture(store_t *s, int n, int *added) {
     ck_assert(n <= MAX_FIXTURE);
     err_t err = {0};
     int64_t exp_id;
-    ck_assert_msg(store_experiment(s, "exp", "a test experiment", "[experiment]\nname = exp\n",
+    ck_assert_msg(store_experiment(s, "exp", "a test experiment", "[experiment]\nname = exp\n", 2,
                                    false, &exp_id, &err) == 0,
                   "%s", err.msg);
     for (int i = 0; i < n; i++) {
@@ -250,8 +250,8 @@ START_TEST(schema_applied) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 4);
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 5);
     ck_assert_int_eq(
         q_int(s, "SELECT count(*) FROM pragma_table_info('trial') WHERE name = 'kills'"), 1);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('gate') WHERE name IN "
@@ -327,7 +327,7 @@ START_TEST(older_schema_upgraded) {
         copy_fixture(path);
         store_t *s = open_or_die(path, readonly ? STORE_READONLY : 0);
         ck_assert_str_eq(
-            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
+            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'done'"), 5);
         /* 004: the old gates are single-level softmax gates owned by their task */
@@ -341,6 +341,8 @@ START_TEST(older_schema_upgraded) {
                          5);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'pending'"), 3);
         ck_assert_int_eq(q_int(s, "SELECT sum(kills) FROM trial"), 0);
+        /* written by mtlab before issue 9: trial identity 1 */
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM experiment WHERE identity = 1"), 1);
         ck_assert_int_eq(q_int(s, "SELECT count(DISTINCT trial_id) FROM metric"), 5);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_setting"), 8); /* a row per trial */
         ck_assert_str_eq(q_text(s, "PRAGMA integrity_check", buf, sizeof buf), "ok");
@@ -366,7 +368,7 @@ START_TEST(version1_upgraded) {
     sqlite3_close(db);
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "4");
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_curve WHERE step = 40") > 0, 1);
     store_close(s);
@@ -406,6 +408,42 @@ START_TEST(failed_migration_rolled_back) {
 }
 END_TEST
 
+/* Trial identity (issue 9): an experiment whose trials' configs follow
+ * another rule is refused before anything changes, with a way out; one
+ * without trials is taken over; a new one records the caller's. */
+START_TEST(identity_refused) {
+    char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[256];
+    copy_fixture(path);
+    store_t *s = open_or_die(path, 0);
+    exec_or_die(s, "UPDATE experiment SET spec = 'old spec'");
+    int64_t id;
+    err_t err = {0};
+    for (int replace = 0; replace <= 1; replace++) {
+        ck_assert_int_eq(store_experiment(s, "fixture", "", "new spec", 2, replace, &id, &err), -1);
+        ck_assert_int_eq(err.kind, ERR_USAGE);
+        ck_assert_msg(strstr(err.msg, "experiment 'fixture'") &&
+                          strstr(err.msg, "has 8 trials of trial identity 1, this mtlab writes "
+                                          "identity 2") &&
+                          strstr(err.msg, "stay readable") && strstr(err.msg, "new --db") &&
+                          strstr(err.msg, "rename the experiment"),
+                      "%s", err.msg);
+        ck_assert_str_eq(q_text(s, "SELECT spec FROM experiment", buf, sizeof buf), "old spec");
+        ck_assert_int_eq(q_int(s, "SELECT identity FROM experiment"), 1);
+    }
+    /* Without trials there is nothing to mix up: it takes identity 2. */
+    exec_or_die(s, "DELETE FROM param; DELETE FROM metric; DELETE FROM gate_hist; DELETE FROM gate;"
+                   "DELETE FROM tensor; DELETE FROM weights; DELETE FROM trial");
+    ck_assert_msg(store_experiment(s, "fixture", "", "old spec", 2, false, &id, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_int_eq(q_int(s, "SELECT identity FROM experiment"), 2);
+    ck_assert_msg(store_experiment(s, "new", "", "spec", 2, false, &id, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(q_int(s, "SELECT identity FROM experiment WHERE name = 'new'"), 2);
+    store_close(s);
+    free(path);
+    free(dir);
+}
+END_TEST
+
 START_TEST(newer_schema_refused) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db");
     store_t *s = open_or_die(path, 0);
@@ -415,7 +453,7 @@ START_TEST(newer_schema_refused) {
     ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_FAIL);
-    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 4") &&
+    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 5") &&
                       strstr(err.msg, path),
                   "%s", err.msg);
     free(path);
@@ -492,8 +530,8 @@ START_TEST(readonly_never_writes) {
     s = open_or_die(path, STORE_READONLY);
     err_t err = {0};
     int64_t id;
-    ck_assert_int_eq(store_experiment(s, "x", "", "spec", false, &id, &err), -1);
-    ck_assert_int_eq(store_experiment(s, "exp", "", "other spec", true, &id, &err), -1);
+    ck_assert_int_eq(store_experiment(s, "x", "", "spec", 2, false, &id, &err), -1);
+    ck_assert_int_eq(store_experiment(s, "exp", "", "other spec", 2, true, &id, &err), -1);
     char *msg = NULL;
     ck_assert_int_ne(sqlite3_exec(store_db(s), "DELETE FROM param", NULL, NULL, &msg), SQLITE_OK);
     sqlite3_free(msg);
@@ -511,8 +549,8 @@ START_TEST(experiment_registration) {
     store_t *s = open_or_die(path, 0);
     err_t err = {0};
     int64_t a, b, c;
-    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v1", false, &a, &err), 0);
-    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v1", false, &b, &err), 0);
+    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v1", 2, false, &a, &err), 0);
+    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v1", 2, false, &b, &err), 0);
     ck_assert_int_eq(a, b);
     ck_assert_str_eq(q_text(s, "SELECT code_version FROM experiment", buf, sizeof buf),
                      mtlab_version());
@@ -520,7 +558,7 @@ START_TEST(experiment_registration) {
     ck_assert_msg(strlen(buf) == 20 && buf[4] == '-' && buf[10] == 'T' && buf[19] == 'Z', "%s",
                   buf);
     /* A changed spec is refused, naming the experiment and the flag. */
-    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v2", false, &c, &err), -1);
+    ck_assert_int_eq(store_experiment(s, "mmoe-fig4", "desc", "spec v2", 2, false, &c, &err), -1);
     ck_assert_int_eq(err.kind, ERR_USAGE);
     char expect[512];
     snprintf(expect, sizeof expect,
@@ -531,7 +569,7 @@ START_TEST(experiment_registration) {
     /* Replacing keeps the id and the trials. */
     int added;
     add_fixture(s, 4, &added); /* experiment "exp" */
-    ck_assert_int_eq(store_experiment(s, "exp", "new", "new spec", true, &c, &err), 0);
+    ck_assert_int_eq(store_experiment(s, "exp", "new", "new spec", 2, true, &c, &err), 0);
     ck_assert_int_eq(q_int(s, "SELECT id FROM experiment WHERE name = 'exp'"), c);
     ck_assert_str_eq(q_text(s, "SELECT spec FROM experiment WHERE name = 'exp'", buf, sizeof buf),
                      "new spec");
@@ -612,7 +650,7 @@ START_TEST(gates_routes_params) {
     store_t *s = open_or_die(path, 0);
     err_t err = {0};
     int64_t exp_id;
-    ck_assert_int_eq(store_experiment(s, "levels", NULL, "spec", false, &exp_id, &err), 0);
+    ck_assert_int_eq(store_experiment(s, "levels", NULL, "spec", 2, false, &exp_id, &err), 0);
     store_trial_t t = {.repeat = 0, .model = "adatt", .config = "c", .model_params = 4321};
     int added;
     ck_assert_int_eq(store_add_trials(s, exp_id, &t, 1, &added, &err), 0);
@@ -1005,7 +1043,7 @@ START_TEST(concurrent_open_fresh_file) {
             err_t err = {0};
             int64_t id;
             if (store_open(&mine, path, 0, &err) ||
-                store_experiment(mine, "exp", "", "spec", false, &id, &err)) {
+                store_experiment(mine, "exp", "", "spec", 2, false, &id, &err)) {
                 fprintf(stderr, "opener %d: %s\n", k, err.msg);
                 _exit(1);
             }
@@ -1503,7 +1541,7 @@ START_TEST(readonly_filesystem) {
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM metric"), 2 * 3 * N_STEPS);
         err_t err = {0};
         int64_t id;
-        ck_assert_int_eq(store_experiment(s, "x", "", "spec", false, &id, &err), -1);
+        ck_assert_int_eq(store_experiment(s, "x", "", "spec", 2, false, &id, &err), -1);
         store_close(s);
         assert_no_wal_files(path, "store_open(STORE_READONLY)");
         char *csv_dir = path_in(out_dir, "csv");
@@ -1640,6 +1678,7 @@ Suite *store_suite(void) {
     tcase_add_test(tc, newer_schema_refused);
     tcase_add_test(tc, older_schema_upgraded);
     tcase_add_test(tc, version1_upgraded);
+    tcase_add_test(tc, identity_refused);
     tcase_add_test(tc, failed_migration_rolled_back);
     tcase_add_test(tc, not_a_store);
     tcase_add_test(tc, bad_paths);

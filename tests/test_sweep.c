@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/numtext.h"
+#include "models/model.h"
 #include "sweep/keys.h"
 #include "sweep/sweep.h"
 #include "testutil.h"
@@ -85,6 +86,19 @@ static void assert_param(const sweep_t *s, int point, const char *key, const cha
                   value);
 }
 
+/* Index of key in point's params, or -1. */
+static int param_index(const sweep_t *s, int point, const char *key) {
+    for (int i = 0; i < s->points[point].n_params; i++)
+        if (strcmp(s->points[point].params[i].key, key) == 0) return i;
+    return -1;
+}
+
+/* Hyper-parameter `name` of the spec's model, or -1 when it declares none. */
+static int hp(const trial_spec_t *spec, const char *name) {
+    int i = model_hp_find(model_find(spec->model), name);
+    return i < 0 ? -1 : (int)spec->model_cfg.hp[i];
+}
+
 /* ---- grid and trial order ------------------------------------------------ */
 
 static const char grid_ini[] = "[experiment]\n"
@@ -154,9 +168,12 @@ START_TEST(test_models_innermost) {
         const trial_spec_t *spec = &s->points[p].spec;
         ck_assert_str_eq(spec->model, model[p]);
         assert_param(s, p, "model.name", model[p]);
-        ck_assert_int_eq(spec->model_cfg.bottom_hidden, bottom[p]);
-        ck_assert_int_eq(spec->model_cfg.experts, 4);
-        ck_assert_int_eq(spec->model_cfg.tower_hidden, 8);
+        /* Each family gets only the hyper-parameters it declares. */
+        const bool sb = strcmp(model[p], "shared_bottom") == 0;
+        ck_assert_int_eq(hp(spec, "bottom_hidden"), sb ? bottom[p] : -1);
+        ck_assert_int_eq(hp(spec, "experts"), sb ? -1 : 4);
+        ck_assert_int_eq(hp(spec, "tower_hidden"), 8);
+        ck_assert_int_eq(param_index(s, p, sb ? "model.experts" : "model.bottom_hidden"), -1);
         assert_param(s, p, "data.correlation", p < 3 ? "0.2" : "0.8");
     }
     assert_param(s, 1, "model.bottom_hidden", "50");
@@ -165,10 +182,100 @@ START_TEST(test_models_innermost) {
     /* Defaults are per family: single's bottom is 16, shared_bottom's 113. */
     s = load_text("[experiment]\nname = fam\n[model]\nname = single, shared_bottom\n");
     ck_assert_int_eq(s->n_points, 2);
-    ck_assert_int_eq(s->points[0].spec.model_cfg.bottom_hidden, 16);
+    ck_assert_int_eq(hp(&s->points[0].spec, "bottom_hidden"), 16);
     assert_param(s, 0, "model.bottom_hidden", "16");
-    ck_assert_int_eq(s->points[1].spec.model_cfg.bottom_hidden, 113);
+    ck_assert_int_eq(hp(&s->points[1].spec, "bottom_hidden"), 113);
     sweep_free(s);
+}
+END_TEST
+
+/* Issue 9 (review W1): a [model] key applies only to the families that
+ * declare it, so a Shared-Bottom baseline next to an experts grid is one
+ * trial per repeat, not one per experts value. */
+START_TEST(test_hp_per_family) {
+    sweep_t *s = load_text("[experiment]\nname = w1\nrepeats = 2\n"
+                           "[model]\nname = shared_bottom, mmoe\nexperts = 2, 4, 8\n");
+    ck_assert_int_eq(s->n_points, 4);
+    ck_assert_int_eq(s->n_trials, 8);
+    static const char *const model[] = {"shared_bottom", "mmoe", "mmoe", "mmoe"};
+    static const char *const experts[] = {NULL, "2", "4", "8"};
+    for (int p = 0; p < 4; p++) {
+        assert_param(s, p, "model.name", model[p]);
+        if (experts[p])
+            assert_param(s, p, "model.experts", experts[p]);
+        else
+            ck_assert_int_eq(param_index(s, p, "model.experts"), -1);
+        ck_assert_ptr_null(strstr(s->points[p].config, p ? "bottom_hidden" : "expert"));
+    }
+    sweep_free(s);
+
+    /* The same with a distribution: the draws of a key the family does not
+     * declare do not multiply its points either. */
+    s = load_text("[experiment]\nname = w1r\nsamples = 5\n"
+                  "[model]\nname = shared_bottom, mmoe\nexperts = randint(2, 1000)\n"
+                  "tower_hidden = 4, 6\n");
+    int sb = 0;
+    for (int p = 0; p < s->n_points; p++)
+        sb += strcmp(s->points[p].spec.model, "shared_bottom") == 0;
+    ck_assert_int_eq(sb, 2); /* one per tower_hidden, which it declares */
+    sweep_free(s);
+}
+END_TEST
+
+/* A trial's settings as `mtlab train` takes them: one point, resolved by the
+ * sweep rules, errors naming the setting. */
+START_TEST(test_settings) {
+    const char *ok[] = {"model.name=shared_bottom", "data.tasks=4", "data.groups=2 2",
+                        "model.bottom_hidden=50", "train.lr=0.01"};
+    sweep_t *s;
+    err_t err = {0};
+    ck_assert_msg(sweep_from_settings(ok, ok, 5, 2018, &s, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(s->n_points, 1);
+    assert_param(s, 0, "model.bottom_hidden", "50");
+    assert_param(s, 0, "data.groups", "2 2");
+    assert_param(s, 0, "data.alpha_seed", "2018");
+    ck_assert_int_eq(hp(&s->points[0].spec, "bottom_hidden"), 50);
+    ck_assert(s->points[0].spec.train.lr == 0.01);
+    ck_assert_int_eq(s->points[0].spec.data.tasks, 4);
+    sweep_free(s);
+
+    /* No model given: mmoe, as `mtlab train` always defaulted to. */
+    ck_assert_int_eq(sweep_from_settings(NULL, NULL, 0, 7, &s, &err), 0);
+    assert_param(s, 0, "model.name", "mmoe");
+    assert_param(s, 0, "model.experts", "8");
+    sweep_free(s);
+
+    static const struct {
+        const char *setting, *message;
+    } bad[] = {
+        {"model.experts=0", "model.experts=0: [model] experts: 0 is out of range [1, 4096]"},
+        {"data.nope=1", "data.nope=1: unknown key 'nope' in [data]"},
+        {"train.lr=0.1, 0.2", "train.lr=0.1, 0.2: [train] lr: takes a single value here"},
+        {"train.lr=loguniform(0.1, 1)", "takes a single value here"},
+        {"model.bottom_hidden=5", "model mmoe has no such hyper-parameter"},
+        {"experiment.seed=3", "[experiment] keys describe a sweep"},
+        {"lr=3", "lr=3: expected section.key=value"},
+        {"model.mmoe.experts=3", "not model.NAME.KEY"},
+        {"tarin.lr=3", "unknown section [tarin] (did you mean [train]?)"},
+        {"data.correlation=0.3", "given twice (data.correlation=0.1 and data.correlation=0.3)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *settings[] = {"data.correlation=0.1", bad[i].setting};
+        s = (sweep_t *)1;
+        err = (err_t){0};
+        ck_assert_int_eq(sweep_from_settings(settings, settings, 2, 1, &s, &err), -1);
+        ck_assert_ptr_null(s);
+        ck_assert_int_eq(err.kind, ERR_USAGE);
+        ck_assert_msg(strstr(err.msg, bad[i].message), "%zu: '%s' lacks '%s'", i, err.msg,
+                      bad[i].message);
+    }
+    /* A rule across keys names each setting. */
+    const char *batch[] = {"train.batch=600", "data.train=500"};
+    const char *labels[] = {"--batch", "data.train=500"};
+    ck_assert_int_eq(sweep_from_settings(batch, labels, 2, 1, &s, &err), -1);
+    ck_assert_msg(strstr(err.msg, "--batch: train.batch = 600 (--batch) with data.train = 500 "
+                                  "(data.train=500): a batch is larger than the training set"),
+                  "%s", err.msg);
 }
 END_TEST
 
@@ -228,12 +335,14 @@ START_TEST(test_seeds) {
         {449201651094286033ULL, 8203402081700110739ULL},
         {3178505437287432096ULL, 6926904621474081024ULL},
     };
+    /* Trial identity 2 (issue 9): a config lists only the hyper-parameters
+     * its model declares, so these changed then; the data seeds did not. */
     static const uint64_t golden_init[2][4] = {
         /* [repeat][point] */
-        {716452138293203580ULL, 2981278183343524545ULL, 6106651928070905942ULL,
-         1202848436839253515ULL},
-        {3133432974949314507ULL, 5220226678958992591ULL, 6094154448652704714ULL,
-         8993283198022396227ULL},
+        {9008865240302619608ULL, 4570100821320054065ULL, 2000527975638226126ULL,
+         4785320789280438646ULL},
+        {6156267406931660411ULL, 3158303935686849090ULL, 3303660272012491058ULL,
+         5451224900285151508ULL},
     };
     for (int r = 0; r < 2; r++) {
         for (int p = 0; p < 4; p++)
@@ -300,16 +409,15 @@ START_TEST(test_canonical_config) {
                      "data.alpha_seed=42;data.train=40000;data.validation=1000;data.test=1000;"
                      "train.optimizer=adam;train.lr=0.1;train.batch=128;train.steps=3000;"
                      "train.eval_every=100;train.task_weights=1 1;model.name=mmoe;"
-                     "model.experts=8;model.expert_hidden=16;model.bottom_hidden=113;"
-                     "model.tower_hidden=8");
+                     "model.experts=8;model.expert_hidden=16;model.tower_hidden=8");
     ck_assert_str_eq(s->points[0].data_config,
                      "data.source=synthetic;data.tasks=2;data.correlation=0.5;data.dim=100;"
                      "data.sinusoids=10;data.scale=1;data.noise=0.1;data.alpha=normal;"
                      "data.alpha_seed=42;data.train=40000;data.validation=1000;data.test=1000");
     assert_param(s, 1, "train.lr", "0.0001");
-    ck_assert_int_eq(s->points[0].n_params, 23);
+    ck_assert_int_eq(s->points[0].n_params, 22);
     ck_assert_str_eq(s->points[0].params[0].key, "data.source");
-    ck_assert_str_eq(s->points[0].params[22].key, "model.tower_hidden");
+    ck_assert_str_eq(s->points[0].params[21].key, "model.tower_hidden");
     ck_assert_int_eq((int)s->points[0].spec.data.alpha_seed, 42); /* the experiment seed */
 
     sweep_t *again = load_text(text);
@@ -441,7 +549,7 @@ START_TEST(test_distributions) {
     ck_assert_int_eq(s->n_points, 3);
     bool seen[5] = {false};
     for (int p = 0; p < 3; p++) {
-        int e = s->points[p].spec.model_cfg.experts;
+        int e = hp(&s->points[p].spec, "experts");
         ck_assert(e >= 2 && e <= 4);
         seen[e] = true;
     }
@@ -456,7 +564,7 @@ START_TEST(test_distributions) {
     bool alpha_seen[2] = {false}, experts_seen[10] = {false};
     for (int p = 0; p < s->n_points; p++) {
         const trial_spec_t *spec = &s->points[p].spec;
-        int e = spec->model_cfg.experts;
+        int e = hp(spec, "experts");
         ck_assert(e == 3 || e == 5 || e == 9);
         experts_seen[e] = true;
         alpha_seen[spec->data.alpha_mode == ALPHA_INDEX] = true;
@@ -555,6 +663,20 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
     {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
     {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
+    /* Model hyper-parameters belong to the families that declare them. */
+    {HEAD "[model]\nname = shared_bottom, single\nexperts = 4\n",
+     5,
+     {"[model] experts: no listed model (shared_bottom, single) has this hyper-parameter"}},
+    {HEAD "[model]\nexperts = 4\nname = single\n",
+     4,
+     {"[model] experts: model single has no such hyper-parameter",
+      "(it declares: bottom_hidden, tower_hidden)"}},
+    {HEAD "[model]\nname = shared_bottom, mmoe\n[model.shared_bottom]\nexperts = 4\n",
+     6,
+     {"[model.shared_bottom] experts: model shared_bottom has no such hyper-parameter"}},
+    {HEAD "[model]\nname = shared_bottom, mmoe\n[scale.q]\nmodel.mmoe.bottom_hidden = 4\n",
+     6,
+     {"[model.mmoe] bottom_hidden: model mmoe has no such hyper-parameter"}},
     /* Errors found on a resolved point (rules across keys) name the point,
      * the line of one key in conflict, and the other key with its line. */
     {HEAD "[data]\ntasks = 3\ncorrelation = 0.2, -0.9\n" MODEL,
@@ -778,11 +900,27 @@ START_TEST(test_scale_sections) {
         const trial_spec_t *sp = &quick->points[p].spec;
         ck_assert_int_eq(sp->train.steps, 500);
         ck_assert(sp->train.lr == 0.001); /* [scale.other] not applied */
-        if (strcmp(sp->model, "shared_bottom") == 0)
-            ck_assert_int_eq(sp->model_cfg.bottom_hidden, 50);
+        if (strcmp(sp->model, "shared_bottom") == 0) ck_assert_int_eq(hp(sp, "bottom_hidden"), 50);
     }
     sweep_free(full);
     sweep_free(quick);
+    /* A scale that replaces keys given BEFORE a [model.<name>] section keeps
+     * that section's values (the override once pointed at a moved entry and
+     * was lost, silently, with --scale). */
+    char *moved = write_fixture("m.ini", "[experiment]\nname = m\nrepeats = 9\n"
+                                         "[train]\nsteps = 2000\n"
+                                         "[model]\nname = shared_bottom, mmoe\n"
+                                         "[model.shared_bottom]\nbottom_hidden = 40\n"
+                                         "[model.mmoe]\nexperts = 3\n"
+                                         "[scale.quick]\nexperiment.repeats = 2\n"
+                                         "train.steps = 100\n");
+    ck_assert_msg(sweep_load_scaled(moved, "quick", &quick, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(quick->n_points, 2);
+    ck_assert_int_eq(hp(&quick->points[0].spec, "bottom_hidden"), 40);
+    ck_assert_int_eq(hp(&quick->points[1].spec, "experts"), 3);
+    ck_assert_int_eq(quick->points[1].spec.train.steps, 100);
+    sweep_free(quick);
+    remove_fixture(moved);
     ck_assert_int_eq(sweep_load_scaled(path, "nosuch", &quick, &err), -1);
     ck_assert_ptr_nonnull(strstr(err.msg, "no [scale.nosuch] section"));
     /* A bad key in any scale section is an error, even when not applied. */
@@ -922,6 +1060,8 @@ Suite *sweep_suite(void) {
     tcase_add_test(tc, test_grid_2x2);
     tcase_add_test(tc, test_models_innermost);
     tcase_add_test(tc, test_override_dedupes);
+    tcase_add_test(tc, test_hp_per_family);
+    tcase_add_test(tc, test_settings);
     tcase_add_test(tc, test_seeds);
     tcase_add_test(tc, test_canonical_config);
     tcase_add_test(tc, test_number_format);

@@ -319,9 +319,9 @@ static trial_spec_t memory_spec(const memory_case_t *c) {
     spec.data.binary[0] = c->binary;
     snprintf(spec.model, sizeof spec.model, "%s", c->model);
     model_config_default(&spec.model_cfg, model_find(c->model));
-    spec.model_cfg.experts = c->experts;
-    spec.model_cfg.expert_hidden = c->expert_hidden;
-    if (c->bottom_hidden) spec.model_cfg.bottom_hidden = c->bottom_hidden;
+    test_set_hp(&spec.model_cfg, c->model, "experts", c->experts);
+    test_set_hp(&spec.model_cfg, c->model, "expert_hidden", c->expert_hidden);
+    if (c->bottom_hidden) test_set_hp(&spec.model_cfg, c->model, "bottom_hidden", c->bottom_hidden);
     spec.train.batch = c->batch;
     spec.train.steps = c->steps;
     spec.train.eval_every = 1;
@@ -413,8 +413,8 @@ START_TEST(test_trial_unallocatable) {
         trial_spec_t spec;
         trial_spec_default(&spec);
         spec.data.n_train = cases[i].n_train;
-        spec.model_cfg.experts = cases[i].experts;
-        spec.model_cfg.expert_hidden = cases[i].expert_hidden;
+        test_set_hp(&spec.model_cfg, spec.model, "experts", cases[i].experts);
+        test_set_hp(&spec.model_cfg, spec.model, "expert_hidden", cases[i].expert_hidden);
         spec.train.steps = 1;
         trial_memory_t est;
         err_t err = {0};
@@ -569,9 +569,10 @@ START_TEST(test_objective_gradient_with_penalty) {
             model_config_t mc;
             model_config_default(&mc, model_find("mmoe"));
             mc.input_dim = data.d;
-            mc.experts = 3;
-            mc.expert_hidden = 4;
-            mc.tower_hidden = 3;
+            const model_ops_t *mmoe = model_find("mmoe");
+            ck_assert_int_eq(model_config_set(&mc, mmoe, "experts", 3, &err), 0);
+            ck_assert_int_eq(model_config_set(&mc, mmoe, "expert_hidden", 4, &err), 0);
+            ck_assert_int_eq(model_config_set(&mc, mmoe, "tower_hidden", 3, &err), 0);
             mc.max_batch = 16;
             ck_assert_msg(model_new(&m, "mmoe", &mc, 3, &err) == 0, "%s", err.msg);
         } else {

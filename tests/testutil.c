@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "models/model.h"
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -127,4 +129,41 @@ pid_t test_spawn_mtlab(const char *const *args, const char *out_path, const char
         _exit(127);
     }
     return pid;
+}
+
+void test_set_hp(void *model_config, const char *model, const char *name, double value) {
+    const model_ops_t *ops = model_find(model);
+    ck_assert_msg(ops != NULL, "no model %s", model);
+    if (model_hp_find(ops, name) < 0) return;
+    err_t err = {0};
+    ck_assert_msg(model_config_set(model_config, ops, name, value, &err) == 0, "%s", err.msg);
+}
+
+int test_split_words(char *line, const char **words, int max) {
+    int n = 0;
+    char *in = line, *out = line;
+    while (*in) {
+        while (*in == ' ' || *in == '\t')
+            in++;
+        if (!*in) break;
+        ck_assert_int_lt(n, max - 1);
+        words[n++] = out;
+        while (*in && *in != ' ' && *in != '\t') {
+            if (*in == '\'') {
+                for (in++; *in && *in != '\''; in++)
+                    *out++ = *in;
+                ck_assert_msg(*in == '\'', "unterminated quote in %s", line);
+                in++;
+            } else if (*in == '\\' && in[1]) {
+                *out++ = in[1];
+                in += 2;
+            } else {
+                *out++ = *in++;
+            }
+        }
+        if (*in) in++; /* the blank: out never passes in, so this stays safe */
+        *out++ = '\0';
+    }
+    words[n] = NULL;
+    return n;
 }

@@ -29,6 +29,16 @@ double test_query(const char *db_path, const char *sql);
 pid_t test_spawn_mtlab(const char *const *args, const char *out_path, const char *err_path,
                        bool new_session);
 
+/* Sets hyper-parameter `name` of c, made for family `model`, when that
+ * family declares it (a test's one config for several families). */
+void test_set_hp(void *model_config, const char *model, const char *name, double value);
+
+/* Splits a command line as a POSIX shell would for what `mtlab show` prints
+ * (words separated by blanks; '...' quotes a word, '\'' inside it a quote):
+ * the words overwrite `line` and go to words[0..n), at most max - 1, then
+ * NULL.  Returns n. */
+int test_split_words(char *line, const char **words, int max);
+
 /* Every suite of the runner. */
 Suite *rng_suite(void);
 Suite *nn_suite(void);
@@ -44,5 +54,6 @@ Suite *crash_suite(void);
 Suite *plot_suite(void);
 Suite *golden_suite(void);
 Suite *blocks_suite(void);
+Suite *identity_suite(void);
 
 #endif

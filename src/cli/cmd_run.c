@@ -9,26 +9,46 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/run_report.h"
+#include "sweep/keys.h"
 #include "sweep/runner.h"
 #include "sweep/sweep.h"
 
-/* Marks the keys whose value differs between points: what a reader of the
- * dry-run listing needs to tell trials apart. */
-static void varying_keys(const sweep_t *sw, bool *varies) {
-    const sweep_point_t *first = &sw->points[0];
-    for (int i = 0; i < first->n_params; i++) {
-        varies[i] = false;
-        for (int p = 1; p < sw->n_points && !varies[i]; p++)
-            varies[i] = strcmp(sw->points[p].params[i].value, first->params[i].value) != 0 ||
-                        strcmp(sw->points[p].params[i].key, first->params[i].key) != 0;
-    }
+/* The keys whose value differs between the points that have them (a model's
+ * hyper-parameters are only its points'): what a reader of the dry-run
+ * listing needs to tell trials apart.  Keys are the key table's strings, so
+ * equal keys are equal pointers. */
+typedef struct {
+    const char *key, *first;
+    bool varies;
+} key_seen_t;
+
+static int varying_keys(const sweep_t *sw, key_seen_t *seen, int cap) {
+    int n = 0;
+    for (int p = 0; p < sw->n_points; p++)
+        for (int k = 0; k < sw->points[p].n_params; k++) {
+            const sweep_param_t *param = &sw->points[p].params[k];
+            int i = 0;
+            while (i < n && seen[i].key != param->key)
+                i++;
+            if (i == n && n < cap)
+                seen[n++] = (key_seen_t){param->key, param->value, false};
+            else if (i < n && !seen[i].varies)
+                seen[i].varies = strcmp(seen[i].first, param->value) != 0;
+        }
+    return n;
+}
+
+static bool is_varying(const key_seen_t *seen, int n, const char *key) {
+    for (int i = 0; i < n; i++)
+        if (seen[i].key == key) return seen[i].varies;
+    return false;
 }
 
 static void dry_run(const sweep_t *sw) {
     printf("# experiment %s: %d points x %d repeats = %d trials\n", sw->name, sw->n_points,
            sw->repeats, sw->n_trials);
-    bool varies[SWEEP_MAX_PARAMS] = {false};
-    if (sw->n_points > 0) varying_keys(sw, varies);
+    key_seen_t seen[SWEEP_MAX_KEYS];
+    const int n_seen = varying_keys(sw, seen, SWEEP_MAX_KEYS);
     printf("%6s %6s %-14s %20s %20s  %s\n", "index", "repeat", "model", "data_seed", "init_seed",
            "varying keys");
     for (int i = 0; i < sw->n_trials; i++) {
@@ -39,7 +59,8 @@ static void dry_run(const sweep_t *sw) {
         printf("%6d %6d %-14s %20" PRIu64 " %20" PRIu64 " ", i, repeat, spec.model, spec.data_seed,
                spec.init_seed);
         for (int k = 0; k < pt->n_params; k++)
-            if (varies[k] && strcmp(pt->params[k].key, "model.name") != 0)
+            if (strcmp(pt->params[k].key, "model.name") != 0 &&
+                is_varying(seen, n_seen, pt->params[k].key))
                 printf(" %s=%s", pt->params[k].key, pt->params[k].value);
         printf("\n");
     }

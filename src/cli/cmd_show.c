@@ -1,7 +1,9 @@
 /* cmd_show.c -- `mtlab show TRIAL_ID`: everything recorded about one trial:
  * experiment, model, repeat, status, seeds, config params, timings, the
  * final metrics and the mean gate weight per gate and expert. */
+#include <ctype.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "cli/opts.h"
 #include "store/query.h"
 #include "store/store.h"
+#include "sweep/keys.h"
 
 static const char *or_dash(const char *s) {
     return s ? s : "-";
@@ -64,61 +67,69 @@ static void print_gates(const store_table_t *g) {
     printf("\n");
 }
 
-/* The `mtlab train` flag of each stored param, or NULL for keys whose value
- * must be the train command's own (else no equivalent command exists). */
-static const struct {
-    const char *key, *flag, *fixed;
-} train_flags[] = {
-    {"model.name", "--model", NULL},
-    {"data.correlation", "--corr", NULL},
-    {"data.tasks", "--tasks", NULL},
-    {"data.dim", "--dim", NULL},
-    {"data.sinusoids", "--sinusoids", NULL},
-    {"data.scale", "--scale", NULL},
-    {"data.noise", "--noise", NULL},
-    {"data.alpha", "--alpha", NULL},
-    {"data.alpha_seed", "--alpha-seed", NULL},
-    {"data.train", "--train", NULL},
-    {"data.validation", "--val", NULL},
-    {"data.test", "--test", NULL},
-    {"model.experts", "--experts", NULL},
-    {"model.expert_hidden", "--expert-hidden", NULL},
-    {"model.bottom_hidden", "--bottom-hidden", NULL},
-    {"model.tower_hidden", "--tower-hidden", NULL},
-    {"train.lr", "--lr", NULL},
-    {"train.batch", "--batch", NULL},
-    {"train.steps", "--steps", NULL},
-    {"train.eval_every", "--eval-every", NULL},
-    {"data.source", NULL, "synthetic"},
-    {"train.optimizer", NULL, "adam"},
-};
+/* Appends `word` to cmd[*n, cap) as one shell word: as is when it holds only
+ * characters no shell treats specially, else in single quotes ('\'' for a
+ * quote).  Returns -1 when it does not fit. */
+static int append_word(char *cmd, size_t cap, size_t *n, const char *word) {
+    bool plain = word[0] != '\0';
+    for (const char *c = word; *c && plain; c++)
+        plain = isalnum((unsigned char)*c) || strchr("._+-=:/,@%", *c);
+    size_t len = *n;
+    if (len + 1 >= cap) return -1;
+    cmd[len++] = ' ';
+    if (!plain && len < cap) cmd[len++] = '\'';
+    for (const char *c = word; *c && len + 4 < cap; c++) {
+        if (*c == '\'' && !plain) {
+            memcpy(cmd + len, "'\\''", 4);
+            len += 4;
+        } else {
+            cmd[len++] = *c;
+        }
+    }
+    if (!plain && len + 1 < cap) cmd[len++] = '\'';
+    if (len + 1 >= cap) return -1;
+    cmd[len] = '\0';
+    *n = len;
+    return 0;
+}
 
-/* Prints the `mtlab train` command that reruns this trial bit for bit, or
- * why there is none (a key the train command cannot set). */
+/* Prints the `mtlab train` command that reruns this trial bit for bit: every
+ * stored param as section.key=value (the sweep key names), and the stored
+ * seeds.  A model hyper-parameter the trial's family does not declare was
+ * not used by it (stores of trial identity 1 list every family's), so it is
+ * left out; a param that is no sweep key of this mtlab means there is no
+ * such command. */
 static void print_reproduce(const store_trial_info_t *t) {
-    char cmd[2048];
-    int n = snprintf(cmd, sizeof cmd, "build/mtlab train");
+    char cmd[8192] = "build/mtlab train";
+    size_t n = strlen(cmd);
     for (int r = 0; r < t->params->n_rows; r++) {
         const char *key = store_table_cell(t->params, r, 0);
         const char *value = store_table_cell(t->params, r, 1);
-        size_t i = 0, count = sizeof train_flags / sizeof train_flags[0];
-        while (i < count && strcmp(train_flags[i].key, key) != 0)
-            i++;
-        bool unit_weights =
-            strcmp(key, "train.task_weights") == 0 && value && strspn(value, "1 ") == strlen(value);
-        if (unit_weights) continue;
-        if (i == count || !value ||
-            (train_flags[i].fixed && strcmp(train_flags[i].fixed, value) != 0)) {
-            printf("\nreproduce: no `mtlab train` equivalent (%s = %s has no train option)\n", key,
-                   or_dash(value));
+        const char *dot = key ? strchr(key, '.') : NULL;
+        int k = -1;
+        if (dot && value) {
+            char section[64];
+            snprintf(section, sizeof section, "%.*s", (int)(dot - key), key);
+            k = sweep_key_find(section, dot + 1);
+        }
+        if (k < 0) {
+            printf("\nreproduce: no `mtlab train` equivalent (%s = %s is not a key of this "
+                   "mtlab)\n",
+                   or_dash(key), or_dash(value));
             return;
         }
-        if (train_flags[i].flag && n < (int)sizeof cmd)
-            n += snprintf(cmd + n, sizeof cmd - n, " %s %s", train_flags[i].flag, value);
+        int n_keys;
+        const sweep_key_t *keys = sweep_keys(&n_keys);
+        if (t->model && !sweep_key_declared(&keys[k], t->model)) continue;
+        char setting[4200];
+        snprintf(setting, sizeof setting, "%s=%s", key, value);
+        if (append_word(cmd, sizeof cmd, &n, setting)) {
+            printf("\nreproduce: no `mtlab train` equivalent (the command is too long)\n");
+            return;
+        }
     }
-    if (n < (int)sizeof cmd)
-        snprintf(cmd + n, sizeof cmd - n, " --data-seed %" PRId64 " --init-seed %" PRId64,
-                 t->data_seed, t->init_seed);
+    snprintf(cmd + n, sizeof cmd - n, " --data-seed %" PRId64 " --init-seed %" PRId64, t->data_seed,
+             t->init_seed);
     printf("\nreproduce (same bits):\n  %s\n", cmd);
 }
 

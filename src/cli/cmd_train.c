@@ -7,12 +7,15 @@
  * two runs with the same arguments print the same bytes. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "core/numtext.h"
 #include "data/synth.h"
 #include "models/model.h"
+#include "sweep/sweep.h"
 #include "train/trial.h"
 
 typedef struct {
@@ -56,16 +59,6 @@ static void on_eval(void *ctx, const train_eval_t *ev) {
     printf("\n");
 }
 
-static int parse_alpha(const char *s, synth_alpha_t *mode, err_t *err) {
-    if (strcmp(s, "normal") == 0)
-        *mode = ALPHA_NORMAL;
-    else if (strcmp(s, "index") == 0)
-        *mode = ALPHA_INDEX;
-    else
-        return err_set(err, ERR_USAGE, "--alpha: '%s' is not one of normal, index", s);
-    return 0;
-}
-
 static void print_gates(const gate_stats_t *gs) {
     if (gs->n_gates == 0) return;
     printf("\nmean gate weight per expert (test set, %ld examples):\n%-8s", gs->examples, "gate");
@@ -86,6 +79,83 @@ static void print_gates(const gate_stats_t *gs) {
     }
 }
 
+/* The sweep key each option sets: an option is a name for a setting, given
+ * to the same resolution as `section.key=value` arguments and sweep files. */
+static const struct {
+    const char *option, *key;
+} option_keys[] = {
+    {"model", "model.name"},
+    {"corr", "data.correlation"},
+    {"tasks", "data.tasks"},
+    {"dim", "data.dim"},
+    {"sinusoids", "data.sinusoids"},
+    {"scale", "data.scale"},
+    {"noise", "data.noise"},
+    {"alpha", "data.alpha"},
+    {"alpha-seed", "data.alpha_seed"},
+    {"train", "data.train"},
+    {"val", "data.validation"},
+    {"test", "data.test"},
+    {"experts", "model.experts"},
+    {"expert-hidden", "model.expert_hidden"},
+    {"bottom-hidden", "model.bottom_hidden"},
+    {"tower-hidden", "model.tower_hidden"},
+    {"lr", "train.lr"},
+    {"batch", "train.batch"},
+    {"steps", "train.steps"},
+    {"eval-every", "train.eval_every"},
+};
+
+#define TRAIN_MAX_SETTINGS 96
+
+/* The canonical value of a stored param of the point, or NULL. */
+static const char *param(const sweep_point_t *pt, const char *key) {
+    for (int i = 0; i < pt->n_params; i++)
+        if (strcmp(pt->params[i].key, key) == 0) return pt->params[i].value;
+    return NULL;
+}
+
+/* The option's value as text (what a sweep file would say). */
+static void option_text(const opt_t *o, char *out, size_t n) {
+    switch (o->type) {
+    case OPT_INT:
+        snprintf(out, n, "%d", *(const int *)o->target);
+        break;
+    case OPT_U64:
+        snprintf(out, n, "%" PRIu64, *(const uint64_t *)o->target);
+        break;
+    case OPT_DOUBLE:
+        num_to_text(*(const double *)o->target, out, n);
+        break;
+    case OPT_STRING:
+        snprintf(out, n, "%s", *(const char *const *)o->target);
+        break;
+    case OPT_FLAG:
+        snprintf(out, n, "%s", *(const bool *)o->target ? "true" : "false");
+        break;
+    }
+}
+
+/* Output of a data-only trial (train.steps=0): what the data measures. */
+static void print_data_only(const trial_result_t *res, int T, int digits) {
+    printf("\ndata only (train.steps = 0): no model trained\npredicting the training mean:");
+    for (int k = 0; k < T; k++) {
+        printf("  t%d", k + 1);
+        print_loss(" ", res->baseline[k], digits, 0);
+    }
+    print_loss("  total ", res->baseline[T], digits, 0);
+    printf("\nlabel Pearson correlation (training set):");
+    for (int i = 0; i < T; i++)
+        for (int j = i + 1; j < T; j++) {
+            printf("  t%d-t%d", i + 1, j + 1);
+            if (digits > 0)
+                printf(" %.*g", digits, res->label_pearson[i][j]);
+            else
+                printf(" %.4f", res->label_pearson[i][j]);
+        }
+    printf("\n");
+}
+
 int cmd_train(int argc, char **argv) {
     const char *model_name = "mmoe", *alpha = "normal";
     double corr = 0.5;
@@ -93,13 +163,27 @@ int cmd_train(int argc, char **argv) {
     trial_spec_default(&spec);
     synth_params_t *sp = &spec.data;
     train_config_t *tc = &spec.train;
-    model_config_t *mc = &spec.model_cfg;
+    /* The model options' defaults, as --help shows them: the default model's. */
+    const model_ops_t *mmoe = model_find("mmoe");
+    const int i_experts = model_hp_find(mmoe, "experts"),
+              i_expert_hidden = model_hp_find(mmoe, "expert_hidden"),
+              i_tower_hidden = model_hp_find(mmoe, "tower_hidden");
+    int experts = i_experts >= 0 ? (int)spec.model_cfg.hp[i_experts] : 0;
+    int expert_hidden = i_expert_hidden >= 0 ? (int)spec.model_cfg.hp[i_expert_hidden] : 0;
+    int tower_hidden = i_tower_hidden >= 0 ? (int)spec.model_cfg.hp[i_tower_hidden] : 0;
     int bottom_hidden = 0; /* 0: the model family's default */
+    const uint64_t alpha_seed_default = sp->alpha_seed;
+    char model_help[256] = "the model family:";
+    int n_families;
+    const model_ops_t *const *families = model_registry(&n_families);
+    for (int i = 0; i < n_families; i++)
+        snprintf(model_help + strlen(model_help), sizeof model_help - strlen(model_help), "%s %s",
+                 i ? "," : "", families[i]->name);
     uint64_t seed = 1, data_seed = 0, init_seed = 0;
     int digits = 0;
 
     opt_t opts[] = {
-        {"model", OPT_STRING, &model_name, "NAME", "single, shared_bottom, omoe or mmoe", 1, 0, 0},
+        {"model", OPT_STRING, &model_name, "NAME", model_help, 1, 0, 0},
         {"corr", OPT_DOUBLE, &corr, "P", "task correlation (cosine of task weights), all pairs", -1,
          1, 0},
         {"tasks", OPT_INT, &sp->tasks, "T", "number of tasks", 1, MTLAB_MAX_TASKS, 0},
@@ -115,12 +199,12 @@ int cmd_train(int argc, char **argv) {
         {"train", OPT_INT, &sp->n_train, "N", "training examples", 1, 1e9, 0},
         {"val", OPT_INT, &sp->n_val, "N", "validation examples", 1, 1e9, 0},
         {"test", OPT_INT, &sp->n_test, "N", "test examples", 1, 1e9, 0},
-        {"experts", OPT_INT, &mc->experts, "N", "experts (omoe, mmoe)", 1, 4096, 0},
-        {"expert-hidden", OPT_INT, &mc->expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
+        {"experts", OPT_INT, &experts, "N", "experts (omoe, mmoe; ignored by the others)", 1, 4096,
+         0},
+        {"expert-hidden", OPT_INT, &expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
         {"bottom-hidden", OPT_INT, &bottom_hidden, "H",
          "bottom units (default 0: the model's own, 113 shared_bottom / 16 single)", 0, 1e6, 0},
-        {"tower-hidden", OPT_INT, &mc->tower_hidden, "H", "hidden units of each task tower", 1, 1e6,
-         0},
+        {"tower-hidden", OPT_INT, &tower_hidden, "H", "hidden units of each task tower", 1, 1e6, 0},
         {"lr", OPT_DOUBLE, &tc->lr, "LR", "Adam learning rate", 1e-12, 1e3, 0},
         {"batch", OPT_INT, &tc->batch, "B", "mini-batch size", 1, 1e6, 0},
         {"steps", OPT_INT, &tc->steps, "S", "training steps", 1, 1e9, 0},
@@ -134,41 +218,80 @@ int cmd_train(int argc, char **argv) {
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
-    const char *pos[1];
+    const char *pos[TRAIN_MAX_SETTINGS];
     int n_pos;
-    int rc =
-        cli_options("train", "mtlab train [OPTIONS]",
-                    "Trains one model on synthetic data (SPEC §3) and prints the losses every\n"
-                    "--eval-every steps, the final test losses and the mean gate weights.",
-                    opts, n_opts, argc, argv, pos, 0, &n_pos);
+    int rc = cli_options(
+        "train", "mtlab train [SECTION.KEY=VALUE ...] [OPTIONS]",
+        "Trains one model on synthetic data (SPEC §3) and prints the losses every\n"
+        "--eval-every steps, the final test losses and the mean gate weights.\n"
+        "Every point key of a sweep file may be given as SECTION.KEY=VALUE (e.g.\n"
+        "model.name=mmoe data.groups=\"2 2\" model.experts=4 train.lr=0.01), checked as\n"
+        "a sweep file's line; the options below name some of them (--corr is\n"
+        "data.correlation).  train.steps=0 only generates and measures the data.",
+        opts, n_opts, argc, argv, pos, TRAIN_MAX_SETTINGS / 2, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
 
-    const model_ops_t *ops = model_find(model_name);
-    if (!ops) {
-        model_t *none;
-        model_new(&none, model_name, mc, 0, &err); /* builds the "unknown model" message */
-        return cli_fail("train", &err);
+    /* Options given, then arguments: one list of settings, resolved as a
+     * sweep file's one point would be. */
+    /* The model options predate per-family hyper-parameters: like commands
+     * `mtlab show` printed then (every option for every family), they are
+     * ignored by a family that does not declare them.  Arguments are not. */
+    const char *family = model_name;
+    for (int i = 0; i < n_pos; i++)
+        if (strncmp(pos[i], "model.name=", 11) == 0) family = pos[i] + 11;
+    const model_ops_t *family_ops = model_find(family);
+    const char *settings[TRAIN_MAX_SETTINGS], *labels[TRAIN_MAX_SETTINGS];
+    char texts[TRAIN_MAX_SETTINGS / 2][160], option_labels[TRAIN_MAX_SETTINGS / 2][32];
+    int n_settings = 0;
+    for (size_t i = 0; i < sizeof option_keys / sizeof option_keys[0]; i++) {
+        const opt_t *o = NULL;
+        for (int j = 0; j < n_opts && !o; j++)
+            if (strcmp(opts[j].name, option_keys[i].option) == 0) o = &opts[j];
+        if (!o || !o->seen || (o->target == &bottom_hidden && bottom_hidden == 0)) continue;
+        if (strncmp(option_keys[i].key, "model.", 6) == 0 && family_ops &&
+            strcmp(option_keys[i].key, "model.name") != 0 &&
+            model_hp_find(family_ops, option_keys[i].key + 6) < 0)
+            continue;
+        char value[128];
+        option_text(o, value, sizeof value);
+        snprintf(texts[n_settings], sizeof texts[n_settings], "%s=%s", option_keys[i].key, value);
+        snprintf(option_labels[n_settings], sizeof option_labels[n_settings], "--%s", o->name);
+        settings[n_settings] = texts[n_settings];
+        labels[n_settings] = option_labels[n_settings];
+        n_settings++;
     }
-    if (parse_alpha(alpha, &sp->alpha_mode, &err) || synth_set_corr_all(sp, corr, &err) ||
-        synth_check(sp, &err))
+    for (int i = 0; i < n_pos; i++) {
+        settings[n_settings] = pos[i];
+        labels[n_settings] = pos[i];
+        n_settings++;
+    }
+    sweep_t *point;
+    if (sweep_from_settings(settings, labels, n_settings, alpha_seed_default, &point, &err))
         return cli_fail("train", &err);
-    snprintf(spec.model, sizeof spec.model, "%s", model_name);
-    /* Family defaults first, then whatever the user gave explicitly. */
-    model_config_t family;
-    model_config_default(&family, ops);
-    mc->bottom_hidden = bottom_hidden > 0 ? bottom_hidden : family.bottom_hidden;
+    const sweep_point_t *pt = &point->points[0];
+    spec = pt->spec;
     spec.data_seed = data_seed ? data_seed : seed;
     spec.init_seed = init_seed ? init_seed : seed;
 
-    printf("# mtlab train: model=%s corr=%g tasks=%d dim=%d train=%d lr=%g batch=%d steps=%d "
+    const char *corr_text = param(pt, "data.correlation");
+    char relation[160];
+    if (corr_text)
+        snprintf(relation, sizeof relation, "corr=%g", strtod(corr_text, NULL));
+    else
+        snprintf(relation, sizeof relation, "groups=\"%s\" within=%s between=%s",
+                 param(pt, "data.groups"), param(pt, "data.within"), param(pt, "data.between"));
+    printf("# mtlab train: model=%s %s tasks=%d dim=%d train=%d lr=%g batch=%d steps=%d "
            "data_seed=%" PRIu64 " init_seed=%" PRIu64 " (%s)\n",
-           model_name, corr, sp->tasks, sp->dim, sp->n_train, tc->lr, tc->batch, tc->steps,
+           spec.model, relation, sp->tasks, sp->dim, sp->n_train, tc->lr, tc->batch, tc->steps,
            spec.data_seed, spec.init_seed, REAL_NAME);
+    sweep_free(point);
     printer_t printer = {.digits = digits};
     trial_result_t res;
     int status = 0;
     if (trial_run(&spec, on_eval, &printer, &res, &err)) {
         status = cli_fail("train", &err);
+    } else if (!res.model) {
+        print_data_only(&res, sp->tasks, digits);
     } else {
         const int T = sp->tasks;
         printf("\nparameters: %zu\nfinal test loss:", res.model->n_params);

@@ -12,6 +12,7 @@
 #include "models/model.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,17 +158,79 @@ void model_backward(model_t *m, const real *x, int B, const real *dpred) {
     m->ops->backward(m, x, B, dpred);
 }
 
+/* The union of the families' hyper-parameter names, built on first use: each
+ * family in registry order contributes the names it declares that are not
+ * there yet, each inserted before the first of its LATER names already there
+ * (else after its previous one), so every family's own order is kept. */
+static const model_hp_t *hp_all[MODEL_MAX_HP * 8];
+static int n_hp_all = -1;
+
+static int hp_all_index(const char *name) {
+    for (int i = 0; i < n_hp_all; i++)
+        if (strcmp(hp_all[i]->name, name) == 0) return i;
+    return -1;
+}
+
+const model_hp_t *const *model_hp_all(int *n) {
+    if (n_hp_all < 0) {
+        n_hp_all = 0;
+        int n_families;
+        const model_ops_t *const *all = model_registry(&n_families);
+        for (int f = 0; f < n_families; f++) {
+            const model_ops_t *ops = all[f];
+            assert(ops->n_hp <= MODEL_MAX_HP);
+            for (int j = 0; j < ops->n_hp; j++) {
+                if (hp_all_index(ops->hp[j].name) >= 0) continue;
+                assert(n_hp_all < (int)(sizeof hp_all / sizeof hp_all[0]));
+                int at = n_hp_all, later = -1;
+                for (int k = j + 1; k < ops->n_hp && later < 0; k++)
+                    later = hp_all_index(ops->hp[k].name);
+                if (later >= 0) {
+                    at = later;
+                } else {
+                    for (int k = j - 1; k >= 0; k--) {
+                        int prev = hp_all_index(ops->hp[k].name);
+                        if (prev >= 0) {
+                            at = prev + 1;
+                            break;
+                        }
+                    }
+                }
+                memmove(&hp_all[at + 1], &hp_all[at], sizeof hp_all[0] * (size_t)(n_hp_all - at));
+                hp_all[at] = &ops->hp[j];
+                n_hp_all++;
+            }
+        }
+    }
+    *n = n_hp_all;
+    return hp_all;
+}
+
+int model_hp_find(const model_ops_t *ops, const char *name) {
+    for (int i = 0; ops && i < ops->n_hp; i++)
+        if (strcmp(ops->hp[i].name, name) == 0) return i;
+    return -1;
+}
+
 void model_config_default(model_config_t *cfg, const model_ops_t *ops) {
-    *cfg = (model_config_t){
-        .input_dim = 100,
-        .tasks = 2,
-        .experts = 8,
-        .expert_hidden = 16,
-        .bottom_hidden = 113,
-        .tower_hidden = 8,
-        .max_batch = 128,
-    };
-    if (ops && ops->set_defaults) ops->set_defaults(cfg);
+    *cfg = (model_config_t){.input_dim = 100, .tasks = 2, .max_batch = 128};
+    for (int i = 0; ops && i < ops->n_hp; i++)
+        cfg->hp[i] = ops->hp[i].def;
+}
+
+int model_config_set(model_config_t *cfg, const model_ops_t *ops, const char *name, double value,
+                     err_t *err) {
+    const int i = model_hp_find(ops, name);
+    if (i < 0)
+        return err_set(err, ERR_USAGE, "model %s has no hyper-parameter '%s'",
+                       ops ? ops->name : "(none)", name);
+    const model_hp_t *hp = &ops->hp[i];
+    if (!(value >= hp->min && value <= hp->max) || (hp->type == HP_INT && value != floor(value)))
+        return err_set(err, ERR_USAGE, "%s: %s = %.17g is outside %s [%g, %g]", ops->name, name,
+                       value, hp->type == HP_INT ? "the integers" : "the numbers", hp->min,
+                       hp->max);
+    cfg->hp[i] = value;
+    return 0;
 }
 
 /* The tensor table starts with room for TENSOR_TABLE_MIN entries and doubles. */
@@ -254,17 +317,17 @@ static void init_params(model_t *m, uint64_t init_seed) {
     }
 }
 
-static int check_config(const model_config_t *c, err_t *err) {
+/* The shape fields, and every hyper-parameter at or above its declared
+ * minimum (an HP_INT a whole number that fits an int).  The declared maximum
+ * bounds what users may type; model_new takes any representable size, and the
+ * family's sizes hook refuses what overflows. */
+static int check_config(const model_ops_t *ops, const model_config_t *c, err_t *err) {
     struct {
         const char *key;
         int value;
     } sizes[] = {
         {"input_dim", c->input_dim},
         {"tasks", c->tasks},
-        {"experts", c->experts},
-        {"expert_hidden", c->expert_hidden},
-        {"bottom_hidden", c->bottom_hidden},
-        {"tower_hidden", c->tower_hidden},
         {"max_batch", c->max_batch},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -274,6 +337,16 @@ static int check_config(const model_config_t *c, err_t *err) {
     if (c->tasks > MODEL_MAX_TASKS)
         return err_set(err, ERR_USAGE, "model: at most %d tasks are supported (got %d)",
                        MODEL_MAX_TASKS, c->tasks);
+    for (int i = 0; i < ops->n_hp; i++) {
+        const model_hp_t *hp = &ops->hp[i];
+        const double v = c->hp[i];
+        if (hp->type == HP_INT && !(v >= hp->min && v <= INT_MAX && v == floor(v)))
+            return err_set(err, ERR_USAGE, "model: %s must be an integer of at least %g (got %g)",
+                           hp->name, hp->min, v);
+        if (hp->type == HP_NUM && !(isfinite(v) && v >= hp->min))
+            return err_set(err, ERR_USAGE, "model: %s must be a number of at least %g (got %g)",
+                           hp->name, hp->min, v);
+    }
     return 0;
 }
 
@@ -299,7 +372,7 @@ int model_sizes_ops(const model_ops_t *ops, const model_config_t *cfg, model_siz
                     err_t *err) {
     memset(out, 0, sizeof *out);
     const char *name = ops->name;
-    if (check_config(cfg, err)) return -1;
+    if (check_config(ops, cfg, err)) return -1;
     if (ops->sizes(cfg, out, err)) return err_prefix(err, "%s", name);
     /* model_new's blocks: the model, its tensor table, the family's state,
      * params and grads; then build()'s buffers. */

@@ -50,16 +50,32 @@
 
 #define MODEL_MAX_TASKS MTLAB_MAX_TASKS
 
-/* Hyper-parameters of every model family; a family uses the fields it needs.
- * Names match the sweep keys of the [model] section (SPEC §6). */
+/* A hyper-parameter a family declares (its [model] sweep key, its `mtlab
+ * train model.NAME=VALUE` setting).  Families that share a concept share the
+ * name ("experts", "tower_hidden") and agree on its type and range (a
+ * registry test checks it): one [model] line sets it for every listed family
+ * that declares it, and for no other.  Defaults are the family's own (single's
+ * per-task bottom has 16 units, shared_bottom's shared one 113). */
+typedef enum { HP_INT = 0, HP_NUM } model_hp_type_t;
+
 typedef struct {
-    int input_dim;     /* d: features per example */
-    int tasks;         /* T: outputs */
-    int experts;       /* experts per mixture (omoe, mmoe, ...) */
-    int expert_hidden; /* hidden units per expert */
-    int bottom_hidden; /* units of the shared bottom (shared_bottom) or per-task bottom (single) */
-    int tower_hidden;  /* units of each task tower's hidden layer */
-    int max_batch;     /* largest B forward() is called with (sizes the workspace) */
+    const char *name; /* [model] key: "experts" */
+    model_hp_type_t type;
+    double min, max; /* inclusive: what a sweep file or the command line accepts */
+    double def;      /* this family's default */
+    const char *help;
+} model_hp_t;
+
+#define MODEL_MAX_HP 16 /* hyper-parameters of one family, at most */
+
+/* What model_new builds: the data's shape, the workspace's batch, and the
+ * family's hyper-parameters by index (its ops->hp order).  Plain data:
+ * copyable; meaningful only with the family it was made for. */
+typedef struct {
+    int input_dim;           /* d: features per example */
+    int tasks;               /* T: outputs */
+    int max_batch;           /* largest B forward() is called with (sizes the workspace) */
+    double hp[MODEL_MAX_HP]; /* the family's hyper-parameters, in ops->hp order */
 } model_config_t;
 
 typedef enum { INIT_ZERO = 0, INIT_GLOROT } init_kind_t;
@@ -115,8 +131,10 @@ typedef struct model model_t;
 typedef struct model_ops {
     const char *name;    /* registry key, e.g. "mmoe" */
     const char *summary; /* one line for `--help` */
-    /* Optional: family defaults applied on top of model_config_default(). */
-    void (*set_defaults)(model_config_t *cfg);
+    /* The family's hyper-parameters (declared next to its code), read by
+     * index from cfg.hp; n_hp <= MODEL_MAX_HP. */
+    const model_hp_t *hp;
+    int n_hp;
     /* Required.  Pure: checks that cfg's shapes are representable (every layer width and
      * GEMM dimension an int, every size within SIZE_BYTES_MAX) and fills the
      * family's fields of *out with exactly what build() declares and
@@ -169,12 +187,29 @@ struct model {
 const model_ops_t *const *model_registry(int *n);
 /* NULL when no family has that name. */
 const model_ops_t *model_find(const char *name);
+/* Every hyper-parameter name some family declares, once each, in a canonical
+ * order that keeps each family's own declaration order (the order of the
+ * [model] keys in a trial's config); the entry is the first declaring
+ * family's.  n receives the count. */
+const model_hp_t *const *model_hp_all(int *n);
+/* Index of hyper-parameter `name` in ops->hp, or -1 when the family does not
+ * declare it. */
+int model_hp_find(const model_ops_t *ops, const char *name);
 
 /* ---- life cycle ---- */
 
-/* Shared defaults (the MMoE paper's synthetic sizes): d 100, T 2, 8 experts x
- * 16, bottom 113, towers 8, max_batch 128; then the family's own defaults. */
+/* Defaults: d 100, T 2, max_batch 128 (the MMoE paper's synthetic sizes)
+ * and the family's declared hyper-parameter defaults (ops NULL: none). */
 void model_config_default(model_config_t *cfg, const model_ops_t *ops);
+/* Sets hyper-parameter `name` of family ops.  Returns 0, or -1 with *err
+ * (ERR_USAGE) when the family does not declare it or the value is out of its
+ * declared range (an HP_INT must be an integer). */
+int model_config_set(model_config_t *cfg, const model_ops_t *ops, const char *name, double value,
+                     err_t *err);
+/* Hyper-parameter i of an integer type (families read their sizes so). */
+static inline int model_hp_int(const model_config_t *cfg, int i) {
+    return (int)cfg->hp[i];
+}
 /* Builds a model of family `name` and initialises its weights from the
  * generator (init_seed, RNG_STREAM_INIT); m->rng gets (init_seed,
  * RNG_STREAM_MODEL).  Returns 0 or -1 with *err (ERR_USAGE for bad config). */

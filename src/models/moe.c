@@ -14,6 +14,14 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
+/* The hyper-parameters of omoe and mmoe: their [model] keys (model.h). */
+enum { MOE_EXPERTS, MOE_EXPERT_HIDDEN, MOE_TOWER_HIDDEN, MOE_N_HP };
+static const model_hp_t moe_hp[MOE_N_HP] = {
+    [MOE_EXPERTS] = {"experts", HP_INT, 1, 4096, 8, "experts per mixture"},
+    [MOE_EXPERT_HIDDEN] = {"expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert"},
+    [MOE_TOWER_HIDDEN] = {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},
+};
+
 typedef struct {
     experts_t experts;              /* d -> n·h, all experts in one GEMM */
     gates_t gates;                  /* d -> G·n, no bias (Eq 8) */
@@ -25,7 +33,7 @@ typedef struct {
 /* What moe_build declares and allocates (model_ops_t.sizes): the blocks'
  * sizes, checked in size_t before any int product reaches BLAS. */
 static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *err) {
-    const int d = c->input_dim, T = c->tasks, n = c->experts, h = c->expert_hidden;
+    const int d = c->input_dim, T = c->tasks, n = model_hp_int(c, MOE_EXPERTS), h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     const int B = c->max_batch;
     size_t experts_params, gates_params, mixed_act, tower_params;
     if (experts_sizes(d, n, h, B, true, &experts_params, &out->act, err) ||
@@ -36,7 +44,7 @@ static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *
                        h);
     size_tally_blocks(&out->act, 2 * (size_t)G, (size_t)B * h, sizeof(real)); /* mixed, d_mixed */
     size_tally_t tower_act = {0};
-    if (tower_sizes(h, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    if (tower_sizes(h, model_hp_int(c, MOE_TOWER_HIDDEN), B, &tower_params, &tower_act, err)) return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
     if (size_add(&out->n_params, experts_params, gates_params) ||
@@ -64,14 +72,14 @@ static int moe_build(model_t *m, int G, err_t *err) {
     moe_impl_t *s = model_work(m, sizeof *s, err);
     if (!s) return -1;
     m->impl = s;
-    const int n = c->experts, h = c->expert_hidden;
+    const int n = model_hp_int(c, MOE_EXPERTS), h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     if (experts_build(m, &s->experts, "experts", c->input_dim, n, h, NULL, NULL, 0, err) ||
         gates_build(m, &s->gates, "gates", c->input_dim, G, n, false, err))
         return -1;
     char name[48];
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
-        if (tower_build(m, &s->tower[k], name, h, c->tower_hidden, err)) return -1;
+        if (tower_build(m, &s->tower[k], name, h, model_hp_int(c, MOE_TOWER_HIDDEN), err)) return -1;
     }
     for (int g = 0; g < G; g++) {
         /* OMoE's one gate feeds every task; MMoE's gate g feeds task g. */
@@ -93,7 +101,7 @@ static int mmoe_build(model_t *m, err_t *err) {
 
 static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     moe_impl_t *s = m->impl;
-    const int d = m->cfg.input_dim, n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks,
+    const int d = m->cfg.input_dim, n = model_hp_int(&m->cfg, MOE_EXPERTS), h = model_hp_int(&m->cfg, MOE_EXPERT_HIDDEN), T = m->cfg.tasks,
               G = s->gates.G;
     experts_forward(m, &s->experts, x, d, B); /* E[B, n·h] = relu(x · We + be) */
     gates_forward(m, &s->gates, x, d, B);     /* P[B, G·n] = softmax per gate of x · Wg */
@@ -105,7 +113,7 @@ static void moe_forward(model_t *m, const real *x, int B, real *pred, model_mode
 
 static void moe_backward(model_t *m, const real *x, int B, const real *dpred) {
     moe_impl_t *s = m->impl;
-    const int d = m->cfg.input_dim, n = m->cfg.experts, h = m->cfg.expert_hidden, T = m->cfg.tasks,
+    const int d = m->cfg.input_dim, n = model_hp_int(&m->cfg, MOE_EXPERTS), h = model_hp_int(&m->cfg, MOE_EXPERT_HIDDEN), T = m->cfg.tasks,
               G = s->gates.G;
     for (int k = 0; k < T; k++) {
         int g = G == 1 ? 0 : k;
@@ -121,6 +129,8 @@ const model_ops_t model_omoe_ops = {
     .name = "omoe",
     .summary =
         "one-gate mixture of experts: experts x expert_hidden, ONE softmax gate for all tasks",
+    .hp = moe_hp,
+    .n_hp = MOE_N_HP,
     .sizes = omoe_sizes,
     .build = omoe_build,
     .forward = moe_forward,
@@ -130,6 +140,8 @@ const model_ops_t model_omoe_ops = {
 const model_ops_t model_mmoe_ops = {
     .name = "mmoe",
     .summary = "multi-gate mixture of experts: experts x expert_hidden, one softmax gate per task",
+    .hp = moe_hp,
+    .n_hp = MOE_N_HP,
     .sizes = mmoe_sizes,
     .build = mmoe_build,
     .forward = moe_forward,

@@ -9,6 +9,21 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
+/* The hyper-parameters of shared_bottom and single: their [model] keys
+ * (model.h).  Only the bottom's default differs: the paper's Shared-Bottom has
+ * one bottom of 113 units (about MMoE's parameter count), the single-task
+ * baseline a bottom of 16 per task. */
+enum { BOTTOM_HIDDEN, BOTTOM_TOWER_HIDDEN, BOTTOM_N_HP };
+#define BOTTOM_HP(bottom_default, bottom_help)                                                     \
+    {                                                                                              \
+        [BOTTOM_HIDDEN] = {"bottom_hidden", HP_INT, 1, 1e6, bottom_default, bottom_help},          \
+        [BOTTOM_TOWER_HIDDEN] = {                                                                  \
+            "tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},                 \
+    }
+static const model_hp_t shared_bottom_hp[BOTTOM_N_HP] =
+    BOTTOM_HP(113, "units of the bottom shared by all tasks");
+static const model_hp_t single_hp[BOTTOM_N_HP] = BOTTOM_HP(16, "units of each task's own bottom");
+
 typedef struct {
     int n_bottoms;                 /* 1 (shared_bottom) or T (single) */
     mlp_t bottom[MODEL_MAX_TASKS]; /* one ReLU layer d -> H each */
@@ -17,7 +32,7 @@ typedef struct {
 
 /* What bottom_build declares and allocates (model_ops_t.sizes). */
 static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *out, err_t *err) {
-    const int d = c->input_dim, H = c->bottom_hidden, B = c->max_batch, T = c->tasks;
+    const int d = c->input_dim, H = model_hp_int(c, BOTTOM_HIDDEN), B = c->max_batch, T = c->tasks;
     size_t bottom_W, bottom_params, hidden_act, tower_params;
     if (block_count(&bottom_W, d, H, 1))
         return err_set(err, ERR_USAGE, "a bottom of %d inputs x %d hidden units overflows", d, H);
@@ -29,7 +44,7 @@ static int bottom_sizes(const model_config_t *c, int n_bottoms, model_sizes_t *o
     for (int j = 0; j < n_bottoms; j++)
         size_tally_add(&out->act, &bottom_act);
     size_tally_t tower_act = {0};
-    if (tower_sizes(H, c->tower_hidden, B, &tower_params, &tower_act, err)) return -1;
+    if (tower_sizes(H, model_hp_int(c, BOTTOM_TOWER_HIDDEN), B, &tower_params, &tower_act, err)) return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
     if (size_mul(&bottom_params, bottom_params, n_bottoms) ||
@@ -55,6 +70,7 @@ static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
     if (!s) return -1;
     m->impl = s;
     s->n_bottoms = n_bottoms;
+    const int H = model_hp_int(c, BOTTOM_HIDDEN);
     char name[48];
     static const char *const unnamed[] = {""}; /* "bottom.W", not "bottom.l1.W" */
     for (int j = 0; j < n_bottoms; j++) {
@@ -62,13 +78,12 @@ static int bottom_build(model_t *m, int n_bottoms, err_t *err) {
             snprintf(name, sizeof name, "bottom");
         else
             snprintf(name, sizeof name, "bottom%d", j + 1);
-        if (mlp_build(m, &s->bottom[j], name, unnamed, c->input_dim, 1, &c->bottom_hidden, true,
-                      err))
-            return -1;
+        if (mlp_build(m, &s->bottom[j], name, unnamed, c->input_dim, 1, &H, true, err)) return -1;
     }
     for (int k = 0; k < c->tasks; k++) {
         snprintf(name, sizeof name, "tower%d", k + 1);
-        if (tower_build(m, &s->tower[k], name, c->bottom_hidden, c->tower_hidden, err)) return -1;
+        if (tower_build(m, &s->tower[k], name, H, model_hp_int(c, BOTTOM_TOWER_HIDDEN), err))
+            return -1;
     }
     return 0;
 }
@@ -82,7 +97,7 @@ static int single_build(model_t *m, err_t *err) {
 
 static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
     bottom_impl_t *s = m->impl;
-    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = m->cfg.bottom_hidden;
+    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = model_hp_int(&m->cfg, BOTTOM_HIDDEN);
     for (int j = 0; j < s->n_bottoms; j++) /* h_j[B, H] = relu(x[B, d] · W_j + b_j) */
         mlp_forward(m, &s->bottom[j], x, d, B);
     for (int k = 0; k < T; k++)
@@ -92,7 +107,7 @@ static void bottom_forward(model_t *m, const real *x, int B, real *pred, model_m
 
 static void bottom_backward(model_t *m, const real *x, int B, const real *dpred) {
     bottom_impl_t *s = m->impl;
-    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = m->cfg.bottom_hidden;
+    const int T = m->cfg.tasks, d = m->cfg.input_dim, H = model_hp_int(&m->cfg, BOTTOM_HIDDEN);
     for (int k = 0; k < T; k++) {
         const mlp_t *bottom = &s->bottom[s->n_bottoms == 1 ? 0 : k];
         tower_backward(m, &s->tower[k], mlp_out(bottom), H, B, dpred, T, k, mlp_dout(bottom));
@@ -101,13 +116,11 @@ static void bottom_backward(model_t *m, const real *x, int B, const real *dpred)
         mlp_backward(m, &s->bottom[j], x, d, B, NULL);
 }
 
-static void single_defaults(model_config_t *cfg) {
-    cfg->bottom_hidden = 16;
-}
-
 const model_ops_t model_shared_bottom_ops = {
     .name = "shared_bottom",
     .summary = "one bottom MLP shared by all tasks, one tower per task (bottom_hidden 113)",
+    .hp = shared_bottom_hp,
+    .n_hp = BOTTOM_N_HP,
     .sizes = shared_bottom_sizes,
     .build = shared_bottom_build,
     .forward = bottom_forward,
@@ -117,7 +130,8 @@ const model_ops_t model_shared_bottom_ops = {
 const model_ops_t model_single_ops = {
     .name = "single",
     .summary = "single-task baseline: a separate bottom (bottom_hidden 16) and tower per task",
-    .set_defaults = single_defaults,
+    .hp = single_hp,
+    .n_hp = BOTTOM_N_HP,
     .sizes = single_sizes,
     .build = single_build,
     .forward = bottom_forward,

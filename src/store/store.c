@@ -575,17 +575,50 @@ void store_test_fail_writes(store_t *s, long n_ok) {
 
 /* ---- experiments and trials -------------------------------------------- */
 
+/* Inside store_experiment's transaction: an existing experiment of another
+ * trial identity is refused when it has trials, else takes `identity`. */
+static int check_identity(store_t *s, const char *name, int64_t id, int stored, int identity,
+                          err_t *err) {
+    if (stored == identity) return 0;
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT count(*) FROM trial WHERE experiment_id = ?", err)) return -1;
+    sqlite3_bind_int64(st, 1, id);
+    long long trials = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (trials < 0) return db_fail(s, err, "cannot count the experiment's trials");
+    if (trials > 0)
+        return err_set(
+            err, ERR_USAGE,
+            "experiment '%s' in %s has %lld trials of trial identity %d, this mtlab "
+            "writes identity %d (%s): its configs and init seeds differ, so the same "
+            "settings would be trained and stored again beside the old ones.  The "
+            "stored results stay readable (mtlab ls, show, sql, plot); to run the sweep, "
+            "give a new --db or rename the experiment ([experiment] name)",
+            name, s->path, trials, stored, identity,
+            stored < identity ? "a trial's config now lists only the model keys its "
+                                "family declares"
+                              : "written by a newer mtlab");
+    if (prepare(s, &st, "UPDATE experiment SET identity = ? WHERE id = ?", err)) return -1;
+    sqlite3_bind_int(st, 1, identity);
+    sqlite3_bind_int64(st, 2, id);
+    int status = write_step(s, st, "cannot update the experiment", err);
+    sqlite3_finalize(st);
+    return status;
+}
+
 int store_experiment(store_t *s, const char *name, const char *description, const char *spec_text,
-                     bool replace_spec, int64_t *id, err_t *err) {
+                     int identity, bool replace_spec, int64_t *id, err_t *err) {
     char now[32];
     now_iso(now);
     sqlite3_stmt *find = NULL, *write = NULL;
     if (begin_write(s, err)) return -1;
-    if (prepare(s, &find, "SELECT id, spec FROM experiment WHERE name = ?", err)) goto fail;
+    if (prepare(s, &find, "SELECT id, spec, identity FROM experiment WHERE name = ?", err))
+        goto fail;
     sqlite3_bind_text(find, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(find);
     if (rc == SQLITE_ROW) {
         *id = sqlite3_column_int64(find, 0);
+        if (check_identity(s, name, *id, sqlite3_column_int(find, 2), identity, err)) goto fail;
         const char *stored = (const char *)sqlite3_column_text(find, 1);
         bool same = stored && strcmp(stored, spec_text) == 0;
         if (!same && !replace_spec) {
@@ -616,7 +649,7 @@ int store_experiment(store_t *s, const char *name, const char *description, cons
     } else if (rc == SQLITE_DONE) {
         if (prepare(s, &write,
                     "INSERT INTO experiment (name, description, spec, created, updated, "
-                    "code_version) VALUES (?, ?, ?, ?, ?, ?)",
+                    "code_version, identity) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     err))
             goto fail;
         sqlite3_bind_text(write, 1, name, -1, SQLITE_STATIC);
@@ -625,6 +658,7 @@ int store_experiment(store_t *s, const char *name, const char *description, cons
         sqlite3_bind_text(write, 4, now, -1, SQLITE_STATIC);
         sqlite3_bind_text(write, 5, now, -1, SQLITE_STATIC);
         sqlite3_bind_text(write, 6, mtlab_version(), -1, SQLITE_STATIC);
+        sqlite3_bind_int(write, 7, identity);
         if (write_step(s, write, "cannot add the experiment", err)) goto fail;
         *id = sqlite3_last_insert_rowid(s->db);
     } else {

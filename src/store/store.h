@@ -26,8 +26,8 @@ typedef struct sqlite3 sqlite3;
 
 /* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
- * conventions, trial.n_params for every trial). */
-#define STORE_SCHEMA_VERSION 4
+ * conventions, trial.n_params for every trial; 5: experiment.identity). */
+#define STORE_SCHEMA_VERSION 5
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -44,9 +44,13 @@ sqlite3 *store_db(store_t *s);
 /* Registers an experiment, returning its id.  Same name and same spec text:
  * the existing experiment (a re-run continues it).  Same name, different
  * text: ERR_USAGE naming the experiment, unless replace_spec (then the stored
- * text is replaced and its trials are kept). */
+ * text is replaced and its trials are kept).  `identity` is the caller's rule
+ * for trial configs (SWEEP_IDENTITY), stored with a new experiment; an
+ * existing one of another identity is taken over when it has no trials, and
+ * otherwise refused with ERR_USAGE saying how to proceed, before anything is
+ * changed (its trials' configs and seeds follow the other rule). */
 int store_experiment(store_t *s, const char *name, const char *description, const char *spec_text,
-                     bool replace_spec, int64_t *id, err_t *err);
+                     int identity, bool replace_spec, int64_t *id, err_t *err);
 
 typedef struct {
     const char *key;   /* "data.correlation" */

@@ -217,15 +217,6 @@ static void def_model(const sweep_resolve_t *r, char *out, size_t n) {
 static void set_model(sweep_resolve_t *r, const char *t) {
     snprintf(r->spec.model, sizeof r->spec.model, "%s", t);
 }
-DEF_INT(def_experts, model_cfg.experts)
-SET_INT(set_experts, model_cfg.experts)
-DEF_INT(def_expert_hidden, model_cfg.expert_hidden)
-SET_INT(set_expert_hidden, model_cfg.expert_hidden)
-DEF_INT(def_bottom_hidden, model_cfg.bottom_hidden)
-SET_INT(set_bottom_hidden, model_cfg.bottom_hidden)
-DEF_INT(def_tower_hidden, model_cfg.tower_hidden)
-SET_INT(set_tower_hidden, model_cfg.tower_hidden)
-
 /* Sweep-level keys. */
 static void set_name(sweep_t *s, const char *t) {
     snprintf(s->name, sizeof s->name, "%s", t);
@@ -332,25 +323,80 @@ static const sweep_key_t keys[] = {
 
     {K("model", "name"), .type = KEY_MODEL, POINTF(def_model, set_model, KEY_REQUIRED),
      .help = "model families to compare (the innermost grid)"},
-    {K("model", "experts"), .type = KEY_INT, RANGE(1, 4096), POINT(def_experts, set_experts),
-     .help = "experts per mixture"},
-    {K("model", "expert_hidden"), .type = KEY_INT, RANGE(1, 1e6),
-     POINT(def_expert_hidden, set_expert_hidden), .help = "hidden units per expert"},
-    {K("model", "bottom_hidden"), .type = KEY_INT, RANGE(1, 1e6),
-     POINT(def_bottom_hidden, set_bottom_hidden),
-     .help = "units of the shared bottom (shared_bottom) or per-task bottom (single)"},
-    {K("model", "tower_hidden"), .type = KEY_INT, RANGE(1, 1e6),
-     POINT(def_tower_hidden, set_tower_hidden), .help = "hidden units of each task tower"},
-
     {K("record", "gates"), .type = KEY_BOOL, .def = "true", .set_sweep = set_gates,
      .help = "record gate statistics on the test set"},
     {K("record", "weights"), .type = KEY_BOOL, .def = "true", .set_sweep = set_weights,
      .help = "store the final parameters"},
 };
 
+/* The whole table: the rows above with, after model.name, one row per model
+ * hyper-parameter of the registry (model_hp_all's order), built on first use. */
+static sweep_key_t table[SWEEP_MAX_KEYS];
+static char hp_params[SWEEP_MAX_KEYS][80];
+static int n_table;
+
 const sweep_key_t *sweep_keys(int *n) {
-    *n = (int)(sizeof keys / sizeof keys[0]);
-    return keys;
+    if (n_table == 0) {
+        const int n_static = (int)(sizeof keys / sizeof keys[0]);
+        int n_hp;
+        const model_hp_t *const *hp = model_hp_all(&n_hp);
+        assert(n_static + n_hp <= SWEEP_MAX_KEYS);
+        int len = 0;
+        for (int i = 0; i < n_static; i++) {
+            table[len++] = keys[i];
+            if (strcmp(keys[i].param, "model.name") != 0) continue;
+            for (int j = 0; j < n_hp; j++) {
+                snprintf(hp_params[j], sizeof hp_params[j], "model.%s", hp[j]->name);
+                table[len++] = (sweep_key_t){
+                    .section = "model",
+                    .name = hp[j]->name,
+                    .param = hp_params[j],
+                    .type = hp[j]->type == HP_INT ? KEY_INT : KEY_NUM,
+                    .min = hp[j]->min,
+                    .max = hp[j]->max,
+                    .flags = KEY_GRID,
+                    .help = hp[j]->help,
+                    .hp = hp[j]->name,
+                };
+            }
+        }
+        n_table = len;
+    }
+    *n = n_table;
+    return table;
+}
+
+bool sweep_key_declared(const sweep_key_t *k, const char *model) {
+    return !k->hp || model_hp_find(model_find(model), k->hp) >= 0;
+}
+
+bool sweep_key_applies(const sweep_key_t *k, const sweep_resolve_t *r) {
+    if (k->hp) return sweep_key_declared(k, r->def.model);
+    return !k->applies || k->applies(r);
+}
+
+void sweep_key_default(const sweep_key_t *k, const sweep_resolve_t *r, char *out, size_t n) {
+    if (!k->hp) {
+        k->get_default(r, out, n);
+        return;
+    }
+    const model_ops_t *ops = model_find(r->def.model);
+    const double v = r->def.model_cfg.hp[model_hp_find(ops, k->hp)];
+    if (k->type == KEY_INT)
+        format_int((long long)v, out, n);
+    else
+        num_to_text(v, out, n);
+}
+
+void sweep_key_set(const sweep_key_t *k, sweep_resolve_t *r, const char *text) {
+    if (!k->hp) {
+        k->set_point(r, text);
+        return;
+    }
+    /* The value passed the key's range, which every declaring family shares. */
+    const int i = model_hp_find(model_find(r->def.model), k->hp);
+    assert(i >= 0); /* called only when the key applies */
+    r->spec.model_cfg.hp[i] = text_num(text);
 }
 
 int sweep_key_find(const char *section, const char *name) {
@@ -623,7 +669,9 @@ static int key_index(const char *param) {
 static const char *describe(const sweep_resolve_t *r, const char *param, char *out, size_t n) {
     const int k = key_index(param);
     const char *value = r->text[k] ? r->text[k] : "?";
-    if (r->line[k])
+    if (r->line[k] && r->labels)
+        snprintf(out, n, "%s = %s (%s)", param, value, r->labels[r->line[k] - 1]);
+    else if (r->line[k])
         snprintf(out, n, "%s = %s (line %d)", param, value, r->line[k]);
     else
         snprintf(out, n, "%s = %s (default)", param, value);

@@ -4,6 +4,9 @@
  * range, its default, what it sets, and a line of help.  The parser validates
  * against it, the expansion takes defaults and the canonical config order
  * from it, and "did you mean" suggestions search it; nothing else lists keys.
+ * Its [model] rows other than `name` are made from the model registry (every
+ * family's declared hyper-parameters, model_hp_all): such a key is part of a
+ * point only when the point's family declares it.
  *
  * Values travel as canonical text (sweep_key_canon): integers in decimal,
  * numbers as the shortest of %.15g/%.16g/%.17g that reads back to the same
@@ -41,7 +44,7 @@ enum {
     KEY_SET = 1u << 2,      /* KEY_INTS of distinct items, kept sorted (data.binary) */
 };
 
-#define SWEEP_MAX_KEYS 64 /* >= the key table's size */
+#define SWEEP_MAX_KEYS 96 /* >= the key table's size, model hyper-parameters included */
 
 /* A point being resolved: the spec, plus the keys that can only be applied
  * once all keys are known (the correlation matrix needs tasks and groups;
@@ -60,6 +63,9 @@ typedef struct {
      * from (0: a default).  Errors of sweep_resolve_finish quote them. */
     const char *text[SWEEP_MAX_KEYS];
     int line[SWEEP_MAX_KEYS];
+    /* Settings (sweep_from_settings): labels[line - 1] names a "line"; NULL
+     * for a file. */
+    const char *const *labels;
     /* Set by sweep_resolve_finish on an error: the line to name (one of the
      * keys in conflict that the file gives), or 0 when all are defaults. */
     int err_line;
@@ -86,12 +92,25 @@ typedef struct {
     /* Extra validation of a canonical value (csv sources), or NULL. */
     int (*check)(const char *text, char *msg, size_t n);
     const char *help;
+    /* A model hyper-parameter row (made from the registry): its name, which
+     * the point's family must declare for the key to apply; NULL otherwise. */
+    const char *hp;
 } sweep_key_t;
 
 /* The table, in canonical order. */
 const sweep_key_t *sweep_keys(int *n);
 /* Index of the key `name` of section `section` ("model" for [model.<x>]), or -1. */
 int sweep_key_find(const char *section, const char *name);
+
+/* Point keys: whether k is part of the point being resolved (a model
+ * hyper-parameter: whether the point's family declares it), its default text
+ * for that point, and applying canonical text to it. */
+bool sweep_key_applies(const sweep_key_t *k, const sweep_resolve_t *r);
+void sweep_key_default(const sweep_key_t *k, const sweep_resolve_t *r, char *out, size_t n);
+void sweep_key_set(const sweep_key_t *k, sweep_resolve_t *r, const char *text);
+/* Whether model family `model` declares hyper-parameter key k (true for
+ * every key that is not a model hyper-parameter). */
+bool sweep_key_declared(const sweep_key_t *k, const char *model);
 
 /* Validates one raw value of key k and writes its canonical text.  Returns 0,
  * or -1 with a message (without file, line or key) in msg. */

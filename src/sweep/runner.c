@@ -45,7 +45,9 @@ typedef struct {
 
 static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t *exp_id,
                            int *added, err_t *err) {
-    if (store_experiment(st, sw->name, sw->description, sw->text, replace, exp_id, err)) return -1;
+    if (store_experiment(st, sw->name, sw->description, sw->text, SWEEP_IDENTITY, replace, exp_id,
+                         err))
+        return -1;
     /* The points' params as store records, back to back: point p's start at
      * kv + first[p]. */
     size_t n_kv = 0;
@@ -454,13 +456,27 @@ int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t 
          * size when the data dominates, else the model's. */
         static const char *const data_keys[] = {"data.train", "data.dim", "data.validation",
                                                 "data.test", NULL};
-        static const char *const model_keys[] = {"model.expert_hidden",
-                                                 "model.experts",
-                                                 "model.bottom_hidden",
-                                                 "model.tower_hidden",
-                                                 "train.batch",
-                                                 "data.dim",
-                                                 NULL};
+        /* The model's keys: its hyper-parameters, the last one the file
+         * gives first; then the batch and the input width. */
+        const char *model_keys[SWEEP_MAX_PARAMS + 3];
+        int n_model_keys = 0, last_line = 0;
+        const sweep_point_t *pt = &sw->points[p];
+        for (int k = 0; k < pt->n_params; k++) {
+            const char *name = pt->params[k].key;
+            if (strncmp(name, "model.", 6) != 0 || strcmp(name, "model.name") == 0) continue;
+            int at = sweep_key_line(sw, p, name);
+            if (n_model_keys > 0 && at > last_line) {
+                model_keys[n_model_keys++] = model_keys[0];
+                model_keys[0] = name;
+                last_line = at;
+            } else {
+                if (n_model_keys == 0) last_line = at;
+                model_keys[n_model_keys++] = name;
+            }
+        }
+        model_keys[n_model_keys++] = "train.batch";
+        model_keys[n_model_keys++] = "data.dim";
+        model_keys[n_model_keys] = NULL;
         bool data_heavy =
             why.msg[0] ? strstr(why.msg, "example") != NULL : m.data >= m.model + m.workspace;
         const char *key = NULL;

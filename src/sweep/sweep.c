@@ -352,6 +352,9 @@ typedef struct {
     int n_entries;
     int experiment_line; /* line of the first [experiment] header, or 0 */
     int model_line;      /* line of the first [model] header, or 0 */
+    /* sweep_from_settings: labels[line - 1] names the setting of a "line" in
+     * errors (a file's errors name FILE:LINE); NULL for a file. */
+    const char *const *labels;
 } ctx_t;
 
 static const char *const dist_names[] = {"", "uniform", "loguniform", "randint", "choice"};
@@ -364,6 +367,7 @@ static int usage_at(ctx_t *c, err_t *err, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (line > 0 && c->labels) return err_set(err, ERR_USAGE, "%s: %s", c->labels[line - 1], msg);
     if (line > 0) return err_set(err, ERR_USAGE, "%s:%d: %s", c->path, line, msg);
     return err_set(err, ERR_USAGE, "%s: %s", c->path, msg);
 }
@@ -663,6 +667,9 @@ static int add_entry(ctx_t *c, const item_t *it, err_t *err) {
                         it->section);
     if (key < 0) return unknown_key(c, it, base, err);
     const entry_t *dup = find_entry(c, it->section, key);
+    if (dup && c->labels)
+        return usage_at(c, err, it->line, "[%s] %s: given twice (%s and %s)", it->section, it->key,
+                        c->labels[dup->line - 1], c->labels[it->line - 1]);
     if (dup)
         return usage_at(c, err, it->line, "[%s] %s: duplicate key (lines %d and %d)", it->section,
                         it->key, dup->line, it->line);
@@ -703,10 +710,36 @@ static int add_entry(ctx_t *c, const item_t *it, err_t *err) {
     return 0;
 }
 
+/* "bottom_hidden, tower_hidden": the hyper-parameters `model` declares. */
+static const char *hp_list(const char *model, char *out, size_t n) {
+    const model_ops_t *ops = model_find(model);
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; ops && i < ops->n_hp; i++) {
+        int w = snprintf(out + len, n - len, "%s%s", i ? ", " : "", ops->hp[i].name);
+        if (w < 0 || (size_t)w >= n - len) break;
+        len += (size_t)w;
+    }
+    if (len == 0) snprintf(out, n, "none");
+    return out;
+}
+
+/* "shared_bottom, mmoe": the models of the [model] name entry. */
+static const char *model_list(const entry_t *names, char *out, size_t n) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (int v = 0; v < names->n_values; v++) {
+        int w = snprintf(out + len, n - len, "%s%s", v ? ", " : "", names->values[v]);
+        if (w < 0 || (size_t)w >= n - len) break;
+        len += (size_t)w;
+    }
+    return out;
+}
+
 /* Rules that involve several keys or the whole file. */
 static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
     sweep_t *s = &c->f->pub;
-    for (int i = 0; i < c->n_keys; i++)
+    for (int i = 0; i < c->n_keys && !c->labels; i++)
         if ((c->keys[i].flags & KEY_REQUIRED) && !find_key(c, c->keys[i].section, c->keys[i].name))
             return usage_at(
                 c, err,
@@ -724,8 +757,40 @@ static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
                             "[%s]: model '%s' is not in [model] name (line %d)", items[i].section,
                             model, names->line);
     }
+    /* A [model] hyper-parameter must be declared by at least one listed
+     * family, a [model.<name>] one by that family. */
+    for (int i = 0; i < c->n_entries; i++) {
+        const entry_t *e = &c->entries[i];
+        const sweep_key_t *k = &c->keys[e->key];
+        if (!k->hp) continue;
+        if (e->model) {
+            if (!sweep_key_declared(k, e->model))
+                return usage_at(c, err, e->line,
+                                "[%s] %s: model %s has no such hyper-parameter "
+                                "(it declares: %s)",
+                                e->section, k->name, e->model,
+                                hp_list(e->model, (char[400]){0}, 400));
+            continue;
+        }
+        bool declared = false;
+        for (int v = 0; v < names->n_values; v++)
+            declared = declared || sweep_key_declared(k, names->values[v]);
+        if (!declared && names->n_values == 1)
+            return usage_at(c, err, e->line,
+                            "[model] %s: model %s has no such hyper-parameter (it declares: %s)",
+                            k->name, names->values[0],
+                            hp_list(names->values[0], (char[400]){0}, 400));
+        if (!declared)
+            return usage_at(c, err, e->line,
+                            "[model] %s: no listed model (%s) has this hyper-parameter", k->name,
+                            model_list(names, (char[400]){0}, 400));
+    }
     const entry_t *corr = find_key(c, "data", "correlation"),
                   *groups = find_key(c, "data", "groups");
+    if (corr && groups && c->labels)
+        return usage_at(c, err, corr->line > groups->line ? corr->line : groups->line,
+                        "[data] correlation and groups exclude each other: with groups, give "
+                        "within and between");
     if (corr && groups)
         return usage_at(c, err, corr->line > groups->line ? corr->line : groups->line,
                         "[data] correlation and groups exclude each other (lines %d and %d): with "
@@ -879,19 +944,23 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, poi
     const sweep_t *s = &c->f->pub;
     char g[4096] = "";
     size_t g_len = 0;
+    /* A hyper-parameter the model does not declare is no part of its points,
+     * nor of their draws (so the points it would tell apart are one). */
     for (int k = 0; k < c->n_keys; k++)
-        if (ch->src[k] && append_pair(g, sizeof g, &g_len, c->keys[k].param,
-                                      ch->src[k]->dist ? ch->src[k]->dist_text : ch->text[k]))
+        if (ch->src[k] && sweep_key_declared(&c->keys[k], model) &&
+            append_pair(g, sizeof g, &g_len, c->keys[k].param,
+                        ch->src[k]->dist ? ch->src[k]->dist_text : ch->text[k]))
             return usage_at(c, err, 0, "a grid point's description is longer than %zu bytes",
                             sizeof g);
     for (int k = 0; k < c->n_keys; k++)
-        if (ch->src[k] && ch->src[k]->dist) {
+        if (ch->src[k] && ch->src[k]->dist && sweep_key_declared(&c->keys[k], model)) {
             draw(s, &c->keys[k], ch->src[k], g, sample, ch->drawn[k], sizeof ch->drawn[k]);
             ch->text[k] = ch->drawn[k];
         }
 
     sweep_resolve_t r;
     sweep_resolve_init(&r, model, s->seed);
+    r.labels = c->labels;
     r.groups_given = ch->src[sweep_key_find("data", "groups")] != NULL;
     r.binary_given = ch->src[sweep_key_find("data", "binary")] != NULL;
     pt->config[0] = pt->data_config[0] = '\0';
@@ -902,15 +971,15 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, poi
     char defaults[SWEEP_MAX_KEYS][VALUE_CAP]; /* outlive the loop: r.text points into them */
     for (int k = 0; k < c->n_keys; k++) {
         const sweep_key_t *key = &c->keys[k];
-        if (!(key->flags & KEY_GRID) || (key->applies && !key->applies(&r))) continue;
+        if (!(key->flags & KEY_GRID) || !sweep_key_applies(key, &r)) continue;
         const char *text = ch->text[k];
         if (!text) {
-            key->get_default(&r, defaults[k], sizeof defaults[k]);
+            sweep_key_default(key, &r, defaults[k], sizeof defaults[k]);
             text = defaults[k];
         }
         r.text[k] = text;
         r.line[k] = ch->src[k] ? ch->src[k]->line : 0;
-        key->set_point(&r, text);
+        sweep_key_set(key, &r, text);
         if (pt->n_params == SWEEP_MAX_PARAMS)
             return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
         pt->keys[pt->n_params] = key->param;
@@ -932,6 +1001,7 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, poi
     if (sweep_resolve_finish(&r, err)) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
+        if (c->labels) return usage_at(c, err, r.err_line, "%s", msg);
         return usage_at(c, err, r.err_line, "point %d (%s): %s", s->n_points, label, msg);
     }
     pt->spec = r.spec;
@@ -1107,6 +1177,9 @@ static void drop_entry(ctx_t *c, const char *section, int key) {
             free(c->entries[i].values);
             memmove(&c->entries[i], &c->entries[i + 1], sizeof *c->entries * (c->n_entries - i - 1));
             c->n_entries--;
+            /* An entry's model points into its own section: follow the move. */
+            for (int j = i; j < c->n_entries; j++)
+                if (c->entries[j].model) c->entries[j].model = c->entries[j].section + 6;
             return;
         }
 }
@@ -1126,6 +1199,12 @@ static int apply_scale_item(ctx_t *c, const item_t *it, const char *scale, err_t
     const char *base = is_model_section(over.section) ? "model" : over.section;
     int key = sweep_key_find(base, over.key);
     if (key < 0) return unknown_key(c, &over, base, err);
+    if (is_model_section(over.section) && !sweep_key_declared(&c->keys[key], over.section + 6))
+        return usage_at(c, err, it->line,
+                        "[%s] %s: model %s has no such hyper-parameter "
+                        "(it declares: %s)",
+                        over.section, over.key, over.section + 6,
+                        hp_list(over.section + 6, (char[400]){0}, 400));
     if (!scale || strcmp(it->section + 6, scale) != 0) return 0;
     drop_entry(c, over.section, key);
     return add_entry(c, &over, err);
@@ -1246,5 +1325,102 @@ done:
         return -1;
     }
     *out = s;
+    return 0;
+}
+
+/* ---- settings: one point from "section.key=value" ------------------------------ */
+
+int sweep_from_settings(const char *const *settings, const char *const *labels, int n,
+                        uint64_t seed, sweep_t **out, err_t *err) {
+    *out = NULL;
+    sweep_full_t *f = calloc(1, sizeof *f);
+    /* labels of the settings, then of the default model name */
+    const char **all_labels = calloc((size_t)n + 1, sizeof *all_labels);
+    item_t *items = calloc((size_t)n + 1, sizeof *items);
+    ctx_t c = {.path = "arguments", .f = f, .labels = all_labels};
+    int status = -1, n_items = 0;
+    if (!f || !all_labels || !items) {
+        err_set(err, ERR_FAIL, "out of memory reading the settings");
+        goto done;
+    }
+    c.keys = sweep_keys(&c.n_keys);
+    c.entries = calloc((size_t)n + 1, sizeof *c.entries);
+    if (!c.entries) {
+        err_set(err, ERR_FAIL, "out of memory reading the settings");
+        goto done;
+    }
+    sweep_t *s = &f->pub;
+    for (int k = 0; k < c.n_keys; k++) /* sweep-level defaults */
+        if (c.keys[k].set_sweep && c.keys[k].def) c.keys[k].set_sweep(s, c.keys[k].def);
+    s->seed = seed;
+    snprintf(s->name, sizeof s->name, "settings");
+    bool named = false;
+    for (int i = 0; i <= n; i++) {
+        item_t *it = &items[n_items];
+        it->line = n_items + 1;
+        const char *setting = i < n ? settings[i] : "model.name=mmoe";
+        if (i == n && named) break;
+        all_labels[n_items] = i < n ? labels[i] : "model.name (default: mmoe)";
+        n_items++;
+        const char *eq = strchr(setting, '=');
+        const char *dot = eq ? memchr(setting, '.', (size_t)(eq - setting)) : NULL;
+        if (!eq || !dot || dot == setting || dot + 1 == eq) {
+            usage_at(&c, err, it->line, "expected section.key=value (e.g. model.experts=4)");
+            goto done;
+        }
+        /* The key is what follows the last dot before '=': model.mmoe.experts
+         * would be a [model.mmoe] line, which one trial does not need. */
+        const char *last_dot = dot;
+        for (const char *p = dot + 1; p < eq; p++)
+            if (*p == '.') last_dot = p;
+        if (last_dot != dot) {
+            usage_at(&c, err, it->line,
+                     "expected section.key=value (one trial has one model: give "
+                     "model.KEY, not model.NAME.KEY)");
+            goto done;
+        }
+        trim_copy(it->section, sizeof it->section, setting, (size_t)(dot - setting));
+        trim_copy(it->key, sizeof it->key, dot + 1, (size_t)(eq - dot - 1));
+        it->header = true;
+        if (check_section(&c, it, err)) goto done;
+        if (is_scale_section(it->section) || strcmp(it->section, "experiment") == 0 ||
+            strcmp(it->section, "record") == 0) {
+            usage_at(&c, err, it->line,
+                     "[%s] keys describe a sweep, not one trial (give data.*, train.* or model.*)",
+                     it->section);
+            goto done;
+        }
+        it->header = false;
+        if (!(it->value = strdup(eq + 1))) {
+            err_set(err, ERR_FAIL, "out of memory reading the settings");
+            goto done;
+        }
+        if (add_entry(&c, it, err)) goto done;
+        const entry_t *e = &c.entries[c.n_entries - 1];
+        if (e->dist != DIST_NONE || e->n_values != 1) {
+            usage_at(&c, err, it->line, "[%s] %s: takes a single value here (one trial)",
+                     it->section, it->key);
+            goto done;
+        }
+        named = named || e->key == sweep_key_find("model", "name");
+    }
+    if (check_file(&c, items, n_items, err) || keep_key_lines(&c, err) || expand(&c, err))
+        goto done;
+    assert(s->n_points == 1);
+    status = 0;
+done:
+    for (int i = 0; i < c.n_entries; i++)
+        free(c.entries[i].values);
+    free(c.entries);
+    for (int i = 0; items && i < n_items; i++)
+        free(items[i].value);
+    free(items);
+    free(all_labels);
+    if (status) {
+        if (f) sweep_free(&f->pub);
+        return -1;
+    }
+    /* the labels are gone: the sweep keeps no pointer to them */
+    *out = &f->pub;
     return 0;
 }

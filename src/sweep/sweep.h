@@ -20,7 +20,8 @@
  * (the models of one setting) share a dataset.
  *
  * Identity and seeds (SPEC §6).  A point's canonical config is
- * "key=value;key=value..." over EVERY resolved key (defaults included) in a
+ * "key=value;key=value..." over EVERY resolved key (defaults included; of the
+ * model hyper-parameters, those its family declares: SWEEP_IDENTITY) in a
  * fixed key order; a trial is (experiment, config, repeat).
  *     data_seed = H(experiment seed, data.* part of config, repeat)
  *     init_seed = H(experiment seed, config, repeat)
@@ -36,6 +37,11 @@
 #include "train/trial.h"
 
 #define SWEEP_MAX_PARAMS 64 /* params of one point, at most */
+/* The rule that makes a point's canonical config, stored with each
+ * experiment (store_experiment): 1 listed every [model] key for every family
+ * (mtlab before issue 9), 2 lists only the keys the point's family declares.
+ * Configs, and so init seeds, of one experiment must follow one rule. */
+#define SWEEP_IDENTITY 2
 /* The largest sweep file sweep_load reads (4 MiB: the shipped ones are a few
  * KiB).  The read stops one byte past it, so a device or an endless stream
  * (`mtlab run /dev/zero`) is refused instead of filling memory. */
@@ -86,6 +92,18 @@ int sweep_load(const char *path, sweep_t **out, err_t *err);
  * replace the file's values; its name is appended to the stored text. */
 int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err);
 void sweep_free(sweep_t *s);
+
+/* One point from settings "section.key=value" (`mtlab train`'s arguments):
+ * each is validated by the key table as the line "key = value" of its
+ * [section] would be (the same messages), one value each (no list or
+ * distribution), and the point is resolved with a sweep's defaults and rules:
+ * a model hyper-parameter the model does not declare is an error, model.name
+ * defaults to mmoe, data.alpha_seed to `seed` (the experiment seed's role).
+ * [experiment] and [record] keys are refused.  labels[i] names settings[i] in
+ * errors ("argument 'model.experts=0'", "--experts").  Returns 0 with *out
+ * (n_points 1, repeats 1), or -1 with *err (ERR_USAGE "LABEL: message"). */
+int sweep_from_settings(const char *const *settings, const char *const *labels, int n,
+                        uint64_t seed, sweep_t **out, err_t *err);
 
 /* Trial `index` in [0, n_trials): its point, repeat, and a runnable spec
  * with both seeds set. */

@@ -1,0 +1,15 @@
+-- 005-identity.sql -- schema version 5: the rule that made an experiment's
+-- trial configs.  (004 is another change's number; migrations apply every
+-- file above a store's version, so none depends on another being there.)
+--
+-- experiment.identity is the rule (mtlab's SWEEP_IDENTITY) by which the
+-- experiment's trial configs, and so their init seeds, were made:
+--   1  every [model] key for every family (mtlab before issue 9): a
+--      Shared-Bottom trial carried model.experts and model.expert_hidden, an
+--      MMoE trial model.bottom_hidden;
+--   2  only the hyper-parameters the trial's family declares.
+-- Every experiment that exists when this runs was written by an older mtlab:
+-- identity 1.  A newer mtlab does not add trials of its rule to an experiment
+-- that holds trials of another (`mtlab run` refuses; the stored results stay
+-- readable), since the same setting would be stored twice under two configs.
+ALTER TABLE experiment ADD COLUMN identity INTEGER NOT NULL DEFAULT 1;
