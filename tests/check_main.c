@@ -16,6 +16,7 @@ int main(void) {
     srunner_add_suite(sr, sweep_suite());
     srunner_add_suite(sr, run_suite());
     srunner_add_suite(sr, crash_suite());
+    srunner_add_suite(sr, mem_suite());
     srunner_add_suite(sr, plot_suite());
     srunner_add_suite(sr, blocks_suite());
     srunner_add_suite(sr, golden_suite());

@@ -51,6 +51,7 @@ Suite *store_suite(void);
 Suite *sweep_suite(void);
 Suite *run_suite(void);
 Suite *crash_suite(void);
+Suite *mem_suite(void);
 Suite *plot_suite(void);
 Suite *golden_suite(void);
 Suite *blocks_suite(void);

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long calls;           /* allocations since the last mem_test_fail_at */
-static long fail_at = -1;    /* the call number that fails, -1: none */
+static long calls;        /* allocations since the last mem_test_fail_at */
+static long fail_at = -1; /* the call number that fails, -1: none */
 
 /* Whether this call is the one a test asked to fail. */
 static int injected_failure(void) {
@@ -22,6 +22,11 @@ void *mem_calloc(size_t n, size_t size) {
 
 void *mem_realloc(void *p, size_t size) {
     return injected_failure() ? NULL : realloc(p, size ? size : 1);
+}
+
+void *mem_aligned(size_t align, size_t size) {
+    size = (size ? size : 1) + align - 1;
+    return injected_failure() ? NULL : aligned_alloc(align, size - size % align);
 }
 
 void mem_free(void *p) {

@@ -18,6 +18,9 @@
 void *mem_alloc(size_t size);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);
+/* size bytes aligned to `align` (a power of two; size is rounded up to a
+ * multiple of it). */
+void *mem_aligned(size_t align, size_t size);
 void mem_free(void *p);
 /* A copy of s (NULL when out of memory). */
 char *mem_strdup(const char *s);

@@ -10,6 +10,7 @@
  * hook undercounts (model_work_blocks() lets the tests see it).  Nothing is
  * freed before model_free, which releases the chunks. */
 #include "models/model.h"
+#include "core/mem.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -56,7 +57,7 @@ static size_t align_up(size_t n) {
 static model_chunk_t *chunk_new(size_t size) {
     if (size > SIZE_BYTES_MAX - sizeof(model_chunk_t) - MODEL_WORK_ALIGN) return NULL;
     size = align_up(size ? size : 1);
-    model_chunk_t *c = aligned_alloc(MODEL_WORK_ALIGN, align_up(sizeof(model_chunk_t) + size));
+    model_chunk_t *c = mem_aligned(MODEL_WORK_ALIGN, align_up(sizeof(model_chunk_t) + size));
     if (!c) return NULL;
     memset(c, 0, sizeof(model_chunk_t) + size);
     c->size = size;
@@ -97,9 +98,9 @@ real *model_act(model_t *m, int cols, err_t *err) {
 real *model_act_grad(model_t *m, int cols, err_t *err) {
     if (m->n_act_grads == m->cap_act_grads) {
         int cap = m->cap_act_grads ? 2 * m->cap_act_grads : 16;
-        real **bufs = realloc(m->act_grads, sizeof *bufs * cap);
+        real **bufs = mem_realloc(m->act_grads, sizeof *bufs * cap);
         if (bufs) m->act_grads = bufs;
-        int *cols_grown = bufs ? realloc(m->act_grad_cols, sizeof *cols_grown * cap) : NULL;
+        int *cols_grown = bufs ? mem_realloc(m->act_grad_cols, sizeof *cols_grown * cap) : NULL;
         if (!bufs || !cols_grown) {
             err_set(err, ERR_FAIL, "out of memory for the activation-gradient table");
             return NULL;
@@ -129,7 +130,7 @@ int model_add_gate(model_t *m, const model_gate_t *g, err_t *err) {
             return err_set(err, ERR_USAGE, "%s: two gates named %s", m->ops->name, g->name);
     if (m->n_gates == m->cap_gates) {
         int cap = m->cap_gates ? 2 * m->cap_gates : 8;
-        model_gate_t *grown = realloc(m->gates, sizeof *grown * cap);
+        model_gate_t *grown = mem_realloc(m->gates, sizeof *grown * cap);
         if (!grown) return err_set(err, ERR_FAIL, "out of memory for the gate table");
         m->gates = grown;
         m->cap_gates = cap;
@@ -247,7 +248,7 @@ int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t 
                   tensor_group_t group) {
     if (m->n_tensors == m->cap_tensors) {
         int cap = m->cap_tensors ? 2 * m->cap_tensors : TENSOR_TABLE_MIN;
-        tensor_t *grown = realloc(m->tensors, sizeof(tensor_t) * cap);
+        tensor_t *grown = mem_realloc(m->tensors, sizeof(tensor_t) * cap);
         if (!grown) return -1;
         m->tensors = grown;
         m->cap_tensors = cap;
@@ -408,7 +409,7 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
     const char *name = ops->name;
     model_sizes_t sizes; /* validates the config and every size */
     if (model_sizes_ops(ops, cfg, &sizes, err)) return -1;
-    model_t *m = calloc(1, sizeof *m);
+    model_t *m = mem_calloc(1, sizeof *m);
     if (!m) return err_set(err, ERR_FAIL, "out of memory for model '%s'", name);
     m->ops = ops;
     m->cfg = *cfg;
@@ -425,8 +426,8 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
     /* The family's sizes hook describes its build (memory estimates rely on it). */
     assert(m->n_params == sizes.n_params && m->n_weights == sizes.n_weights &&
            m->n_tensors == sizes.n_tensors && m->n_gates == sizes.n_gates);
-    m->params = calloc(m->n_params ? m->n_params : 1, sizeof(real));
-    m->grads = calloc(m->n_params ? m->n_params : 1, sizeof(real));
+    m->params = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
+    m->grads = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {
         model_free(m);
         return err_set(err, ERR_FAIL, "out of memory for %zu parameters of '%s'", m->n_params,
@@ -442,13 +443,13 @@ void model_free(model_t *m) {
     if (!m) return;
     for (model_chunk_t *c = m->work, *next; c; c = next) {
         next = c->next;
-        free(c);
+        mem_free(c);
     }
-    free(m->act_grads);
-    free(m->act_grad_cols);
-    free(m->gates);
-    free(m->tensors);
-    free(m->params);
-    free(m->grads);
-    free(m);
+    mem_free(m->act_grads);
+    mem_free(m->act_grad_cols);
+    mem_free(m->gates);
+    mem_free(m->tensors);
+    mem_free(m->params);
+    mem_free(m->grads);
+    mem_free(m);
 }

@@ -44,6 +44,7 @@
  * draw rule are part of the reproducibility contract: changing any of them
  * changes the identity of every stored result (tests pin golden values). */
 #include "core/numtext.h"
+#include "core/mem.h"
 #include "sweep/sweep.h"
 
 #include <assert.h>
@@ -129,9 +130,9 @@ static uint64_t string_hash(const char *s) {
 }
 
 static int index_rebuild(sweep_full_t *f, size_t n_slots) {
-    int *slots = calloc(n_slots, sizeof *slots);
+    int *slots = mem_calloc(n_slots, sizeof *slots);
     if (!slots) return -1;
-    free(f->slots);
+    mem_free(f->slots);
     f->slots = slots;
     f->n_slots = n_slots;
     for (int p = 0; p < f->pub.n_points; p++) {
@@ -180,12 +181,12 @@ void sweep_free(sweep_t *s) {
     if (!s) return;
     sweep_full_t *f = (sweep_full_t *)s;
     for (int p = 0; p < s->n_points; p++)
-        free(s->points[p].params); /* the point's one allocation (see add_point) */
-    free(s->points);
-    free(s->text);
-    free(f->slots);
-    free(f->key_lines);
-    free(f);
+        mem_free(s->points[p].params); /* the point's one allocation (see add_point) */
+    mem_free(s->points);
+    mem_free(s->text);
+    mem_free(f->slots);
+    mem_free(f->key_lines);
+    mem_free(f);
 }
 
 uint64_t sweep_data_seed(const sweep_t *s, int point, int repeat) {
@@ -235,7 +236,7 @@ typedef struct {
 static item_t *add_item(reader_t *rd) {
     if (rd->n_items == rd->cap_items) {
         int cap = rd->cap_items ? 2 * rd->cap_items : 64;
-        item_t *grown = realloc(rd->items, sizeof *grown * (size_t)cap);
+        item_t *grown = mem_realloc(rd->items, sizeof *grown * (size_t)cap);
         if (!grown) {
             rd->oom = true;
             return NULL;
@@ -312,7 +313,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
     if (!it) return 0;
     snprintf(it->section, sizeof it->section, "%s", rd->section);
     snprintf(it->key, sizeof it->key, "%s", name);
-    it->value = strdup(value ? value : "");
+    it->value = mem_strdup(value ? value : "");
     if (!it->value) {
         rd->oom = true;
         return 0;
@@ -322,8 +323,8 @@ static int on_pair(void *user, const char *section, const char *name, const char
 
 static void reader_free(reader_t *rd) {
     for (int i = 0; i < rd->n_items; i++)
-        free(rd->items[i].value);
-    free(rd->items);
+        mem_free(rd->items[i].value);
+    mem_free(rd->items);
 }
 
 /* ---- validation: entries ----------------------------------------------------------- */
@@ -487,7 +488,7 @@ static size_t dist_prefix(const char *raw) {
 }
 
 static int alloc_values(entry_t *e, int n) {
-    e->values = calloc((size_t)n, sizeof *e->values);
+    e->values = mem_calloc((size_t)n, sizeof *e->values);
     e->n_values = n;
     return e->values ? 0 : -1;
 }
@@ -528,7 +529,7 @@ static int parse_distribution(const sweep_key_t *k, entry_t *e, const char *raw,
         return -1;
     }
     char *inner = strndup(open + 1, len - 2);
-    char **args = malloc(sizeof *args * SWEEP_MAX_LIST);
+    char **args = mem_alloc(sizeof *args * SWEEP_MAX_LIST);
     int status = -1;
     if (!inner || !args) {
         snprintf(msg, msg_n, "out of memory");
@@ -603,15 +604,15 @@ static int parse_distribution(const sweep_key_t *k, entry_t *e, const char *raw,
     strcat(e->dist_text, ")");
     status = 0;
 done:
-    free(inner);
-    free(args);
+    mem_free(inner);
+    mem_free(args);
     return status;
 }
 
 /* Parses a list (or scalar) of a point key into e. */
 static int parse_list(const sweep_key_t *k, entry_t *e, const char *raw, char *msg, size_t msg_n) {
-    char *copy = strdup(raw);
-    char **items = malloc(sizeof *items * SWEEP_MAX_LIST);
+    char *copy = mem_strdup(raw);
+    char **items = mem_alloc(sizeof *items * SWEEP_MAX_LIST);
     int status = -1;
     if (!copy || !items) {
         snprintf(msg, msg_n, "out of memory");
@@ -647,8 +648,8 @@ static int parse_list(const sweep_key_t *k, entry_t *e, const char *raw, char *m
     }
     status = 0;
 done:
-    free(copy);
-    free(items);
+    mem_free(copy);
+    mem_free(items);
     return status;
 }
 
@@ -906,13 +907,13 @@ static int add_point(ctx_t *c, const point_draft_t *d, err_t *err) {
     if (sweep_find_point(s, d->config) >= 0) return 0; /* a duplicate: kept once */
     if (s->n_points == f->cap_points) {
         int cap = f->cap_points ? 2 * f->cap_points : 16;
-        sweep_point_t *grown = realloc(s->points, sizeof *grown * (size_t)cap);
+        sweep_point_t *grown = mem_realloc(s->points, sizeof *grown * (size_t)cap);
         if (!grown) return err_set(err, ERR_FAIL, "%s: out of memory (%d points)", c->path, cap);
         s->points = grown;
         f->cap_points = cap;
     }
     const size_t params_size = sizeof(sweep_param_t) * (size_t)d->n_params;
-    char *block = malloc(params_size + d->config_len + 1 + d->data_config_len + 1 + d->values_len);
+    char *block = mem_alloc(params_size + d->config_len + 1 + d->data_config_len + 1 + d->values_len);
     if (!block) return err_set(err, ERR_FAIL, "%s: out of memory (point %d)", c->path, s->n_points);
     sweep_point_t *pt = &s->points[s->n_points++]; /* owned by s from here */
     pt->params = (sweep_param_t *)block;
@@ -1025,8 +1026,8 @@ static int expand(ctx_t *c, err_t *err) {
     int too_many_line = 0; /* the line where the point count passed SWEEP_MAX_POINTS */
     const int name_key = sweep_key_find("model", "name");
     const entry_t *names = find_entry(c, "model", name_key);
-    choice_t *base = calloc(1, sizeof *base), *ch = malloc(sizeof *ch);
-    point_draft_t *pt = malloc(sizeof *pt);
+    choice_t *base = mem_calloc(1, sizeof *base), *ch = mem_alloc(sizeof *ch);
+    point_draft_t *pt = mem_alloc(sizeof *pt);
     int status = -1;
     if (!base || !ch || !pt) {
         err_set(err, ERR_FAIL, "%s: out of memory expanding the sweep", c->path);
@@ -1108,7 +1109,7 @@ static int expand(ctx_t *c, err_t *err) {
     }
     s->n_trials = s->n_points * s->repeats;
     if (s->n_points > 0 && s->n_points < c->f->cap_points) { /* give back the doubling's slack */
-        sweep_point_t *exact = realloc(s->points, sizeof *exact * (size_t)s->n_points);
+        sweep_point_t *exact = mem_realloc(s->points, sizeof *exact * (size_t)s->n_points);
         if (exact) { /* else the larger array serves as well */
             s->points = exact;
             c->f->cap_points = s->n_points;
@@ -1116,9 +1117,9 @@ static int expand(ctx_t *c, err_t *err) {
     }
     status = 0;
 done:
-    free(base);
-    free(ch);
-    free(pt);
+    mem_free(base);
+    mem_free(ch);
+    mem_free(pt);
     return status;
 }
 
@@ -1131,14 +1132,14 @@ static int read_file(const char *path, char **out, size_t *out_len, err_t *err) 
     FILE *fp = fopen(path, "rb");
     if (!fp) return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(errno));
     size_t cap = 4096, len = 0; /* cap: at most SWEEP_FILE_MAX + 2, room for one byte too many */
-    char *buf = malloc(cap);
+    char *buf = mem_alloc(cap);
     while (buf) {
         len += fread(buf + len, 1, cap - len - 1, fp);
         if (ferror(fp) || feof(fp) || len > SWEEP_FILE_MAX) break;
         if (len < cap - 1) continue; /* a short read that is neither the end nor an error */
         size_t grown_cap = cap * 2 < (size_t)SWEEP_FILE_MAX + 2 ? cap * 2 : SWEEP_FILE_MAX + 2;
-        char *grown = realloc(buf, grown_cap);
-        if (!grown) free(buf);
+        char *grown = mem_realloc(buf, grown_cap);
+        if (!grown) mem_free(buf);
         buf = grown;
         cap = grown_cap;
     }
@@ -1147,11 +1148,11 @@ static int read_file(const char *path, char **out, size_t *out_len, err_t *err) 
     fclose(fp);
     if (!buf) return err_set(err, ERR_FAIL, "cannot read %s: out of memory", path);
     if (failed) {
-        free(buf);
+        mem_free(buf);
         return err_set(err, ERR_FAIL, "cannot read %s: %s", path, strerror(saved));
     }
     if (len > SWEEP_FILE_MAX) {
-        free(buf);
+        mem_free(buf);
         return err_set(err, ERR_USAGE, "%s: larger than %d MiB; is this a sweep file?", path,
                        SWEEP_FILE_MAX >> 20);
     }
@@ -1174,7 +1175,7 @@ static int line_of(const char *text, size_t pos) {
 static void drop_entry(ctx_t *c, const char *section, int key) {
     for (int i = 0; i < c->n_entries; i++)
         if (c->entries[i].key == key && strcmp(c->entries[i].section, section) == 0) {
-            free(c->entries[i].values);
+            mem_free(c->entries[i].values);
             memmove(&c->entries[i], &c->entries[i + 1], sizeof *c->entries * (c->n_entries - i - 1));
             c->n_entries--;
             /* An entry's model points into its own section: follow the move. */
@@ -1213,7 +1214,7 @@ static int apply_scale_item(ctx_t *c, const item_t *it, const char *scale, err_t
 /* Keeps where each entry was set, for sweep_key_line. */
 static int keep_key_lines(ctx_t *c, err_t *err) {
     sweep_full_t *f = c->f;
-    f->key_lines = calloc((size_t)c->n_entries + 1, sizeof *f->key_lines);
+    f->key_lines = mem_calloc((size_t)c->n_entries + 1, sizeof *f->key_lines);
     if (!f->key_lines) return err_set(err, ERR_FAIL, "%s: out of memory", c->path);
     for (int i = 0; i < c->n_entries; i++) {
         const entry_t *e = &c->entries[i];
@@ -1229,10 +1230,10 @@ static int keep_key_lines(ctx_t *c, err_t *err) {
  * never mixes the trials of two scales under one experiment unnoticed. */
 static int mark_scale(sweep_t *s, const char *scale, err_t *err) {
     size_t n = strlen(s->text) + strlen(scale) + 64;
-    char *text = malloc(n);
+    char *text = mem_alloc(n);
     if (!text) return err_set(err, ERR_FAIL, "out of memory");
     snprintf(text, n, "%s\n; mtlab run --scale %s\n", s->text, scale);
-    free(s->text);
+    mem_free(s->text);
     s->text = text;
     snprintf(s->scale, sizeof s->scale, "%s", scale);
     return 0;
@@ -1244,7 +1245,7 @@ int sweep_load(const char *path, sweep_t **out, err_t *err) {
 
 int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err) {
     *out = NULL;
-    sweep_full_t *f = calloc(1, sizeof *f);
+    sweep_full_t *f = mem_calloc(1, sizeof *f);
     if (!f) return err_set(err, ERR_FAIL, "out of memory loading %s", path);
     sweep_t *s = &f->pub;
     ctx_t c = {.path = path, .f = f};
@@ -1274,7 +1275,7 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         err_set(err, ERR_FAIL, "%s: out of memory while parsing", path);
         goto done;
     }
-    c.entries = calloc((size_t)rd.n_items + 1, sizeof *c.entries);
+    c.entries = mem_calloc((size_t)rd.n_items + 1, sizeof *c.entries);
     if (!c.entries) {
         err_set(err, ERR_FAIL, "%s: out of memory while parsing", path);
         goto done;
@@ -1317,8 +1318,8 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
     status = 0;
 done:
     for (int i = 0; i < c.n_entries; i++)
-        free(c.entries[i].values);
-    free(c.entries);
+        mem_free(c.entries[i].values);
+    mem_free(c.entries);
     reader_free(&rd);
     if (status) {
         sweep_free(s);
@@ -1333,10 +1334,10 @@ done:
 int sweep_from_settings(const char *const *settings, const char *const *labels, int n,
                         uint64_t seed, sweep_t **out, err_t *err) {
     *out = NULL;
-    sweep_full_t *f = calloc(1, sizeof *f);
+    sweep_full_t *f = mem_calloc(1, sizeof *f);
     /* labels of the settings, then of the default model name */
-    const char **all_labels = calloc((size_t)n + 1, sizeof *all_labels);
-    item_t *items = calloc((size_t)n + 1, sizeof *items);
+    const char **all_labels = mem_calloc((size_t)n + 1, sizeof *all_labels);
+    item_t *items = mem_calloc((size_t)n + 1, sizeof *items);
     ctx_t c = {.path = "arguments", .f = f, .labels = all_labels};
     int status = -1, n_items = 0;
     if (!f || !all_labels || !items) {
@@ -1344,7 +1345,7 @@ int sweep_from_settings(const char *const *settings, const char *const *labels, 
         goto done;
     }
     c.keys = sweep_keys(&c.n_keys);
-    c.entries = calloc((size_t)n + 1, sizeof *c.entries);
+    c.entries = mem_calloc((size_t)n + 1, sizeof *c.entries);
     if (!c.entries) {
         err_set(err, ERR_FAIL, "out of memory reading the settings");
         goto done;
@@ -1391,7 +1392,7 @@ int sweep_from_settings(const char *const *settings, const char *const *labels, 
             goto done;
         }
         it->header = false;
-        if (!(it->value = strdup(eq + 1))) {
+        if (!(it->value = mem_strdup(eq + 1))) {
             err_set(err, ERR_FAIL, "out of memory reading the settings");
             goto done;
         }
@@ -1410,12 +1411,12 @@ int sweep_from_settings(const char *const *settings, const char *const *labels, 
     status = 0;
 done:
     for (int i = 0; i < c.n_entries; i++)
-        free(c.entries[i].values);
-    free(c.entries);
+        mem_free(c.entries[i].values);
+    mem_free(c.entries);
     for (int i = 0; items && i < n_items; i++)
-        free(items[i].value);
-    free(items);
-    free(all_labels);
+        mem_free(items[i].value);
+    mem_free(items);
+    mem_free(all_labels);
     if (status) {
         if (f) sweep_free(&f->pub);
         return -1;

@@ -1,4 +1,5 @@
 #include "train/trial.h"
+#include "core/mem.h"
 
 #include <limits.h>
 #include <math.h>
@@ -38,7 +39,7 @@ static void collect(void *ctx, const train_eval_t *ev) {
             return;
         }
         int cap = c->cap ? 2 * c->cap : 64;
-        train_eval_t *grown = realloc(c->out->evals, sizeof *grown * cap);
+        train_eval_t *grown = mem_realloc(c->out->evals, sizeof *grown * cap);
         if (!grown) {
             c->oom = 1;
             return;
@@ -134,7 +135,7 @@ int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_
     collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
     const size_t n_evals = trial_eval_count(&spec->train);
     if (status == 0 && n_evals > 0) {
-        out->evals = calloc(n_evals, sizeof *out->evals);
+        out->evals = mem_calloc(n_evals, sizeof *out->evals);
         if (!out->evals)
             status = err_set(err, ERR_FAIL, "out of memory for a learning curve of %zu evaluations",
                              n_evals);
@@ -164,7 +165,7 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
 }
 
 void trial_result_free(trial_result_t *r) {
-    free(r->evals);
+    mem_free(r->evals);
     gate_stats_free(&r->gates);
     model_free(r->model);
     memset(r, 0, sizeof *r);
