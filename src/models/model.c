@@ -429,9 +429,9 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
     m->params = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     m->grads = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {
+        const size_t n_params = m->n_params;
         model_free(m);
-        return err_set(err, ERR_FAIL, "out of memory for %zu parameters of '%s'", m->n_params,
-                       name);
+        return err_set(err, ERR_FAIL, "out of memory for %zu parameters of '%s'", n_params, name);
     }
     init_params(m, init_seed);
     rng_seed(&m->rng, init_seed, RNG_STREAM_MODEL);
