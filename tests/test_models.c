@@ -57,9 +57,12 @@ static double total_loss(void *ctx) {
     return sum;
 }
 
-static void fixture_init(fixture_t *f, const char *name, uint64_t seed) {
+/* hp_name (or NULL) set to hp_value on top of small_config. */
+static void fixture_init(fixture_t *f, const char *name, uint64_t seed, const char *hp_name,
+                         double hp_value) {
     memset(f, 0, sizeof *f);
     model_config_t c = small_config(name);
+    if (hp_name) test_set_hp(&c, name, hp_name, hp_value);
     err_t err = {0};
     ck_assert_msg(model_new(&f->m, name, &c, seed, &err) == 0, "%s: %s", name, err.msg);
     rng_t r;
@@ -82,10 +85,10 @@ static void fixture_init(fixture_t *f, const char *name, uint64_t seed) {
         if (f->m->params[i] == 0) f->m->params[i] = 0.1 * rng_normal(&r);
 }
 
-START_TEST(test_gradients) {
-    const char *name = registry_name(_i);
+/* Checks every tensor's analytic gradient against central differences. */
+static void check_gradients(const char *name, const char *hp_name, double hp_value) {
     fixture_t f;
-    fixture_init(&f, name, 11);
+    fixture_init(&f, name, 11, hp_name, hp_value);
     model_t *m = f.m;
     const int T = m->cfg.tasks;
     /* Analytic gradient. */
@@ -110,6 +113,34 @@ START_TEST(test_gradients) {
         ck_assert(fabs(m->grads[i] - 2 * analytic[i]) <= 1e-12 * (1 + fabs(analytic[i])));
     free(analytic);
     model_free(m);
+}
+
+START_TEST(test_gradients) {
+    check_gradients(registry_name(_i), NULL, 0);
+}
+END_TEST
+
+/* gate_bias = on (issue 10): the gated families get a tensor gates.b of
+ * G·n logit biases, and its gradient (with every other) passes the
+ * finite-difference check. */
+START_TEST(test_gate_bias_gradients) {
+    static const char *const gated[] = {"omoe", "mmoe"};
+    const char *name = gated[_i];
+    model_config_t c = small_config(name);
+    const model_ops_t *ops = model_find(name);
+    err_t err = {0};
+    model_t *m;
+    ck_assert_int_eq(model_new(&m, name, &c, 3, &err), 0);
+    ck_assert_int_eq(model_tensor_index(m, "gates.b"), -1); /* off by default (Eq 8) */
+    model_free(m);
+    ck_assert_int_eq(model_config_set(&c, ops, "gate_bias", 1, &err), 0);
+    ck_assert_int_eq(model_new(&m, name, &c, 3, &err), 0);
+    const int b = model_tensor_index(m, "gates.b");
+    ck_assert_int_ge(b, 0);
+    const int G = strcmp(name, "mmoe") == 0 ? c.tasks : 1;
+    ck_assert_int_eq(m->tensors[b].cols, G * model_hp_int(&c, model_hp_find(ops, "experts")));
+    model_free(m);
+    check_gradients(name, "gate_bias", 1);
 }
 END_TEST
 
@@ -145,13 +176,103 @@ START_TEST(test_init_deterministic) {
     /* Glorot bound: every weight of a [r, c] matrix lies in ±sqrt(6/(r+c)). */
     for (int t = 0; t < a->n_tensors; t++) {
         const tensor_t *ts = &a->tensors[t];
-        double bound = ts->init == INIT_GLOROT ? sqrt(6.0 / ((double)ts->rows + ts->cols)) : 0;
+        double bound = ts->init == INIT_WEIGHT ? sqrt(6.0 / ((double)ts->rows + ts->cols)) : 0;
         for (size_t i = 0; i < (size_t)ts->rows * ts->cols; i++)
             ck_assert(fabs(a->params[ts->offset + i]) <= bound);
     }
     model_free(a);
     model_free(b);
     model_free(other);
+}
+END_TEST
+
+/* The bound a of U(-a, a) that `scheme` gives tensor t of m, computed from
+ * the shapes alone: a weight [fan_in, fan_out]; a bias "<layer>.b" takes
+ * its fan_in from the rows of "<layer>.W"; 0 for zeros. */
+static double expected_bound(const model_t *m, const tensor_t *t, const char *scheme) {
+    const size_t len = strlen(t->name);
+    if (len > 2 && strcmp(t->name + len - 2, ".b") == 0) {
+        if (strcmp(scheme, "torch") != 0) return 0;
+        char W[48];
+        snprintf(W, sizeof W, "%.*s.W", (int)(len - 2), t->name);
+        const int w = model_tensor_index(m, W);
+        ck_assert_msg(w >= 0, "no %s for %s", W, t->name);
+        return 1.0 / sqrt((double)m->tensors[w].rows);
+    }
+    const double in = t->rows, out = t->cols;
+    if (strcmp(scheme, "torch") == 0) return 1.0 / sqrt(in);
+    if (strcmp(scheme, "he") == 0) return sqrt(6.0 / in);
+    return sqrt(6.0 / (in + out));
+}
+
+/* model.init (issue 10): for each family at the paper's sizes (gated ones
+ * with gate_bias on too), schemes torch and he (and glorot, the default),
+ * each tensor's values follow U(-a, a) with the expected a:
+ *   - every |value| <= a, and none is 0 unless a is (zeros);
+ *   - with n >= 100 values, max |value| >= a (1 - 21/n): a uniform sample
+ *     falls short of that with probability (1 - 21/n)^n < e^-21 ~ 1e-9;
+ *   - the mean of value² estimates a²/3 (the mean is known to be 0); its
+ *     standard error is a² sqrt(4 / (45 n)) (Var x² = a⁴/5 - a⁴/9), and the
+ *     estimate must lie within 5 standard errors (two-sided p ~ 6e-7 per
+ *     tensor); the same for all tensors pooled (values divided by their a).
+ * A wrong scheme (glorot's bound on a torch model: a ratio of 1.4 to 2.5 at
+ * these shapes) misses the variance check by many standard errors. */
+START_TEST(test_init_schemes) {
+    static const char *const schemes[] = {"glorot", "torch", "he"};
+    const char *name = registry_name(_i / 3), *scheme = schemes[_i % 3];
+    const model_ops_t *ops = model_find(name);
+    model_config_t c;
+    model_config_default(&c, ops);
+    const int init = model_hp_find(ops, "init");
+    ck_assert_msg(init >= 0, "%s does not declare model.init", name);
+    ck_assert_int_eq(model_hp_word_index(&ops->hp[init], scheme), _i % 3);
+    test_set_hp(&c, name, "init", _i % 3);
+    test_set_hp(&c, name, "gate_bias", 1);
+    model_t *m;
+    err_t err = {0};
+    ck_assert_msg(model_new(&m, name, &c, 2018, &err) == 0, "%s", err.msg);
+    double pooled_sq = 0;
+    size_t pooled_n = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        const tensor_t *ts = &m->tensors[t];
+        const real *p = m->params + ts->offset;
+        const size_t n = (size_t)ts->rows * ts->cols;
+        const double a = expected_bound(m, ts, scheme);
+        double sq = 0, largest = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double v = fabs((double)p[i]);
+            ck_assert_msg(v <= a * (1 + 1e-6), "%s/%s: %s value %g outside +-%g", name, scheme,
+                          ts->name, (double)p[i], a);
+            ck_assert_msg(a == 0 || v > 0, "%s/%s: %s has a zero", name, scheme, ts->name);
+            if (v > largest) largest = v;
+            sq += v * v;
+        }
+        if (a == 0) continue;
+        if (n >= 100)
+            ck_assert_msg(largest >= a * (1 - 21.0 / n), "%s/%s: %s: max |value| %g, bound %g",
+                          name, scheme, ts->name, largest, a);
+        const double mean_sq = sq / n, se = a * a * sqrt(4.0 / (45.0 * n));
+        ck_assert_msg(fabs(mean_sq - a * a / 3) <= 5 * se,
+                      "%s/%s: %s: mean square %g, expected %g +- 5 x %g", name, scheme, ts->name,
+                      mean_sq, a * a / 3, se);
+        pooled_sq += sq / (a * a);
+        pooled_n += n;
+    }
+    ck_assert_uint_gt(pooled_n, 1000);
+    const double pooled = pooled_sq / pooled_n, se = sqrt(4.0 / (45.0 * pooled_n));
+    ck_assert_msg(fabs(pooled - 1.0 / 3) <= 5 * se, "%s/%s: pooled mean square %g, 1/3 +- 5 x %g",
+                  name, scheme, pooled, se);
+    /* glorot is the default: an explicit glorot draws the default's values. */
+    if (_i % 3 == 0) {
+        model_config_t d;
+        model_config_default(&d, ops);
+        test_set_hp(&d, name, "gate_bias", 1);
+        model_t *def;
+        ck_assert(model_new(&def, name, &d, 2018, &err) == 0);
+        ck_assert(memcmp(def->params, m->params, sizeof(real) * m->n_params) == 0);
+        model_free(def);
+    }
+    model_free(m);
 }
 END_TEST
 
@@ -194,7 +315,7 @@ END_TEST
 START_TEST(test_gates) {
     const char *name = registry_name(_i);
     fixture_t f;
-    fixture_init(&f, name, 3);
+    fixture_init(&f, name, 3, NULL, 0);
     const model_gate_t *g;
     model_forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
     int n = model_gates(f.m, &g);
@@ -355,7 +476,10 @@ START_TEST(test_hp_tables) {
                 if (k < 0) continue;
                 const model_hp_t *other = &all[g]->hp[k];
                 ck_assert_msg(other->type == hp->type && other->min == hp->min &&
-                                  other->max == hp->max,
+                                  other->max == hp->max &&
+                                  (hp->type != HP_WORD || strcmp(other->words, hp->words) == 0) &&
+                                  other->omit_default == hp->omit_default &&
+                                  (!hp->omit_default || other->def == hp->def),
                               "%s and %s disagree on the type or range of '%s'", all[f]->name,
                               all[g]->name, hp->name);
             }
@@ -381,6 +505,8 @@ Suite *models_suite(void) {
     tcase_set_timeout(tc, 60);
     int n = registry_size();
     tcase_add_loop_test(tc, test_gradients, 0, n);
+    tcase_add_loop_test(tc, test_gate_bias_gradients, 0, 2);
+    tcase_add_loop_test(tc, test_init_schemes, 0, 3 * n);
     tcase_add_loop_test(tc, test_tensor_table, 0, n);
     tcase_add_loop_test(tc, test_init_deterministic, 0, n);
     tcase_add_loop_test(tc, test_gates, 0, n);

@@ -433,6 +433,44 @@ START_TEST(test_canonical_config) {
 }
 END_TEST
 
+/* model.init and model.gate_bias (issue 10) are left out of a point's config
+ * and params while at their defaults (glorot, off): a point that leaves
+ * them at their defaults -- given or not -- has the config, and so the init
+ * seed, it had before the keys existed.  Other values are in the config. */
+START_TEST(test_omitted_defaults) {
+    static const char plain[] = "[experiment]\nname = keys\n[model]\nname = shared_bottom, mmoe\n";
+    static const char keyed[] = "[experiment]\nname = keys\n[model]\n"
+                                "name = shared_bottom, mmoe\n"
+                                "init = glorot, torch, he\n"
+                                "gate_bias = off, on\n";
+    sweep_t *a = load_text(plain), *b = load_text(keyed);
+    ck_assert_int_eq(a->n_points, 2);
+    /* shared_bottom: 3 inits (gate_bias is not its key); mmoe: 3 x 2. */
+    ck_assert_int_eq(b->n_points, 9);
+    int found = 0;
+    for (int p = 0; p < b->n_points; p++) {
+        const sweep_point_t *pt = &b->points[p];
+        const int init = hp(&pt->spec, "init"), gate_bias = hp(&pt->spec, "gate_bias");
+        const bool defaults = init == 0 && gate_bias <= 0;
+        ck_assert_int_eq(strstr(pt->config, "model.init") == NULL, init == 0);
+        ck_assert_int_eq(param(pt, "model.init") == NULL, init == 0);
+        ck_assert_int_eq(strstr(pt->config, "model.gate_bias") == NULL, gate_bias <= 0);
+        if (init == 1) ck_assert_ptr_nonnull(strstr(pt->config, "model.init=torch"));
+        if (init == 2) ck_assert_ptr_nonnull(strstr(pt->config, "model.init=he"));
+        if (gate_bias == 1) ck_assert_ptr_nonnull(strstr(pt->config, "model.gate_bias=on"));
+        if (strcmp(pt->spec.model, "shared_bottom") == 0) ck_assert_int_eq(gate_bias, -1);
+        if (!defaults) continue;
+        const int q = sweep_find_point(a, pt->config);
+        ck_assert_int_ge(q, 0);
+        ck_assert_uint_eq(sweep_init_seed(a, q, 2), sweep_init_seed(b, p, 2));
+        found++;
+    }
+    ck_assert_int_eq(found, 2);
+    sweep_free(a);
+    sweep_free(b);
+}
+END_TEST
+
 START_TEST(test_number_format) {
     char buf[64];
     num_to_text(0.1, buf, sizeof buf);
@@ -663,6 +701,10 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
     {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
     {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
+    {HEAD "[model]\nname = mmoe\ninit = xavier\n", 5,
+     {"[model] init:", "'xavier' is not one of glorot|torch|he"}},
+    {HEAD "[model]\nname = mmoe\ngate_bias = yes\n", 5,
+     {"[model] gate_bias:", "'yes' is not one of off|on"}},
     /* Model hyper-parameters belong to the families that declare them. */
     {HEAD "[model]\nname = shared_bottom, single\nexperts = 4\n",
      5,
@@ -670,7 +712,7 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[model]\nexperts = 4\nname = single\n",
      4,
      {"[model] experts: model single has no such hyper-parameter",
-      "(it declares: bottom_hidden, tower_hidden)"}},
+      "(it declares: bottom_hidden, tower_hidden, init)"}},
     {HEAD "[model]\nname = shared_bottom, mmoe\n[model.shared_bottom]\nexperts = 4\n",
      6,
      {"[model.shared_bottom] experts: model shared_bottom has no such hyper-parameter"}},
@@ -1058,6 +1100,7 @@ Suite *sweep_suite(void) {
     TCase *tc = tcase_create("expand");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_grid_2x2);
+    tcase_add_test(tc, test_omitted_defaults);
     tcase_add_test(tc, test_models_innermost);
     tcase_add_test(tc, test_override_dedupes);
     tcase_add_test(tc, test_hp_per_family);

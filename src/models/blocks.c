@@ -22,11 +22,11 @@ int dense_declare(model_t *m, dense_ref_t *d, const char *prefix, int in, int ou
     d->in = in;
     d->out = out;
     snprintf(name, sizeof name, "%s.W", prefix);
-    d->W = model_declare(m, name, in, out, INIT_GLOROT, TENSOR_WEIGHT);
+    d->W = model_declare(m, name, in, out, INIT_WEIGHT, TENSOR_WEIGHT);
     d->b = -1;
     if (bias) {
         snprintf(name, sizeof name, "%s.b", prefix);
-        d->b = model_declare(m, name, 1, out, INIT_ZERO, TENSOR_WEIGHT);
+        d->b = model_declare_bias(m, name, out, in);
     }
     if (d->W < 0 || (bias && d->b < 0))
         return err_set(err, ERR_FAIL, "out of memory declaring tensor %s", prefix);

@@ -213,6 +213,41 @@ int model_hp_find(const model_ops_t *ops, const char *name) {
     return -1;
 }
 
+const char *model_hp_word(const model_hp_t *hp, double v, char *out, size_t n) {
+    if (hp->type != HP_WORD || !(v >= 0 && v == floor(v))) return NULL;
+    int at = 0;
+    for (const char *w = hp->words; *w; at++) {
+        size_t len = strcspn(w, " ");
+        if (at == (int)v) {
+            snprintf(out, n, "%.*s", (int)len, w);
+            return out;
+        }
+        w += len;
+        while (*w == ' ')
+            w++;
+    }
+    return NULL;
+}
+
+int model_hp_word_index(const model_hp_t *hp, const char *word) {
+    if (hp->type != HP_WORD) return -1;
+    size_t want = strlen(word);
+    int at = 0;
+    for (const char *w = hp->words; *w; at++) {
+        size_t len = strcspn(w, " ");
+        if (len == want && strncmp(w, word, len) == 0) return at;
+        w += len;
+        while (*w == ' ')
+            w++;
+    }
+    return -1;
+}
+
+double model_hp_value(const model_t *m, const char *name, double def) {
+    const int i = model_hp_find(m->ops, name);
+    return i < 0 ? def : m->cfg.hp[i];
+}
+
 void model_config_default(model_config_t *cfg, const model_ops_t *ops) {
     *cfg = (model_config_t){.input_dim = 100, .tasks = 2, .max_batch = 128};
     for (int i = 0; ops && i < ops->n_hp; i++)
@@ -226,9 +261,10 @@ int model_config_set(model_config_t *cfg, const model_ops_t *ops, const char *na
         return err_set(err, ERR_USAGE, "model %s has no hyper-parameter '%s'",
                        ops ? ops->name : "(none)", name);
     const model_hp_t *hp = &ops->hp[i];
-    if (!(value >= hp->min && value <= hp->max) || (hp->type == HP_INT && value != floor(value)))
+    if (!(value >= hp->min && value <= hp->max) ||
+        (hp->type != HP_NUM && value != floor(value)))
         return err_set(err, ERR_USAGE, "%s: %s = %.17g is outside %s [%g, %g]", ops->name, name,
-                       value, hp->type == HP_INT ? "the integers" : "the numbers", hp->min,
+                       value, hp->type == HP_NUM ? "the numbers" : "the integers", hp->min,
                        hp->max);
     cfg->hp[i] = value;
     return 0;
@@ -259,8 +295,15 @@ int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t 
     t->rows = rows;
     t->cols = cols;
     t->init = init;
+    t->fan_in = rows;
     t->group = group;
     return m->n_tensors++;
+}
+
+int model_declare_bias(model_t *m, const char *name, int cols, int fan_in) {
+    int i = model_declare(m, name, 1, cols, INIT_BIAS, TENSOR_WEIGHT);
+    if (i >= 0) m->tensors[i].fan_in = fan_in;
+    return i;
 }
 
 int model_tensor_index(const model_t *m, const char *name) {
@@ -299,17 +342,40 @@ static void assign_offsets(model_t *m) {
     m->n_params = off;
 }
 
-/* Glorot/Xavier uniform for weight matrices, zeros for biases: the Keras
- * defaults of the paper's TensorFlow models.  Drawn in declaration order. */
+/* Draws every tensor in declaration order from one stream, per the model's
+ * scheme (model_init_t).  glorot (Glorot/Xavier uniform weights, zero
+ * biases: the Keras defaults of the paper's TensorFlow models) draws only
+ * for weights, exactly as before the other schemes existed, so its models
+ * are bit-identical to those of earlier trials.  torch draws for weights
+ * and biases alike (nn.Linear.reset_parameters: kaiming_uniform(a = √5),
+ * whose bound is gain·√(3/fan_in) with gain = √(2/(1+a²)) = √(1/3), i.e.
+ * 1/√fan_in; the bias U(±1/√fan_in)); he draws weights U(±√(6/fan_in)). */
 static void init_params(model_t *m, uint64_t init_seed) {
+    const model_init_t scheme = (model_init_t)model_hp_value(m, "init", MODEL_INIT_GLOROT);
     rng_t rng;
     rng_seed(&rng, init_seed, RNG_STREAM_INIT);
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_t *t = &m->tensors[i];
         real *p = m->params + t->offset;
         size_t n = (size_t)t->rows * t->cols;
-        if (t->init == INIT_GLOROT) {
-            double a = sqrt(6.0 / ((double)t->rows + t->cols)); /* exact: < 2^53 */
+        double a = 0; /* U(-a, a); 0: zeros, no draw */
+        if (t->init == INIT_WEIGHT) {
+            switch (scheme) {
+            case MODEL_INIT_GLOROT:
+                a = sqrt(6.0 / ((double)t->rows + t->cols)); /* exact: < 2^53 */
+                break;
+            case MODEL_INIT_TORCH:
+                a = 1.0 / sqrt((double)t->rows);
+                break;
+            case MODEL_INIT_HE:
+                a = sqrt(6.0 / (double)t->rows);
+                break;
+            }
+        } else if (t->init == INIT_BIAS && scheme == MODEL_INIT_TORCH) {
+            assert(t->fan_in >= 1);
+            a = 1.0 / sqrt((double)t->fan_in);
+        }
+        if (a > 0) {
             for (size_t j = 0; j < n; j++)
                 p[j] = (real)(a * (2.0 * rng_uniform(&rng) - 1.0));
         } else {
@@ -347,6 +413,10 @@ static int check_config(const model_ops_t *ops, const model_config_t *c, err_t *
         if (hp->type == HP_NUM && !(isfinite(v) && v >= hp->min))
             return err_set(err, ERR_USAGE, "model: %s must be a number of at least %g (got %g)",
                            hp->name, hp->min, v);
+        char word[32];
+        if (hp->type == HP_WORD && !model_hp_word(hp, v, word, sizeof word))
+            return err_set(err, ERR_USAGE, "model: %s must be one of %s (got index %g)", hp->name,
+                           hp->words, v);
     }
     return 0;
 }

@@ -39,6 +39,7 @@
 #ifndef MTLAB_MODEL_H
 #define MTLAB_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,7 +57,11 @@
  * registry test checks it): one [model] line sets it for every listed family
  * that declares it, and for no other.  Defaults are the family's own (single's
  * per-task bottom has 16 units, shared_bottom's shared one 113). */
-typedef enum { HP_INT = 0, HP_NUM } model_hp_type_t;
+typedef enum {
+    HP_INT = 0, /* an integer in [min, max] */
+    HP_NUM,     /* a number in [min, max] */
+    HP_WORD     /* one of `words`; the value is the word's index (min 0, max count - 1) */
+} model_hp_type_t;
 
 typedef struct {
     const char *name; /* [model] key: "experts" */
@@ -64,7 +69,31 @@ typedef struct {
     double min, max; /* inclusive: what a sweep file or the command line accepts */
     double def;      /* this family's default */
     const char *help;
+    const char *words; /* HP_WORD: the allowed words, space-separated, in index order */
+    /* Left out of a trial's canonical config while at its default (a key
+     * added after configs existed, whose default is the behaviour before it:
+     * README "Identity").  Such a default must never change. */
+    bool omit_default;
 } model_hp_t;
+
+/* Initialisation schemes (the generic hyper-parameter "init", MODEL_HP_INIT):
+ *   glorot  weights U(±√(6/(fan_in + fan_out))), biases 0 (Keras; the default)
+ *   torch   weights and biases U(±1/√fan_in) (PyTorch nn.Linear:
+ *           kaiming_uniform with a = √5, and its bias rule)
+ *   he      weights U(±√(6/fan_in)) (He/Kaiming-uniform for ReLU), biases 0 */
+typedef enum { MODEL_INIT_GLOROT = 0, MODEL_INIT_TORCH, MODEL_INIT_HE } model_init_t;
+#define MODEL_INIT_WORDS "glorot torch he"
+/* The row every family puts in its hyper-parameter table (one line), so
+ * `model.init` applies to all of them; model_new reads it by name. */
+#define MODEL_HP_INIT                                                                              \
+    {"init", HP_WORD, 0, 2, MODEL_INIT_GLOROT,                                                     \
+     "initialisation: glorot (weights U(+-sqrt(6/(in+out))), zero biases), torch "                 \
+     "(weights and biases U(+-1/sqrt(in))), he (weights U(+-sqrt(6/in)), zero biases)",            \
+     MODEL_INIT_WORDS, true}
+/* The row gated families add: a bias on the gate logits (off as in MMoE Eq 8). */
+#define MODEL_HP_GATE_BIAS                                                                         \
+    {"gate_bias", HP_WORD, 0, 1, 0, "a bias on the gate logits: off (MMoE Eq 8) or on", "off on", \
+     true}
 
 #define MODEL_MAX_HP 16 /* hyper-parameters of one family, at most */
 
@@ -78,15 +107,19 @@ typedef struct {
     double hp[MODEL_MAX_HP]; /* the family's hyper-parameters, in ops->hp order */
 } model_config_t;
 
-typedef enum { INIT_ZERO = 0, INIT_GLOROT } init_kind_t;
+/* What a tensor is to the initialiser, which draws it per the model's
+ * scheme (model_init_t): a weight matrix [fan_in, fan_out], a layer's bias
+ * (with its layer's fan_in), or a tensor that always starts at zero. */
+typedef enum { INIT_ZERO = 0, INIT_WEIGHT, INIT_BIAS } init_kind_t;
 typedef enum { TENSOR_WEIGHT = 0, TENSOR_ARCH } tensor_group_t;
 
 typedef struct {
     char name[48];    /* e.g. "experts.W", "tower2.hidden.b" */
     int rows, cols;   /* shape; vectors are 1 x cols */
     size_t offset;    /* into params / grads */
-    init_kind_t init; /* INIT_GLOROT: U(-a, a), a = sqrt(6 / (rows + cols)) */
+    init_kind_t init; /* INIT_WEIGHT: rows = fan_in; INIT_BIAS: see fan_in */
     tensor_group_t group;
+    int fan_in; /* INIT_BIAS: the inputs of its layer (model_declare_bias) */
 } tensor_t;
 
 /* What a gate's values are: softmax weights (in [0, 1], each row sums to 1),
@@ -206,6 +239,13 @@ void model_config_default(model_config_t *cfg, const model_ops_t *ops);
  * declared range (an HP_INT must be an integer). */
 int model_config_set(model_config_t *cfg, const model_ops_t *ops, const char *name, double value,
                      err_t *err);
+/* The word of an HP_WORD value ("torch"), or NULL when v is not one's index. */
+const char *model_hp_word(const model_hp_t *hp, double v, char *out, size_t n);
+/* The index of `word` among hp's words, or -1. */
+int model_hp_word_index(const model_hp_t *hp, const char *word);
+/* The value of hyper-parameter `name` of m's family, or `def` when it does
+ * not declare it (the generic ones: "init", "gate_bias"). */
+double model_hp_value(const model_t *m, const char *name, double def);
 /* Hyper-parameter i of an integer type (families read their sizes so). */
 static inline int model_hp_int(const model_config_t *cfg, int i) {
     return (int)cfg->hp[i];
@@ -242,6 +282,8 @@ void model_backward(model_t *m, const real *x, int B, const real *dpred);
 /* Declares a tensor and returns its index (or -1 when out of memory). */
 int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t init,
                   tensor_group_t group);
+/* Declares the bias [1, cols] of a layer with fan_in inputs (INIT_BIAS). */
+int model_declare_bias(model_t *m, const char *name, int cols, int fan_in);
 
 /* Workspace: `bytes` zeroed bytes, aligned to MODEL_WORK_ALIGN, that live
  * until model_free -- the family's state and any buffer.  NULL (with *err)

@@ -1,8 +1,8 @@
 /* moe.c -- One-gate and Multi-gate Mixture-of-Experts (MMoE §4, Eq 5-8).
  *
  *   experts  E = relu(x · We + be)                 [B, n, h]  (all n experts in one GEMM)
- *   gates    P_g = softmax(x · Wg_g)               [B, G, n]  (all G gates in one GEMM, no bias
- *                                                              as in Eq 8)
+ *   gates    P_g = softmax(x · Wg_g (+ bg_g))      [B, G, n]  (all G gates in one GEMM; no bias
+ *                                                              as in Eq 8 unless gate_bias = on)
  *   mixture  f_g = Σ_i P_g[:, i] · E[:, i, :]      [B, h]
  *   towers   y_k = tower_k(f_{g(k)})
  *
@@ -15,16 +15,18 @@
 #include "nn/layers.h"
 
 /* The hyper-parameters of omoe and mmoe: their [model] keys (model.h). */
-enum { MOE_EXPERTS, MOE_EXPERT_HIDDEN, MOE_TOWER_HIDDEN, MOE_N_HP };
+enum { MOE_EXPERTS, MOE_EXPERT_HIDDEN, MOE_TOWER_HIDDEN, MOE_INIT, MOE_GATE_BIAS, MOE_N_HP };
 static const model_hp_t moe_hp[MOE_N_HP] = {
     [MOE_EXPERTS] = {"experts", HP_INT, 1, 4096, 8, "experts per mixture"},
     [MOE_EXPERT_HIDDEN] = {"expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert"},
     [MOE_TOWER_HIDDEN] = {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},
+    [MOE_INIT] = MODEL_HP_INIT,
+    [MOE_GATE_BIAS] = MODEL_HP_GATE_BIAS,
 };
 
 typedef struct {
     experts_t experts;              /* d -> n·h, all experts in one GEMM */
-    gates_t gates;                  /* d -> G·n, no bias (Eq 8) */
+    gates_t gates;                  /* d -> G·n, no bias (Eq 8) unless gate_bias */
     real *mixed[MODEL_MAX_TASKS];   /* per gate [max_batch, h] */
     real *d_mixed[MODEL_MAX_TASKS]; /* their gradients */
     tower_t tower[MODEL_MAX_TASKS];
@@ -35,9 +37,10 @@ typedef struct {
 static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *err) {
     const int d = c->input_dim, T = c->tasks, n = model_hp_int(c, MOE_EXPERTS), h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     const int B = c->max_batch;
+    const bool gate_bias = model_hp_int(c, MOE_GATE_BIAS) != 0;
     size_t experts_params, gates_params, mixed_act, tower_params;
     if (experts_sizes(d, n, h, B, true, &experts_params, &out->act, err) ||
-        gates_sizes(d, G, n, false, B, &gates_params, &out->act, err))
+        gates_sizes(d, G, n, gate_bias, B, &gates_params, &out->act, err))
         return -1;
     if (block_count(&mixed_act, G, B, h))
         return err_set(err, ERR_USAGE, "%d gates x max_batch %d x %d hidden units overflows", G, B,
@@ -52,7 +55,7 @@ static int moe_sizes(const model_config_t *c, int G, model_sizes_t *out, err_t *
         size_add(&out->n_params, out->n_params, tower_params))
         return err_set(err, ERR_USAGE, "the parameter count overflows");
     out->n_weights = out->n_params;
-    out->n_tensors = 3 + 4 * T; /* experts.W, experts.b, gates.W; 4 per tower */
+    out->n_tensors = 3 + gate_bias + 4 * T; /* experts.W, experts.b, gates.W (.b); 4 per tower */
     out->state_bytes = sizeof(moe_impl_t);
     out->n_gates = G;
     out->gate_experts = (size_t)G * n; /* fits: gates_sizes checked G·n */
@@ -74,7 +77,8 @@ static int moe_build(model_t *m, int G, err_t *err) {
     m->impl = s;
     const int n = model_hp_int(c, MOE_EXPERTS), h = model_hp_int(c, MOE_EXPERT_HIDDEN);
     if (experts_build(m, &s->experts, "experts", c->input_dim, n, h, NULL, NULL, 0, err) ||
-        gates_build(m, &s->gates, "gates", c->input_dim, G, n, false, err))
+        gates_build(m, &s->gates, "gates", c->input_dim, G, n, model_hp_int(c, MOE_GATE_BIAS) != 0,
+                    err))
         return -1;
     char name[48];
     for (int k = 0; k < c->tasks; k++) {

@@ -13,12 +13,13 @@
  * (model.h).  Only the bottom's default differs: the paper's Shared-Bottom has
  * one bottom of 113 units (about MMoE's parameter count), the single-task
  * baseline a bottom of 16 per task. */
-enum { BOTTOM_HIDDEN, BOTTOM_TOWER_HIDDEN, BOTTOM_N_HP };
+enum { BOTTOM_HIDDEN, BOTTOM_TOWER_HIDDEN, BOTTOM_INIT, BOTTOM_N_HP };
 #define BOTTOM_HP(bottom_default, bottom_help)                                                     \
     {                                                                                              \
         [BOTTOM_HIDDEN] = {"bottom_hidden", HP_INT, 1, 1e6, bottom_default, bottom_help},          \
         [BOTTOM_TOWER_HIDDEN] = {                                                                  \
             "tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},                 \
+        [BOTTOM_INIT] = MODEL_HP_INIT,                                                             \
     }
 static const model_hp_t shared_bottom_hp[BOTTOM_N_HP] =
     BOTTOM_HP(113, "units of the bottom shared by all tasks");

@@ -351,10 +351,13 @@ const sweep_key_t *sweep_keys(int *n) {
                     .section = "model",
                     .name = hp[j]->name,
                     .param = hp_params[j],
-                    .type = hp[j]->type == HP_INT ? KEY_INT : KEY_NUM,
+                    .type = hp[j]->type == HP_INT    ? KEY_INT
+                            : hp[j]->type == HP_WORD ? KEY_WORD
+                                                     : KEY_NUM,
                     .min = hp[j]->min,
                     .max = hp[j]->max,
-                    .flags = KEY_GRID,
+                    .words = hp[j]->words,
+                    .flags = KEY_GRID | (hp[j]->omit_default ? KEY_OMIT_DEFAULT : 0),
                     .help = hp[j]->help,
                     .hp = hp[j]->name,
                 };
@@ -381,8 +384,11 @@ void sweep_key_default(const sweep_key_t *k, const sweep_resolve_t *r, char *out
         return;
     }
     const model_ops_t *ops = model_find(r->def.model);
-    const double v = r->def.model_cfg.hp[model_hp_find(ops, k->hp)];
-    if (k->type == KEY_INT)
+    const int i = model_hp_find(ops, k->hp);
+    const double v = r->def.model_cfg.hp[i];
+    if (k->type == KEY_WORD)
+        model_hp_word(&ops->hp[i], v, out, n);
+    else if (k->type == KEY_INT)
         format_int((long long)v, out, n);
     else
         num_to_text(v, out, n);
@@ -394,9 +400,13 @@ void sweep_key_set(const sweep_key_t *k, sweep_resolve_t *r, const char *text) {
         return;
     }
     /* The value passed the key's range, which every declaring family shares. */
-    const int i = model_hp_find(model_find(r->def.model), k->hp);
+    const model_ops_t *ops = model_find(r->def.model);
+    const int i = model_hp_find(ops, k->hp);
     assert(i >= 0); /* called only when the key applies */
-    r->spec.model_cfg.hp[i] = text_num(text);
+    if (k->type == KEY_WORD)
+        r->spec.model_cfg.hp[i] = model_hp_word_index(&ops->hp[i], text);
+    else
+        r->spec.model_cfg.hp[i] = text_num(text);
 }
 
 int sweep_key_find(const char *section, const char *name) {

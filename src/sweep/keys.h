@@ -42,6 +42,11 @@ enum {
     KEY_GRID = 1u << 0,     /* a point key: may be a list or distribution; in the config */
     KEY_REQUIRED = 1u << 1, /* no default: the file must give it */
     KEY_SET = 1u << 2,      /* KEY_INTS of distinct items, kept sorted (data.binary) */
+    /* Left out of a point's config and params while at its default: a key
+     * added after configs existed whose default is the earlier behaviour, so
+     * every earlier config (and so init seed) stays what it was (README
+     * "Identity").  Its default must never change. */
+    KEY_OMIT_DEFAULT = 1u << 3,
 };
 
 #define SWEEP_MAX_KEYS 96 /* >= the key table's size, model hyper-parameters included */

@@ -981,6 +981,11 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, poi
         r.text[k] = text;
         r.line[k] = ch->src[k] ? ch->src[k]->line : 0;
         sweep_key_set(key, &r, text);
+        if (key->flags & KEY_OMIT_DEFAULT) { /* at its default: no part of the identity */
+            char def[VALUE_CAP];
+            sweep_key_default(key, &r, def, sizeof def);
+            if (strcmp(text, def) == 0) continue;
+        }
         if (pt->n_params == SWEEP_MAX_PARAMS)
             return usage_at(c, err, 0, "more than %d parameters", SWEEP_MAX_PARAMS);
         pt->keys[pt->n_params] = key->param;
