@@ -16,6 +16,7 @@
 #include "core/numtext.h"
 #include "models/model.h"
 #include "sweep/keys.h"
+#include "data/synth.h"
 #include "sweep/sweep.h"
 #include "testutil.h"
 
@@ -471,6 +472,42 @@ START_TEST(test_omitted_defaults) {
 }
 END_TEST
 
+/* The sinusoids' alpha, beta as grid keys (issue 10): alpha_seed as a list
+ * is a grid over draws (each its own data_config, so its own datasets);
+ * alpha = list takes explicit values, which reach the generator. */
+START_TEST(test_alpha_keys) {
+    sweep_t *s = load_text("[experiment]\nname = draws\n[data]\nsinusoids = 3\n"
+                           "alpha_seed = 1, 2, 3\n[model]\nname = mmoe\n");
+    ck_assert_int_eq(s->n_points, 3);
+    for (int p = 0; p < 3; p++) {
+        ck_assert_int_eq((int)s->points[p].spec.data.alpha_seed, p + 1);
+        ck_assert_ptr_null(param(&s->points[p], "data.alpha_values"));
+    }
+    double a0[3], b0[3], a1[3], b1[3];
+    synth_sinusoids(&s->points[0].spec.data, a0, b0);
+    synth_sinusoids(&s->points[1].spec.data, a1, b1);
+    ck_assert(a0[0] != a1[0] && b0[2] != b1[2]);
+    ck_assert_str_ne(s->points[0].data_config, s->points[1].data_config);
+    sweep_free(s);
+
+    s = load_text("[experiment]\nname = explicit\n[data]\nsinusoids = 3\n"
+                  "alpha = normal, list\nalpha_values = 0.5 -1 2.25\nbeta_values = 0 1e-1 3\n"
+                  "[model]\nname = mmoe\n");
+    ck_assert_int_eq(s->n_points, 2);
+    ck_assert_ptr_null(param(&s->points[0], "data.alpha_values")); /* normal: not its key */
+    assert_param(s, 1, "data.alpha", "list");
+    assert_param(s, 1, "data.alpha_values", "0.5 -1 2.25");
+    assert_param(s, 1, "data.beta_values", "0 0.1 3");
+    ck_assert_ptr_nonnull(
+        strstr(s->points[1].data_config, "data.alpha_values=0.5 -1 2.25;data.beta_values=0 0.1 3"));
+    double alpha[3], beta[3];
+    synth_sinusoids(&s->points[1].spec.data, alpha, beta);
+    ck_assert(alpha[0] == 0.5 && alpha[1] == -1 && alpha[2] == 2.25);
+    ck_assert(beta[0] == 0 && beta[1] == 0.1 && beta[2] == 3);
+    sweep_free(s);
+}
+END_TEST
+
 START_TEST(test_number_format) {
     char buf[64];
     num_to_text(0.1, buf, sizeof buf);
@@ -701,6 +738,17 @@ static const bad_case_t bad_cases[] = {
     {HEAD "[data]\nsamples = 2\n" MODEL, 4, {"unknown key 'samples' in [data]", "[experiment]"}},
     {"[experiment]\nname = " NAME150 "\n" MODEL, 2, {"[experiment] name:", "too long"}},
     {HEAD "[record]\ngates = maybe\n" MODEL, 4, {"[record] gates:", "boolean"}},
+    {HEAD "[data]\nsinusoids = 2\nalpha = list\nalpha_values = 1 2\nbeta_values = 1 2 3\n" MODEL,
+     7,
+     {"data.beta_values = 1 2 3 (line 7) with data.sinusoids = 2 (line 4)",
+      "one value per sinusoid: 2, not 3"}},
+    {HEAD "[data]\nsinusoids = 2\nalpha = list\nbeta_values = 1 2\n" MODEL, 5,
+     {"data.alpha = list (line 5) with data.alpha_values =  (default)",
+      "alpha = list needs data.alpha_values: 2 numbers, one per sinusoid"}},
+    {HEAD "[data]\nalpha = index\nalpha_values = 1 2\n" MODEL, 5,
+     {"[data] alpha_values: only applies with alpha = list"}},
+    {HEAD "[data]\nalpha = list\nalpha_values = 1 x\n" MODEL, 5,
+     {"[data] alpha_values:", "'x' is not a number"}},
     {HEAD "[model]\nname = mmoe\ninit = xavier\n", 5,
      {"[model] init:", "'xavier' is not one of glorot|torch|he"}},
     {HEAD "[model]\nname = mmoe\ngate_bias = yes\n", 5,
@@ -1101,6 +1149,7 @@ Suite *sweep_suite(void) {
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_grid_2x2);
     tcase_add_test(tc, test_omitted_defaults);
+    tcase_add_test(tc, test_alpha_keys);
     tcase_add_test(tc, test_models_innermost);
     tcase_add_test(tc, test_override_dedupes);
     tcase_add_test(tc, test_hp_per_family);

@@ -155,10 +155,28 @@ DEF_NUM(def_noise, data.noise)
 SET_NUM(set_noise, data.noise)
 
 static void def_alpha(const sweep_resolve_t *r, char *out, size_t n) {
-    snprintf(out, n, "%s", r->def.data.alpha_mode == ALPHA_INDEX ? "index" : "normal");
+    static const char *const modes[] = {[ALPHA_NORMAL] = "normal", [ALPHA_INDEX] = "index",
+                                        [ALPHA_LIST] = "list"};
+    snprintf(out, n, "%s", modes[r->def.data.alpha_mode]);
 }
 static void set_alpha(sweep_resolve_t *r, const char *t) {
-    r->spec.data.alpha_mode = strcmp(t, "index") == 0 ? ALPHA_INDEX : ALPHA_NORMAL;
+    r->spec.data.alpha_mode = strcmp(t, "index") == 0  ? ALPHA_INDEX
+                              : strcmp(t, "list") == 0 ? ALPHA_LIST
+                                                       : ALPHA_NORMAL;
+}
+/* alpha = list: the values have no default (sweep_resolve_finish asks for
+ * one per sinusoid). */
+static bool alpha_list(const sweep_resolve_t *r) {
+    return r->spec.data.alpha_mode == ALPHA_LIST;
+}
+static void def_empty(const sweep_resolve_t *r, char *out, size_t n) {
+    out[0] = '\0';
+}
+static void set_alpha_values(sweep_resolve_t *r, const char *t) {
+    r->n_alpha_values = text_nums(t, r->alpha_values, MTLAB_MAX_SINUSOIDS);
+}
+static void set_beta_values(sweep_resolve_t *r, const char *t) {
+    r->n_beta_values = text_nums(t, r->beta_values, MTLAB_MAX_SINUSOIDS);
 }
 static void def_alpha_seed(const sweep_resolve_t *r, char *out, size_t n) {
     snprintf(out, n, "%" PRIu64, r->def.data.alpha_seed);
@@ -290,10 +308,18 @@ static const sweep_key_t keys[] = {
      POINT(def_scale, set_scale), .help = "norm c of the task weight vectors"},
     {K("data", "noise"), .type = KEY_NUM, RANGE(0, INFINITY), POINT(def_noise, set_noise),
      .help = "label noise sigma (a standard deviation)"},
-    {K("data", "alpha"), .type = KEY_WORD, .words = "normal index", POINT(def_alpha, set_alpha),
-     .help = "sinusoid parameters: normal (drawn from alpha_seed) or index"},
+    {K("data", "alpha"), .type = KEY_WORD, .words = "normal index list",
+     POINT(def_alpha, set_alpha),
+     .help = "sinusoid parameters: normal (drawn from alpha_seed), index (alpha_i = i, beta_i = "
+             "(i-1)^2) or list (alpha_values, beta_values)"},
     {K("data", "alpha_seed"), .type = KEY_U64, POINT(def_alpha_seed, set_alpha_seed),
      .help = "seed of alpha, beta (default: the experiment seed)"},
+    {K("data", "alpha_values"), .type = KEY_NUMS, RANGE(-INFINITY, INFINITY),
+     .max_items = MTLAB_MAX_SINUSOIDS, POINT(def_empty, set_alpha_values), .applies = alpha_list,
+     .help = "alpha = list: alpha_1 ... alpha_m, space-separated (one per sinusoid)"},
+    {K("data", "beta_values"), .type = KEY_NUMS, RANGE(-INFINITY, INFINITY),
+     .max_items = MTLAB_MAX_SINUSOIDS, POINT(def_empty, set_beta_values), .applies = alpha_list,
+     .help = "alpha = list: beta_1 ... beta_m, space-separated (one per sinusoid)"},
     {K("data", "train"), .type = KEY_INT, RANGE(1, BIG), POINT(def_train, set_train),
      .help = "training examples"},
     {K("data", "validation"), .type = KEY_INT, RANGE(0, BIG), POINT(def_val, set_val),
@@ -493,16 +519,19 @@ static int cmp_int(const void *a, const void *b) {
 
 static int canon_vector(const sweep_key_t *k, const char *raw, char *out, size_t n, char *msg,
                         size_t msg_n) {
-    char items[MTLAB_MAX_TASKS][32];
-    char *order[MTLAB_MAX_TASKS];
+    enum { ITEMS_MAX = MTLAB_MAX_TASKS > MTLAB_MAX_SINUSOIDS ? MTLAB_MAX_TASKS : MTLAB_MAX_SINUSOIDS };
+    char items[ITEMS_MAX][32];
+    char *order[ITEMS_MAX];
+    const int max_items = k->max_items ? k->max_items : MTLAB_MAX_TASKS;
+    assert(max_items <= ITEMS_MAX);
     int count = 0;
     for (const char *p = raw; *p;) {
         while (isspace((unsigned char)*p))
             p++;
         if (!*p) break;
         size_t len = strcspn(p, " \t\r\n\v\f");
-        if (count == MTLAB_MAX_TASKS) {
-            snprintf(msg, msg_n, "more than %d items", MTLAB_MAX_TASKS);
+        if (count == max_items) {
+            snprintf(msg, msg_n, "more than %d items", max_items);
             return -1;
         }
         char item[64];
@@ -750,6 +779,26 @@ int sweep_resolve_finish(sweep_resolve_t *r, err_t *err) {
     }
     for (int k = 0; k < T; k++)
         s->train.task_weight[k] = r->weights[k];
+    if (s->data.alpha_mode == ALPHA_LIST) {
+        const int m = s->data.sinusoids;
+        static const char *const keys_of[] = {"data.alpha_values", "data.beta_values"};
+        const int counts[] = {r->n_alpha_values, r->n_beta_values};
+        for (int j = 0; j < 2; j++)
+            if (counts[j] != m) {
+                if (!r->line[key_index(keys_of[j])]) { /* not given: blame alpha = list */
+                    snprintf(msg, sizeof msg, "alpha = list needs %s: %d numbers, one per sinusoid",
+                             keys_of[j], m);
+                    return conflict(r, err, "data.alpha", keys_of[j], msg);
+                }
+                snprintf(msg, sizeof msg, "alpha = list needs one value per sinusoid: %d, not %d",
+                         m, counts[j]);
+                return conflict(r, err, keys_of[j], "data.sinusoids", msg);
+            }
+        for (int i = 0; i < m; i++) {
+            s->data.alpha[i] = r->alpha_values[i];
+            s->data.beta[i] = r->beta_values[i];
+        }
+    }
     if (s->data.dim < T)
         return conflict(r, err, "data.dim", "data.tasks",
                         "dim must be at least tasks (the task weight vectors are orthogonal)");

@@ -63,6 +63,8 @@ typedef struct {
     int binary[MTLAB_MAX_TASKS], n_binary;
     double weights[MTLAB_MAX_TASKS];
     int n_weights;
+    double alpha_values[MTLAB_MAX_SINUSOIDS], beta_values[MTLAB_MAX_SINUSOIDS];
+    int n_alpha_values, n_beta_values;
     /* Set by the caller, per key of the table: the canonical text this point
      * applied (NULL: the key is not part of it) and the file line it came
      * from (0: a default).  Errors of sweep_resolve_finish quote them. */
@@ -84,6 +86,7 @@ typedef struct {
     double min, max; /* bounds of numbers and vector items */
     bool min_open, max_open;
     const char *words; /* KEY_WORD: the allowed words, space-separated */
+    int max_items;     /* KEY_INTS, KEY_NUMS: items at most (0: MTLAB_MAX_TASKS) */
     unsigned flags;
     const char *def; /* sweep-level keys: default text (NULL when required) */
     /* Point keys: default text for the point being resolved. */

@@ -67,7 +67,7 @@
 #define SWEEP_MAX_LIST    4096   /* items of one list or choice */
 #define SECTION_MAX       64
 #define NAME_MAX_LEN      64
-#define VALUE_CAP         96   /* canonical text of one value, NUL included */
+#define VALUE_CAP         1024 /* canonical text of one value, NUL included (64 alpha_values) */
 #define CONFIG_CAP        4096 /* a point's canonical config, NUL included */
 #define DATA_CONFIG_CAP   2048 /* its data.* part */
 #define SWEEP_TEXT_MAX    512 /* sweep-level values (description) */
@@ -804,6 +804,18 @@ static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
         if (e && !groups)
             return usage_at(c, err, e->line, "[data] %s: only applies with groups",
                             needs_groups[i]);
+    }
+    /* alpha_values and beta_values need alpha = list among the alphas. */
+    static const char *const needs_list[] = {"alpha_values", "beta_values"};
+    const entry_t *alpha = find_key(c, "data", "alpha");
+    bool lists = false;
+    for (int i = 0; alpha && i < alpha->n_values; i++)
+        lists = lists || (alpha->values && strcmp(alpha->values[i], "list") == 0);
+    for (int i = 0; i < 2; i++) {
+        const entry_t *e = find_key(c, "data", needs_list[i]);
+        if (e && !lists && !(alpha && alpha->dist))
+            return usage_at(c, err, e->line, "[data] %s: only applies with alpha = list",
+                            needs_list[i]);
     }
     const entry_t *rate = find_key(c, "data", "positive_rate");
     if (rate && !find_key(c, "data", "binary"))
