@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "store/store.h"
+#include "data/synth.h"
 #include "testutil.h"
 
 #define SHORT_RUN "--steps", "120", "--eval-every", "40", "--train", "2000"
@@ -85,6 +86,10 @@ static const struct {
     {{"train", "--alpha", "weird"}, "--alpha"},
     {{"train", "--seed", "-3"}, "--seed"},
     {{"gen", "--corr", "nan"}, "--corr"},
+    {{"gen", "--alpha", "list", "--sinusoids", "2", "--alpha-values", "1 2"}, "--beta-values"},
+    {{"gen", "--alpha", "list", "--sinusoids", "2", "--alpha-values", "1", "--beta-values", "1 2"},
+     "--alpha-values: 1 numbers for 2 sinusoids"},
+    {{"gen", "--alpha-values", "1 2"}, "apply with --alpha list only"},
     {{"nosuch"}, "unknown command 'nosuch'"},
 };
 
@@ -100,6 +105,52 @@ START_TEST(test_bad_arguments) {
     ck_assert_ptr_null(strstr(out, "final test loss"));
     free(out);
     free(err);
+}
+END_TEST
+
+/* `mtlab gen --sinusoids-only` prints exactly the alpha, beta the generator
+ * uses (synth_sinusoids) for the given options: drawn, index and list. */
+START_TEST(test_gen_sinusoids_only) {
+    static const char *const cases[][12] = {
+        {"gen", "--sinusoids", "4", "--alpha-seed", "7", "--sinusoids-only", NULL},
+        {"gen", "--sinusoids", "3", "--alpha", "index", "--sinusoids-only", NULL},
+        {"gen", "--sinusoids", "2", "--alpha", "list", "--alpha-values", "0.5 -1e-3",
+         "--beta-values", "2 0.1", "--sinusoids-only", NULL},
+    };
+    for (int c = 0; c < 3; c++) {
+        synth_params_t p;
+        synth_defaults(&p);
+        if (c == 0) {
+            p.sinusoids = 4;
+            p.alpha_seed = 7;
+        } else if (c == 1) {
+            p.sinusoids = 3;
+            p.alpha_mode = ALPHA_INDEX;
+        } else {
+            p.sinusoids = 2;
+            p.alpha_mode = ALPHA_LIST;
+            p.alpha[0] = 0.5, p.alpha[1] = -1e-3, p.beta[0] = 2, p.beta[1] = 0.1;
+        }
+        double alpha[MTLAB_MAX_SINUSOIDS], beta[MTLAB_MAX_SINUSOIDS];
+        synth_sinusoids(&p, alpha, beta);
+        char *out, *err;
+        ck_assert_int_eq(run_mtlab(&out, &err, cases[c]), 0);
+        const char *line = out;
+        ck_assert_msg(strncmp(line, "sinusoid alpha beta\n", 20) == 0, "%s", out);
+        line = strchr(line, '\n') + 1;
+        for (int i = 0; i < p.sinusoids; i++) {
+            int index;
+            double a, b;
+            ck_assert_int_eq(sscanf(line, "%d %lf %lf", &index, &a, &b), 3);
+            ck_assert_int_eq(index, i + 1);
+            ck_assert_msg(a == alpha[i] && b == beta[i], "case %d sinusoid %d: %.17g %.17g", c, i,
+                          a, b);
+            line = strchr(line, '\n') + 1;
+        }
+        ck_assert_str_eq(line, "");
+        free(out);
+        free(err);
+    }
 }
 END_TEST
 
@@ -250,6 +301,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_train_deterministic);
     tcase_add_loop_test(tc, test_bad_arguments, 0, (int)(sizeof bad_args / sizeof bad_args[0]));
     tcase_add_test(tc, test_top_level);
+    tcase_add_test(tc, test_gen_sinusoids_only);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("sql_stream"); /* seconds per run; more under ASan */
     tcase_set_timeout(big, 300);

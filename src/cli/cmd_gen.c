@@ -7,13 +7,18 @@
  * split has its own random stream.  Binary tasks are thresholded on the
  * training labels, so for --split val/test the training split is generated
  * too (with the default training size, as in a default experiment) and
- * discarded.  Output depends only on the arguments. */
+ * discarded.  Output depends only on the arguments.
+ *
+ * --sinusoids-only prints instead the sinusoids' α_i, β_i of these options
+ * (one line per sinusoid, shortest round-trip numbers): what a trial with the
+ * same [data] keys uses, e.g. to see the draw of an alpha_seed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/mem.h"
+#include "core/numtext.h"
 #include "cli/opts.h"
 #include "data/synth.h"
 
@@ -22,9 +27,48 @@ static int parse_alpha(const char *s, synth_alpha_t *mode, err_t *err) {
         *mode = ALPHA_NORMAL;
     else if (strcmp(s, "index") == 0)
         *mode = ALPHA_INDEX;
+    else if (strcmp(s, "list") == 0)
+        *mode = ALPHA_LIST;
     else
-        return err_set(err, ERR_USAGE, "--alpha: '%s' is not one of normal, index", s);
+        return err_set(err, ERR_USAGE, "--alpha: '%s' is not one of normal, index, list", s);
     return 0;
+}
+
+/* "0.5 -1 2": exactly m numbers (--alpha list), into out[m]. */
+static int parse_values(const char *opt, const char *list, int m, double *out, err_t *err) {
+    if (!list) return err_set(err, ERR_USAGE, "--alpha list needs --%s (%d numbers)", opt, m);
+    int n = 0;
+    for (const char *s = list;;) {
+        while (*s == ' ')
+            s++;
+        if (!*s) break;
+        size_t len = strcspn(s, " ");
+        char item[64];
+        if (len >= sizeof item || n == m)
+            return err_set(err, ERR_USAGE, "--%s: '%s' is not %d numbers", opt, list, m);
+        memcpy(item, s, len);
+        item[len] = '\0';
+        if (parse_double(item, &out[n++]))
+            return err_set(err, ERR_USAGE, "--%s: '%s' is not a number", opt, item);
+        s += len;
+    }
+    if (n != m)
+        return err_set(err, ERR_USAGE, "--%s: %d numbers for %d sinusoids", opt, n, m);
+    return 0;
+}
+
+/* "sinusoid alpha beta", then one line per sinusoid; nonzero on a write error. */
+static int write_sinusoids(FILE *f, const synth_params_t *p) {
+    double alpha[MTLAB_MAX_SINUSOIDS], beta[MTLAB_MAX_SINUSOIDS];
+    synth_sinusoids(p, alpha, beta);
+    fprintf(f, "sinusoid alpha beta\n");
+    for (int i = 0; i < p->sinusoids; i++) {
+        char a[32], b[32];
+        num_to_text(alpha[i], a, sizeof a);
+        num_to_text(beta[i], b, sizeof b);
+        fprintf(f, "%d %s %s\n", i + 1, a, b);
+    }
+    return fflush(f) != 0 || ferror(f);
 }
 
 /* "1,3": 1-based indices of the binary tasks, each in [1, tasks]. */
@@ -75,6 +119,8 @@ int cmd_gen(int argc, char **argv) {
     synth_defaults(&sp);
     double corr = 0.5, positive_rate = 0.5;
     const char *alpha = "normal", *split_name = "train", *binary = NULL;
+    const char *alpha_values = NULL, *beta_values = NULL;
+    bool sinusoids_only = false;
     int n = 1000;
     uint64_t seed = 1;
 
@@ -89,9 +135,15 @@ int cmd_gen(int argc, char **argv) {
         {"scale", OPT_DOUBLE, &sp.scale, "C", "scale c of the task weight vectors", 1, 0, 0},
         {"noise", OPT_DOUBLE, &sp.noise, "SIGMA", "label noise standard deviation", 1, 0, 0},
         {"alpha", OPT_STRING, &alpha, "MODE",
-         "sinusoid alpha/beta: normal (drawn from --alpha-seed) or index", 1, 0, 0},
+         "sinusoid alpha/beta: normal (drawn from --alpha-seed), index or list", 1, 0, 0},
         {"alpha-seed", OPT_U64, &sp.alpha_seed, "S", "experiment seed of alpha/beta (alpha normal)",
          1, 0, 0},
+        {"alpha-values", OPT_STRING, &alpha_values, "LIST",
+         "--alpha list: alpha_1 ... alpha_m, space-separated", 1, 0, 0},
+        {"beta-values", OPT_STRING, &beta_values, "LIST",
+         "--alpha list: beta_1 ... beta_m, space-separated", 1, 0, 0},
+        {"sinusoids-only", OPT_FLAG, &sinusoids_only, NULL,
+         "print the sinusoids' alpha, beta (one line each) instead of data", 1, 0, 0},
         {"n", OPT_INT, &n, "N", "rows to write", 1, 1e9, 0},
         {"split", OPT_STRING, &split_name, "SPLIT",
          "which split's stream to draw: train, val, test", 1, 0, 0},
@@ -132,8 +184,27 @@ int cmd_gen(int argc, char **argv) {
     *split_sizes[which] = n;
 
     if (parse_alpha(alpha, &sp.alpha_mode, &err) || synth_set_corr_all(&sp, corr, &err) ||
-        (binary && parse_binary(binary, &sp, positive_rate, &err)) || synth_check(&sp, &err))
+        (binary && parse_binary(binary, &sp, positive_rate, &err)))
         return cli_fail("gen", &err);
+    if (sp.alpha_mode == ALPHA_LIST) {
+        if (sp.sinusoids < 0 || sp.sinusoids > MTLAB_MAX_SINUSOIDS) {
+            err_set(&err, ERR_USAGE, "--sinusoids: %d is outside [0, %d]", sp.sinusoids,
+                    MTLAB_MAX_SINUSOIDS);
+            return cli_fail("gen", &err);
+        }
+        if (parse_values("alpha-values", alpha_values, sp.sinusoids, sp.alpha, &err) ||
+            parse_values("beta-values", beta_values, sp.sinusoids, sp.beta, &err))
+            return cli_fail("gen", &err);
+    } else if (alpha_values || beta_values) {
+        err_set(&err, ERR_USAGE, "--alpha-values and --beta-values apply with --alpha list only");
+        return cli_fail("gen", &err);
+    }
+    if (synth_check(&sp, &err)) return cli_fail("gen", &err);
+    if (sinusoids_only) {
+        if (!write_sinusoids(stdout, &sp)) return 0;
+        err_set(&err, ERR_FAIL, "cannot write to standard output");
+        return cli_fail("gen", &err);
+    }
 
     data_t data;
     if (synth_generate(&sp, seed, &data, &err)) return cli_fail("gen", &err);
