@@ -536,6 +536,34 @@ START_TEST(test_reproduce) {
 }
 END_TEST
 
+/* The dry run names the keys that tell trials apart, also those left out of
+ * a config at their default (model.init, model.gate_bias). */
+START_TEST(test_dry_run_defaults_left_out) {
+    char *dir = test_tmpdir();
+    char *ini = test_write_file(dir, "ti.ini",
+                                "[experiment]\nname = ti\n[data]\ntrain = 500\n"
+                                "[train]\nsteps = 50\n[model]\nname = mmoe\n"
+                                "init = glorot, torch\ngate_bias = off, on\n");
+    char *out, *err;
+    const char *args[] = {"run", ini, "--dry-run", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
+    char *lines[8];
+    int n = 0;
+    for (char *l = strtok(out, "\n"); l && n < 8; l = strtok(NULL, "\n")) lines[n++] = l;
+    ck_assert_int_ge(n, 6);
+    ck_assert_ptr_null(strstr(lines[2], "model.")); /* glorot, off: the defaults */
+    ck_assert_msg(strstr(lines[3], " model.gate_bias=on") && !strstr(lines[3], "model.init"), "%s",
+                  lines[3]);
+    ck_assert_msg(strstr(lines[4], " model.init=torch") && !strstr(lines[4], "gate_bias"), "%s",
+                  lines[4]);
+    ck_assert_msg(strstr(lines[5], " model.init=torch model.gate_bias=on"), "%s", lines[5]);
+    free(out);
+    free(err);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *run_suite(void) {
     Suite *s = suite_create("run");
     TCase *tc = tcase_create("run");
@@ -547,6 +575,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_divergence_is_failed);
     tcase_add_test(tc, test_bad_input_leaves_store_intact);
     tcase_add_test(tc, test_dry_run);
+    tcase_add_test(tc, test_dry_run_defaults_left_out);
     tcase_add_test(tc, test_data_only);
     tcase_add_test(tc, test_n_params_always);
     tcase_add_test(tc, test_reproduce);

@@ -35,6 +35,22 @@ static int varying_keys(const sweep_t *sw, key_seen_t *seen, int cap) {
             else if (i < n && !seen[i].varies)
                 seen[i].varies = strcmp(seen[i].first, param->value) != 0;
         }
+    /* A key left out of a point whose family declares it is at its default
+     * there (model.init, model.gate_bias are omitted at their defaults):
+     * it varies if another point has it. */
+    int n_table;
+    const sweep_key_t *table = sweep_keys(&n_table);
+    for (int i = 0; i < n; i++) {
+        const sweep_key_t *key = NULL;
+        for (int t = 0; t < n_table && !key; t++)
+            if (strcmp(table[t].param, seen[i].key) == 0) key = &table[t];
+        for (int p = 0; key && p < sw->n_points && !seen[i].varies; p++) {
+            bool has = false;
+            for (int k = 0; k < sw->points[p].n_params && !has; k++)
+                has = sw->points[p].params[k].key == seen[i].key;
+            seen[i].varies = !has && sweep_key_declared(key, sw->points[p].spec.model);
+        }
+    }
     return n;
 }
 
