@@ -56,5 +56,6 @@ Suite *plot_suite(void);
 Suite *golden_suite(void);
 Suite *blocks_suite(void);
 Suite *identity_suite(void);
+Suite *claims_suite(void);
 
 #endif

@@ -19,6 +19,7 @@ static const command_t commands[] = {
     {"sql", cmd_sql, "run a read-only SQL query on a store"},
     {"export", cmd_export, "write every table of a store as CSV files"},
     {"plot", cmd_plot, "write a paper figure as a gnuplot script (and render it)"},
+    {"claims", cmd_claims, "check a paper's claims on an experiment: bootstrap CI, support, verdict"},
     {"reproduce", cmd_reproduce, "run the MMoE synthetic study and make all its figures"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},

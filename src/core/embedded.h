@@ -1,9 +1,10 @@
 /* embedded.h -- the files under sql/ compiled into the binary.
  *
- * build/mtlab runs from anywhere, so the store schema and the figures' SQL
- * are not read at run time: the Makefile turns every sql/NAME.sql and
- * sql/figures/NAME.sql into C strings (build/gen/sql_embedded.c).  The files in
- * sql/ stay the readable source of truth. */
+ * build/mtlab runs from anywhere, so the store schema, the figures' SQL and
+ * the claims are not read at run time: the Makefile turns every sql/NAME.sql,
+ * sql/figures/NAME.sql, sql/migrations/NNN-NAME.sql and
+ * sql/claims/PAPER/NAME.sql into C strings (build/gen/sql_embedded.c).  The
+ * files in sql/ stay the readable source of truth. */
 #ifndef MTLAB_EMBEDDED_H
 #define MTLAB_EMBEDDED_H
 

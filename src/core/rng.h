@@ -28,6 +28,7 @@ enum {
     RNG_STREAM_BATCH = 11, /* mini-batch shuffling */
     RNG_STREAM_MODEL = 12, /* stochastic forward passes (SNR, MTNAS) */
     RNG_STREAM_SWEEP_DRAW = 20, /* random-search draws of a sweep's distributions */
+    RNG_STREAM_BOOTSTRAP = 30,  /* resampling of repeats (claims) */
 };
 
 /* The reference pcg32_srandom_r(initstate, initseq). */

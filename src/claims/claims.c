@@ -1,0 +1,512 @@
+/* claims.c -- claims as queries, decided by a bootstrap over repeats
+ * (contract: claims.h).
+ *
+ * The SQL does the selecting: which runs, which groups, which conditions.
+ * This file does the statistics, which SQLite cannot do reproducibly (it has
+ * no seedable random source): per condition it reduces every repeat to the
+ * sufficient statistics of each group (count, sum, sum of squares, about a
+ * per-group shift so that the variance does not cancel), so a resample is B
+ * sums of R per-repeat records whatever the number of rows. */
+#include "claims/claims.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "core/embedded.h"
+#include "core/mem.h"
+#include "core/numtext.h"
+#include "core/rng.h"
+
+#define MAX_GROUPS 4
+
+typedef enum { STAT_MEAN_DIFF, STAT_SD_DIFF, STAT_ABS_GAP_DIFF } stat_kind_t;
+
+static const struct {
+    const char *name;
+    int n_groups;
+    const char *groups[MAX_GROUPS];
+} stats[] = {
+    [STAT_MEAN_DIFF] = {"mean_diff", 2, {"a", "b"}},
+    [STAT_SD_DIFF] = {"sd_diff", 2, {"a", "b"}},
+    [STAT_ABS_GAP_DIFF] = {"abs_gap_diff", 4, {"a1", "a2", "b1", "b2"}},
+};
+static const int n_stats = (int)(sizeof stats / sizeof stats[0]);
+
+const char *claim_verdict_name(claim_verdict_t v) {
+    switch (v) {
+    case CLAIM_HOLDS:
+        return "holds";
+    case CLAIM_FAILS:
+        return "fails";
+    case CLAIM_UNDECIDED:
+        return "undecided";
+    case CLAIM_NO_DATA:
+        return "no data";
+    }
+    return "?";
+}
+
+/* ---- the files --------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int claims_files(const char *paper, const char **paths, int max) {
+    char prefix[256];
+    int len = snprintf(prefix, sizeof prefix, "sql/claims/%s/", paper);
+    if (len < 0 || (size_t)len >= sizeof prefix || strchr(paper, '/')) return 0;
+    int n = 0;
+    for (const embedded_file_t *f = embedded_sql_files; f->path && n < max; f++)
+        if (strncmp(f->path, prefix, (size_t)len) == 0) paths[n++] = f->path;
+    qsort(paths, (size_t)n, sizeof *paths, cmp_str);
+    return n;
+}
+
+/* The text after "-- KEY:" on the first such line of sql, trimmed, as a new
+ * string; NULL when absent (or out of memory: *oom). */
+static char *header_field(const char *sql, const char *key, bool *oom) {
+    size_t klen = strlen(key);
+    for (const char *line = sql; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, "-- ", 3) != 0 || strncmp(line + 3, key, klen) != 0 ||
+            line[3 + klen] != ':')
+            continue;
+        const char *v = line + 3 + klen + 1;
+        while (*v == ' ')
+            v++;
+        const char *end = strchr(v, '\n');
+        size_t n = end ? (size_t)(end - v) : strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\r'))
+            n--;
+        char *out = mem_alloc(n + 1);
+        if (!out) {
+            *oom = true;
+            return NULL;
+        }
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return out;
+    }
+    return NULL;
+}
+
+/* ---- observations ------------------------------------------------------ */
+
+typedef struct {
+    char *condition;
+    long long repeat;
+    int group;
+    double value;
+} obs_t;
+
+typedef struct {
+    obs_t *v;
+    int n, cap;
+} obs_list_t;
+
+static void obs_free(obs_list_t *l) {
+    for (int i = 0; i < l->n; i++)
+        mem_free(l->v[i].condition);
+    mem_free(l->v);
+}
+
+static int cmp_obs(const void *pa, const void *pb) {
+    const obs_t *a = pa, *b = pb;
+    int c = strcmp(a->condition, b->condition);
+    if (c) return c;
+    return (a->repeat > b->repeat) - (a->repeat < b->repeat);
+}
+
+/* Sufficient statistics of one group's values, shifted. */
+typedef struct {
+    double n, sum, sumsq;
+} acc_t;
+
+static void acc_add(acc_t *dst, const acc_t *src) {
+    dst->n += src->n;
+    dst->sum += src->sum;
+    dst->sumsq += src->sumsq;
+}
+
+static double acc_mean(const acc_t *a, double shift) {
+    return a->n > 0 ? shift + a->sum / a->n : NAN;
+}
+
+static double acc_sd(const acc_t *a) {
+    if (a->n < 2) return NAN;
+    double var = (a->sumsq - a->sum * a->sum / a->n) / (a->n - 1);
+    return sqrt(var > 0 ? var : 0);
+}
+
+/* The statistic from the groups' totals (NAN when undefined). */
+static double statistic(stat_kind_t kind, const acc_t *g, const double *shift) {
+    switch (kind) {
+    case STAT_MEAN_DIFF:
+        return acc_mean(&g[0], shift[0]) - acc_mean(&g[1], shift[1]);
+    case STAT_SD_DIFF:
+        return acc_sd(&g[0]) - acc_sd(&g[1]);
+    case STAT_ABS_GAP_DIFF:
+        return fabs(acc_mean(&g[0], shift[0]) - acc_mean(&g[1], shift[1])) -
+               fabs(acc_mean(&g[2], shift[2]) - acc_mean(&g[3], shift[3]));
+    }
+    return NAN;
+}
+
+static int cmp_double(const void *pa, const void *pb) {
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* Quantile q of sorted x[0..m) (linear between order statistics). */
+static double quantile(const double *x, int m, double q) {
+    double h = (m - 1) * q;
+    int i = (int)floor(h);
+    if (i >= m - 1) return x[m - 1];
+    return x[i] + (h - i) * (x[i + 1] - x[i]);
+}
+
+/* Decides one condition: obs[0..n) (one condition, sorted by repeat). */
+static int decide(stat_kind_t kind, const obs_t *obs, int n, const claims_options_t *opt,
+                  claim_result_t *res, err_t *err) {
+    const int n_groups = stats[kind].n_groups;
+    int n_rep = 0;
+    for (int i = 0; i < n; i++)
+        if (i == 0 || obs[i].repeat != obs[i - 1].repeat) n_rep++;
+    double shift[MAX_GROUPS];
+    bool shift_set[MAX_GROUPS] = {false};
+    for (int i = 0; i < n; i++)
+        if (!shift_set[obs[i].group]) {
+            shift[obs[i].group] = obs[i].value;
+            shift_set[obs[i].group] = true;
+        }
+    for (int g = 0; g < n_groups; g++)
+        if (!shift_set[g]) shift[g] = 0;
+
+    acc_t *per_rep = mem_calloc((size_t)n_rep * MAX_GROUPS, sizeof *per_rep);
+    double *boot = mem_alloc((size_t)opt->resamples * sizeof *boot);
+    if (!per_rep || !boot) {
+        mem_free(per_rep);
+        mem_free(boot);
+        return err_set(err, ERR_FAIL, "out of memory");
+    }
+    acc_t total[MAX_GROUPS] = {{0}};
+    for (int i = 0, r = -1; i < n; i++) {
+        if (i == 0 || obs[i].repeat != obs[i - 1].repeat) r++;
+        const int g = obs[i].group;
+        const double d = obs[i].value - shift[g];
+        acc_t one = {1, d, d * d};
+        acc_add(&per_rep[(size_t)r * MAX_GROUPS + (size_t)g], &one);
+        acc_add(&total[g], &one);
+    }
+    res->n_repeats = n_rep;
+    res->statistic = statistic(kind, total, shift);
+
+    rng_t rng;
+    rng_seed(&rng, opt->seed, RNG_STREAM_BOOTSTRAP);
+    int m = 0, positive = 0;
+    for (int b = 0; b < opt->resamples; b++) {
+        acc_t sample[MAX_GROUPS] = {{0}};
+        for (int k = 0; k < n_rep; k++) {
+            const uint32_t r = rng_below(&rng, (uint32_t)n_rep);
+            for (int g = 0; g < n_groups; g++)
+                acc_add(&sample[g], &per_rep[(size_t)r * MAX_GROUPS + (size_t)g]);
+        }
+        const double st = statistic(kind, sample, shift);
+        if (isnan(st)) continue;
+        boot[m++] = st;
+        if (st > 0) positive++;
+    }
+    qsort(boot, (size_t)m, sizeof *boot, cmp_double);
+    const double tail = (1 - CLAIMS_CI_LEVEL) / 2;
+    res->ci_lo = m ? quantile(boot, m, tail) : NAN;
+    res->ci_hi = m ? quantile(boot, m, 1 - tail) : NAN;
+    res->support = m ? (double)positive / m : NAN;
+    if (m == 0 || n_rep < CLAIMS_MIN_REPEATS)
+        res->verdict = CLAIM_UNDECIDED;
+    else if (res->support >= CLAIMS_HOLDS_SUPPORT)
+        res->verdict = CLAIM_HOLDS;
+    else if (res->support <= 1 - CLAIMS_HOLDS_SUPPORT)
+        res->verdict = CLAIM_FAILS;
+    else
+        res->verdict = CLAIM_UNDECIDED;
+    mem_free(per_rep);
+    mem_free(boot);
+    return 0;
+}
+
+/* ---- running ----------------------------------------------------------- */
+
+static int push_result(claims_t *c, const claim_result_t *r, err_t *err) {
+    claim_result_t *rows = mem_realloc(c->rows, (size_t)(c->n + 1) * sizeof *rows);
+    if (!rows) return err_set(err, ERR_FAIL, "out of memory");
+    c->rows = rows;
+    c->rows[c->n++] = *r;
+    return 0;
+}
+
+static void result_free(claim_result_t *r) {
+    mem_free(r->claim);
+    mem_free(r->text);
+    mem_free(r->condition);
+}
+
+static const char *opt_metric(const claims_options_t *opt) {
+    return opt->metric ? opt->metric : CLAIMS_DEFAULT_METRIC;
+}
+
+/* Reads the claim's rows into *l. */
+static int read_rows(store_t *s, const char *name, const char *sql, stat_kind_t kind,
+                     const claims_options_t *opt, obs_list_t *l, err_t *err) {
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || !st) {
+        err_set(err, ERR_FAIL, "claim %s: %s", name, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int rc = -1;
+    if (!sqlite3_stmt_readonly(st)) {
+        err_set(err, ERR_FAIL, "claim %s: not a query", name);
+        goto done;
+    }
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *p = sqlite3_bind_parameter_name(st, i);
+        const char *v = p && strcmp(p, ":experiment") == 0 ? opt->experiment
+                        : p && strcmp(p, ":metric") == 0   ? opt_metric(opt)
+                                                           : NULL;
+        if (!v) {
+            err_set(err, ERR_FAIL, "claim %s: unknown parameter %s", name, p ? p : "(unnamed)");
+            goto done;
+        }
+        if (sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+            err_set(err, ERR_FAIL, "claim %s: cannot bind %s", name, p);
+            goto done;
+        }
+    }
+    static const char *const columns[] = {"condition", "repeat", "grp", "value"};
+    if (sqlite3_column_count(st) != 4) {
+        err_set(err, ERR_FAIL, "claim %s: returns %d columns, not (condition, repeat, grp, value)",
+                name, sqlite3_column_count(st));
+        goto done;
+    }
+    for (int c = 0; c < 4; c++)
+        if (strcmp(sqlite3_column_name(st, c), columns[c]) != 0) {
+            err_set(err, ERR_FAIL, "claim %s: column %d is %s, not %s", name, c + 1,
+                    sqlite3_column_name(st, c), columns[c]);
+            goto done;
+        }
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL) continue; /* no value: not observed */
+        const char *grp = (const char *)sqlite3_column_text(st, 2);
+        int g = -1;
+        for (int k = 0; grp && k < stats[kind].n_groups; k++)
+            if (strcmp(grp, stats[kind].groups[k]) == 0) g = k;
+        if (g < 0) {
+            err_set(err, ERR_FAIL, "claim %s: group '%s' is not one of %s's", name,
+                    grp ? grp : "NULL", stats[kind].name);
+            goto done;
+        }
+        if (sqlite3_column_type(st, 1) != SQLITE_INTEGER) {
+            err_set(err, ERR_FAIL, "claim %s: repeat is not an integer", name);
+            goto done;
+        }
+        if (l->n == l->cap) {
+            int cap = l->cap ? 2 * l->cap : 256;
+            obs_t *v = mem_realloc(l->v, (size_t)cap * sizeof *v);
+            if (!v) {
+                err_set(err, ERR_FAIL, "out of memory");
+                goto done;
+            }
+            l->v = v;
+            l->cap = cap;
+        }
+        const char *cond = (const char *)sqlite3_column_text(st, 0);
+        obs_t *o = &l->v[l->n];
+        if (!(o->condition = mem_strdup(cond ? cond : ""))) {
+            err_set(err, ERR_FAIL, "out of memory");
+            goto done;
+        }
+        o->repeat = sqlite3_column_int64(st, 1);
+        o->group = g;
+        o->value = sqlite3_column_double(st, 3);
+        l->n++;
+    }
+    if (step != SQLITE_DONE) {
+        err_set(err, ERR_FAIL, "claim %s: %s", name, sqlite3_errmsg(db));
+        goto done;
+    }
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int claims_run_sql(store_t *s, const char *name, const char *sql, const claims_options_t *opt,
+                   claims_t *into, err_t *err) {
+    bool oom = false;
+    char *kind_name = header_field(sql, "statistic", &oom);
+    char *text = header_field(sql, "claim", &oom);
+    obs_list_t l = {0};
+    claim_result_t res = {0};
+    int rc = -1;
+    if (oom) {
+        err_set(err, ERR_FAIL, "out of memory");
+        goto done;
+    }
+    if (!kind_name || !text) {
+        err_set(err, ERR_FAIL, "claim %s: its header has no '-- %s:' line", name,
+                kind_name ? "claim" : "statistic");
+        goto done;
+    }
+    int kind = -1;
+    for (int k = 0; k < n_stats; k++)
+        if (strcmp(kind_name, stats[k].name) == 0) kind = k;
+    if (kind < 0) {
+        err_set(err, ERR_FAIL,
+                "claim %s: unknown statistic '%s' (mean_diff, sd_diff, abs_gap_diff)", name,
+                kind_name);
+        goto done;
+    }
+    if (read_rows(s, name, sql, (stat_kind_t)kind, opt, &l, err)) goto done;
+    if (l.n > 1) qsort(l.v, (size_t)l.n, sizeof *l.v, cmp_obs);
+    if (l.n == 0) {
+        res = (claim_result_t){
+            .statistic = NAN, .ci_lo = NAN, .ci_hi = NAN, .support = NAN, .verdict = CLAIM_NO_DATA};
+        if (!(res.claim = mem_strdup(name)) || !(res.text = mem_strdup(text))) {
+            err_set(err, ERR_FAIL, "out of memory");
+            goto done;
+        }
+        if (push_result(into, &res, err)) goto done;
+        res = (claim_result_t){0};
+    }
+    for (int i = 0, j; i < l.n; i = j) {
+        for (j = i + 1; j < l.n && strcmp(l.v[j].condition, l.v[i].condition) == 0; j++)
+            ;
+        if (!(res.claim = mem_strdup(name)) || !(res.text = mem_strdup(text)) ||
+            !(res.condition = mem_strdup(l.v[i].condition))) {
+            err_set(err, ERR_FAIL, "out of memory");
+            goto done;
+        }
+        if (decide((stat_kind_t)kind, l.v + i, j - i, opt, &res, err)) goto done;
+        if (push_result(into, &res, err)) goto done;
+        res = (claim_result_t){0};
+    }
+    rc = 0;
+done:
+    result_free(&res);
+    obs_free(&l);
+    mem_free(kind_name);
+    mem_free(text);
+    return rc;
+}
+
+/* ERR_FAIL unless the store holds the experiment with a finished trial that
+ * has the metric. */
+static int check_experiment(store_t *s, const claims_options_t *opt, err_t *err) {
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT (SELECT count(*) FROM experiment WHERE name = ?1),"
+                      "       (SELECT count(*) FROM v_final WHERE experiment = ?1 AND name = ?2)";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, opt->experiment, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, opt_metric(opt), -1, SQLITE_TRANSIENT);
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+    else if (sqlite3_column_int64(st, 0) == 0)
+        rc = err_set(err, ERR_FAIL, "no experiment '%s' in %s (mtlab ls lists them)",
+                     opt->experiment, store_path(s));
+    else if (sqlite3_column_int64(st, 1) == 0)
+        rc = err_set(err, ERR_FAIL, "experiment '%s' has no finished trial with metric %s",
+                     opt->experiment, opt_metric(opt));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int claims_run(store_t *s, const char *paper, const claims_options_t *opt, claims_t **out,
+               err_t *err) {
+    *out = NULL;
+    if (opt->resamples < 1) return err_set(err, ERR_USAGE, "resamples must be at least 1");
+    const char *paths[256];
+    int n = claims_files(paper, paths, 256);
+    if (n == 0) return err_set(err, ERR_USAGE, "no claims for paper '%s' (sql/claims/*/)", paper);
+    if (check_experiment(s, opt, err)) return -1;
+    claims_t *c = mem_calloc(1, sizeof *c);
+    if (!c) return err_set(err, ERR_FAIL, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *base = strrchr(paths[i], '/') + 1;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(base) - 4), base); /* without ".sql" */
+        if (claims_run_sql(s, name, embedded_sql(paths[i]), opt, c, err)) {
+            claims_free(c);
+            return -1;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+void claims_free(claims_t *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++)
+        result_free(&c->rows[i]);
+    mem_free(c->rows);
+    mem_free(c);
+}
+
+/* ---- as a table -------------------------------------------------------- */
+
+int claims_table(const claims_t *c, store_table_t **out, err_t *err) {
+    static const char *const names[] = {"claim", "condition", "statistic", "ci_lo",
+                                        "ci_hi", "support",   "n",         "verdict"};
+    enum { N_COLS = 8 };
+    *out = NULL;
+    store_table_t *t = mem_calloc(1, sizeof *t);
+    if (!t) return err_set(err, ERR_FAIL, "out of memory");
+    t->n_cols = N_COLS;
+    t->names = mem_calloc(N_COLS, sizeof *t->names);
+    const size_t n_cells = (size_t)c->n * N_COLS;
+    t->cells = mem_calloc(n_cells ? n_cells : 1, sizeof *t->cells);
+    t->types = mem_calloc(n_cells ? n_cells : 1, sizeof *t->types);
+    if (!t->names || !t->cells || !t->types) goto oom;
+    for (int k = 0; k < N_COLS; k++)
+        if (!(t->names[k] = mem_strdup(names[k]))) goto oom;
+    for (int i = 0; i < c->n; i++) {
+        const claim_result_t *r = &c->rows[i];
+        t->n_rows = i + 1; /* so that store_table_free frees this row's cells */
+        char **cell = t->cells + (size_t)i * N_COLS;
+        int *type = t->types + (size_t)i * N_COLS;
+        const double nums[] = {r->statistic, r->ci_lo, r->ci_hi, r->support};
+        char buf[64];
+        type[0] = SQLITE_TEXT;
+        if (!(cell[0] = mem_strdup(r->claim))) goto oom;
+        type[1] = r->condition ? SQLITE_TEXT : SQLITE_NULL;
+        if (r->condition && !(cell[1] = mem_strdup(r->condition))) goto oom;
+        for (int k = 0; k < 4; k++) {
+            type[2 + k] = isnan(nums[k]) ? SQLITE_NULL : SQLITE_FLOAT;
+            if (isnan(nums[k])) continue;
+            num_to_text(nums[k], buf, sizeof buf);
+            if (!(cell[2 + k] = mem_strdup(buf))) goto oom;
+        }
+        snprintf(buf, sizeof buf, "%d", r->n_repeats);
+        type[6] = SQLITE_INTEGER;
+        if (!(cell[6] = mem_strdup(buf))) goto oom;
+        type[7] = SQLITE_TEXT;
+        if (!(cell[7] = mem_strdup(claim_verdict_name(r->verdict)))) goto oom;
+    }
+    t->n_rows = c->n;
+    *out = t;
+    return 0;
+oom:
+    store_table_free(t);
+    return err_set(err, ERR_FAIL, "out of memory");
+}
