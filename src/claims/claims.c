@@ -442,11 +442,23 @@ int claims_run(store_t *s, const char *paper, const claims_options_t *opt, claim
     if (check_experiment(s, opt, err)) return -1;
     claims_t *c = mem_calloc(1, sizeof *c);
     if (!c) return err_set(err, ERR_FAIL, "out of memory");
+    /* Every claim continues the CTEs of sql/claims/conditions.sql. */
+    const char *conditions = embedded_sql("sql/claims/conditions.sql");
     for (int i = 0; i < n; i++) {
-        const char *base = strrchr(paths[i], '/') + 1;
+        const char *base = strrchr(paths[i], '/') + 1, *claim = embedded_sql(paths[i]);
         char name[256];
         snprintf(name, sizeof name, "%.*s", (int)(strlen(base) - 4), base); /* without ".sql" */
-        if (claims_run_sql(s, name, embedded_sql(paths[i]), opt, c, err)) {
+        size_t n_cond = strlen(conditions), n_claim = strlen(claim);
+        char *sql = mem_alloc(n_cond + n_claim + 1);
+        if (!sql) {
+            claims_free(c);
+            return err_set(err, ERR_FAIL, "out of memory");
+        }
+        memcpy(sql, conditions, n_cond);
+        memcpy(sql + n_cond, claim, n_claim + 1);
+        int rc = claims_run_sql(s, name, sql, opt, c, err);
+        mem_free(sql);
+        if (rc) {
             claims_free(c);
             return -1;
         }

@@ -81,13 +81,15 @@ typedef struct {
  * name) into paths[0..*n), at most max; 0 when the paper has none. */
 int claims_files(const char *paper, const char **paths, int max);
 
-/* Checks every claim of `paper` on the store.  Errors: a paper without
+/* Checks every claim of `paper` on the store, each file's SQL run after
+ * sql/claims/conditions.sql (the shared CTEs final, cond_key, cond).  Errors: a paper without
  * claims (ERR_USAGE), an experiment the store does not hold or one without a
  * finished trial that has the metric (ERR_FAIL), a claim file that breaks
  * the contract (ERR_FAIL naming it). */
 int claims_run(store_t *s, const char *paper, const claims_options_t *opt, claims_t **out,
                err_t *err);
-/* The same for one claim file's SQL text (name: what the rows call it). */
+/* The same for one complete SQL text (name: what the rows call it); nothing
+ * is prepended. */
 int claims_run_sql(store_t *s, const char *name, const char *sql, const claims_options_t *opt,
                    claims_t *into, err_t *err);
 void claims_free(claims_t *c);

@@ -9,33 +9,7 @@
 -- condition: "vs=MODEL" (the other model) and the setting
 --   (sql/claims/README.md).
 -- Rows (the claims contract): condition, repeat, grp, value.
-WITH final AS (
-    -- one row per finished trial: its final :metric
-    SELECT trial_id, model, repeat, correlation, value
-      FROM v_final
-     WHERE experiment = :experiment AND name = :metric AND value IS NOT NULL
-), cond_key AS (
-    -- the settings that split conditions: keys every trial has, whose value
-    -- varies among the trials of one model, other than data.correlation
-    SELECT key
-      FROM (SELECT p.key, f.model, count(*) AS n, count(DISTINCT p.value) AS n_values
-              FROM final f
-              JOIN param p ON p.trial_id = f.trial_id
-             WHERE p.key <> 'data.correlation'
-             GROUP BY p.key, f.model)
-     GROUP BY key
-    HAVING sum(n) = (SELECT count(*) FROM final) AND max(n_values) > 1
-), cond AS (
-    -- each trial with its setting: "key=value ..." of those keys, by key
-    SELECT f.*,
-           coalesce((SELECT group_concat(kv, ' ')
-                       FROM (SELECT p.key || '=' || p.value AS kv
-                               FROM param p
-                               JOIN cond_key k ON k.key = p.key
-                              WHERE p.trial_id = f.trial_id
-                              ORDER BY p.key)), '') AS setting
-      FROM final f
-), span AS (
+, span AS (
     SELECT min(correlation) AS lo, max(correlation) AS hi FROM final
 ), other AS (
     SELECT DISTINCT model FROM final WHERE model <> 'mmoe'
