@@ -51,7 +51,8 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
     /* The points' params as store records, back to back: point p's start at
      * kv + first[p]. */
     size_t n_kv = 0;
-    for (int p = 0; p < sw->n_points; p++) n_kv += (size_t)sw->points[p].n_params;
+    for (int p = 0; p < sw->n_points; p++)
+        n_kv += (size_t)sw->points[p].n_params;
     store_trial_t *rows = mem_calloc(sw->n_trials ? sw->n_trials : 1, sizeof *rows);
     store_kv_t *kv = mem_calloc(n_kv + 1, sizeof *kv);
     size_t *first = mem_calloc((size_t)sw->n_points + 1, sizeof *first);
@@ -139,7 +140,8 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
         n_gate_rows += res->gates.gate[g].experts;
     const model_t *m = res->model;
     rec->metric_names = mem_alloc(sizeof *rec->metric_names * (per_eval + at_start));
-    rec->metrics = mem_alloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + at_start + 1));
+    rec->metrics =
+        mem_alloc(sizeof *rec->metrics * ((size_t)res->n_evals * per_eval + at_start + 1));
     rec->gates = mem_alloc(sizeof *rec->gates * (n_gate_rows + 1));
     rec->tensors = mem_alloc(sizeof *rec->tensors * ((m ? m->n_tensors : 0) + 1));
     if (!rec->metric_names || !rec->metrics || !rec->gates || !rec->tensors) {
@@ -408,16 +410,32 @@ static bool work_left(const store_counts_t *c) {
  * per-thread buffers (measured: about 20 MiB resident at start). */
 #define WORKER_BASE_BYTES ((size_t)32 << 20)
 
-/* The line of the first key of `keys` that the file sets for the point, or 0. */
-static int first_line(const sweep_t *sw, int point, const char *const *keys, const char **key) {
-    for (int i = 0; keys[i]; i++) {
-        int line = sweep_key_line(sw, point, keys[i]);
-        if (line > 0) {
-            *key = keys[i];
-            return line;
-        }
+/* The line of the first of the dataset's size keys that the file sets for
+ * point p (*key: which), or 0. */
+static int data_line(const sweep_t *sw, int p, const char **key) {
+    static const char *const keys[] = {"data.train", "data.dim", "data.validation", "data.test"};
+    for (int i = 0; i < 4; i++) {
+        int line = sweep_key_line(sw, p, keys[i]);
+        if (line) return *key = keys[i], line;
     }
     return 0;
+}
+
+/* The line of the model hyper-parameter the file sets last for point p,
+ * else of train.batch or data.dim (*key: which), or 0. */
+static int model_line(const sweep_t *sw, int p, const char **key) {
+    const sweep_point_t *pt = &sw->points[p];
+    int line = 0;
+    for (int k = 0; k < pt->n_params; k++) {
+        const char *name = pt->params[k].key;
+        if (strncmp(name, "model.", 6) != 0 || strcmp(name, "model.name") == 0) continue;
+        int at = sweep_key_line(sw, p, name);
+        if (at > line) line = at, *key = name;
+    }
+    static const char *const fallback[] = {"train.batch", "data.dim"};
+    for (int i = 0; i < 2 && !line; i++)
+        if ((line = sweep_key_line(sw, p, fallback[i]))) *key = fallback[i];
+    return line;
 }
 
 /* "315.6 GiB", "34.5 MiB" */
@@ -452,36 +470,17 @@ int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t 
             if (need > *largest) *largest = need;
             continue;
         }
-        /* Name the line of the key that makes the trial large: the dataset's
-         * size when the data dominates, else the model's. */
-        static const char *const data_keys[] = {"data.train", "data.dim", "data.validation",
-                                                "data.test", NULL};
-        /* The model's keys: its hyper-parameters, the last one the file
-         * gives first; then the batch and the input width. */
-        const char *model_keys[SWEEP_MAX_PARAMS + 3];
-        int n_model_keys = 0, last_line = 0;
-        const sweep_point_t *pt = &sw->points[p];
-        for (int k = 0; k < pt->n_params; k++) {
-            const char *name = pt->params[k].key;
-            if (strncmp(name, "model.", 6) != 0 || strcmp(name, "model.name") == 0) continue;
-            int at = sweep_key_line(sw, p, name);
-            if (n_model_keys > 0 && at > last_line) {
-                model_keys[n_model_keys++] = model_keys[0];
-                model_keys[0] = name;
-                last_line = at;
-            } else {
-                if (n_model_keys == 0) last_line = at;
-                model_keys[n_model_keys++] = name;
-            }
-        }
-        model_keys[n_model_keys++] = "train.batch";
-        model_keys[n_model_keys++] = "data.dim";
-        model_keys[n_model_keys] = NULL;
-        bool data_heavy =
-            why.msg[0] ? strstr(why.msg, "example") != NULL : m.data >= m.model + m.workspace;
+        /* Blame the dataset when it dominates -- or, when the estimate
+         * itself failed (a size overflows), when the generator alone cannot
+         * be sized. */
+        size_t resident, transient;
+        err_t ignored = {0};
+        bool data_heavy = why.msg[0] ? synth_memory(&sw->points[p].spec.data, &resident, &transient,
+                                                    &ignored) != 0
+                                     : m.data >= m.model + m.workspace;
         const char *key = NULL;
-        int line = first_line(sw, p, data_heavy ? data_keys : model_keys, &key);
-        if (!line) line = first_line(sw, p, data_heavy ? model_keys : data_keys, &key);
+        int line = data_heavy ? data_line(sw, p, &key) : model_line(sw, p, &key);
+        if (!line) line = data_heavy ? model_line(sw, p, &key) : data_line(sw, p, &key);
         char where[1200];
         if (line)
             snprintf(where, sizeof where, "%s:%d: point %d (%s, %s)", sw->path, line, p,
