@@ -387,23 +387,7 @@ static void assert_seeds(const char *ini, const char *dbp, const char *ids) {
 /* Reruns trial id by the `mtlab train` command `mtlab show` prints and
  * compares its final test loss with the stored one, to the bit. */
 static void assert_show_reproduces(const char *dbp, int id) {
-    char ids[16], *out, *err;
-    snprintf(ids, sizeof ids, "%d", id);
-    const char *show[] = {"show", ids, "--db", dbp, NULL};
-    ck_assert_int_eq(run_mtlab(&out, &err, show), 0);
-    free(err);
-    char *line = strstr(out, "reproduce (same bits):\n  build/mtlab ");
-    ck_assert_msg(line != NULL, "show printed no reproduce line: %s", out);
-    line += strlen("reproduce (same bits):\n  build/mtlab ");
-    *strchr(line, '\n') = '\0';
-    const char *args[64];
-    int n = test_split_words(line, args, 60);
-    args[n++] = "--digits";
-    args[n++] = "17";
-    args[n] = NULL;
-    char *train_out;
-    int rc = run_mtlab(&train_out, &err, args);
-    ck_assert_msg(rc == 0, "mtlab train exited %d: %s", rc, err);
+    char *train_out = test_rerun_shown(dbp, id);
     const char *final = strstr(train_out, "final test loss:");
     ck_assert_ptr_nonnull(final);
     double t1;
@@ -413,9 +397,7 @@ static void assert_show_reproduces(const char *dbp, int id) {
              "SELECT value FROM v_final WHERE trial_id = %d AND name = 'test/loss/t1'", id);
     ck_assert_msg(t1 == test_query(dbp, sql), "trial %d: train gives %.17g, stored %.17g", id, t1,
                   test_query(dbp, sql));
-    free(out);
     free(train_out);
-    free(err);
 }
 
 START_TEST(replace_spec) {

@@ -52,24 +52,7 @@ static int printed_value(const char *out, const char *label, const char *name, d
  * of a trained trial; the baselines and label correlations of a data-only
  * one.  Returns the number of values compared. */
 static int check_show_reproduces(const char *dbp, int id) {
-    char ids[16], *out, *err;
-    snprintf(ids, sizeof ids, "%d", id);
-    const char *show[] = {"show", ids, "--db", dbp, NULL};
-    ck_assert_int_eq(run_mtlab(&out, &err, show), 0);
-    free(err);
-    static const char head[] = "reproduce (same bits):\n  build/mtlab ";
-    char *line = strstr(out, head);
-    ck_assert_msg(line != NULL, "trial %d: show printed no reproduce line: %s", id, out);
-    line += strlen(head);
-    *strchr(line, '\n') = '\0';
-    const char *args[64];
-    int n = test_split_words(line, args, 60);
-    args[n++] = "--digits";
-    args[n++] = "17";
-    args[n] = NULL;
-    char *train_out;
-    int rc = run_mtlab(&train_out, &err, args);
-    ck_assert_msg(rc == 0, "trial %d: `%s` exited %d: %s", id, line, rc, err);
+    char *train_out = test_rerun_shown(dbp, id);
     char sql[256];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM metric WHERE trial_id = %d AND name LIKE 'test/loss/%%'", id);
@@ -94,8 +77,8 @@ static int check_show_reproduces(const char *dbp, int id) {
                                     trained ? "final test loss:" : "predicting the training mean:",
                                     name, &got),
                       "trial %d: no %s in:\n%s", id, name, train_out);
-        ck_assert_msg(got == stored, "trial %d (%s): %s: train gives %.17g, stored %.17g", id, line,
-                      metric, got, stored);
+        ck_assert_msg(got == stored, "trial %d: %s: train gives %.17g, stored %.17g", id, metric,
+                      got, stored);
         compared++;
     }
     if (!trained && tasks >= 2) {
@@ -108,9 +91,7 @@ static int check_show_reproduces(const char *dbp, int id) {
         ck_assert_msg(got == stored, "trial %d: pearson %.17g, stored %.17g", id, got, stored);
         compared++;
     }
-    free(out);
     free(train_out);
-    free(err);
     return compared;
 }
 

@@ -138,7 +138,7 @@ START_TEST(test_same_bits_as_train) {
                                 "[data]\ncorrelation = 0.7\ntrain = 2000\n"
                                 "[train]\nsteps = 150\neval_every = 50\n"
                                 "[model]\nname = mmoe\n");
-    char *out, *err;
+    char *out;
     ck_assert_int_eq(run_sweep(ini, dbp, "1", &out), 0);
     free(out);
     sqlite3 *db = open_db(dbp);
@@ -146,30 +146,14 @@ START_TEST(test_same_bits_as_train) {
     double stored_t2 = q(db, "SELECT value FROM v_final WHERE name = 'test/loss/t2'");
     sqlite3_close(db);
 
-    const char *show[] = {"show", "1", "--db", dbp, NULL};
-    ck_assert_int_eq(run_mtlab(&out, &err, show), 0);
-    free(err);
-    char *line = strstr(out, "reproduce (same bits):\n  build/mtlab ");
-    ck_assert_msg(line != NULL, "show printed no reproduce line: %s", out);
-    line += strlen("reproduce (same bits):\n  build/mtlab ");
-    *strchr(line, '\n') = '\0';
-    const char *args[64];
-    int n = test_split_words(line, args, 60);
-    args[n++] = "--digits";
-    args[n++] = "17";
-    args[n] = NULL;
-    char *train_out;
-    int rc = run_mtlab(&train_out, &err, args);
-    ck_assert_msg(rc == 0, "mtlab train exited %d: %s", rc, err);
+    char *train_out = test_rerun_shown(dbp, 1);
     const char *final = strstr(train_out, "final test loss:");
     ck_assert_ptr_nonnull(final);
     double t1, t2;
     ck_assert_int_eq(sscanf(final, "final test loss: t1 %lf t2 %lf", &t1, &t2), 2);
     ck_assert_msg(t1 == stored_t1 && t2 == stored_t2, "train %.17g %.17g vs stored %.17g %.17g", t1,
                   t2, stored_t1, stored_t2);
-    free(out);
     free(train_out);
-    free(err);
     free(dir);
     free(ini);
     free(dbp);

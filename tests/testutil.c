@@ -167,3 +167,27 @@ int test_split_words(char *line, const char **words, int max) {
     words[n] = NULL;
     return n;
 }
+
+char *test_rerun_shown(const char *db_path, int id) {
+    char ids[16], *out, *err;
+    snprintf(ids, sizeof ids, "%d", id);
+    const char *show[] = {"show", ids, "--db", db_path, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, show), 0);
+    free(err);
+    static const char head[] = "reproduce (same bits):\n  build/mtlab ";
+    char *line = strstr(out, head);
+    ck_assert_msg(line != NULL, "trial %d: show printed no reproduce line: %s", id, out);
+    line += strlen(head);
+    *strchr(line, '\n') = '\0';
+    const char *args[64];
+    int n = test_split_words(line, args, 60);
+    args[n++] = "--digits";
+    args[n++] = "17";
+    args[n] = NULL;
+    char *train_out;
+    int rc = run_mtlab(&train_out, &err, args);
+    ck_assert_msg(rc == 0, "trial %d: `%s` exited %d: %s", id, line, rc, err);
+    free(out);
+    free(err);
+    return train_out;
+}

@@ -39,6 +39,11 @@ void test_set_hp(void *model_config, const char *model, const char *name, double
  * NULL.  Returns n. */
 int test_split_words(char *line, const char **words, int max);
 
+/* Runs the `mtlab train` command that `mtlab show ID` prints for trial id
+ * of the store at db_path, with --digits 17, asserting it succeeds; returns
+ * what it printed (caller frees). */
+char *test_rerun_shown(const char *db_path, int id);
+
 /* Every suite of the runner. */
 Suite *rng_suite(void);
 Suite *nn_suite(void);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "claims/claims.h"
+#include "plot/gp.h"
 
 static const char *const verdict_rgb[] = {
     [CLAIM_HOLDS] = "#1a9850",
@@ -17,16 +18,6 @@ static const char *const verdict_rgb[] = {
     [CLAIM_UNDECIDED] = "#bdbdbd",
     [CLAIM_NO_DATA] = "#ffffff",
 };
-
-/* s inside a gnuplot double-quoted string. */
-static void put_quoted(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 int claims_plot(const claims_t *c, const char *experiment, const char *path, err_t *err) {
     size_t len = strlen(path);
@@ -59,11 +50,11 @@ int claims_plot(const claims_t *c, const char *experiment, const char *path, err
             width, height, width, height);
     char image[4096];
     snprintf(image, sizeof image, "%.*s.png", (int)(len - 3), path);
-    put_quoted(f, image);
+    gp_put_quoted(f, image);
     fprintf(f, "\n}\nset termoption noenhanced\nset title ");
     char title[512];
     snprintf(title, sizeof title, "Claims on %s", experiment);
-    put_quoted(f, title);
+    gp_put_quoted(f, title);
     fprintf(f,
             "\nunset key\nunset xtics\nset border 0\nset xrange [-0.5:%d.5]\n"
             "set yrange [%d:-0.5]\nset lmargin 30\nset ytics scale 0 (",
@@ -73,7 +64,7 @@ int claims_plot(const claims_t *c, const char *experiment, const char *path, err
         for (k = i + 1; k < c->n && strcmp(c->rows[k].claim, c->rows[i].claim) == 0; k++)
             ;
         fprintf(f, "%s", row ? ", " : "");
-        put_quoted(f, c->rows[i].claim);
+        gp_put_quoted(f, c->rows[i].claim);
         fprintf(f, " %d", row);
     }
     fprintf(f, ")\n$cells << EOD\n");
@@ -91,9 +82,9 @@ int claims_plot(const claims_t *c, const char *experiment, const char *path, err
             unsigned rgb;
             sscanf(verdict_rgb[r->verdict] + 1, "%x", &rgb);
             fprintf(f, "%d %d %u ", j - i, row, rgb);
-            put_quoted(f, r->condition && r->condition[0] ? r->condition : "(all)");
+            gp_put_quoted(f, r->condition && r->condition[0] ? r->condition : "(all)");
             fputc(' ', f);
-            put_quoted(f, verdict);
+            gp_put_quoted(f, verdict);
             fputc('\n', f);
         }
     }

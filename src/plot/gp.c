@@ -151,8 +151,7 @@ void gp_metric_words(const char *metric, char *out, size_t size) {
     snprintf(out, size, "%s", metric);
 }
 
-/* Writes s as a gnuplot double-quoted string. */
-static void put_quoted(FILE *f, const char *s) {
+void gp_put_quoted(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') fputc('\\', f);
@@ -313,7 +312,7 @@ static void put_terminal(FILE *f, const gp_job_t *job, int width, int height) {
                "        if (mtlab_dir eq \"\" && ARG0[i:i] eq \"/\") { mtlab_dir = ARG0[1:i] }\n"
                "    }\n"
                "    set output mtlab_dir . ");
-    put_quoted(f, job->image_name);
+    gp_put_quoted(f, job->image_name);
     fprintf(f, "\n}\n");
 }
 
@@ -395,7 +394,7 @@ static void put_plot_item(FILE *f, const struct plot_layout *L, int k, int cx, i
     }
     if (label && *label) {
         fprintf(f, " title ");
-        put_quoted(f, label);
+        gp_put_quoted(f, label);
     } else {
         fprintf(f, " notitle");
     }
@@ -629,7 +628,7 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
     /* Drawing. */
     fprintf(f, "\n# ---- figure: %d x %d panels ----\n", n_rows_grid, n_cols_grid);
     fprintf(f, "set multiplot layout %d,%d title ", n_rows_grid, n_cols_grid);
-    put_quoted(f, title);
+    gp_put_quoted(f, title);
     const double font_scale = strcmp(job->format, "pdf") == 0 ? 72.0 / GP_PDF_PX_INCH : 1.0;
     fprintf(f, " font \",%d\"\n", (int)lround(GP_TITLE_SIZE * font_scale));
     if (L->style == GP_HISTOGRAM || L->style == GP_BARS) fprintf(f, "set grid noxtics\n");
@@ -668,12 +667,12 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
                 continue;
             }
             fprintf(f, "set title ");
-            put_quoted(f, ptitle);
+            gp_put_quoted(f, ptitle);
             fputc('\n', f);
             fprintf(f, "set xlabel ");
-            put_quoted(f, g == n_rows_grid - 1 ? xlabel : "");
+            gp_put_quoted(f, g == n_rows_grid - 1 ? xlabel : "");
             fprintf(f, "\nset ylabel ");
-            put_quoted(f, c == 0 ? ylabel : "");
+            gp_put_quoted(f, c == 0 ? ylabel : "");
             fputc('\n', f);
             if (L->flags & GP_ROW_RANGES) {
                 bool log_x = (L->flags & GP_LOG_X_AUTO) && row_x[g].lo > 0;

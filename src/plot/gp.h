@@ -70,6 +70,8 @@ typedef struct {
 
 /* Writes the whole script for table t (the figure's query result). */
 int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t *err);
+/* Writes s as a gnuplot double-quoted string (" and \\ escaped). */
+void gp_put_quoted(FILE *f, const char *s);
 
 /* The metric as words: "test/loss/t1" -> "test loss, task 1". */
 void gp_metric_words(const char *metric, char *out, size_t size);
