@@ -579,11 +579,19 @@ START_TEST(memory_checked_before_running) {
     ck_assert_msg(strstr(err, "--max-memory lots: expected a size"), "%s", err);
     free(out);
     free(err);
-    /* Each worker of this sweep needs about 35 MiB (mostly the worker
-     * itself): 100 MiB hold 2 of 8. */
+    /* --max-memory 100M holds as many workers as the largest trial's
+     * estimate (about 35 MiB, mostly the worker itself) fits in. */
     const char *fit[] = {"run", small, "--dry-run", "--max-memory", "100M", "--jobs", "8", NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, fit), 0);
-    ck_assert_msg(strstr(out, "; 2 of 8 workers fit in memory"), "%s", out);
+    const char *largest = strstr(out, "# largest trial: about ");
+    double mib;
+    int fits, jobs;
+    ck_assert_msg(largest && sscanf(largest, "# largest trial: about %lf MiB; %d of %d workers",
+                                    &mib, &fits, &jobs) == 3,
+                  "%s", out);
+    ck_assert_int_eq(jobs, 8);
+    ck_assert_int_eq(fits, (int)(100 / mib)); /* mib is rounded to 0.1: far from a step */
+    ck_assert_int_lt(fits, jobs); /* lowered from --jobs 8 */
     free(out);
     free(err);
     const char *fit_run[] = {"run", small,     "--db", dbp, "--max-memory", "100M", "--jobs",

@@ -46,8 +46,11 @@ static int run_sweeps(const char *scale, const char *db, int jobs, bool progress
         printf("[%d/%d] %s: %d trials\n", i + 1, n, sw->name, sw->n_trials);
         fflush(stdout);
         run_report_t report = {.cmd = "reproduce", .sw = sw, .progress = progress};
-        runner_opts_t ro = {
-            .db_path = db, .jobs = jobs, .on_event = run_report_event, .ctx = &report};
+        runner_opts_t ro = {.db_path = db,
+                            .jobs = jobs,
+                            .progress = progress,
+                            .on_event = run_report_event,
+                            .ctx = &report};
         runner_summary_t sum;
         int rc = runner_run(sw, &ro, &sum, err);
         run_report_end(&report);
@@ -90,8 +93,8 @@ int cmd_reproduce(int argc, char **argv) {
     int jobs = cores > 0 ? (int)cores : 1;
     bool no_render = false, quiet = false, plots_only = false;
     opt_t opts[] = {
-        {"scale", OPT_STRING, &scale, "S", "quick (about 1.5 minutes on 2 cores) or paper (200 repeats, about 70 minutes)", 1, 0,
-         0},
+        {"scale", OPT_STRING, &scale, "S",
+         "quick (about 1.5 minutes on 2 cores) or paper (200 repeats, about 70 minutes)", 1, 0, 0},
         {"db", OPT_STRING, &db, "FILE",
          "store (default: results.db, or results-paper.db for paper)", 1, 0, 0},
         {"out", OPT_STRING, &out_dir, "DIR", "figures (default: plots, or plots/paper for paper)",

@@ -220,6 +220,7 @@ int cmd_run(int argc, char **argv) {
                         .retry_failed = retry,
                         .release_stale = release,
                         .max_memory = max_bytes,
+                        .progress = report.progress,
                         .on_event = run_report_event,
                         .ctx = &report};
     runner_summary_t sum;

@@ -621,7 +621,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
             }
         }
         if (alive == 0) break;
-        if (o->on_event && st && now() - last_progress >= 0.25) {
+        if (o->progress && o->on_event && st && now() - last_progress >= 0.25) {
             store_counts_t c;
             err_t cerr = {0};
             if (store_counts(st, exp_id, &c, &cerr) == 0) {

@@ -66,6 +66,7 @@ typedef struct {
     bool release_stale;       /* put EVERY running trial not held by a live process of this
                                  host back to pending first (store_release_stale) */
     size_t max_memory;        /* bytes all workers together may use; 0: the machine's memory */
+    bool progress;            /* emit RUNNER_PROGRESS events (each counts the store) */
     runner_event_fn on_event; /* may be NULL */
     void *ctx;
 } runner_opts_t;
