@@ -82,7 +82,8 @@ typedef struct {
 int claims_files(const char *paper, const char **paths, int max);
 
 /* Checks every claim of `paper` on the store, each file's SQL run after
- * sql/claims/conditions.sql (the shared CTEs final, cond_key, cond).  Errors: a paper without
+ * sql/claims/conditions.sql (the shared CTEs final and cond, read from the
+ * TEMP tables sql/claims/prepare.sql makes once per call).  Errors: a paper without
  * claims (ERR_USAGE), an experiment the store does not hold or one without a
  * finished trial that has the metric (ERR_FAIL), a claim file that breaks
  * the contract (ERR_FAIL naming it). */
@@ -98,6 +99,12 @@ void claims_free(claims_t *c);
  * support, n, verdict (numbers as shortest round-trip text, NaN as NULL), for
  * store_table_print / store_table_csv. */
 int claims_table(const claims_t *c, store_table_t **out, err_t *err);
+
+/* How robust each claim is: per claim, its conditions counted by verdict --
+ * all of them ("(all)"), then those whose condition has each part
+ * ("model.init=torch", "vs=omoe": the space-separated key=value parts), by
+ * part.  Columns: claim, where, conditions, holds, fails, undecided, no_data. */
+int claims_summary(const claims_t *c, store_table_t **out, err_t *err);
 
 /* Writes PATH (must end in .gp): a gnuplot 5 script drawing the results,
  * one row of boxes per claim and one box per condition, coloured by verdict
