@@ -372,9 +372,9 @@ static const struct {
     const char *model, *init, *gate_bias; /* NULL: not in the config */
     double loss;
 } default_cells[] = {
-    {"shared_bottom", NULL, NULL, 0.030},    {"shared_bottom", "torch", NULL, 0.020},
-    {"mmoe", NULL, NULL, 0.010},             {"mmoe", NULL, "on", 0.015},
-    {"mmoe", "torch", NULL, 0.012},          {"mmoe", "torch", "on", 0.025},
+    {"shared_bottom", NULL, NULL, 0.030}, {"shared_bottom", "torch", NULL, 0.020},
+    {"mmoe", NULL, NULL, 0.010},          {"mmoe", NULL, "on", 0.015},
+    {"mmoe", "torch", NULL, 0.012},       {"mmoe", "torch", "on", 0.025},
 };
 
 static char *make_defaults_store(void) {
@@ -541,6 +541,16 @@ START_TEST(claims_plot_script) {
         ck_assert_int_eq(stat(png, &sb), 0);
         ck_assert_int_gt(sb.st_size, 1000);
     }
+    free(out);
+    free(err);
+    /* the summary's plot: one box per claim and part, labelled with the counts (the
+     * design: under data.alpha_seed=2 OMoE's loss rises, Shared-Bottom's falls, MMoE's is flat) */
+    const char *sargs[] = {"claims", EXPERIMENT, "--db", path, "--summary", "--plot", gp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, sargs), 0);
+    char *script = test_read_file(gp);
+    ck_assert_ptr_nonnull(
+        strstr(script, "\"data.alpha_seed=2\" \"1 holds, 1 fails, 1 undecided of 3\""));
+    free(script);
     free(out);
     free(err);
     free(gp);

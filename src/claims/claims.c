@@ -268,7 +268,8 @@ static int bind_params(sqlite3_stmt *st, const char *what, const claims_options_
         const char *v = p && strcmp(p, ":experiment") == 0 ? opt->experiment
                         : p && strcmp(p, ":metric") == 0   ? opt_metric(opt)
                                                            : NULL;
-        if (!v) return err_set(err, ERR_FAIL, "%s: unknown parameter %s", what, p ? p : "(unnamed)");
+        if (!v)
+            return err_set(err, ERR_FAIL, "%s: unknown parameter %s", what, p ? p : "(unnamed)");
         if (sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) != SQLITE_OK)
             return err_set(err, ERR_FAIL, "%s: cannot bind %s", what, p);
     }
@@ -468,8 +469,8 @@ static int fill_defaults(sqlite3 *db, err_t *err) {
                      NULL, NULL, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "claims: %s", sqlite3_errmsg(db));
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO temp.claim_default VALUES (?1, 'model.' || ?2, ?3)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "INSERT INTO temp.claim_default VALUES (?1, 'model.' || ?2, ?3)", -1,
+                           &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "claims: %s", sqlite3_errmsg(db));
     int n_families, rc = 0;
     const model_ops_t *const *all = model_registry(&n_families);
@@ -512,8 +513,8 @@ static int prepare_conditions(store_t *s, const claims_options_t *opt, err_t *er
         return err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
     int rc = fill_defaults(db, err);
     if (rc == 0)
-        rc = exec_script(db, "sql/claims/prepare.sql", embedded_sql("sql/claims/prepare.sql"),
-                         opt, err);
+        rc = exec_script(db, "sql/claims/prepare.sql", embedded_sql("sql/claims/prepare.sql"), opt,
+                         err);
     if (query_only && sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK &&
         rc == 0)
         rc = err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
@@ -616,10 +617,9 @@ int claims_table(const claims_t *c, store_table_t **out, err_t *err) {
     for (int i = 0; i < c->n; i++) {
         const claim_result_t *r = &c->rows[i];
         if (table_set(t, i, 0, r->claim, SQLITE_TEXT) ||
-            table_set(t, i, 1, r->condition, SQLITE_TEXT) ||
-            table_set_num(t, i, 2, r->statistic) || table_set_num(t, i, 3, r->ci_lo) ||
-            table_set_num(t, i, 4, r->ci_hi) || table_set_num(t, i, 5, r->support) ||
-            table_set_int(t, i, 6, r->n_repeats) ||
+            table_set(t, i, 1, r->condition, SQLITE_TEXT) || table_set_num(t, i, 2, r->statistic) ||
+            table_set_num(t, i, 3, r->ci_lo) || table_set_num(t, i, 4, r->ci_hi) ||
+            table_set_num(t, i, 5, r->support) || table_set_int(t, i, 6, r->n_repeats) ||
             table_set(t, i, 7, claim_verdict_name(r->verdict), SQLITE_TEXT))
             goto oom;
     }
@@ -674,8 +674,8 @@ static int cmp_line(const void *pa, const void *pb) {
 }
 
 int claims_summary(const claims_t *c, store_table_t **out, err_t *err) {
-    static const char *const names[] = {"claim", "where", "conditions", "holds", "fails",
-                                        "undecided", "no_data"};
+    static const char *const names[] = {"claim", "where",     "conditions", "holds",
+                                        "fails", "undecided", "no_data"};
     summary_t sm = {0};
     store_table_t *t = NULL;
     int first = 0; /* the first line of the current claim */

@@ -111,5 +111,10 @@ int claims_summary(const claims_t *c, store_table_t **out, err_t *err);
  * and labelled with the condition and the support; run as `gnuplot PATH` it
  * writes PATH's stem + ".png" (define keep_terminal to draw elsewhere). */
 int claims_plot(const claims_t *c, const char *experiment, const char *path, err_t *err);
+/* The same for claims_summary's table t: one row of boxes per claim, one box
+ * per part of the condition, coloured by the verdicts' colours mixed in
+ * proportion to their counts and labelled with the counts. */
+int claims_plot_summary(const store_table_t *t, const char *experiment, const char *path,
+                        err_t *err);
 
 #endif

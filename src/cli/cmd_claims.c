@@ -63,7 +63,8 @@ int cmd_claims(int argc, char **argv) {
         (summary ? claims_summary(c, &t, &err) : claims_table(c, &t, &err)) ||
         (csv ? store_table_csv(stdout, t, &err) : store_table_print(stdout, t, &err)))
         status = cli_fail("claims", &err);
-    if (status == 0 && plot && claims_plot(c, pos[0], plot, &err))
+    if (status == 0 && plot &&
+        (summary ? claims_plot_summary(t, pos[0], plot, &err) : claims_plot(c, pos[0], plot, &err)))
         status = cli_fail("claims", &err);
     store_table_free(t);
     claims_free(c);
