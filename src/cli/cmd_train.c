@@ -4,7 +4,10 @@
  * losses every --eval-every steps, then the final test losses, the loss of
  * predicting the training mean for comparison, and the mean gate weight per
  * gate and expert on the test set.  Output depends only on the arguments:
- * two runs with the same arguments print the same bytes. */
+ * two runs with the same arguments print the same bytes.  With --params it
+ * prints only the configured model's parameter count (or, with --target N
+ * --width KEY, the KEY value whose model comes closest to N parameters, so a
+ * sweep can compare families at matched size) and trains nothing. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,15 +277,10 @@ int cmd_train(int argc, char **argv) {
         {"digits", OPT_INT, &digits, "N",
          "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
         {"params", OPT_FLAG, &params_only, NULL,
-         "print the parameter count of the configured model and exit (nothing is trained); "
-         "with --target, the --width value closest to that count",
-         1, 0, 0},
+         "print the model's parameter count and exit (nothing is trained)", 1, 0, 0},
         {"target", OPT_U64, &target, "N",
-         "with --params: solve for the --width key whose model has the parameter count closest "
-         "to N (ties: the smaller); prints model.KEY=VALUE parameters=COUNT",
-         1, 0, 0},
-        {"width", OPT_STRING, &width_key, "KEY",
-         "the integer model key --target varies (e.g. expert_hidden, tower_hidden, experts)", 1,
+         "with --params: print the --width value whose count is closest to N", 1, 0, 0},
+        {"width", OPT_STRING, &width_key, "KEY", "the integer model key --target solves for", 1,
          0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
