@@ -751,6 +751,65 @@ START_TEST(test_params_option) {
 }
 END_TEST
 
+/* A sweep of both multi-level families (levels 2, per-level widths, gate
+ * bias on, a binary task among three) stores each trial's parameter count
+ * and every gate with its level and owner; `mtlab show`'s command reproduces
+ * each trial's final test loss bit for bit. */
+START_TEST(test_sweep_records_and_reproduces) {
+    char *dir = test_tmpdir();
+    char *ini = test_write_file(dir, "f.ini",
+                                "[experiment]\nname = fusion1\nrepeats = 1\nseed = 5\n"
+                                "[data]\ntasks = 3\nbinary = 2\ngroups = 2 1\ntrain = 1000\n"
+                                "validation = 100\ntest = 200\n"
+                                "[model]\nname = ml_mmoe, ple\nlevels = 2\nexperts = 3\n"
+                                "expert_hidden = 6\nexpert_hidden2 = 4\ngate_bias = on\n"
+                                "[train]\nsteps = 30\neval_every = 30\n");
+    char *db = test_join(dir, "r.db");
+    const char *run[] = {"run", ini, "--db", db, "--jobs", "1", "--quiet", NULL};
+    char *out, *err;
+    ck_assert_msg(run_mtlab(&out, &err, run) == 0, "%s", err);
+    free(out);
+    free(err);
+    for (int id = 1; id <= 2; id++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT count(DISTINCT gate) FROM gate WHERE trial_id = %d", id);
+        const double gates = test_query(db, sql);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(DISTINCT gate) FROM gate WHERE trial_id = %d AND level = 2 AND "
+                 "owner LIKE 't%%'",
+                 id);
+        ck_assert_int_eq((int)test_query(db, sql), 3); /* one per task at the last level */
+        snprintf(sql, sizeof sql, "SELECT n_params FROM trial WHERE id = %d", id);
+        const double params = test_query(db, sql);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM param WHERE trial_id = %d AND key = 'model.name' AND "
+                 "value = 'ple'",
+                 id);
+        const bool ple = test_query(db, sql) == 1;
+        const int D[] = {6, 4};
+        /* ml_mmoe: 3 gates per level; ple: 3 task gates + 1 shared, then 3 */
+        ck_assert_int_eq((int)gates, ple ? 7 : 6);
+        ck_assert_uint_eq((size_t)params, ple ? ple_formula(100, 3, 3, 2, D, 2, 8, 1)
+                                              : ml_mmoe_formula(100, 3, 3, D, 2, 8, 1));
+        char *train_out = test_rerun_shown(db, id);
+        ck_assert_uint_eq(printed_params(train_out), (size_t)params);
+        snprintf(sql, sizeof sql,
+                 "SELECT value FROM metric WHERE trial_id = %d AND name = 'test/loss/total' "
+                 "ORDER BY step DESC LIMIT 1",
+                 id);
+        const double stored = test_query(db, sql);
+        const char *fin = strstr(train_out, "final test loss:");
+        ck_assert_ptr_nonnull(fin);
+        ck_assert_msg(strtod(strstr(fin, "total ") + 6, NULL) == stored, "trial %d: %s", id,
+                      train_out);
+        free(train_out);
+    }
+    free(ini);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *fusion1_suite(void) {
     Suite *s = suite_create("fusion1");
     TCase *tc = tcase_create("models");
@@ -768,6 +827,7 @@ Suite *fusion1_suite(void) {
     tcase_set_timeout(cli, 120);
     tcase_add_loop_test(cli, test_eight_tasks_mixed, 0, 3);
     tcase_add_test(cli, test_params_option);
+    tcase_add_test(cli, test_sweep_records_and_reproduces);
     suite_add_tcase(s, cli);
     return s;
 }
