@@ -163,8 +163,8 @@ static const real *tensor(const model_t *m, const char *name, int rows, int cols
     const int i = model_tensor_index(m, name);
     ck_assert_msg(i >= 0, "no tensor %s", name);
     ck_assert_msg(m->tensors[i].rows == rows && m->tensors[i].cols == cols,
-                  "%s is [%d, %d], expected [%d, %d]", name, m->tensors[i].rows,
-                  m->tensors[i].cols, rows, cols);
+                  "%s is [%d, %d], expected [%d, %d]", name, m->tensors[i].rows, m->tensors[i].cols,
+                  rows, cols);
     return model_param(m, i);
 }
 
@@ -207,8 +207,8 @@ static void ref_gate(const model_t *m, const char *prefix, const double *in, int
 }
 
 /* y_k = relu(f · Wh + bh) · Wo + bo (tower "tower<k+1>"), into pred[:, k]. */
-static void ref_tower(const model_t *m, int k, const double *f, int B, int D, int th,
-                      double *pred, int T) {
+static void ref_tower(const model_t *m, int k, const double *f, int B, int D, int th, double *pred,
+                      int T) {
     char w[48], b[48];
     double h[FX_B * 8], y[FX_B];
     ck_assert_int_le(th, 8);
@@ -223,7 +223,7 @@ static void ref_tower(const model_t *m, int k, const double *f, int B, int D, in
 }
 
 #define REF_MAX 64 /* experts or modules of a reference level, at most */
-#define REF_W 8    /* widths, at most */
+#define REF_W   8  /* widths, at most */
 
 /* ML-MMoE (mtl-models.md §5): level-1 experts read x; expert j of level
  * l+1 reads m^l_j = Σ_i G^l_j[i] e^l_i; every gate G^l reads the raw x;
@@ -284,8 +284,7 @@ static void ref_ml_mmoe(const model_t *m, const real *x, int B, double *pred) {
 static void ref_ple(const model_t *m, const real *x, int B, double *pred) {
     const model_config_t *c = &m->cfg;
     const model_ops_t *ops = m->ops;
-    const int d = c->input_dim, T = c->tasks,
-              mk = c->hp[model_hp_find(ops, "task_experts")],
+    const int d = c->input_dim, T = c->tasks, mk = c->hp[model_hp_find(ops, "task_experts")],
               ms = c->hp[model_hp_find(ops, "shared_experts")], E = T * mk + ms,
               N = model_hp_find(ops, "levels") >= 0 ? c->hp[model_hp_find(ops, "levels")] : 1;
     const bool bias = c->hp[model_hp_find(ops, "gate_bias")] != 0;
@@ -361,8 +360,8 @@ static const struct {
     const char *key;
     double value;
 } eq_cases[] = {
-    {"ml_mmoe", 3, 3, "gate_bias", 1}, {"ml_mmoe", 2, 2, NULL, 0},
-    {"ple", 3, 3, "gate_bias", 1},     {"ple", 2, 2, NULL, 0},
+    {"ml_mmoe", 3, 3, "gate_bias", 1},  {"ml_mmoe", 2, 2, NULL, 0},
+    {"ple", 3, 3, "gate_bias", 1},      {"ple", 2, 2, NULL, 0},
     {"ple", 3, 3, "shared_experts", 0}, {"cgc", 3, 1, NULL, 0},
 };
 
@@ -625,7 +624,8 @@ START_TEST(test_parameter_counts) {
                     c = small("ple", T, L);
                     set_hp(&c, "ple", "gate_bias", bias);
                     set_hp(&c, "ple", "shared_experts", ms);
-                    ck_assert_uint_eq(count_of("ple", &c), ple_formula(FX_D, T, 2, ms, D, L, 3, bias));
+                    ck_assert_uint_eq(count_of("ple", &c),
+                                      ple_formula(FX_D, T, 2, ms, D, L, 3, bias));
                 }
             }
     /* expert_hidden2 = 0 means "as level 1"; expert_hidden3 = 0 "as level 2". */
@@ -672,9 +672,16 @@ START_TEST(test_eight_tasks_mixed) {
     const char *name = names[_i];
     char model[32];
     snprintf(model, sizeof model, "model.name=%s", name);
-    const char *args[] = {"train", model, "data.tasks=8", "data.binary=2 5 7",
-                          "data.groups=4 4", "data.train=10000", "data.validation=200",
-                          "data.test=1000", "train.steps=300", "train.eval_every=300",
+    const char *args[] = {"train",
+                          model,
+                          "data.tasks=8",
+                          "data.binary=2 5 7",
+                          "data.groups=4 4",
+                          "data.train=10000",
+                          "data.validation=200",
+                          "data.test=1000",
+                          "train.steps=300",
+                          "train.eval_every=300",
                           NULL};
     char *out, *err;
     ck_assert_msg(run_mtlab(&out, &err, args) == 0, "%s: %s", name, err);
@@ -688,8 +695,8 @@ START_TEST(test_eight_tasks_mixed) {
     ck_assert_ptr_nonnull(base);
     const double total = strtod(strstr(fin, "total ") + 6, NULL),
                  baseline = strtod(strstr(base, "total ") + 6, NULL);
-    ck_assert_msg(isfinite(total) && total < 0.95 * baseline, "%s: test loss %g, baseline %g",
-                  name, total, baseline);
+    ck_assert_msg(isfinite(total) && total < 0.95 * baseline, "%s: test loss %g, baseline %g", name,
+                  total, baseline);
     ck_assert_ptr_nonnull(strstr(out, "/t8 ")); /* a gate per task, printed */
     free(out);
     free(err);
@@ -706,10 +713,19 @@ START_TEST(test_params_option) {
     ck_assert_str_eq(out, "17354\n");
     free(out);
     free(err);
-    const char *shaped[] = {"train", "model.name=ml_mmoe", "model.levels=3", "model.experts=3",
-                            "model.expert_hidden=4", "model.expert_hidden2=5",
-                            "model.expert_hidden3=3", "model.tower_hidden=3", "data.tasks=3",
-                            "data.dim=5", "model.gate_bias=on", "--params", NULL};
+    const char *shaped[] = {"train",
+                            "model.name=ml_mmoe",
+                            "model.levels=3",
+                            "model.experts=3",
+                            "model.expert_hidden=4",
+                            "model.expert_hidden2=5",
+                            "model.expert_hidden3=3",
+                            "model.tower_hidden=3",
+                            "data.tasks=3",
+                            "data.dim=5",
+                            "model.gate_bias=on",
+                            "--params",
+                            NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, shaped), 0);
     const int D[] = {4, 5, 3};
     char want[64];
@@ -719,8 +735,8 @@ START_TEST(test_params_option) {
     free(err);
     /* ple at mmoe's default size (14818 parameters): no neighbour of the
      * solver's width comes closer. */
-    const char *solve[] = {"train", "model.name=ple", "--params", "--target", "14818",
-                           "--width", "expert_hidden", NULL};
+    const char *solve[] = {"train", "model.name=ple", "--params",      "--target",
+                           "14818", "--width",        "expert_hidden", NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, solve), 0);
     int width = 0;
     size_t count = 0;
@@ -736,8 +752,8 @@ START_TEST(test_params_option) {
     }
     free(out);
     free(err);
-    const char *bad_width[] = {"train", "model.name=cgc", "--params", "--target", "100",
-                               "--width", "bottom_hidden", NULL};
+    const char *bad_width[] = {"train", "model.name=cgc", "--params",      "--target",
+                               "100",   "--width",        "bottom_hidden", NULL};
     ck_assert_int_eq(run_mtlab(&out, &err, bad_width), 2);
     ck_assert_ptr_nonnull(strstr(err, "model cgc has no integer key 'bottom_hidden'"));
     free(out);
@@ -815,8 +831,7 @@ Suite *fusion1_suite(void) {
     TCase *tc = tcase_create("models");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_gradients, 0, N_GRAD_CASES);
-    tcase_add_loop_test(tc, test_forward_equations, 0,
-                        (int)(sizeof eq_cases / sizeof eq_cases[0]));
+    tcase_add_loop_test(tc, test_forward_equations, 0, (int)(sizeof eq_cases / sizeof eq_cases[0]));
     tcase_add_loop_test(tc, test_ml_mmoe_one_level_is_mmoe, 0, 4);
     tcase_add_loop_test(tc, test_ple_one_level_is_cgc, 0, 4);
     tcase_add_loop_test(tc, test_gates_registered, 0, 2);

@@ -260,8 +260,8 @@ int cmd_train(int argc, char **argv) {
         {"train", OPT_INT, &sp->n_train, "N", "training examples", 1, 1e9, 0},
         {"val", OPT_INT, &sp->n_val, "N", "validation examples", 1, 1e9, 0},
         {"test", OPT_INT, &sp->n_test, "N", "test examples", 1, 1e9, 0},
-        {"experts", OPT_INT, &experts, "N", "experts (families with model.experts; ignored by the others)", 1, 4096,
-         0},
+        {"experts", OPT_INT, &experts, "N",
+         "experts (families with model.experts; ignored by the others)", 1, 4096, 0},
         {"expert-hidden", OPT_INT, &expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
         {"bottom-hidden", OPT_INT, &bottom_hidden, "H",
          "bottom units (default 0: the model's own, 113 shared_bottom / 16 single)", 0, 1e6, 0},
@@ -280,8 +280,8 @@ int cmd_train(int argc, char **argv) {
          "print the model's parameter count and exit (nothing is trained)", 1, 0, 0},
         {"target", OPT_U64, &target, "N",
          "with --params: print the --width value whose count is closest to N", 1, 0, 0},
-        {"width", OPT_STRING, &width_key, "KEY", "the integer model key --target solves for", 1,
-         0, 0},
+        {"width", OPT_STRING, &width_key, "KEY", "the integer model key --target solves for", 1, 0,
+         0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};

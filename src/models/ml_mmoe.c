@@ -51,11 +51,11 @@ static const model_hp_t ml_mmoe_hp[MLM_N_HP] = {
 
 typedef struct {
     int L, n, D[MULTI_LEVEL_MAX];
-    experts_t level1;                 /* d -> n·D_1 */
+    experts_t level1;                  /* d -> n·D_1 */
     experts_t *upper[MULTI_LEVEL_MAX]; /* levels 2..L: n one-expert blocks D_{l-1} -> D_l */
-    experts_t view[MULTI_LEVEL_MAX];  /* level l's experts [B, n·D_l] (view[0]: level1) */
-    gates_t gates[MULTI_LEVEL_MAX];   /* d -> G_l·n */
-    real *mix[MULTI_LEVEL_MAX];       /* [max_batch, G_l·D_l]: mixture g at columns g·D_l */
+    experts_t view[MULTI_LEVEL_MAX];   /* level l's experts [B, n·D_l] (view[0]: level1) */
+    gates_t gates[MULTI_LEVEL_MAX];    /* d -> G_l·n */
+    real *mix[MULTI_LEVEL_MAX];        /* [max_batch, G_l·D_l]: mixture g at columns g·D_l */
     real *d_mix[MULTI_LEVEL_MAX];
     tower_t tower[MODEL_MAX_TASKS];
 } mlm_impl_t;
@@ -83,16 +83,16 @@ static int mlm_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
                            "width (at most %d)",
                            l + 1, G > n ? G : n, D[l], INT_MAX);
         if (block_count(&rows, B, width, 1))
-            return err_set(err, ERR_USAGE, "level %d: max_batch %d x %zu units overflows", l + 1,
-                           B, width);
+            return err_set(err, ERR_USAGE, "level %d: max_batch %d x %zu units overflows", l + 1, B,
+                           width);
         if (l == 0) {
             if (experts_sizes(d, n, D[0], B, true, &p, &out->act, err)) return -1;
             if (size_add(&total, total, p)) goto overflow;
             tensors += 2;
         } else {
             size_tally_t one = {0};
-            if (experts_sizes(D[l - 1], 1, D[l], B, false, &p, &one, err) ||
-                size_mul(&p, p, n) || size_add(&total, total, p))
+            if (experts_sizes(D[l - 1], 1, D[l], B, false, &p, &one, err) || size_mul(&p, p, n) ||
+                size_add(&total, total, p))
                 goto overflow;
             size_tally_blocks(&out->act, 2, (size_t)B * n * D[l], sizeof(real)); /* out, dout */
             size_tally_block(&out->act, n, sizeof(experts_t));
@@ -106,8 +106,7 @@ static int mlm_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
         out->gate_experts += (size_t)G * n;
     }
     size_tally_t tower_act = {0};
-    if (tower_sizes(D[L - 1], model_hp_int(c, MLM_TOWER_HIDDEN), B, &p, &tower_act, err))
-        return -1;
+    if (tower_sizes(D[L - 1], model_hp_int(c, MLM_TOWER_HIDDEN), B, &p, &tower_act, err)) return -1;
     for (int k = 0; k < T; k++)
         size_tally_add(&out->act, &tower_act);
     if (size_mul(&p, p, T) || size_add(&total, total, p)) goto overflow;
@@ -137,7 +136,8 @@ static int mlm_build(model_t *m, err_t *err) {
             if (experts_build(m, &s->level1, "l1.experts", d, n, Dl, NULL, NULL, 0, err)) return -1;
             s->view[0] = s->level1;
         } else {
-            real *out = model_act(m, n * Dl, err), *dout = out ? model_act_grad(m, n * Dl, err) : NULL;
+            real *out = model_act(m, n * Dl, err),
+                 *dout = out ? model_act_grad(m, n * Dl, err) : NULL;
             s->upper[l] = dout ? model_work(m, sizeof(experts_t) * (size_t)n, err) : NULL;
             if (!s->upper[l]) return -1;
             s->view[l] = experts_view(n, Dl, out, dout, n * Dl);
@@ -150,7 +150,8 @@ static int mlm_build(model_t *m, err_t *err) {
         }
         snprintf(name, sizeof name, "l%d.gates", l + 1);
         if (gates_build(m, &s->gates[l], name, d, G, n, gate_bias, err) ||
-            !(s->mix[l] = model_act(m, G * Dl, err)) || !(s->d_mix[l] = model_act_grad(m, G * Dl, err)))
+            !(s->mix[l] = model_act(m, G * Dl, err)) ||
+            !(s->d_mix[l] = model_act_grad(m, G * Dl, err)))
             return -1;
         for (int g = 0; g < G; g++) {
             snprintf(owner, sizeof owner, "%c%d", l < s->L - 1 ? 'e' : 't', g + 1);
@@ -181,8 +182,8 @@ static void mlm_forward(model_t *m, const real *x, int B, real *pred, model_mode
         }
         gates_forward(m, &s->gates[l], x, d, B); /* P^l[B, G·n] = softmax per gate of x · Wg */
         for (int g = 0; g < G; g++)              /* m^l_g[B, D_l] = Σ_i P^l_g[:, i] e^l_i */
-            gates_mix(&s->gates[l], g, 0, &s->view[l], 0, n, B, s->mix[l] + (size_t)g * Dl,
-                      G * Dl, false);
+            gates_mix(&s->gates[l], g, 0, &s->view[l], 0, n, B, s->mix[l] + (size_t)g * Dl, G * Dl,
+                      false);
     }
     const int DL = s->D[L - 1];
     for (int k = 0; k < T; k++)

@@ -40,14 +40,16 @@ enum {
     PLE_N_HP
 };
 #define PLE_HP_EXPERT_HIDDEN                                                                       \
-    {"expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert of level 1"}
+    { "expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert of level 1" }
 #define PLE_HP_TASK_EXPERTS                                                                        \
-    {"task_experts", HP_INT, 1, 4096, 3, "experts of each task, per level"}
+    { "task_experts", HP_INT, 1, 4096, 3, "experts of each task, per level" }
 #define PLE_HP_SHARED_EXPERTS                                                                      \
-    {"shared_experts", HP_INT, 0, 4096, 2,                                                         \
-     "shared experts per level (0: no shared module, each task mixes its own)"}
+    {                                                                                              \
+        "shared_experts", HP_INT, 0, 4096, 2,                                                      \
+            "shared experts per level (0: no shared module, each task mixes its own)"              \
+    }
 #define PLE_HP_TOWER_HIDDEN                                                                        \
-    {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"}
+    { "tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower" }
 
 static const model_hp_t ple_hp[PLE_N_HP] = {
     [PLE_EXPERT_HIDDEN] = PLE_HP_EXPERT_HIDDEN,
@@ -65,8 +67,15 @@ static const model_hp_t ple_hp[PLE_N_HP] = {
     [PLE_GATE_BIAS] = MODEL_HP_GATE_BIAS,
 };
 
-enum { CGC_EXPERT_HIDDEN, CGC_TASK_EXPERTS, CGC_SHARED_EXPERTS, CGC_TOWER_HIDDEN, CGC_INIT,
-       CGC_GATE_BIAS, CGC_N_HP };
+enum {
+    CGC_EXPERT_HIDDEN,
+    CGC_TASK_EXPERTS,
+    CGC_SHARED_EXPERTS,
+    CGC_TOWER_HIDDEN,
+    CGC_INIT,
+    CGC_GATE_BIAS,
+    CGC_N_HP
+};
 static const model_hp_t cgc_hp[CGC_N_HP] = {
     [CGC_EXPERT_HIDDEN] = PLE_HP_EXPERT_HIDDEN,
     [CGC_TASK_EXPERTS] = PLE_HP_TASK_EXPERTS,
@@ -144,9 +153,9 @@ typedef struct {
     experts_t view[MULTI_LEVEL_MAX]; /* level j's E experts [B, E·D_j] (view[0]: level1's) */
     experts_t level1;                /* d -> E·D_1: every expert of level 1 reads x */
     experts_t task_experts[MULTI_LEVEL_MAX][MODEL_MAX_TASKS]; /* j >= 1: D_{j-1} -> m_k·D_j */
-    experts_t shared_experts[MULTI_LEVEL_MAX];               /* j >= 1: D_{j-1} -> m_s·D_j */
-    gates_t task_gate[MULTI_LEVEL_MAX][MODEL_MAX_TASKS];     /* -> m_k + m_s */
-    gates_t shared_gate[MULTI_LEVEL_MAX];                    /* -> E, non-final levels */
+    experts_t shared_experts[MULTI_LEVEL_MAX];                /* j >= 1: D_{j-1} -> m_s·D_j */
+    gates_t task_gate[MULTI_LEVEL_MAX][MODEL_MAX_TASKS];      /* -> m_k + m_s */
+    gates_t shared_gate[MULTI_LEVEL_MAX];                     /* -> E, non-final levels */
     /* Module outputs g^{·,j}: [max_batch, modules_at(j)·D_j], task k at
      * columns k·D_j, the shared module at T·D_j. */
     real *out[MULTI_LEVEL_MAX], *d_out[MULTI_LEVEL_MAX];
@@ -267,7 +276,8 @@ static int ple_build(model_t *m, err_t *err) {
                 gates_register(m, &s->shared_gate[j], 0, gate, j + 1, "shared", err))
                 return -1;
         }
-        if (!(s->out[j] = model_act(m, M * Dj, err)) || !(s->d_out[j] = model_act_grad(m, M * Dj, err)))
+        if (!(s->out[j] = model_act(m, M * Dj, err)) ||
+            !(s->d_out[j] = model_act_grad(m, M * Dj, err)))
             return -1;
     }
     for (int k = 0; k < T; k++) {
