@@ -65,5 +65,6 @@ Suite *golden_suite(void);
 Suite *blocks_suite(void);
 Suite *identity_suite(void);
 Suite *claims_suite(void);
+Suite *fusion1_suite(void);
 
 #endif
