@@ -20,6 +20,8 @@
 #include <string.h>
 
 extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
+extern const model_ops_t model_cross_stitch_ops, model_l2_constrained_ops,
+    model_tensor_factorization_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list. */
 static const model_ops_t *const registry[] = {
@@ -27,6 +29,9 @@ static const model_ops_t *const registry[] = {
     &model_shared_bottom_ops,
     &model_omoe_ops,
     &model_mmoe_ops,
+    &model_cross_stitch_ops,
+    &model_l2_constrained_ops,
+    &model_tensor_factorization_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {
@@ -297,7 +302,13 @@ int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t 
     t->init = init;
     t->fan_in = rows;
     t->group = group;
+    t->lr_scale = 1.0;
     return m->n_tensors++;
+}
+
+void model_set_lr_scale(model_t *m, int tensor, double scale) {
+    assert(tensor >= 0 && tensor < m->n_tensors && scale > 0);
+    m->tensors[tensor].lr_scale = scale;
 }
 
 int model_declare_bias(model_t *m, const char *name, int cols, int fan_in) {
@@ -382,6 +393,9 @@ static void init_params(model_t *m, uint64_t init_seed) {
             memset(p, 0, sizeof(real) * n);
         }
     }
+    /* INIT_CUSTOM tensors were left at zero above; the family sets them
+     * from the same stream, after every generic draw. */
+    if (m->ops->init_custom) m->ops->init_custom(m, &rng);
 }
 
 /* The shape fields, and every hyper-parameter at or above its declared
