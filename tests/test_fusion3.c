@@ -627,6 +627,16 @@ START_TEST(test_param_counts) {
         model_t *m = make(f, &c, 1);
         ck_assert_msg(m->n_params == cases[i].want, "case %zu %s: %zu parameters, formula %zu", i,
                       f, m->n_params, cases[i].want);
+        if (i == 4) {
+            /* The bench's floor: one step's products at B = 128 (r1 16, r2 64,
+             * r3 2): M = U3 S with ∂S, ∂U3; x U1 and ∂U1; C_t = A M_t, ∂M_t,
+             * ∂A_t; C U2ᵀ, ∂U2, ∂C; the towers [64, 8], [8, 1] x 3 each. */
+            const uint64_t B = 128, T = 2;
+            const uint64_t want = 3 * 2 * T * 2 * 16 * 64 + 2 * 2 * B * 100 * 16 +
+                                  3 * 2 * B * T * 16 * 64 + 3 * 2 * B * T * 64 * 64 +
+                                  T * 3 * 2 * B * (64 * 8 + 8 * 1);
+            ck_assert_uint_eq(model_step_flops(m, 128), want);
+        }
         model_free(m);
     }
 }

@@ -324,6 +324,7 @@ int model_tensor_index(const model_t *m, const char *name) {
 }
 
 uint64_t model_step_flops(const model_t *m, int B) {
+    if (m->ops->step_flops) return m->ops->step_flops(m, B);
     uint64_t flops = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_t *t = &m->tensors[i];

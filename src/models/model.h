@@ -200,6 +200,10 @@ typedef struct model_ops {
      * generic draw, from rng (the initialisation stream, continued), reading
      * the scheme with model_hp_value(m, "init", ...) where it matters. */
     void (*init_custom)(model_t *m, rng_t *rng);
+    /* Optional: the FLOPs of one training step's matrix products on a batch
+     * of B, for a family whose products the tensor shapes do not describe
+     * (a Tucker core is no [In, Out] weight); model_step_flops returns it. */
+    uint64_t (*step_flops)(const model_t *m, int B);
 } model_ops_t;
 
 typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */
@@ -343,7 +347,8 @@ int model_tensor_index(const model_t *m, const char *name);
  * weight matrix W[In, Out] costs 2·B·In·Out forward, as much for its
  * gradient, and as much again for its input's gradient unless it reads the
  * raw input (In = input_dim).  Element-wise work (bias, ReLU, softmax,
- * mixtures: a few percent for the standard models) is not counted. */
+ * mixtures: a few percent for the standard models) is not counted.  A
+ * family with an ops->step_flops hook counts its own. */
 uint64_t model_step_flops(const model_t *m, int B);
 
 #endif

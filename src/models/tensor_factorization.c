@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "models/blocks.h"
+#include "nn/layers.h"
 
 enum { TF_HIDDEN, TF_LAYERS, TF_TOWER_HIDDEN, TF_RANK1, TF_RANK2, TF_RANK3, TF_INIT, TF_N_HP };
 
@@ -187,6 +188,17 @@ static void tensor_factorization_init(model_t *m, rng_t *rng) {
     }
 }
 
+/* db[n] += dz[n], in blocks of 8 the compiler vectorises at -O2 (the sum
+ * over rows keeps its order: one row after the other). */
+static void add_row(real *restrict db, const real *restrict dz, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            db[j + k] += dz[j + k];
+    for (; j < n; j++)
+        db[j] += dz[j];
+}
+
 /* Layer l forward: y->h from in (x[B, d] for l = 0, else the previous
  * layer's h[B, T·m]). */
 static void layer_forward(const model_t *m, tf_layer_t *y, int l, const real *in, int B) {
@@ -205,34 +217,25 @@ static void layer_forward(const model_t *m, tf_layer_t *y, int l, const real *in
         gemm(false, false, B, y->r2, y->r1, 1, A_t, lda, y->M + (size_t)t * r12, y->r2, 0,
              y->C + (size_t)t * y->r2, T * y->r2);
     }
-    /* h[B·T, n] = C[B·T, r2] · U2ᵀ[r2, n] + b_t, then ReLU */
-    gemm(false, true, B * T, y->n, y->r2, 1, y->C, y->r2, model_param(m, y->U2), y->r2, 0, y->h,
-         y->n);
-    const real *bias = model_param(m, y->b);
+    /* h[B·T, n] = relu(C[B·T, r2] · U2ᵀ[r2, n] + b_t): the biases b[T, n] are
+     * one row [T·n] of h, copied into every row before the GEMM adds to it */
+    const size_t Tn = (size_t)T * y->n;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            real *row = y->h + ((size_t)b * T + t) * y->n;
-            const real *bt = bias + (size_t)t * y->n;
-            for (int j = 0; j < y->n; j++) {
-                const real z = row[j] + bt[j];
-                row[j] = z > 0 ? z : 0;
-            }
-        }
+        memcpy(y->h + b * Tn, model_param(m, y->b), sizeof(real) * Tn);
+    gemm(false, true, B * T, y->n, y->r2, 1, y->C, y->r2, model_param(m, y->U2), y->r2, 1, y->h,
+         y->n);
+    relu_forward(y->h, (size_t)B * Tn);
 }
 
 /* Layer l backward from y->dh (overwritten with the pre-activation
  * gradient); din[B·T, m] += ... (l > 0). */
 static void layer_backward(model_t *m, tf_layer_t *y, int l, const real *in, int B, real *din) {
     const int T = m->cfg.tasks, r12 = y->r1 * y->r2, BT = B * T;
-    real *delta = y->dh, *db = model_grad(m, y->b);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const size_t row = ((size_t)b * T + t) * y->n;
-            for (int j = 0; j < y->n; j++) {
-                if (!(y->h[row + j] > 0)) delta[row + j] = 0;
-                db[(size_t)t * y->n + j] += delta[row + j];
-            }
-        }
+    real *delta = y->dh;
+    const size_t Tn = (size_t)T * y->n;
+    relu_backward(delta, y->h, (size_t)B * Tn); /* δ = ∂h ⊙ [h > 0] */
+    for (int b = 0; b < B; b++)                  /* ∂b[T, n] += Σ_b δ[b] (rows of T·n) */
+        add_row(model_grad(m, y->b), delta + b * Tn, (int)Tn);
     /* ∂U2[n, r2] += δᵀ[n, B·T] · C[B·T, r2];  ∂C[B·T, r2] = δ · U2[n, r2] */
     gemm(true, false, y->n, y->r2, BT, 1, delta, y->n, y->C, y->r2, 1, model_grad(m, y->U2), y->r2);
     gemm(false, false, BT, y->r2, y->n, 1, delta, y->n, model_param(m, y->U2), y->r2, 0, y->dC,
@@ -286,6 +289,28 @@ static void tensor_factorization_backward(model_t *m, const real *x, int B, cons
                        l == 0 ? NULL : s->layer[l - 1].dh);
 }
 
+/* The products of one step (2 FLOPs per multiply-add), as layer_forward and
+ * layer_backward run them, and the towers' by the generic rule (model.h). */
+static uint64_t tensor_factorization_flops(const model_t *m, int B) {
+    const tensor_factorization_t *s = m->impl;
+    const uint64_t T = (uint64_t)m->cfg.tasks, b = (uint64_t)B;
+    uint64_t f = 0;
+    for (int l = 0; l < s->L; l++) {
+        const tf_layer_t *y = &s->layer[l];
+        const uint64_t m_in = y->m, n = y->n, r1 = y->r1, r2 = y->r2, r3 = y->r3;
+        const uint64_t rows = l == 0 ? b : b * T; /* of the input and of A */
+        f += 2 * 2 * T * r3 * r1 * r2;                 /* M = U3 S; ∂S, ∂U3: +2 more */
+        f += 2 * T * r3 * r1 * r2;
+        f += (l == 0 ? 2 : 3) * 2 * rows * m_in * r1; /* A = in U1; ∂U1; ∂in (l > 0) */
+        f += 3 * 2 * b * T * r1 * r2;                  /* C_t = A_t M_t; ∂M_t; ∂A_t */
+        f += 3 * 2 * b * T * r2 * n;                   /* h = C U2ᵀ; ∂U2; ∂C */
+    }
+    const tower_t *tw = &s->tower[0];
+    for (int i = 0; i < tw->mlp.n_layers; i++)
+        f += T * 3 * 2 * b * (uint64_t)tw->mlp.layer[i].in * (uint64_t)tw->mlp.layer[i].out;
+    return f;
+}
+
 const model_ops_t model_tensor_factorization_ops = {
     .name = "tensor_factorization",
     .summary = "per-task hidden layers whose weights are one Tucker-factored tensor (core + 3 "
@@ -297,4 +322,5 @@ const model_ops_t model_tensor_factorization_ops = {
     .forward = tensor_factorization_forward,
     .backward = tensor_factorization_backward,
     .init_custom = tensor_factorization_init,
+    .step_flops = tensor_factorization_flops,
 };
