@@ -450,8 +450,8 @@ START_TEST(test_l2_penalty_pairs) {
                 for (int s = 1; s <= T; s++) {
                     if (s == t) continue;
                     char other[48];
-                    snprintf(other, sizeof other, "%.*s%d%s", ts->name[0] == 'c' ? 3 : 5,
-                             ts->name, s, suffix);
+                    snprintf(other, sizeof other, "%.*s%d%s", ts->name[0] == 'c' ? 3 : 5, ts->name,
+                             s, suffix);
                     const double diff = model_param(m, i)[j] - tensor(m, other)[j];
                     grad += 2 * alpha * diff;
                     if (tied && s > t) want += alpha * diff * diff;
@@ -462,8 +462,8 @@ START_TEST(test_l2_penalty_pairs) {
             }
             if (tied) tied_params += n;
         }
-        ck_assert_msg(fabs(got - want) <= 1e-12 * want, "l2_tied %s: %.17g vs %.17g", words[w],
-                      got, want);
+        ck_assert_msg(fabs(got - want) <= 1e-12 * want, "l2_tied %s: %.17g vs %.17g", words[w], got,
+                      want);
         /* first: W [5,4] + b per task; hidden: + [4,4] + b; all: + towers [4,3]+3+3+1 */
         const size_t per_task = w == 1 ? 24 : w == 0 ? 44 : 44 + 19;
         ck_assert_uint_eq(tied_params, T * per_task);
@@ -574,8 +574,8 @@ START_TEST(test_tucker_truncated) {
      * of U3 dominate: entries of W share factors); over 40 draws about
      * 0.045, so a 20% band is 4.5 sd wide and still fails a scale off by
      * sqrt(2). */
-    ck_assert_msg(fabs(mean_sq - want) < 0.2 * want, "mean square %g, glorot variance %g",
-                  mean_sq, want);
+    ck_assert_msg(fabs(mean_sq - want) < 0.2 * want, "mean square %g, glorot variance %g", mean_sq,
+                  want);
 }
 END_TEST
 
@@ -638,6 +638,46 @@ START_TEST(test_param_counts) {
             ck_assert_uint_eq(model_step_flops(m, 128), want);
         }
         model_free(m);
+    }
+}
+END_TEST
+
+/* Legal but unrepresentable shapes: a clean ERR_USAGE naming the family and
+ * the quantity, from model_sizes and model_new alike, before any allocation. */
+START_TEST(test_overflowing_configs) {
+    static const struct {
+        const char *family;
+        int d, T, D;
+        const char *message;
+    } cases[] = {
+        {"cross_stitch", 100, 8, 1000000000,
+         "8 columns x 1000000000 units overflows a layer width"},
+        {"l2_constrained", 100, 8, 1000000000,
+         "8 columns x 1000000000 units overflows a layer width"},
+        {"tensor_factorization", 2000000000, 8, 64,
+         "layer 1: 2000000000 inputs x 64 units x 8 tasks (ranks 2000000000, 64, 8)"},
+        {"tensor_factorization", 100, 8, 1000000000, "layer 1: 100 inputs x 1000000000 units"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *f = cases[i].family;
+        const model_ops_t *ops = model_find(f);
+        model_config_t c;
+        model_config_default(&c, ops);
+        c.input_dim = cases[i].d;
+        c.tasks = cases[i].T;
+        c.hp[model_hp_find(ops, "column_hidden")] = cases[i].D;
+        if (strcmp(f, "tensor_factorization") == 0) /* full ranks */
+            c.hp[model_hp_find(ops, "rank1")] = 0;
+        model_sizes_t sz;
+        err_t err = {0}, new_err = {0};
+        ck_assert_int_eq(model_sizes(f, &c, &sz, &err), -1);
+        ck_assert_msg(err.kind == ERR_USAGE && strstr(err.msg, cases[i].message) &&
+                          strncmp(err.msg, f, strlen(f)) == 0,
+                      "case %zu: %s", i, err.msg);
+        model_t *m = (model_t *)&c;
+        ck_assert_int_eq(model_new(&m, f, &c, 1, &new_err), -1);
+        ck_assert_ptr_null(m);
+        ck_assert_str_eq(new_err.msg, err.msg);
     }
 }
 END_TEST
@@ -926,8 +966,7 @@ START_TEST(test_alpha_recorded) {
     /* every family's trial done, with its parameter count */
     ck_assert_int_eq(test_query(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 3);
     ck_assert(test_query(db, "SELECT count(*) FROM metric m JOIN trial t ON t.id = m.trial_id "
-                             "WHERE t.model = 'l2_constrained' AND m.name = 'train/penalty'") ==
-              2);
+                             "WHERE t.model = 'l2_constrained' AND m.name = 'train/penalty'") == 2);
     sqlite3_close(h);
     free(path);
     free(db);
@@ -951,6 +990,7 @@ Suite *fusion3_suite(void) {
     tcase_add_test(red, test_tucker_full_rank_holds_any_weights);
     tcase_add_test(red, test_tucker_truncated);
     tcase_add_test(red, test_param_counts);
+    tcase_add_test(red, test_overflowing_configs);
     suite_add_tcase(s, red);
 
     TCase *tr = tcase_create("trainer");

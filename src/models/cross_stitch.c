@@ -45,7 +45,7 @@ static const model_hp_t cross_stitch_hp[CS_N_HP] = {
 
 typedef struct {
     columns_t col;
-    int stitch[MLP_MAX_LAYERS];              /* tensor A^l [T, T] */
+    int stitch[MLP_MAX_LAYERS];                   /* tensor A^l [T, T] */
     real *s[MLP_MAX_LAYERS], *ds[MLP_MAX_LAYERS]; /* [max_batch, T·D] stitched, its gradient */
     tower_t tower[MODEL_MAX_TASKS];
 } cross_stitch_t;
@@ -82,8 +82,8 @@ static int cross_stitch_build(model_t *m, err_t *err) {
     char name[48];
     for (int l = 0; l < L; l++) {
         snprintf(name, sizeof name, "stitch%d", l + 1);
-        s->stitch[l] = model_declare(m, name, T, T, paper ? INIT_CUSTOM : INIT_WEIGHT,
-                                     TENSOR_WEIGHT);
+        s->stitch[l] =
+            model_declare(m, name, T, T, paper ? INIT_CUSTOM : INIT_WEIGHT, TENSOR_WEIGHT);
         if (s->stitch[l] < 0) return err_set(err, ERR_FAIL, "out of memory declaring %s", name);
         model_set_lr_scale(m, s->stitch[l], c->hp[CS_STITCH_LR]);
         if (!(s->s[l] = model_act(m, T * D, err)) || !(s->ds[l] = model_act_grad(m, T * D, err)))
@@ -91,8 +91,7 @@ static int cross_stitch_build(model_t *m, err_t *err) {
     }
     for (int t = 0; t < T; t++) {
         snprintf(name, sizeof name, "tower%d", t + 1);
-        if (tower_build(m, &s->tower[t], name, D, model_hp_int(c, CS_TOWER_HIDDEN), err))
-            return -1;
+        if (tower_build(m, &s->tower[t], name, D, model_hp_int(c, CS_TOWER_HIDDEN), err)) return -1;
     }
     return 0;
 }

@@ -81,8 +81,7 @@ static int l2_constrained_build(model_t *m, err_t *err) {
     char name[48];
     for (int t = 0; t < T; t++) {
         snprintf(name, sizeof name, "tower%d", t + 1);
-        if (tower_build(m, &s->tower[t], name, D, model_hp_int(c, L2_TOWER_HIDDEN), err))
-            return -1;
+        if (tower_build(m, &s->tower[t], name, D, model_hp_int(c, L2_TOWER_HIDDEN), err)) return -1;
     }
     const int tied = (int)c->hp[L2_TIED];
     const int tied_layers = tied == L2_TIED_FIRST ? 1 : L;

@@ -90,18 +90,18 @@ static int tensor_factorization_sizes(const model_config_t *c, model_sizes_t *ou
             block_count(&U3, T, s.r3, 1) || block_count(&core, s.r1, s.r2, 1) || core > INT_MAX ||
             block_count(&S, s.r3, s.r1, s.r2) || block_count(&rows_a, B, T, s.r1) ||
             block_count(&rows_c, B, T, s.r2) || block_count(&h, B, T, s.n) ||
-            (size_t)T * s.n > INT_MAX || (size_t)B * T > INT_MAX ||
-            size_add(&params, params, U1) || size_add(&params, params, U2) ||
-            size_add(&params, params, U3) || size_add(&params, params, S) ||
-            size_add(&params, params, (size_t)T * s.n))
+            (size_t)T * s.n > INT_MAX || (size_t)T * s.r1 > INT_MAX || (size_t)T * s.r2 > INT_MAX ||
+            (size_t)B * T > INT_MAX || size_add(&params, params, U1) ||
+            size_add(&params, params, U2) || size_add(&params, params, U3) ||
+            size_add(&params, params, S) || size_add(&params, params, (size_t)T * s.n))
             return err_set(err, ERR_USAGE,
                            "layer %d: %d inputs x %d units x %d tasks (ranks %d, %d, %d) with "
                            "max_batch %d overflows",
                            l + 1, s.m, s.n, T, s.r1, s.r2, s.r3, B);
-        size_tally_blocks(&out->act, 2, rows_a, sizeof(real)); /* A, dA */
-        size_tally_blocks(&out->act, 2, rows_c, sizeof(real)); /* C, dC */
+        size_tally_blocks(&out->act, 2, rows_a, sizeof(real));   /* A, dA */
+        size_tally_blocks(&out->act, 2, rows_c, sizeof(real));   /* C, dC */
         size_tally_blocks(&out->act, 2, core * T, sizeof(real)); /* M, dM */
-        size_tally_blocks(&out->act, 2, h, sizeof(real));         /* h, dh */
+        size_tally_blocks(&out->act, 2, h, sizeof(real));        /* h, dh */
     }
     size_t tower, towers;
     size_tally_t tower_act = {0};
@@ -120,7 +120,7 @@ static int tensor_factorization_sizes(const model_config_t *c, model_sizes_t *ou
 
 static int tensor_factorization_build(model_t *m, err_t *err) {
     const model_config_t *c = &m->cfg;
-    const int T = c->tasks, L = model_hp_int(c, TF_LAYERS), B = c->max_batch;
+    const int T = c->tasks, L = model_hp_int(c, TF_LAYERS);
     tensor_factorization_t *s = model_work(m, sizeof *s, err);
     if (!s) return -1;
     m->impl = s;
@@ -151,7 +151,6 @@ static int tensor_factorization_build(model_t *m, err_t *err) {
             !(y->dM = model_work(m, sizeof(real) * core * T, err)) ||
             !(y->h = model_act(m, T * y->n, err)) || !(y->dh = model_act_grad(m, T * y->n, err)))
             return -1;
-        (void)B;
     }
     for (int t = 0; t < T; t++) {
         snprintf(name, sizeof name, "tower%d", t + 1);
@@ -204,8 +203,8 @@ static void add_row(real *restrict db, const real *restrict dz, int n) {
 static void layer_forward(const model_t *m, tf_layer_t *y, int l, const real *in, int B) {
     const int T = m->cfg.tasks, r12 = y->r1 * y->r2;
     /* M[T, r1·r2] = U3[T, r3] · S[r3, r1·r2] */
-    gemm(false, false, T, r12, y->r3, 1, model_param(m, y->U3), y->r3, model_param(m, y->S), r12,
-         0, y->M, r12);
+    gemm(false, false, T, r12, y->r3, 1, model_param(m, y->U3), y->r3, model_param(m, y->S), r12, 0,
+         y->M, r12);
     const real *U1 = model_param(m, y->U1);
     if (l == 0) /* A[B, r1] = x[B, d] · U1[d, r1], shared by the tasks */
         gemm(false, false, B, y->r1, y->m, 1, in, y->m, U1, y->r1, 0, y->A, y->r1);
@@ -234,7 +233,7 @@ static void layer_backward(model_t *m, tf_layer_t *y, int l, const real *in, int
     real *delta = y->dh;
     const size_t Tn = (size_t)T * y->n;
     relu_backward(delta, y->h, (size_t)B * Tn); /* δ = ∂h ⊙ [h > 0] */
-    for (int b = 0; b < B; b++)                  /* ∂b[T, n] += Σ_b δ[b] (rows of T·n) */
+    for (int b = 0; b < B; b++)                 /* ∂b[T, n] += Σ_b δ[b] (rows of T·n) */
         add_row(model_grad(m, y->b), delta + b * Tn, (int)Tn);
     /* ∂U2[n, r2] += δᵀ[n, B·T] · C[B·T, r2];  ∂C[B·T, r2] = δ · U2[n, r2] */
     gemm(true, false, y->n, y->r2, BT, 1, delta, y->n, y->C, y->r2, 1, model_grad(m, y->U2), y->r2);
@@ -299,11 +298,11 @@ static uint64_t tensor_factorization_flops(const model_t *m, int B) {
         const tf_layer_t *y = &s->layer[l];
         const uint64_t m_in = y->m, n = y->n, r1 = y->r1, r2 = y->r2, r3 = y->r3;
         const uint64_t rows = l == 0 ? b : b * T; /* of the input and of A */
-        f += 2 * 2 * T * r3 * r1 * r2;                 /* M = U3 S; ∂S, ∂U3: +2 more */
+        f += 2 * 2 * T * r3 * r1 * r2;            /* M = U3 S; ∂S, ∂U3: +2 more */
         f += 2 * T * r3 * r1 * r2;
         f += (l == 0 ? 2 : 3) * 2 * rows * m_in * r1; /* A = in U1; ∂U1; ∂in (l > 0) */
-        f += 3 * 2 * b * T * r1 * r2;                  /* C_t = A_t M_t; ∂M_t; ∂A_t */
-        f += 3 * 2 * b * T * r2 * n;                   /* h = C U2ᵀ; ∂U2; ∂C */
+        f += 3 * 2 * b * T * r1 * r2;                 /* C_t = A_t M_t; ∂M_t; ∂A_t */
+        f += 3 * 2 * b * T * r2 * n;                  /* h = C U2ᵀ; ∂U2; ∂C */
     }
     const tower_t *tw = &s->tower[0];
     for (int i = 0; i < tw->mlp.n_layers; i++)
