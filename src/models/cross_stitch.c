@@ -21,6 +21,7 @@
  * The units train with their own learning rate, train.lr x stitch_lr
  * (tensor_t.lr_scale; Misra gave them a 10²-10³ times larger one with SGD).
  * The matrices are stored with the weights (tensor "stitch<l>"). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -110,23 +111,51 @@ static void cross_stitch_init(model_t *m, rng_t *rng) {
     }
 }
 
+/* Row kernels in blocks of STITCH_LANES, which GCC vectorises at -O2 (its
+ * cost model takes loops of known trip count, as in nn/layers.c). */
+#define STITCH_LANES 8
+
+/* o[n] (= with first, else +=) a · x[n] */
+static void axpy_row(real *restrict o, real a, const real *restrict x, int n, bool first) {
+    int j = 0;
+    if (first) {
+        for (; j + STITCH_LANES <= n; j += STITCH_LANES)
+            for (int k = 0; k < STITCH_LANES; k++)
+                o[j + k] = a * x[j + k];
+        for (; j < n; j++)
+            o[j] = a * x[j];
+        return;
+    }
+    for (; j + STITCH_LANES <= n; j += STITCH_LANES)
+        for (int k = 0; k < STITCH_LANES; k++)
+            o[j + k] += a * x[j + k];
+    for (; j < n; j++)
+        o[j] += a * x[j];
+}
+
+/* Σ_j x[j] y[j], in STITCH_LANES partial sums added in a fixed order. */
+static real dot_row(const real *restrict x, const real *restrict y, int n) {
+    real part[STITCH_LANES] = {0}, sum = 0;
+    int j = 0;
+    for (; j + STITCH_LANES <= n; j += STITCH_LANES)
+        for (int k = 0; k < STITCH_LANES; k++)
+            part[k] += x[j + k] * y[j + k];
+    for (int k = 0; k < STITCH_LANES; k++)
+        sum += part[k];
+    for (; j < n; j++)
+        sum += x[j] * y[j];
+    return sum;
+}
+
 /* out[B, T·D] (column t at t·D) = Σ_u A[t, u] in[:, u·D..]: the cross-stitch
  * unit on every row. */
 static void stitch_forward(real *out, const real *A, const real *in, int B, int T, int D) {
     const size_t TD = (size_t)T * D;
-    for (int b = 0; b < B; b++) {
-        const real *h = in + b * TD;
-        for (int t = 0; t < T; t++) {
-            real *o = out + b * TD + (size_t)t * D;
-            for (int j = 0; j < D; j++)
-                o[j] = 0;
-            for (int u = 0; u < T; u++) {
-                const real a = A[t * T + u], *hu = h + (size_t)u * D;
-                for (int j = 0; j < D; j++)
-                    o[j] += a * hu[j];
-            }
-        }
-    }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int u = 0; u < T; u++)
+                axpy_row(out + b * TD + (size_t)t * D, A[t * T + u], in + b * TD + (size_t)u * D, D,
+                         u == 0);
 }
 
 /* dA[T, T] += Σ_{b,j} dout[b, t·D + j] in[b, u·D + j];
@@ -134,22 +163,15 @@ static void stitch_forward(real *out, const real *A, const real *in, int B, int 
 static void stitch_backward(real *dA, real *din, const real *A, const real *in, const real *dout,
                             int B, int T, int D) {
     const size_t TD = (size_t)T * D;
-    for (int b = 0; b < B; b++) {
-        const real *h = in + b * TD, *g = dout + b * TD;
-        real *dh = din + b * TD;
+    for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const real *gt = g + (size_t)t * D;
+            const real *g = dout + b * TD + (size_t)t * D;
             for (int u = 0; u < T; u++) {
-                const real a = A[t * T + u], *hu = h + (size_t)u * D;
-                real *dhu = dh + (size_t)u * D, dot = 0;
-                for (int j = 0; j < D; j++) {
-                    dot += gt[j] * hu[j];
-                    dhu[j] += a * gt[j];
-                }
-                dA[t * T + u] += dot;
+                const size_t at = b * TD + (size_t)u * D;
+                dA[t * T + u] += dot_row(g, in + at, D);
+                axpy_row(din + at, A[t * T + u], g, D, false);
             }
         }
-    }
 }
 
 static void cross_stitch_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {

@@ -125,6 +125,41 @@ static void l2_constrained_backward(model_t *m, const real *x, int B, const real
     columns_backward(m, &s->col, 0, x, m->cfg.input_dim, 0, B, NULL);
 }
 
+/* Elements per block of the penalty's loops (a vector of floats), so GCC
+ * vectorises them at -O2 (it takes loops of known trip count). */
+#define L2_LANES 8
+
+/* One tied tensor of n values per task: grad_t[i] += c (θ_t[i] − θ̄[i]) with
+ * c = 2 alpha T; returns Σ_t Σ_i (θ_t[i] − θ̄[i])², summed per block of
+ * L2_LANES in real and the blocks in double. */
+static double tied_pull(const real *const *theta, real *const *grad, int T, size_t n, real c) {
+    const real inv_T = (real)(1.0 / T);
+    double sum = 0;
+    for (size_t i = 0; i < n; i += L2_LANES) {
+        const int len = n - i < L2_LANES ? (int)(n - i) : L2_LANES;
+        real mean[L2_LANES] = {0}, sq[L2_LANES] = {0};
+        for (int t = 0; t < T; t++) {
+            const real *restrict th = theta[t] + i;
+            for (int k = 0; k < len; k++)
+                mean[k] += th[k];
+        }
+        for (int k = 0; k < len; k++)
+            mean[k] *= inv_T;
+        for (int t = 0; t < T; t++) {
+            const real *restrict th = theta[t] + i;
+            real *restrict g = grad[t] + i;
+            for (int k = 0; k < len; k++) {
+                const real diff = th[k] - mean[k];
+                g[k] += c * diff;
+                sq[k] += diff * diff;
+            }
+        }
+        for (int k = 0; k < len; k++)
+            sum += sq[k];
+    }
+    return sum;
+}
+
 /* P = alpha T Σ_t ‖θ_t − θ̄‖² over the tied tensors; grads_t += 2 alpha T (θ_t − θ̄). */
 static double l2_constrained_penalty(model_t *m) {
     const l2_constrained_t *s = m->impl;
@@ -134,24 +169,13 @@ static double l2_constrained_penalty(model_t *m) {
     double sum = 0;
     for (int k = 0; k < s->n_tied; k++) {
         const tensor_t *first = &m->tensors[s->tied[0][k]];
-        const size_t n = (size_t)first->rows * first->cols;
         const real *theta[MODEL_MAX_TASKS];
         real *grad[MODEL_MAX_TASKS];
         for (int t = 0; t < T; t++) {
             theta[t] = model_param(m, s->tied[t][k]);
             grad[t] = model_grad(m, s->tied[t][k]);
         }
-        for (size_t i = 0; i < n; i++) {
-            double mean = 0;
-            for (int t = 0; t < T; t++)
-                mean += theta[t][i];
-            mean /= T;
-            for (int t = 0; t < T; t++) {
-                const double diff = theta[t][i] - mean;
-                sum += diff * diff;
-                grad[t][i] += (real)(2 * scale * diff);
-            }
-        }
+        sum += tied_pull(theta, grad, T, (size_t)first->rows * first->cols, (real)(2 * scale));
     }
     return scale * sum;
 }
