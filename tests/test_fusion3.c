@@ -967,6 +967,28 @@ START_TEST(test_alpha_recorded) {
     ck_assert_int_eq(test_query(db, "SELECT count(*) FROM trial WHERE status = 'done'"), 3);
     ck_assert(test_query(db, "SELECT count(*) FROM metric m JOIN trial t ON t.id = m.trial_id "
                              "WHERE t.model = 'l2_constrained' AND m.name = 'train/penalty'") == 2);
+    /* `mtlab show ID` prints a `mtlab train` command (stitch_lr, column_layers, ...
+     * included) that reproduces each family's stored final test losses bit for bit. */
+    for (int id = 1; id <= 3; id++) {
+        char sql[160];
+        double stored[3];
+        for (int k = 0; k < 3; k++) {
+            snprintf(sql, sizeof sql,
+                     "SELECT value FROM v_final WHERE trial_id = %d AND name = 'test/loss/t%d'", id,
+                     k + 1);
+            stored[k] = test_query(db, sql);
+        }
+        char *train_out = test_rerun_shown(db, id);
+        const char *final = strstr(train_out, "final test loss:");
+        ck_assert_ptr_nonnull(final);
+        double t[3];
+        ck_assert_int_eq(
+            sscanf(final, "final test loss: t1 %lf t2 %lf t3 %lf", &t[0], &t[1], &t[2]), 3);
+        for (int k = 0; k < 3; k++)
+            ck_assert_msg(t[k] == stored[k], "trial %d task %d: train %.17g, stored %.17g", id,
+                          k + 1, t[k], stored[k]);
+        free(train_out);
+    }
     sqlite3_close(h);
     free(path);
     free(db);
