@@ -529,8 +529,8 @@ END_TEST
 
 /* Pins §10 with truncated ranks and random factors: the fast forward
  * ((x U1) M_t) U2ᵀ + b_t equals independent networks whose W_t is the plain
- * Tucker sum; and the init gives every W_t entry the scheme's variance
- * (glorot: 2/(m+n), so W's mean square lies within 5 standard errors). */
+ * Tucker sum; and the init gives every W_t entry the variance model.init's
+ * scheme gives an [m, n] weight (glorot 2/(m+n), torch 1/(3m), he 2/m). */
 START_TEST(test_tucker_truncated) {
     const int T = 3, L = 2;
     real x[B_MAX * D_IN], pred[B_MAX * 3];
@@ -555,27 +555,39 @@ START_TEST(test_tucker_truncated) {
     set_hp(&c, "tensor_factorization", "rank1", 8);
     set_hp(&c, "tensor_factorization", "rank2", 6);
     set_hp(&c, "tensor_factorization", "rank3", 3);
+    /* Per scheme (model.init): the variance a²/3 of U(±a) for an [m, n] =
+     * [60, 40] weight, and the biases' bound (torch: 1/√m, else zeros). */
+    static const struct {
+        double var, bias_bound;
+    } schemes[] = {{2.0 / (60 + 40), 0}, {1.0 / (3 * 60.0), 1 / sqrt(60.0)}, {2.0 / 60, 0}};
     static ref_layer_t y;
-    double sq = 0;
     enum { SEEDS = 40 };
-    for (int seed = 0; seed < SEEDS; seed++) {
-        m = make("tensor_factorization", &c, 2018 + seed);
-        for (int t = 0; t < 4; t++) {
-            tucker_layer(m, 0, t, &y);
-            for (int i = 0; i < 60 * 40; i++)
-                sq += y.W[i] * y.W[i];
-            for (int j = 0; j < 40; j++)
-                ck_assert(y.b[j] == 0); /* glorot: zero biases */
+    for (int scheme = 0; scheme < 3; scheme++) {
+        set_hp(&c, "tensor_factorization", "init", scheme);
+        double sq = 0, largest_bias = 0;
+        for (int seed = 0; seed < SEEDS; seed++) {
+            m = make("tensor_factorization", &c, 2018 + seed);
+            for (int t = 0; t < 4; t++) {
+                tucker_layer(m, 0, t, &y);
+                for (int i = 0; i < 60 * 40; i++)
+                    sq += y.W[i] * y.W[i];
+                for (int j = 0; j < 40; j++) {
+                    ck_assert(fabs(y.b[j]) <= schemes[scheme].bias_bound);
+                    if (fabs(y.b[j]) > largest_bias) largest_bias = fabs(y.b[j]);
+                }
+            }
+            model_free(m);
         }
-        model_free(m);
+        ck_assert(schemes[scheme].bias_bound == 0 ||
+                  largest_bias > 0.9 * schemes[scheme].bias_bound);
+        const double mean_sq = sq / (SEEDS * 4 * 60 * 40), want = schemes[scheme].var;
+        /* One draw's mean square has a relative sd of about 0.28 (the 12
+         * draws of U3 dominate: entries of W share factors); over 40 draws
+         * about 0.045, so a 20% band is 4.5 sd wide and still fails a scale
+         * off by sqrt(2) -- or another scheme's variance (ratios 1.7-6). */
+        ck_assert_msg(fabs(mean_sq - want) < 0.2 * want, "scheme %d: mean square %g, variance %g",
+                      scheme, mean_sq, want);
     }
-    const double mean_sq = sq / (SEEDS * 4 * 60 * 40), want = 2.0 / (60 + 40);
-    /* One draw's mean square has a relative sd of about 0.28 (the 12 draws
-     * of U3 dominate: entries of W share factors); over 40 draws about
-     * 0.045, so a 20% band is 4.5 sd wide and still fails a scale off by
-     * sqrt(2). */
-    ck_assert_msg(fabs(mean_sq - want) < 0.2 * want, "mean square %g, glorot variance %g", mean_sq,
-                  want);
 }
 END_TEST
 
