@@ -489,8 +489,8 @@ static model_t *toy_new(int d, int T, uint64_t seed) {
     m->tensors = calloc(2, sizeof *m->tensors);
     ck_assert_ptr_nonnull(m->tensors);
     m->n_tensors = m->cap_tensors = 2;
-    m->tensors[0] = (tensor_t){"W", d, T, 0, INIT_WEIGHT, TENSOR_WEIGHT, 0};
-    m->tensors[1] = (tensor_t){"arch.a", 1, T, (size_t)d * T, INIT_ZERO, TENSOR_ARCH, 0};
+    m->tensors[0] = (tensor_t){"W", d, T, 0, INIT_WEIGHT, TENSOR_WEIGHT, 0, 1.0};
+    m->tensors[1] = (tensor_t){"arch.a", 1, T, (size_t)d * T, INIT_ZERO, TENSOR_ARCH, 0, 1.0};
     m->n_weights = (size_t)d * T;
     m->n_params = m->n_weights + T;
     m->params = calloc(m->n_params, sizeof(real));

@@ -66,5 +66,6 @@ Suite *blocks_suite(void);
 Suite *identity_suite(void);
 Suite *claims_suite(void);
 Suite *fusion1_suite(void);
+Suite *fusion3_suite(void);
 
 #endif

@@ -122,25 +122,58 @@ size_t adam_update_f32(float *params, const float *grads, float *m, float *v, si
     return vectorised;
 }
 
-void adam_step(adam_t *opt, real *params, const real *grads) {
-    opt->t++;
-    /* Fold both bias corrections into the step size, as the paper's
-     * "efficient version" does: lr_t = lr * sqrt(1-b2^t) / (1-b1^t), and
-     * eps_hat = eps * sqrt(1-b2^t) keeps the result identical to the
-     * textbook form mhat / (sqrt(vhat) + eps). */
-    const double c2 = sqrt(1.0 - pow(opt->beta2, (double)opt->t));
-    const real step = (real)(opt->lr * c2 / (1.0 - pow(opt->beta1, (double)opt->t)));
-    const real eps = (real)(opt->eps * c2);
-    const real b1 = (real)opt->beta1, b2 = (real)opt->beta2;
+int adam_set_scale(adam_t *opt, size_t offset, size_t n, double scale, err_t *err) {
+    const adam_scaled_t *last = opt->n_scaled ? &opt->scaled[opt->n_scaled - 1] : NULL;
+    if (!(scale > 0) || !isfinite(scale))
+        return err_set(err, ERR_USAGE, "learning-rate scale must be a positive number (got %g)",
+                       scale);
+    if (offset > opt->n || n > opt->n - offset || (last && offset < last->offset + last->n))
+        return err_set(err, ERR_USAGE,
+                       "learning-rate slice [%zu, +%zu) overlaps another or lies outside the "
+                       "%zu parameters",
+                       offset, n, opt->n);
+    if (opt->n_scaled == ADAM_MAX_SCALED)
+        return err_set(err, ERR_USAGE, "more than %d tensors with a learning rate of their own",
+                       ADAM_MAX_SCALED);
+    opt->scaled[opt->n_scaled++] = (adam_scaled_t){offset, n, scale};
+    return 0;
+}
+
+/* The update of elements [lo, hi) with step size `step` (the bias-corrected
+ * lr_t of adam_step). */
+static void update_range(adam_t *opt, real *params, const real *grads, size_t lo, size_t hi,
+                         real step, real eps, real b1, real b2) {
 #ifdef MTLAB_DOUBLE
     real *m = opt->m, *v = opt->v;
-    for (size_t i = 0; i < opt->n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         real g = grads[i];
         m[i] = b1 * m[i] + (1 - b1) * g;
         v[i] = b2 * v[i] + (1 - b2) * g * g;
         params[i] -= step * m[i] / (sqrt(v[i]) + eps);
     }
 #else
-    adam_update_f32(params, grads, opt->m, opt->v, opt->n, b1, b2, step, eps);
+    adam_update_f32(params + lo, grads + lo, opt->m + lo, opt->v + lo, hi - lo, b1, b2, step, eps);
 #endif
+}
+
+void adam_step(adam_t *opt, real *params, const real *grads) {
+    opt->t++;
+    /* Fold both bias corrections into the step size, as the paper's
+     * "efficient version" does: lr_t = lr * sqrt(1-b2^t) / (1-b1^t), and
+     * eps_hat = eps * sqrt(1-b2^t) keeps the result identical to the
+     * textbook form mhat / (sqrt(vhat) + eps).  A scaled slice's step is
+     * (lr * scale) * sqrt(1-b2^t) / (1-b1^t): scale 1 gives the same bits. */
+    const double c2 = sqrt(1.0 - pow(opt->beta2, (double)opt->t));
+    const double c1 = 1.0 - pow(opt->beta1, (double)opt->t);
+    const real eps = (real)(opt->eps * c2);
+    const real b1 = (real)opt->beta1, b2 = (real)opt->beta2;
+    size_t at = 0;
+    for (int j = 0; j < opt->n_scaled; j++) {
+        const adam_scaled_t *s = &opt->scaled[j];
+        update_range(opt, params, grads, at, s->offset, (real)(opt->lr * c2 / c1), eps, b1, b2);
+        update_range(opt, params, grads, s->offset, s->offset + s->n,
+                     (real)(opt->lr * s->scale * c2 / c1), eps, b1, b2);
+        at = s->offset + s->n;
+    }
+    update_range(opt, params, grads, at, opt->n, (real)(opt->lr * c2 / c1), eps, b1, b2);
 }

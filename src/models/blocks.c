@@ -317,3 +317,58 @@ experts_t experts_view(int n, int h, real *out, real *dout, int ld) {
     return (experts_t){.layer = {.W = -1, .b = -1}, .n = n, .h = h, .out = out, .dout = dout,
                        .ld = ld};
 }
+/* ---- fusion3: parallel task columns ---- */
+
+int columns_sizes(int in, int T, int L, int D, int max_batch, size_t *params, size_tally_t *act,
+                  err_t *err) {
+    assert(L >= 1 && L <= MLP_MAX_LAYERS && T >= 1 && T <= MODEL_MAX_TASKS);
+    size_t TD, rows, column = 0;
+    if (size_mul(&TD, T, D) || TD > INT_MAX)
+        return err_set(err, ERR_USAGE, "%d columns x %d units overflows a layer width (at most %d)",
+                       T, D, INT_MAX);
+    if (block_count(&rows, max_batch, T, D))
+        return err_set(err, ERR_USAGE, "max_batch %d x %d columns x %d units overflows", max_batch,
+                       T, D);
+    for (int l = 0; l < L; l++)
+        if (dense_params(&column, l == 0 ? in : D, D, true))
+            return err_set(err, ERR_USAGE, "a column layer of %d inputs x %d units overflows",
+                           l == 0 ? in : D, D);
+    if (size_mul(params, column, T))
+        return err_set(err, ERR_USAGE, "%d columns of %zu parameters overflow", T, column);
+    size_tally_blocks(act, 2 * (size_t)L, rows, sizeof(real)); /* h, dh per level */
+    return 0;
+}
+
+int columns_build(model_t *m, columns_t *c, const char *prefix, int in, int T, int L, int D,
+                  err_t *err) {
+    *c = (columns_t){.T = T, .L = L, .D = D, .in = in};
+    for (int t = 0; t < T; t++)
+        for (int l = 0; l < L; l++) {
+            char name[48];
+            snprintf(name, sizeof name, "%s%d.l%d", prefix, t + 1, l + 1);
+            if (dense_declare(m, &c->layer[l][t], name, l == 0 ? in : D, D, true, err)) return -1;
+        }
+    for (int l = 0; l < L; l++)
+        if (!(c->h[l] = model_act(m, T * D, err)) || !(c->dh[l] = model_act_grad(m, T * D, err)))
+            return -1;
+    return 0;
+}
+
+void columns_forward(const model_t *m, columns_t *c, int l, const real *in, int ldi, int step,
+                     int B) {
+    const int TD = c->T * c->D;
+    for (int t = 0; t < c->T; t++) /* h_t[B, D] = relu(in_t[B, in_l] · W_lt + b_lt) */
+        dense_ref_relu_forward(m, &c->layer[l][t], in + (size_t)t * step, ldi, B,
+                               c->h[l] + (size_t)t * c->D, TD);
+}
+
+void columns_backward(model_t *m, columns_t *c, int l, const real *in, int ldi, int step, int B,
+                      real *din) {
+    const int TD = c->T * c->D;
+    for (int t = 0; t < c->T; t++) {
+        const size_t out_col = (size_t)t * c->D;
+        dense_ref_relu_backward(m, &c->layer[l][t], in + (size_t)t * step, ldi, B,
+                                c->h[l] + out_col, c->dh[l] + out_col, TD,
+                                din ? din + (size_t)t * step : NULL);
+    }
+}

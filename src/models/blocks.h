@@ -175,5 +175,33 @@ void level_widths(const model_config_t *c, int first, int levels, int *widths);
  * experts of h units (expert i at columns [i·h, (i+1)·h)), for gates_mix to
  * mix experts that separate blocks wrote into it.  It declares nothing. */
 experts_t experts_view(int n, int h, real *out, real *dout, int ld);
+/* ---- fusion3: parallel task columns (cross_stitch, l2_constrained) ---- */
+
+/* T columns of L dense ReLU layers of D units each.  Column t's layer l is
+ * "<prefix><t+1>.l<l+1>.W" [in_l, D] and ".b" (in_1 = in, then D), declared
+ * column by column.  Level l's outputs lie side by side in
+ * h[l][max_batch, T·D] (column t at columns [t·D, (t+1)·D)), so a family can
+ * mix them between levels (cross-stitch) or tie them (L2). */
+typedef struct {
+    int T, L, D, in;
+    dense_ref_t layer[MLP_MAX_LAYERS][MODEL_MAX_TASKS]; /* [l][t] */
+    real *h[MLP_MAX_LAYERS];  /* [max_batch, T·D] post-ReLU outputs of level l */
+    real *dh[MLP_MAX_LAYERS]; /* their gradients (consumers accumulate) */
+} columns_t;
+
+int columns_sizes(int in, int T, int L, int D, int max_batch, size_t *params, size_tally_t *act,
+                  err_t *err);
+int columns_build(model_t *m, columns_t *c, const char *prefix, int in, int T, int L, int D,
+                  err_t *err);
+/* Level l (0-based): h[l][:, t·D..(t+1)·D) = relu(in_t · W_lt + b_lt), where
+ * column t reads in + t·step with row stride ldi: step 0 when every column
+ * reads the same input (the data x[B, d]), D for a [B, T·D] buffer holding
+ * one input per column. */
+void columns_forward(const model_t *m, columns_t *c, int l, const real *in, int ldi, int step,
+                     int B);
+/* Backward of level l from dh[l] (overwritten: ReLU): grads += ...; din (the
+ * layout of in) += ... (NULL: data). */
+void columns_backward(model_t *m, columns_t *c, int l, const real *in, int ldi, int step, int B,
+                      real *din);
 
 #endif

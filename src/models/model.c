@@ -21,6 +21,8 @@
 
 extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
 extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops;
+extern const model_ops_t model_cross_stitch_ops, model_l2_constrained_ops,
+    model_tensor_factorization_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list. */
 static const model_ops_t *const registry[] = {
@@ -31,6 +33,9 @@ static const model_ops_t *const registry[] = {
     &model_ml_mmoe_ops,
     &model_ple_ops,
     &model_cgc_ops,
+    &model_cross_stitch_ops,
+    &model_l2_constrained_ops,
+    &model_tensor_factorization_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {
@@ -301,7 +306,13 @@ int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t 
     t->init = init;
     t->fan_in = rows;
     t->group = group;
+    t->lr_scale = 1.0;
     return m->n_tensors++;
+}
+
+void model_set_lr_scale(model_t *m, int tensor, double scale) {
+    assert(tensor >= 0 && tensor < m->n_tensors && scale > 0);
+    m->tensors[tensor].lr_scale = scale;
 }
 
 int model_declare_bias(model_t *m, const char *name, int cols, int fan_in) {
@@ -317,6 +328,7 @@ int model_tensor_index(const model_t *m, const char *name) {
 }
 
 uint64_t model_step_flops(const model_t *m, int B) {
+    if (m->ops->step_flops) return m->ops->step_flops(m, B);
     uint64_t flops = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_t *t = &m->tensors[i];
@@ -386,6 +398,9 @@ static void init_params(model_t *m, uint64_t init_seed) {
             memset(p, 0, sizeof(real) * n);
         }
     }
+    /* INIT_CUSTOM tensors were left at zero above; the family sets them
+     * from the same stream, after every generic draw. */
+    if (m->ops->init_custom) m->ops->init_custom(m, &rng);
 }
 
 /* The shape fields, and every hyper-parameter at or above its declared

@@ -109,8 +109,12 @@ typedef struct {
 
 /* What a tensor is to the initialiser, which draws it per the model's
  * scheme (model_init_t): a weight matrix [fan_in, fan_out], a layer's bias
- * (with its layer's fan_in), or a tensor that always starts at zero. */
-typedef enum { INIT_ZERO = 0, INIT_WEIGHT, INIT_BIAS } init_kind_t;
+ * (with its layer's fan_in), or a tensor that always starts at zero.
+ * INIT_CUSTOM: the generic draw leaves it at zero (and draws nothing for it,
+ * so the other tensors get the values they would get without it); the
+ * family's init_custom hook then sets it (a cross-stitch unit's 0.9/0.1
+ * matrix, Tucker factors scaled so the weights they make follow the scheme). */
+typedef enum { INIT_ZERO = 0, INIT_WEIGHT, INIT_BIAS, INIT_CUSTOM } init_kind_t;
 typedef enum { TENSOR_WEIGHT = 0, TENSOR_ARCH } tensor_group_t;
 
 typedef struct {
@@ -120,6 +124,10 @@ typedef struct {
     init_kind_t init; /* INIT_WEIGHT: rows = fan_in; INIT_BIAS: see fan_in */
     tensor_group_t group;
     int fan_in; /* INIT_BIAS: the inputs of its layer (model_declare_bias) */
+    /* The trainer's learning rate for this tensor is its optimiser's times
+     * lr_scale (model_set_lr_scale; a cross-stitch unit's own multiplier).
+     * 0, as in a table entry built by hand, reads as 1. */
+    double lr_scale;
 } tensor_t;
 
 /* What a gate's values are: softmax weights (in [0, 1], each row sums to 1),
@@ -188,6 +196,14 @@ typedef struct model_ops {
      * last MODEL_TRAIN forward, writes the REINFORCE gradient of the
      * architecture parameters into grads[n_weights, n_params). */
     void (*arch_gradient)(model_t *m, double reward);
+    /* Optional (families with INIT_CUSTOM tensors): sets them, after the
+     * generic draw, from rng (the initialisation stream, continued), reading
+     * the scheme with model_hp_value(m, "init", ...) where it matters. */
+    void (*init_custom)(model_t *m, rng_t *rng);
+    /* Optional: the FLOPs of one training step's matrix products on a batch
+     * of B, for a family whose products the tensor shapes do not describe
+     * (a Tucker core is no [In, Out] weight); model_step_flops returns it. */
+    uint64_t (*step_flops)(const model_t *m, int B);
 } model_ops_t;
 
 typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */
@@ -284,6 +300,13 @@ int model_declare(model_t *m, const char *name, int rows, int cols, init_kind_t 
                   tensor_group_t group);
 /* Declares the bias [1, cols] of a layer with fan_in inputs (INIT_BIAS). */
 int model_declare_bias(model_t *m, const char *name, int cols, int fan_in);
+/* Gives tensor `tensor` a learning rate of scale x its optimiser's (scale > 0;
+ * see tensor_t.lr_scale). */
+void model_set_lr_scale(model_t *m, int tensor, double scale);
+/* A tensor's learning-rate multiplier (1 unless set). */
+static inline double model_lr_scale(const tensor_t *t) {
+    return t->lr_scale > 0 ? t->lr_scale : 1.0;
+}
 
 /* Workspace: `bytes` zeroed bytes, aligned to MODEL_WORK_ALIGN, that live
  * until model_free -- the family's state and any buffer.  NULL (with *err)
@@ -324,7 +347,8 @@ int model_tensor_index(const model_t *m, const char *name);
  * weight matrix W[In, Out] costs 2·B·In·Out forward, as much for its
  * gradient, and as much again for its input's gradient unless it reads the
  * raw input (In = input_dim).  Element-wise work (bias, ReLU, softmax,
- * mixtures: a few percent for the standard models) is not counted. */
+ * mixtures: a few percent for the standard models) is not counted.  A
+ * family with an ops->step_flops hook counts its own. */
 uint64_t model_step_flops(const model_t *m, int B);
 
 #endif

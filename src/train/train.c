@@ -144,6 +144,26 @@ static void state_free(train_state_t *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Hands each tensor's learning-rate multiplier (tensor_t.lr_scale, 1 for
+ * every tensor of most families) to the Adam of its group, as a slice of
+ * that Adam's buffer.  Tensors of one group lie in table order at increasing
+ * offsets (model.c assign_offsets), as adam_set_scale requires. */
+static int set_lr_scales(train_state_t *s, err_t *err) {
+    const model_t *m = s->m;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const tensor_t *t = &m->tensors[i];
+        const double scale = model_lr_scale(t);
+        if (scale == 1.0) continue;
+        const bool arch = t->group == TENSOR_ARCH;
+        if (arch && s->cfg.arch == TRAIN_ARCH_FROZEN) continue;
+        adam_t *opt = arch ? &s->arch_adam : &s->adam;
+        const size_t offset = arch ? t->offset - m->n_weights : t->offset;
+        if (adam_set_scale(opt, offset, (size_t)t->rows * t->cols, scale, err))
+            return err_prefix(err, "model %s, tensor %s", m->ops->name, t->name);
+    }
+    return 0;
+}
+
 int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_config_t *cfg,
                 uint64_t batch_seed, err_t *err) {
     memset(s, 0, sizeof *s);
@@ -154,6 +174,10 @@ int train_begin(train_state_t *s, model_t *m, const data_t *data, const train_co
     if (adam_init(&s->adam, m->n_weights, cfg->lr, err)) return -1;
     if (cfg->arch != TRAIN_ARCH_FROZEN &&
         adam_init(&s->arch_adam, m->n_params - m->n_weights, cfg->arch_lr, err)) {
+        state_free(s);
+        return -1;
+    }
+    if (set_lr_scales(s, err)) {
         state_free(s);
         return -1;
     }

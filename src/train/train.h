@@ -23,7 +23,13 @@
  * (TRAIN_ARCH_JOINT), or on alternate steps (TRAIN_ARCH_ALTERNATE: odd steps
  * the weights, even steps the architecture, each on its own mini-batch).
  * The REINFORCE search of MTNAS (ops->arch_gradient with a validation reward)
- * is not wired yet. */
+ * is not wired yet.
+ *
+ * Per-tensor learning rates.  A tensor whose lr_scale (models/model.h) is
+ * not 1 is trained by its group's Adam with that group's learning rate times
+ * the scale (adam_set_scale): a cross-stitch unit's `stitch_lr`.  Tensors
+ * at scale 1 -- every tensor of most families -- train exactly as without
+ * the mechanism (the same bits). */
 #ifndef MTLAB_TRAIN_H
 #define MTLAB_TRAIN_H
 
