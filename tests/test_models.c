@@ -319,6 +319,10 @@ START_TEST(test_gates) {
     const model_gate_t *g;
     model_forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
     int n = model_gates(f.m, &g);
+    if (strncmp(name, "adatt", 5) == 0) { /* multi-level gates: checked in tests/test_fusion2.c */
+        model_free(f.m);
+        return;
+    }
     int expect = strcmp(name, "mmoe") == 0 ? f.m->cfg.tasks : strcmp(name, "omoe") == 0 ? 1 : 0;
     ck_assert_int_eq(n, expect);
     for (int i = 0; i < n; i++) {

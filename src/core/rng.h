@@ -29,6 +29,7 @@ enum {
     RNG_STREAM_MODEL = 12, /* stochastic forward passes (SNR, MTNAS) */
     RNG_STREAM_SWEEP_DRAW = 20, /* random-search draws of a sweep's distributions */
     RNG_STREAM_BOOTSTRAP = 30,  /* resampling of repeats (claims) */
+    RNG_STREAM_INIT_FAMILY = 13, /* a family's own initialisation (model_ops_t.init) */
 };
 
 /* The reference pcg32_srandom_r(initstate, initseq). */

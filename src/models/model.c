@@ -20,6 +20,7 @@
 #include <string.h>
 
 extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
+extern const model_ops_t model_adatt_sp_ops, model_adatt_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list. */
 static const model_ops_t *const registry[] = {
@@ -27,6 +28,8 @@ static const model_ops_t *const registry[] = {
     &model_shared_bottom_ops,
     &model_omoe_ops,
     &model_mmoe_ops,
+    &model_adatt_sp_ops,
+    &model_adatt_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {
@@ -504,6 +507,7 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
         return err_set(err, ERR_FAIL, "out of memory for %zu parameters of '%s'", n_params, name);
     }
     init_params(m, init_seed);
+    if (ops->init) ops->init(m, init_seed);
     rng_seed(&m->rng, init_seed, RNG_STREAM_MODEL);
     *out = m;
     return 0;

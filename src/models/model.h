@@ -188,6 +188,11 @@ typedef struct model_ops {
      * last MODEL_TRAIN forward, writes the REINFORCE gradient of the
      * architecture parameters into grads[n_weights, n_params). */
     void (*arch_gradient)(model_t *m, double reward);
+    /* Optional (AdaTT's native weights): after the generic draw of every
+     * tensor (model.init), overwrites the tensors whose start the family
+     * chooses itself, deterministically from init_seed (drawing, if at all,
+     * from RNG_STREAM_INIT_FAMILY, so the other tensors keep their values). */
+    void (*init)(model_t *m, uint64_t init_seed);
 } model_ops_t;
 
 typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */
