@@ -42,7 +42,7 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
-#define ADATT_MAX_LEVELS 4
+#define ADATT_MAX_LEVELS  4
 #define ADATT_MAX_MODULES (MODEL_MAX_TASKS + 1) /* the tasks and the shared module */
 
 /* The hyper-parameters, in the order shared by the fusion families. */
@@ -65,23 +65,33 @@ enum { NATIVE_LF_OFF = 0, NATIVE_LF_ON = 1 };
 enum { NATIVE_INIT_PAPER = 0, NATIVE_INIT_ONES = 1 };
 
 #define HP_EXPERT_HIDDEN                                                                           \
-    {"expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert at level 1", NULL, false}
+    { "expert_hidden", HP_INT, 1, 1e6, 16, "hidden units per expert at level 1", NULL, false }
 #define HP_EXPERT_HIDDEN_L(n)                                                                      \
-    {"expert_hidden" #n, HP_INT, 0, 1e6, 0,                                                        \
-     "hidden units per expert at level " #n " (0: as the level below)", NULL, false}
-#define HP_LEVELS {"levels", HP_INT, 1, 4, 2, "fusion levels (L)", NULL, false}
-#define HP_TASK_EXPERTS {"task_experts", HP_INT, 1, 4096, 2, "experts per task module and level (m)", NULL, false}
-#define HP_TOWER_HIDDEN {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower", NULL, false}
+    {                                                                                              \
+        "expert_hidden" #n, HP_INT, 0, 1e6, 0,                                                     \
+            "hidden units per expert at level " #n " (0: as the level below)", NULL, false         \
+    }
+#define HP_LEVELS                                                                                  \
+    { "levels", HP_INT, 1, 4, 2, "fusion levels (L)", NULL, false }
+#define HP_TASK_EXPERTS                                                                            \
+    { "task_experts", HP_INT, 1, 4096, 2, "experts per task module and level (m)", NULL, false }
+#define HP_TOWER_HIDDEN                                                                            \
+    { "tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower", NULL, false }
 #define HP_NATIVE_LF                                                                               \
-    {"native_lf", HP_WORD, 0, 1, NATIVE_LF_ON,                                                     \
-     "NativeExpertLF, the native experts' linear fusion added to the gate: on (Eq 11) or off "     \
-     "(the Table 6 ablation: the gate alone)",                                                     \
-     "off on", false}
+    {                                                                                              \
+        "native_lf", HP_WORD, 0, 1, NATIVE_LF_ON,                                                  \
+            "NativeExpertLF, the native experts' linear fusion added to the gate: on (Eq 11) or "  \
+            "off "                                                                                 \
+            "(the Table 6 ablation: the gate alone)",                                              \
+            "off on", false                                                                        \
+    }
 #define HP_NATIVE_INIT                                                                             \
-    {"native_init", HP_WORD, 0, 1, NATIVE_INIT_PAPER,                                              \
-     "native weights: paper (one expert: a fixed unit weight; m > 1: learned, "                    \
-     "U(+-sqrt(1/m))) or ones (learned for every module, starting at 1)",                          \
-     "paper ones", false}
+    {                                                                                              \
+        "native_init", HP_WORD, 0, 1, NATIVE_INIT_PAPER,                                           \
+            "native weights: paper (one expert: a fixed unit weight; m > 1: learned, "             \
+            "U(+-sqrt(1/m))) or ones (learned for every module, starting at 1)",                   \
+            "paper ones", false                                                                    \
+    }
 
 static const model_hp_t adatt_hp[AD_N_HP] = {
     [AD_EXPERT_HIDDEN] = HP_EXPERT_HIDDEN,
@@ -101,19 +111,19 @@ static const model_hp_t adatt_hp[AD_N_HP] = {
 
 /* adatt_sp: the same keys but shared_experts (none). */
 static const model_hp_t adatt_sp_hp[AD_N_HP - 1] = {
-    HP_EXPERT_HIDDEN,  HP_EXPERT_HIDDEN_L(2), HP_EXPERT_HIDDEN_L(3), HP_EXPERT_HIDDEN_L(4),
-    HP_LEVELS,         HP_TASK_EXPERTS,       HP_TOWER_HIDDEN,       HP_NATIVE_LF,
-    HP_NATIVE_INIT,    MODEL_HP_INIT,         MODEL_HP_GATE_BIAS,
+    HP_EXPERT_HIDDEN, HP_EXPERT_HIDDEN_L(2), HP_EXPERT_HIDDEN_L(3), HP_EXPERT_HIDDEN_L(4),
+    HP_LEVELS,        HP_TASK_EXPERTS,       HP_TOWER_HIDDEN,       HP_NATIVE_LF,
+    HP_NATIVE_INIT,   MODEL_HP_INIT,         MODEL_HP_GATE_BIAS,
 };
 
 /* A configuration's shape, read by name (the two tables differ). */
 typedef struct {
     int d, T, B;
-    int L;                        /* levels */
-    int m, ms;                    /* experts per task module, of the shared module */
-    int K;                        /* modules: T, plus 1 with shared experts */
-    int n_experts;                /* E_tot = T·m + ms */
-    int width[ADATT_MAX_LEVELS];  /* D_l */
+    int L;                       /* levels */
+    int m, ms;                   /* experts per task module, of the shared module */
+    int K;                       /* modules: T, plus 1 with shared experts */
+    int n_experts;               /* E_tot = T·m + ms */
+    int width[ADATT_MAX_LEVELS]; /* D_l */
     int tower_hidden;
     bool native_lf, native_ones, gate_bias;
 } adatt_shape_t;
@@ -125,8 +135,7 @@ static double hp_of(const model_config_t *c, const model_hp_t *hp, int n_hp, con
     return def;
 }
 
-static void adatt_shape(const model_config_t *c, const model_hp_t *hp, int n_hp,
-                        adatt_shape_t *s) {
+static void adatt_shape(const model_config_t *c, const model_hp_t *hp, int n_hp, adatt_shape_t *s) {
     memset(s, 0, sizeof *s);
     s->d = c->input_dim;
     s->T = c->tasks;
@@ -169,7 +178,7 @@ static int level_input(const adatt_shape_t *s, int l) {
 
 typedef struct {
     adatt_shape_t shape;
-    real *E[ADATT_MAX_LEVELS], *dE[ADATT_MAX_LEVELS]; /* [max_batch, E_tot·D_l] */
+    real *E[ADATT_MAX_LEVELS], *dE[ADATT_MAX_LEVELS];       /* [max_batch, E_tot·D_l] */
     experts_t experts[ADATT_MAX_LEVELS][ADATT_MAX_MODULES]; /* slices of E, dE */
     gates_t gate[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];      /* G = 1 over E_tot */
     int native[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];        /* tensor [m_k, 1] or -1 */
@@ -204,8 +213,7 @@ static int adatt_sizes_of(const model_config_t *c, const model_hp_t *hp, int n_h
     for (int l = 0; l < s.L; l++) {
         const int in = level_input(&s, l), D = s.width[l];
         size_t level_cols, rows;
-        if (size_mul(&level_cols, N, D) || level_cols > INT_MAX ||
-            block_count(&rows, B, N, D))
+        if (size_mul(&level_cols, N, D) || level_cols > INT_MAX || block_count(&rows, B, N, D))
             return err_set(err, ERR_USAGE,
                            "level %d: max_batch %d x %d experts x %d hidden units overflows", l + 1,
                            B, N, D);
@@ -226,14 +234,13 @@ static int adatt_sizes_of(const model_config_t *c, const model_hp_t *hp, int n_h
                 tensors++;
             }
             if (s.native_lf) size_tally_block(&out->act, (size_t)B * N, sizeof(real)); /* w */
-            size_tally_blocks(&out->act, 2, (size_t)B * D, sizeof(real)); /* f, df */
+            size_tally_blocks(&out->act, 2, (size_t)B * D, sizeof(real));              /* f, df */
             gates += 2;
         }
     }
     size_t tower_params;
     size_tally_t tower_act = {0};
-    if (tower_sizes(s.width[s.L - 1], s.tower_hidden, B, &tower_params, &tower_act, err))
-        return -1;
+    if (tower_sizes(s.width[s.L - 1], s.tower_hidden, B, &tower_params, &tower_act, err)) return -1;
     for (int t = 0; t < s.T; t++) {
         size_tally_add(&out->act, &tower_act);
         if (size_add(&params, params, tower_params))
@@ -389,8 +396,8 @@ static void adatt_backward(model_t *m, const real *x, int B, const real *dpred) 
             if (!module_gated(s, k, l)) continue;
             gates_t *g = &st->gate[l][k];
             /* dw[B, N] (= dG: w = G + const) and dE += ... from df[B, D] */
-            mixture_backward(g->dp, st->dE[l], st->df[l][k], st->weights[l][k], N, st->E[l], B,
-                             N, D);
+            mixture_backward(g->dp, st->dE[l], st->df[l][k], st->weights[l][k], N, st->E[l], B, N,
+                             D);
             if (st->native[l][k] >= 0) { /* dv_i = Σ_b dw[b, first + i] */
                 real *dv = model_grad(m, st->native[l][k]);
                 const int first = module_first(s, k), n = module_experts(s, k);
