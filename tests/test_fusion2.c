@@ -85,6 +85,43 @@ static real *tensor(const model_t *m, const char *fmt, int a, const char *b) {
     return t < 0 ? NULL : model_param(m, t);
 }
 
+/* Module `mod` (k-th, n experts from column `first`) at level l (0-based):
+ * its expert layer W (row stride *ldw, expert i at column *col + i·D) and
+ * bias (at *col too); its gate Wg (row stride *ldg, expert j at column
+ * *gcol + j) and bias.  Level 1 holds every module in one layer
+ * ("l1.experts", "l1.gates": module k's gate is the k-th of G); above, each
+ * module has its own ("l2.t1.experts", "l2.t1.gate"). */
+typedef struct {
+    const real *W, *b, *Wg, *bg;
+    int ldw, col, ldg, gcol;
+} module_layers_t;
+
+static module_layers_t module_layers(const model_t *m, int l, const char *mod, int k, int n,
+                                     int first, int D, int N, int G) {
+    module_layers_t r;
+    if (l == 0) {
+        r.W = tensor(m, "l%d%s.experts.W", 1, "");
+        r.b = tensor(m, "l%d%s.experts.b", 1, "");
+        r.Wg = tensor(m, "l%d%s.gates.W", 1, "");
+        r.bg = tensor(m, "l%d%s.gates.b", 1, "");
+        r.ldw = N * D;
+        r.col = first * D;
+        r.ldg = G * N;
+        r.gcol = k * N;
+    } else {
+        r.W = tensor(m, "l%d.%s.experts.W", l + 1, mod);
+        r.b = tensor(m, "l%d.%s.experts.b", l + 1, mod);
+        r.Wg = tensor(m, "l%d.%s.gate.W", l + 1, mod);
+        r.bg = tensor(m, "l%d.%s.gate.b", l + 1, mod);
+        r.ldw = n * D;
+        r.col = 0;
+        r.ldg = N;
+        r.gcol = 0;
+    }
+    ck_assert(r.W && r.b);
+    return r;
+}
+
 static int hp(const model_t *m, const char *name, int def) {
     return (int)model_hp_value(m, name, def);
 }
@@ -116,21 +153,19 @@ static void reference_forward(const model_t *m, const real *x, int B, real *pred
                 f[k][a] = x[b * d + a];
         int in = d;
         for (int l = 0; l < L; l++) {
-            const int D = width[l];
+            const int D = width[l], G = T + (ms > 0 && l < L - 1); /* gated modules */
             for (int k = 0; k < K; k++) {
                 const char *mod = NULL;
                 char name[16];
                 if (k < T) snprintf(name, sizeof name, "t%d", k + 1);
                 mod = k < T ? name : "shared";
                 const int n = k < T ? mt : ms, first = k < T ? k * mt : T * mt;
-                const real *W = tensor(m, "l%d.%s.experts.W", l + 1, mod),
-                           *bias = tensor(m, "l%d.%s.experts.b", l + 1, mod);
-                ck_assert(W && bias);
+                const module_layers_t ly = module_layers(m, l, mod, k, n, first, D, N, G);
                 for (int i = 0; i < n; i++)
                     for (int u = 0; u < D; u++) {
-                        double z = bias[i * D + u];
+                        double z = ly.b[ly.col + i * D + u];
                         for (int a = 0; a < in; a++)
-                            z += f[k][a] * W[a * n * D + i * D + u];
+                            z += f[k][a] * ly.W[a * ly.ldw + ly.col + i * D + u];
                         E[first + i][u] = z > 0 ? z : 0;
                     }
             }
@@ -140,15 +175,14 @@ static void reference_forward(const model_t *m, const real *x, int B, real *pred
                 if (k < T) snprintf(name, sizeof name, "t%d", k + 1);
                 const char *mod = k < T ? name : "shared";
                 const int n = k < T ? mt : ms, first = k < T ? k * mt : T * mt;
-                const real *Wg = tensor(m, "l%d.%s.gate.W", l + 1, mod),
-                           *bg = tensor(m, "l%d.%s.gate.b", l + 1, mod),
-                           *v = tensor(m, "l%d.%s.native", l + 1, mod);
-                ck_assert(Wg);
+                const module_layers_t ly = module_layers(m, l, mod, k, n, first, D, N, G);
+                const real *v = tensor(m, "l%d.%s.native", l + 1, mod);
+                ck_assert(ly.Wg);
                 double z[REF_MAX], w[REF_MAX], zmax = -INFINITY, sum = 0;
                 for (int j = 0; j < N; j++) {
-                    z[j] = bg ? bg[j] : 0;
+                    z[j] = ly.bg ? ly.bg[ly.gcol + j] : 0;
                     for (int a = 0; a < in; a++)
-                        z[j] += f[k][a] * Wg[a * N + j];
+                        z[j] += f[k][a] * ly.Wg[a * ly.ldg + ly.gcol + j];
                     zmax = fmax(zmax, z[j]);
                 }
                 for (int j = 0; j < N; j++)
@@ -302,22 +336,21 @@ START_TEST(test_single_expert_is_task_gated_mixture) {
     for (int b = 0; b < MAX_B; b++) {
         double E[3][4];
         for (int j = 0; j < T; j++) { /* E_j = relu(x W_j + b_j) */
-            const real *W = tensor(m, "l1.t%d.experts.W", j + 1, ""),
-                       *bias = tensor(m, "l1.t%d.experts.b", j + 1, "");
+            const module_layers_t ly = module_layers(m, 0, NULL, j, 1, j, D, T, T);
             for (int u = 0; u < D; u++) {
-                double z = bias[u];
+                double z = ly.b[ly.col + u];
                 for (int a = 0; a < DIM; a++)
-                    z += x[b * DIM + a] * W[a * D + u];
+                    z += x[b * DIM + a] * ly.W[a * ly.ldw + ly.col + u];
                 E[j][u] = fmax(z, 0);
             }
         }
         for (int t = 0; t < T; t++) {
-            const real *Wg = tensor(m, "l1.t%d.gate.W", t + 1, "");
+            const module_layers_t ly = module_layers(m, 0, NULL, t, 1, t, D, T, T);
             double z[3], p[3], sum = 0, f[4] = {0};
             for (int j = 0; j < T; j++) {
                 z[j] = 0;
                 for (int a = 0; a < DIM; a++)
-                    z[j] += x[b * DIM + a] * Wg[a * T + j];
+                    z[j] += x[b * DIM + a] * ly.Wg[a * ly.ldg + ly.gcol + j];
             }
             for (int j = 0; j < T; j++)
                 sum += exp(z[j]);
@@ -343,8 +376,10 @@ START_TEST(test_single_expert_is_task_gated_mixture) {
     double e = max_rel_diff(pred, ref, MAX_B * T);
     ck_assert_msg(e < 1e-12, "adatt_sp (m = 1, L = 1, native_lf = off) vs Eq 9-10: %g", e);
 
-    /* The same weights in mmoe: experts.W [d, T·D] holds expert j at columns
-     * [j·D, (j+1)·D); gates.W [d, T·T] gate t at columns [t·T, (t+1)·T). */
+    /* The same weights in mmoe: its experts.W [d, T·D] holds expert j at
+     * columns [j·D, (j+1)·D) as l1.experts.W does, and its gates.W [d, T·T]
+     * gate t at columns [t·T, (t+1)·T) as l1.gates.W: copied tensor by tensor
+     * (the towers have the same names too). */
     model_config_t c;
     const model_ops_t *ops = model_find("mmoe");
     model_config_default(&c, ops);
@@ -357,23 +392,17 @@ START_TEST(test_single_expert_is_task_gated_mixture) {
     model_t *mm;
     err_t err = {0};
     ck_assert_int_eq(model_new(&mm, "mmoe", &c, 1, &err), 0);
-    real *We = model_param(mm, model_tensor_index(mm, "experts.W")),
-         *be = model_param(mm, model_tensor_index(mm, "experts.b")),
-         *Wg = model_param(mm, model_tensor_index(mm, "gates.W"));
-    for (int j = 0; j < T; j++) {
-        const real *W = tensor(m, "l1.t%d.experts.W", j + 1, ""),
-                   *bias = tensor(m, "l1.t%d.experts.b", j + 1, ""),
-                   *G = tensor(m, "l1.t%d.gate.W", j + 1, "");
-        for (int a = 0; a < DIM; a++) {
-            for (int u = 0; u < D; u++)
-                We[a * T * D + j * D + u] = W[a * D + u];
-            for (int i = 0; i < T; i++)
-                Wg[a * T * T + j * T + i] = G[a * T + i];
-        }
-        for (int u = 0; u < D; u++)
-            be[j * D + u] = bias[u];
+    static const char *const same[][2] = {
+        {"experts.W", "l1.experts.W"}, {"experts.b", "l1.experts.b"}, {"gates.W", "l1.gates.W"}};
+    for (int i = 0; i < 3; i++) {
+        const int to = model_tensor_index(mm, same[i][0]), from = model_tensor_index(m, same[i][1]);
+        ck_assert(to >= 0 && from >= 0);
+        ck_assert_int_eq(mm->tensors[to].rows, m->tensors[from].rows);
+        ck_assert_int_eq(mm->tensors[to].cols, m->tensors[from].cols);
+        memcpy(model_param(mm, to), model_param(m, from),
+               sizeof(real) * mm->tensors[to].rows * mm->tensors[to].cols);
     }
-    for (int t = 0; t < mm->n_tensors; t++) { /* the towers have the same names */
+    for (int t = 0; t < mm->n_tensors; t++) {
         const tensor_t *ts = &mm->tensors[t];
         if (strncmp(ts->name, "tower", 5) != 0) continue;
         const int i = model_tensor_index(m, ts->name);

@@ -29,6 +29,13 @@
  * previous-level output, so from level 2 on the gates differ per task.
  * adatt with shared_experts = 0 is adatt_sp.
  *
+ * Tensors.  Level 1's modules all read x, so their experts are one layer
+ * "l1.experts" [d, E_tot·D_1] (expert j at columns [j·D_1, (j+1)·D_1)) and
+ * their gates one layer "l1.gates" [d, G·E_tot] (module k's gate at columns
+ * [k·E_tot, (k+1)·E_tot)), one GEMM each as in MMoE; from level 2 on each
+ * module has its own "l<l>.<module>.experts" and "l<l>.<module>.gate".
+ * Native weights are "l<l>.<module>.native" [m_k, 1].
+ *
  * Every gate is registered as "l<l>/<module>" (softmax, GATE_SOFTMAX), and
  * the effective weights w^l_k (AdaTT Fig 3) as "l<l>/<module>/weights"
  * (GATE_WEIGHTS): the recorder stores their means per level, module and
@@ -156,16 +163,12 @@ static void adatt_shape(const model_config_t *c, const model_hp_t *hp, int n_hp,
     }
 }
 
-/* Module k's expert count, first expert column, and whether it has a gate
- * (and fusion output) at level l (0-based). */
+/* Module k's expert count and first expert column. */
 static int module_experts(const adatt_shape_t *s, int k) {
     return k < s->T ? s->m : s->ms;
 }
 static int module_first(const adatt_shape_t *s, int k) {
     return k < s->T ? k * s->m : s->T * s->m;
-}
-static bool module_gated(const adatt_shape_t *s, int k, int l) {
-    return k < s->T || l < s->L - 1;
 }
 /* Whether module k's native weights are parameters (else the fixed unit
  * weight of a single expert, or none with native_lf = off). */
@@ -176,14 +179,31 @@ static int level_input(const adatt_shape_t *s, int l) {
     return l == 0 ? s->d : s->width[l - 1];
 }
 
+/* Groups: the layers that read one input.  At level 1 every module reads x,
+ * so all experts are one layer "l1.experts" [d, E_tot·D_1] (expert j at
+ * columns [j·D_1, (j+1)·D_1)) and all gates one layer "l1.gates" [d, G·E_tot]
+ * (module k's gate at columns [k·E_tot, (k+1)·E_tot)): one GEMM each, as
+ * MMoE.  From level 2 on each module reads its own f^{l-1}_k, so module k
+ * has its own "l<l>.<module>.experts" [D_{l-1}, m_k·D_l] and
+ * "l<l>.<module>.gate" [D_{l-1}, E_tot].  Module k's gate is gate j of
+ * group i: (0, k) at level 1, (k, 0) above. */
+static bool level_fused(int l) {
+    return l == 0;
+}
+static int level_gated(const adatt_shape_t *s, int l) { /* gated modules */
+    return s->T + (s->ms > 0 && l < s->L - 1);
+}
+
 typedef struct {
     adatt_shape_t shape;
-    real *E[ADATT_MAX_LEVELS], *dE[ADATT_MAX_LEVELS];       /* [max_batch, E_tot·D_l] */
-    experts_t experts[ADATT_MAX_LEVELS][ADATT_MAX_MODULES]; /* slices of E, dE */
-    gates_t gate[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];      /* G = 1 over E_tot */
-    int native[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];        /* tensor [m_k, 1] or -1 */
-    real *weights[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];     /* w [max_batch, E_tot] (p when
-                                                               native_lf = off) */
+    real *E[ADATT_MAX_LEVELS], *dE[ADATT_MAX_LEVELS]; /* [max_batch, E_tot·D_l] */
+    /* per group: its experts (slices of E, dE) and its gates */
+    experts_t experts[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];
+    gates_t gate[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];
+    /* per group: w [max_batch, G·E_tot] laid out as the gates' p (p itself
+     * when native_lf = off) */
+    real *weights[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];
+    int native[ADATT_MAX_LEVELS][ADATT_MAX_MODULES]; /* per module: tensor [m_k, 1] or -1 */
     real *f[ADATT_MAX_LEVELS][ADATT_MAX_MODULES], *df[ADATT_MAX_LEVELS][ADATT_MAX_MODULES];
     tower_t tower[MODEL_MAX_TASKS];
 } adatt_impl_t;
@@ -208,33 +228,46 @@ static int adatt_sizes_of(const model_config_t *c, const model_hp_t *hp, int n_h
                        s.T, s.m, s.ms);
     s.n_experts = (int)n_experts;
     const int B = s.B, N = s.n_experts;
-    size_t params = 0;
+    size_t params = 0, p;
     int tensors = 0, gates = 0;
     for (int l = 0; l < s.L; l++) {
-        const int in = level_input(&s, l), D = s.width[l];
+        const int in = level_input(&s, l), D = s.width[l], G = level_gated(&s, l);
         size_t level_cols, rows;
         if (size_mul(&level_cols, N, D) || level_cols > INT_MAX || block_count(&rows, B, N, D))
             return err_set(err, ERR_USAGE,
                            "level %d: max_batch %d x %d experts x %d hidden units overflows", l + 1,
                            B, N, D);
         size_tally_blocks(&out->act, 2, rows, sizeof(real)); /* E, dE */
+        if (level_fused(l)) {
+            if (experts_sizes(in, N, D, B, false, &p, &out->act, err) ||
+                size_add(&params, params, p) ||
+                gates_sizes(in, G, N, s.gate_bias, B, &p, &out->act, err) ||
+                size_add(&params, params, p))
+                return -1;
+            tensors += 3 + s.gate_bias;
+            if (s.native_lf) size_tally_block(&out->act, (size_t)B * G * N, sizeof(real)); /* w */
+        }
         for (int k = 0; k < s.K; k++) {
-            size_t p;
-            if (experts_sizes(in, module_experts(&s, k), D, B, false, &p, &out->act, err) ||
-                size_add(&params, params, p))
-                return -1;
-            tensors += 2;
-            if (!module_gated(&s, k, l)) continue;
-            if (gates_sizes(in, 1, N, s.gate_bias, B, &p, &out->act, err) ||
-                size_add(&params, params, p))
-                return -1;
-            tensors += 1 + s.gate_bias;
+            const bool gated = k < G;
+            if (!level_fused(l)) {
+                if (experts_sizes(in, module_experts(&s, k), D, B, false, &p, &out->act, err) ||
+                    size_add(&params, params, p))
+                    return -1;
+                tensors += 2;
+                if (gated) {
+                    if (gates_sizes(in, 1, N, s.gate_bias, B, &p, &out->act, err) ||
+                        size_add(&params, params, p))
+                        return -1;
+                    tensors += 1 + s.gate_bias;
+                    if (s.native_lf) size_tally_block(&out->act, (size_t)B * N, sizeof(real));
+                }
+            }
+            if (!gated) continue;
             if (module_learns_native(&s, k)) {
                 params += (size_t)module_experts(&s, k);
                 tensors++;
             }
-            if (s.native_lf) size_tally_block(&out->act, (size_t)B * N, sizeof(real)); /* w */
-            size_tally_blocks(&out->act, 2, (size_t)B * D, sizeof(real));              /* f, df */
+            size_tally_blocks(&out->act, 2, (size_t)B * D, sizeof(real)); /* f, df */
             gates += 2;
         }
     }
@@ -261,21 +294,55 @@ static int adatt_sp_sizes(const model_config_t *c, model_sizes_t *out, err_t *er
     return adatt_sizes_of(c, adatt_sp_hp, AD_N_HP - 1, out, err);
 }
 
+/* Module k's gate at level l: group *i, gate *j. */
+static void module_gate(int l, int k, int *i, int *j) {
+    *i = level_fused(l) ? 0 : k;
+    *j = level_fused(l) ? k : 0;
+}
+
 /* Registers module k's gate at level l: the softmax, then the effective weights. */
 static int register_gates(model_t *m, adatt_impl_t *st, int l, int k, err_t *err) {
     const adatt_shape_t *s = &st->shape;
     char owner[MODEL_GATE_OWNER], name[MODEL_GATE_NAME];
+    int i, j;
+    module_gate(l, k, &i, &j);
+    const gates_t *g = &st->gate[l][i];
     module_name(s, k, owner, sizeof owner);
     snprintf(name, sizeof name, "l%d/%s", l + 1, owner);
-    if (gates_register(m, &st->gate[l][k], 0, name, l + 1, owner, err)) return -1;
+    if (gates_register(m, g, j, name, l + 1, owner, err)) return -1;
     model_gate_t w = {.level = l + 1,
                       .kind = GATE_WEIGHTS,
                       .experts = s->n_experts,
-                      .values = st->weights[l][k],
-                      .ld = s->n_experts};
+                      .values = st->weights[l][i] + (size_t)j * s->n_experts,
+                      .ld = g->G * s->n_experts};
     snprintf(w.name, sizeof w.name, "l%d/%s/weights", l + 1, owner);
     snprintf(w.owner, sizeof w.owner, "%s", owner);
     return model_add_gate(m, &w, err);
+}
+
+/* Group i of level l: its n experts (from expert column col of E) and its
+ * G gates (none: G = 0), all reading one input. */
+static int build_group(model_t *m, adatt_impl_t *st, int l, int i, int G, int n, int col,
+                       err_t *err) {
+    const adatt_shape_t *s = &st->shape;
+    const int in = level_input(s, l), D = s->width[l], N = s->n_experts;
+    char prefix[48], module[MODEL_GATE_OWNER], layer[24]; /* "l2.shared" */
+    if (level_fused(l))
+        snprintf(layer, sizeof layer, "l%d", l + 1);
+    else {
+        module_name(s, i, module, sizeof module);
+        snprintf(layer, sizeof layer, "l%d.%s", l + 1, module);
+    }
+    snprintf(prefix, sizeof prefix, "%s.experts", layer);
+    if (experts_build(m, &st->experts[l][i], prefix, in, n, D, st->E[l] + (size_t)col * D,
+                      st->dE[l] + (size_t)col * D, N * D, err))
+        return -1;
+    if (G == 0) return 0;
+    snprintf(prefix, sizeof prefix, level_fused(l) ? "%s.gates" : "%s.gate", layer);
+    gates_t *g = &st->gate[l][i];
+    if (gates_build(m, g, prefix, in, G, N, s->gate_bias, err)) return -1;
+    st->weights[l][i] = s->native_lf ? model_act(m, G * N, err) : g->p;
+    return st->weights[l][i] ? 0 : -1;
 }
 
 /* Builds after adatt_sizes_of() accepted the config: the int products fit. */
@@ -287,39 +354,35 @@ static int adatt_build(model_t *m, err_t *err) {
     adatt_shape(&m->cfg, m->ops->hp, m->ops->n_hp, s);
     s->n_experts = s->T * s->m + s->ms;
     const int N = s->n_experts;
-    char prefix[48], owner[MODEL_GATE_OWNER];
+    char name[48], owner[MODEL_GATE_OWNER];
     for (int l = 0; l < s->L; l++) {
-        const int in = level_input(s, l), D = s->width[l];
+        const int D = s->width[l], G = level_gated(s, l);
         if (!(st->E[l] = model_act(m, N * D, err)) || !(st->dE[l] = model_act_grad(m, N * D, err)))
             return -1;
+        if (level_fused(l) && build_group(m, st, l, 0, G, N, 0, err)) return -1;
         for (int k = 0; k < s->K; k++) {
-            const size_t col = (size_t)module_first(s, k) * D;
-            module_name(s, k, owner, sizeof owner);
-            snprintf(prefix, sizeof prefix, "l%d.%s.experts", l + 1, owner);
-            if (experts_build(m, &st->experts[l][k], prefix, in, module_experts(s, k), D,
-                              st->E[l] + col, st->dE[l] + col, N * D, err))
+            if (!level_fused(l) &&
+                build_group(m, st, l, k, k < G, module_experts(s, k), module_first(s, k), err))
                 return -1;
             st->native[l][k] = -1;
-            if (!module_gated(s, k, l)) continue;
-            snprintf(prefix, sizeof prefix, "l%d.%s.gate", l + 1, owner);
-            if (gates_build(m, &st->gate[l][k], prefix, in, 1, N, s->gate_bias, err)) return -1;
+            if (k >= G) continue;
             if (module_learns_native(s, k)) {
                 /* NativeExpertLF as a linear layer of m_k inputs and one output (Eq 8). */
-                snprintf(prefix, sizeof prefix, "l%d.%s.native", l + 1, owner);
+                module_name(s, k, owner, sizeof owner);
+                snprintf(name, sizeof name, "l%d.%s.native", l + 1, owner);
                 st->native[l][k] =
-                    model_declare(m, prefix, module_experts(s, k), 1, INIT_WEIGHT, TENSOR_WEIGHT);
+                    model_declare(m, name, module_experts(s, k), 1, INIT_WEIGHT, TENSOR_WEIGHT);
                 if (st->native[l][k] < 0)
-                    return err_set(err, ERR_FAIL, "out of memory declaring tensor %s", prefix);
+                    return err_set(err, ERR_FAIL, "out of memory declaring tensor %s", name);
             }
-            st->weights[l][k] = s->native_lf ? model_act(m, N, err) : st->gate[l][k].p;
-            if (!st->weights[l][k] || !(st->f[l][k] = model_act(m, D, err)) ||
+            if (!(st->f[l][k] = model_act(m, D, err)) ||
                 !(st->df[l][k] = model_act_grad(m, D, err)) || register_gates(m, st, l, k, err))
                 return -1;
         }
     }
     for (int t = 0; t < s->T; t++) {
-        snprintf(prefix, sizeof prefix, "tower%d", t + 1);
-        if (tower_build(m, &st->tower[t], prefix, s->width[s->L - 1], s->tower_hidden, err))
+        snprintf(name, sizeof name, "tower%d", t + 1);
+        if (tower_build(m, &st->tower[t], name, s->width[s->L - 1], s->tower_hidden, err))
             return -1;
     }
     return 0;
@@ -344,9 +407,13 @@ static void adatt_init(model_t *m, uint64_t init_seed) {
         }
 }
 
-static const real *module_input(const adatt_impl_t *st, const real *x, int l, int k, int *ld) {
+/* The input of group i at level l: x, or module i's previous output. */
+static const real *group_input(const adatt_impl_t *st, const real *x, int l, int i, int *ld) {
     *ld = level_input(&st->shape, l);
-    return l == 0 ? x : st->f[l - 1][k];
+    return l == 0 ? x : st->f[l - 1][i];
+}
+static int level_groups(const adatt_shape_t *s, int l, bool gates) {
+    return level_fused(l) ? 1 : gates ? level_gated(s, l) : s->K;
 }
 
 static void adatt_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
@@ -356,25 +423,29 @@ static void adatt_forward(model_t *m, const real *x, int B, real *pred, model_mo
     for (int l = 0; l < s->L; l++) {
         const int D = s->width[l];
         int ldi;
-        for (int k = 0; k < s->K; k++) { /* E^l_k[B, m_k·D] = relu(f^{l-1}_k · W + b) (Eq 4) */
-            const real *in = module_input(st, x, l, k, &ldi);
-            experts_forward(m, &st->experts[l][k], in, ldi, B);
+        for (int i = 0; i < level_groups(s, l, false); i++) {
+            const real *in = group_input(st, x, l, i, &ldi);    /* E[B, n·D] = relu(in · W + b) */
+            experts_forward(m, &st->experts[l][i], in, ldi, B); /* (Eq 4) */
         }
-        for (int k = 0; k < s->K; k++) {
-            if (!module_gated(s, k, l)) continue;
-            const real *in = module_input(st, x, l, k, &ldi);
-            gates_t *g = &st->gate[l][k];
-            gates_forward(m, g, in, ldi, B); /* G[B, N] = softmax(f^{l-1}_k · Wg) (Eq 10) */
-            real *w = st->weights[l][k];
-            if (s->native_lf) { /* w[B, N] = G + pad(v) (Eq 11) */
+        for (int i = 0; i < level_groups(s, l, true); i++) {
+            const real *in = group_input(st, x, l, i, &ldi);
+            gates_t *g = &st->gate[l][i];
+            gates_forward(m, g, in, ldi, B); /* p[B, G·N] = softmax per gate of in · Wg (Eq 10) */
+            if (s->native_lf) memcpy(st->weights[l][i], g->p, sizeof(real) * (size_t)B * g->G * N);
+        }
+        for (int k = 0; k < level_gated(s, l); k++) {
+            int i, j;
+            module_gate(l, k, &i, &j);
+            const int ldw = st->gate[l][i].G * N;
+            real *w = st->weights[l][i] + (size_t)j * N; /* [B, N], row stride ldw */
+            if (s->native_lf) {                          /* w = G + pad(v) (Eq 11) */
                 const int first = module_first(s, k), n = module_experts(s, k);
                 const real *v = st->native[l][k] >= 0 ? model_param(m, st->native[l][k]) : NULL;
-                memcpy(w, g->p, sizeof(real) * (size_t)B * N);
                 for (int b = 0; b < B; b++)
-                    for (int i = 0; i < n; i++)
-                        w[(size_t)b * N + first + i] += v ? v[i] : 1;
+                    for (int e = 0; e < n; e++)
+                        w[(size_t)b * ldw + first + e] += v ? v[e] : 1;
             }
-            mixture_forward(st->f[l][k], w, N, st->E[l], B, N, D); /* f[B, D] = Σ_j w_j E_j */
+            mixture_forward(st->f[l][k], w, ldw, st->E[l], B, N, D); /* f[B, D] = Σ_j w_j E_j */
         }
     }
     const int T = s->T, DL = s->width[s->L - 1];
@@ -392,25 +463,30 @@ static void adatt_backward(model_t *m, const real *x, int B, const real *dpred) 
     for (int l = L - 1; l >= 0; l--) {
         const int D = s->width[l];
         int ldi;
-        for (int k = 0; k < s->K; k++) {
-            if (!module_gated(s, k, l)) continue;
-            gates_t *g = &st->gate[l][k];
+        for (int k = 0; k < level_gated(s, l); k++) {
+            int i, j;
+            module_gate(l, k, &i, &j);
+            gates_t *g = &st->gate[l][i];
+            const int ldw = g->G * N;
+            real *dp = g->dp + (size_t)j * N;
             /* dw[B, N] (= dG: w = G + const) and dE += ... from df[B, D] */
-            mixture_backward(g->dp, st->dE[l], st->df[l][k], st->weights[l][k], N, st->E[l], B, N,
-                             D);
-            if (st->native[l][k] >= 0) { /* dv_i = Σ_b dw[b, first + i] */
+            mixture_backward(dp, st->dE[l], st->df[l][k], st->weights[l][i] + (size_t)j * N, ldw,
+                             st->E[l], B, N, D);
+            if (st->native[l][k] >= 0) { /* dv_e = Σ_b dw[b, first + e] */
                 real *dv = model_grad(m, st->native[l][k]);
                 const int first = module_first(s, k), n = module_experts(s, k);
                 for (int b = 0; b < B; b++)
-                    for (int i = 0; i < n; i++)
-                        dv[i] += g->dp[(size_t)b * N + first + i];
+                    for (int e = 0; e < n; e++)
+                        dv[e] += dp[(size_t)b * ldw + first + e];
             }
-            const real *in = module_input(st, x, l, k, &ldi);
-            gates_backward(m, g, in, ldi, B, l == 0 ? NULL : st->df[l - 1][k]);
         }
-        for (int k = 0; k < s->K; k++) { /* after every mixture has added to dE */
-            const real *in = module_input(st, x, l, k, &ldi);
-            experts_backward(m, &st->experts[l][k], in, ldi, B, l == 0 ? NULL : st->df[l - 1][k]);
+        for (int i = 0; i < level_groups(s, l, true); i++) {
+            const real *in = group_input(st, x, l, i, &ldi);
+            gates_backward(m, &st->gate[l][i], in, ldi, B, l == 0 ? NULL : st->df[l - 1][i]);
+        }
+        for (int i = 0; i < level_groups(s, l, false); i++) { /* every mixture added to dE */
+            const real *in = group_input(st, x, l, i, &ldi);
+            experts_backward(m, &st->experts[l][i], in, ldi, B, l == 0 ? NULL : st->df[l - 1][i]);
         }
     }
 }
