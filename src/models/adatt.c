@@ -315,8 +315,10 @@ static int register_gates(model_t *m, adatt_impl_t *st, int l, int k, err_t *err
                       .experts = s->n_experts,
                       .values = st->weights[l][i] + (size_t)j * s->n_experts,
                       .ld = g->G * s->n_experts};
-    snprintf(w.name, sizeof w.name, "l%d/%s/weights", l + 1, owner);
-    snprintf(w.owner, sizeof w.owner, "%s", owner);
+    char weights_name[64] = ""; /* "l4/shared/weights": fits w.name */
+    snprintf(weights_name, sizeof weights_name, "%s/weights", name);
+    memcpy(w.name, weights_name, sizeof w.name - 1);
+    memcpy(w.owner, owner, sizeof w.owner);
     return model_add_gate(m, &w, err);
 }
 
