@@ -613,6 +613,30 @@ START_TEST(test_param_counts) {
 }
 END_TEST
 
+/* Unrepresentable shapes: a clean ERR_USAGE naming the quantity, from
+ * model_sizes and model_new alike, before anything is allocated. */
+START_TEST(test_overflow) {
+    const model_ops_t *ops = model_find("adatt");
+    model_config_t c;
+    model_config_default(&c, ops);
+    c.tasks = 16;
+    err_t err = {0};
+    ck_assert_int_eq(model_config_set(&c, ops, "task_experts", 4096, &err), 0);
+    ck_assert_int_eq(model_config_set(&c, ops, "expert_hidden", 1e6, &err), 0);
+    model_sizes_t sz;
+    ck_assert_int_eq(model_sizes("adatt", &c, &sz, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_msg(strstr(err.msg, "adatt: level 1: max_batch 128 x 65537 experts x 1000000 "
+                                  "hidden units overflows"),
+                  "%s", err.msg);
+    model_t *m = NULL;
+    err_t new_err = {0};
+    ck_assert_int_eq(model_new(&m, "adatt", &c, 1, &new_err), -1);
+    ck_assert_ptr_null(m);
+    ck_assert_str_eq(new_err.msg, err.msg);
+}
+END_TEST
+
 /* ---- native-weight init ---- */
 
 /* native_init = paper draws learned native weights U(±√(1/m)) (the
@@ -756,6 +780,7 @@ Suite *fusion2_suite(void) {
     tcase_add_loop_test(tc, test_gate_views, 0, N_SHAPES);
     tcase_add_test(tc, test_param_counts);
     tcase_add_test(tc, test_native_init);
+    tcase_add_test(tc, test_overflow);
     suite_add_tcase(s, tc);
     TCase *cli = tcase_create("adatt_cli");
     tcase_set_timeout(cli, 120);
