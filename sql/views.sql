@@ -105,3 +105,28 @@ SELECT e.name AS experiment,
                     ORDER BY b.val_loss) AS rank
   FROM by_lr b
   JOIN experiment e ON e.id = b.experiment_id;
+
+-- AdaTT's effective fusion weights (softmax plus native weight; AdaTT Fig 3),
+-- from the gates of kind 'weights' ("l<level>/<module>/weights"): one row per
+-- trial, level, module (t1, t2, ..., shared) and expert (0-based: task 1's
+-- experts first, then task 2's, ..., the shared ones last), with the mean and
+-- sd over the test set of the weight the module's fusion unit gives that
+-- expert.  A trial's Fig 3 heat map of level L is its rows with level = L,
+-- module x expert.  Averaged over the repeats of an experiment:
+--   SELECT model, level, module, expert, avg(mean) AS weight, count(*) AS n
+--     FROM v_gate_weights WHERE experiment = 'NAME'
+--    GROUP BY model, level, module, expert ORDER BY model, level, module, expert;
+CREATE VIEW v_gate_weights AS
+SELECT g.trial_id,
+       e.name AS experiment,
+       t.model,
+       t.repeat,
+       g.level,
+       g.owner AS module,
+       g.expert,
+       g.mean,
+       g.std
+  FROM gate g
+  JOIN trial t ON t.id = g.trial_id
+  JOIN experiment e ON e.id = t.experiment_id
+ WHERE g.kind = 'weights';

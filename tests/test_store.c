@@ -257,7 +257,7 @@ START_TEST(schema_applied) {
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('gate') WHERE name IN "
                               "('level', 'owner', 'kind', 'hist_lo', 'hist_hi')"),
                      5);
-    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
     const char *names[] = {"meta",    "experiment", "trial",    "param",  "metric",
@@ -328,7 +328,7 @@ START_TEST(older_schema_upgraded) {
         store_t *s = open_or_die(path, readonly ? STORE_READONLY : 0);
         ck_assert_str_eq(
             q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
-        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
+        ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'done'"), 5);
         /* 004: the old gates are single-level softmax gates owned by their task */
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM gate"), 8);
@@ -369,7 +369,7 @@ START_TEST(version1_upgraded) {
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
         q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "5");
-    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 4);
+    ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_curve WHERE step = 40") > 0, 1);
     store_close(s);
     free(path);

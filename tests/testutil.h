@@ -67,5 +67,6 @@ Suite *identity_suite(void);
 Suite *claims_suite(void);
 Suite *fusion1_suite(void);
 Suite *fusion3_suite(void);
+Suite *fusion2_suite(void);
 
 #endif

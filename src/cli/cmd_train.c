@@ -64,10 +64,13 @@ static void on_eval(void *ctx, const train_eval_t *ev) {
 
 static void print_gates(const gate_stats_t *gs) {
     if (gs->n_gates == 0) return;
-    printf("\nmean gate weight per expert (test set, %ld examples):\n%-8s", gs->examples, "gate");
-    int width = 0;
-    for (int g = 0; g < gs->n_gates; g++)
+    int width = 0, name_width = 8; /* names longer than 8 ("l1/t1/weights") widen the column */
+    for (int g = 0; g < gs->n_gates; g++) {
         if (gs->gate[g].experts > width) width = gs->gate[g].experts;
+        if ((int)strlen(gs->gate[g].name) > name_width) name_width = (int)strlen(gs->gate[g].name);
+    }
+    printf("\nmean gate weight per expert (test set, %ld examples):\n%-*s", gs->examples,
+           name_width, "gate");
     for (int e = 0; e < width; e++) {
         char h[16];
         snprintf(h, sizeof h, "e%d", e + 1);
@@ -75,7 +78,7 @@ static void print_gates(const gate_stats_t *gs) {
     }
     printf("\n");
     for (int g = 0; g < gs->n_gates; g++) {
-        printf("%-8s", gs->gate[g].name);
+        printf("%-*s", name_width, gs->gate[g].name);
         for (int e = 0; e < gs->gate[g].experts; e++)
             printf(" %7.4f", gs->gate[g].mean[e]);
         printf("\n");

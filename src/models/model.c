@@ -20,11 +20,13 @@
 #include <string.h>
 
 extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
-extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops;
-extern const model_ops_t model_cross_stitch_ops, model_l2_constrained_ops,
+extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops, model_adatt_sp_ops,
+    model_adatt_ops, model_cross_stitch_ops, model_l2_constrained_ops,
     model_tensor_factorization_ops;
 
-/* Stable order: `--help`, benchmarks and tests iterate over this list. */
+/* Stable order: `--help`, benchmarks and tests iterate over this list.  New
+ * families go at the end: the order of the [model] keys in a trial's config
+ * follows it (model_hp_all), and a stored config must keep its text. */
 static const model_ops_t *const registry[] = {
     &model_single_ops,
     &model_shared_bottom_ops,
@@ -33,6 +35,8 @@ static const model_ops_t *const registry[] = {
     &model_ml_mmoe_ops,
     &model_ple_ops,
     &model_cgc_ops,
+    &model_adatt_sp_ops,
+    &model_adatt_ops,
     &model_cross_stitch_ops,
     &model_l2_constrained_ops,
     &model_tensor_factorization_ops,

@@ -113,7 +113,8 @@ typedef struct {
  * INIT_CUSTOM: the generic draw leaves it at zero (and draws nothing for it,
  * so the other tensors get the values they would get without it); the
  * family's init_custom hook then sets it (a cross-stitch unit's 0.9/0.1
- * matrix, Tucker factors scaled so the weights they make follow the scheme). */
+ * matrix, Tucker factors scaled so the weights they make follow the scheme,
+ * AdaTT's native-expert weights). */
 typedef enum { INIT_ZERO = 0, INIT_WEIGHT, INIT_BIAS, INIT_CUSTOM } init_kind_t;
 typedef enum { TENSOR_WEIGHT = 0, TENSOR_ARCH } tensor_group_t;
 
