@@ -23,6 +23,7 @@ static const command_t commands[] = {
     {"reproduce", cmd_reproduce, "run the MMoE synthetic study and make all its figures"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
+    {"trials", cmd_trials, "list the trials of an experiment: varying keys and final metrics"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
