@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "models/model.h"
+#include "sweep/keys.h"
 #include "testutil.h"
 
 /* 2 models x 2 correlations x 2 learning rates, 1 repeat: 8 trials, of
@@ -275,6 +277,205 @@ START_TEST(test_export_runs) {
 }
 END_TEST
 
+
+/* ---- CLI hygiene ---------------------------------------------------------- */
+
+/* --version: the build's version (git describe, "-dirty" when the tree had
+ * changes), and the SQLite and BLAS in use. */
+START_TEST(test_version) {
+    const char *args[] = {"--version", NULL};
+    char *out = mtlab_ok(0, NULL, args), line[512], expect[128];
+    line_of(out, 0, line, sizeof line);
+    ck_assert_msg(strncmp(line, "mtlab ", 6) == 0 && strlen(line) > 6, "%s", out);
+    bool dirty = strlen(line) > 6 && strcmp(line + strlen(line) - 6, "-dirty") == 0;
+    ck_assert_ptr_nonnull(strstr(out, dirty ? "source:  dirty" : "source:  clean"));
+    snprintf(expect, sizeof expect, "SQLite:  %s", sqlite3_libversion());
+    ck_assert_msg(strstr(out, expect), "%s", out);
+    ck_assert_msg(strstr(out, "BLAS:    OpenBLAS "), "%s", out);
+    free(out);
+}
+END_TEST
+
+/* Unknown commands and options name the closest one. */
+START_TEST(test_did_you_mean) {
+    const struct {
+        const char *args[6];
+        const char *fragment;
+    } cases[] = {
+        {{"tirals"}, "unknown command 'tirals' (did you mean 'trials'?)"},
+        {{"shwo", "1"}, "(did you mean 'show'?)"},
+        {{"trials", "wb", "--sotr", "x"}, "unknown option '--sotr' (did you mean '--sort'?)"},
+        {{"ls", "--bd", "x"}, "(did you mean '--db'?)"},
+        {{"run", "x.ini", "--job", "2"}, "(did you mean '--jobs'?)"},
+        {{"ls", "--zzzzzz"}, "unknown option '--zzzzzz' (see --help)"},
+        {{"keys", "data.corelation"}, "no key 'data.corelation' (did you mean 'data.correlation'?)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err, *out = mtlab_ok(2, &err, cases[i].args);
+        ck_assert_msg(strstr(err, cases[i].fragment), "case %zu: '%s' not in: %s", i,
+                      cases[i].fragment, err);
+        free(out);
+        free(err);
+    }
+}
+END_TEST
+
+/* MTLAB_DB is the store of every command without --db (and their help's
+ * default); --db still wins. */
+START_TEST(test_mtlab_db) {
+    char *dir, *db = make_store(&dir), *other = test_join(dir, "other.db");
+    ck_assert_int_eq(setenv("MTLAB_DB", db, 1), 0);
+    const char *ls[] = {"ls", NULL};
+    char *out = mtlab_ok(0, NULL, ls);
+    ck_assert_msg(strstr(out, " wb "), "%s", out);
+    free(out);
+    const char *trials[] = {"trials", "wb", "--cols", "trial", "--csv", NULL};
+    out = mtlab_ok(0, NULL, trials);
+    ck_assert_str_eq(out, "\"trial\"\n1\n2\n3\n4\n5\n6\n7\n8\n");
+    free(out);
+    const char *help[] = {"sql", "--help", NULL};
+    out = mtlab_ok(0, NULL, help);
+    char expect[1200];
+    snprintf(expect, sizeof expect, "(default: %s)", db);
+    ck_assert_msg(strstr(out, expect), "%s", out);
+    free(out);
+    /* --db wins: a missing store is an error, not the environment's */
+    const char *explicit[] = {"ls", "--db", other, NULL};
+    char *err;
+    out = mtlab_ok(1, &err, explicit);
+    ck_assert_msg(strstr(err, other), "%s", err);
+    free(out);
+    free(err);
+    unsetenv("MTLAB_DB");
+    free(other);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* Bad SQL is the user's input: exit 2 with SQLite's message. */
+START_TEST(test_bad_sql_exit_2) {
+    char *dir, *db = make_store(&dir), *err;
+    const char *syntax[] = {"sql", "--db", db, "SELEC 1", NULL};
+    char *out = mtlab_ok(2, &err, syntax);
+    ck_assert_msg(strstr(err, "syntax error") && count_lines(err) == 1, "%s", err);
+    free(out);
+    free(err);
+    const char *column[] = {"sql", "--db", db, "SELECT nosuch FROM trial", NULL};
+    out = mtlab_ok(2, &err, column);
+    ck_assert_msg(strstr(err, "no such column: nosuch"), "%s", err);
+    free(out);
+    free(err);
+    const char *good[] = {"sql", "--db", db, "SELECT count(*) AS n FROM trial", NULL};
+    out = mtlab_ok(0, NULL, good);
+    ck_assert_str_eq(out, "n\n-\n8\n");
+    free(out);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* `mtlab keys`: one entry per row of the key table (model hyper-parameters
+ * included), each with type, default and meaning; a model key lists the
+ * families that declare it and their default. */
+START_TEST(test_keys) {
+    const char *args[] = {"keys", NULL};
+    char *out = mtlab_ok(0, NULL, args);
+    int entries = 0;
+    for (const char *p = out; *p; p = strchr(p, '\n') + 1) {
+        if (*p != ' ') entries++;
+        if (!strchr(p, '\n')) break;
+    }
+    int n_keys;
+    const sweep_key_t *keys = sweep_keys(&n_keys);
+    ck_assert_int_eq(entries, n_keys);
+    for (int i = 0; i < n_keys; i++) {
+        char head[128];
+        snprintf(head, sizeof head, "\n%s\n  type:    ", keys[i].param);
+        ck_assert_msg(i == 0 || strstr(out, head), "no entry for %s", keys[i].param);
+        ck_assert_msg(strstr(out, keys[i].help), "no help for %s", keys[i].param);
+    }
+    ck_assert_ptr_nonnull(strstr(out, "data.groups\n  type:    integers in [1, "));
+    ck_assert_ptr_nonnull(strstr(out, "train.lr\n  type:    number in (0, inf)\n"
+                                      "  default: 0.001\n  grid:    yes\n"));
+    ck_assert_ptr_nonnull(strstr(out, "record.gates\n  type:    true | false\n"
+                                      "  default: true\n  grid:    no\n"));
+    free(out);
+
+    /* model.experts: the families of the registry that declare it */
+    const char *experts[] = {"keys", "model.experts", NULL};
+    out = mtlab_ok(0, NULL, experts);
+    int n_reg;
+    const model_ops_t *const *reg = model_registry(&n_reg);
+    char fams[256] = "";
+    for (int i = 0; i < n_reg; i++)
+        if (model_hp_find(reg[i], "experts") >= 0)
+            snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", fams[0] ? " " : "",
+                     reg[i]->name);
+    char expect[300];
+    snprintf(expect, sizeof expect, "  for:     %s\n", fams);
+    ck_assert_msg(strstr(out, expect), "'%s' not in: %s", expect, out);
+    ck_assert_msg(strncmp(out, "model.experts\n  type:    integer in [1, ", 40) == 0, "%s", out);
+    free(out);
+
+    /* a section */
+    const char *section[] = {"keys", "record", "--markdown", NULL};
+    out = mtlab_ok(0, NULL, section);
+    ck_assert_int_eq(count_lines(out), 2 + 2);
+    ck_assert_ptr_nonnull(strstr(out, "| `record.weights` | true | false |"));
+    free(out);
+}
+END_TEST
+
+/* `mtlab schema` prints statements that rebuild the store's schema: run
+ * on an empty database they make the same tables, indexes and views.  With
+ * no store, a new store's schema, and no file left behind. */
+START_TEST(test_schema) {
+    char *dir, *db = make_store(&dir), *missing = test_join(dir, "none.db");
+    const char *args[] = {"schema", "--db", db, NULL};
+    char *out = mtlab_ok(0, NULL, args);
+    ck_assert_msg(strstr(out, "-- schema version 7") && strstr(out, "CREATE TABLE trial (") &&
+                      strstr(out, "CREATE TABLE tag (") && strstr(out, "CREATE VIEW v_final AS"),
+                  "%s", out);
+    sqlite3 *mem;
+    ck_assert_int_eq(sqlite3_open(":memory:", &mem), SQLITE_OK);
+    ck_assert_msg(sqlite3_exec(mem, out, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(mem));
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(mem,
+                                        "SELECT group_concat(type || ':' || name, ' ') FROM "
+                                        "(SELECT type, name FROM sqlite_master "
+                                        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    char rebuilt[4096];
+    snprintf(rebuilt, sizeof rebuilt, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(mem);
+    char sql[] = "SELECT group_concat(type || ':' || name, ' ') FROM (SELECT type, name FROM "
+                 "sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name)";
+    sqlite3 *orig;
+    ck_assert_int_eq(sqlite3_open_v2(db, &orig, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(orig, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq(rebuilt, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(orig);
+
+    const char *none[] = {"schema", "--db", missing, NULL};
+    char *fresh = mtlab_ok(0, NULL, none);
+    ck_assert_msg(strstr(fresh, "does not exist: the schema of a new store"), "%s", fresh);
+    ck_assert_str_eq(strstr(fresh, "-- schema version"), out);
+    struct stat sb;
+    ck_assert_int_ne(stat(missing, &sb), 0);
+    free(fresh);
+    free(out);
+    free(missing);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *workbench_suite(void) {
     Suite *s = suite_create("workbench");
     TCase *tc = tcase_create("runs");
@@ -283,6 +484,15 @@ Suite *workbench_suite(void) {
     tcase_add_test(tc, test_trials_where_sort_cols);
     tcase_add_test(tc, test_trials_bad_input);
     tcase_add_test(tc, test_export_runs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hygiene");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_did_you_mean);
+    tcase_add_test(tc, test_mtlab_db);
+    tcase_add_test(tc, test_bad_sql_exit_2);
+    tcase_add_test(tc, test_keys);
+    tcase_add_test(tc, test_schema);
     suite_add_tcase(s, tc);
     return s;
 }
