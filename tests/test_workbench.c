@@ -476,6 +476,228 @@ START_TEST(test_schema) {
 }
 END_TEST
 
+/* ---- curation --------------------------------------------------------------- */
+
+/* Runs `sql` on the store and returns the first column of the first row as
+ * text (caller frees; "" when no row or NULL). */
+static char *q_text(const char *db, const char *sql) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(h));
+    const char *v = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : "";
+    char *out = strdup(v ? v : "");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+static int q_int(const char *db, const char *sql) {
+    return (int)test_query(db, sql);
+}
+
+/* No row of any table refers to a row that is gone (PRAGMA
+ * foreign_key_check over the whole store). */
+static void assert_no_orphans(const char *db) {
+    char *v = q_text(db, "SELECT count(*) FROM pragma_foreign_key_check");
+    ck_assert_str_eq(v, "0");
+    free(v);
+}
+
+START_TEST(test_tag_and_note) {
+    char *dir, *db = make_store(&dir), *v;
+    const char *tag12[] = {"tag", "1", "2", "best", "--db", db, NULL};
+    char *out = mtlab_ok(0, NULL, tag12);
+    ck_assert_str_eq(out, "added 2 tags\n");
+    free(out);
+    out = mtlab_ok(0, NULL, tag12);
+    ck_assert_str_eq(out, "added 0 tags (2 already there)\n");
+    free(out);
+    const char *tag1[] = {"tag", "1", "paper:fig2", "--db", db, NULL};
+    free(mtlab_ok(0, NULL, tag1));
+    const char *texp[] = {"tag", "--exp", "wb", "baseline", "--db", db, NULL};
+    free(mtlab_ok(0, NULL, texp));
+    /* the runs table shows a trial's tags, sorted; --where can use them */
+    const char *runs[] = {"trials", "wb", "--db", db, "--cols", "trial,tags",
+                          "--where", "tags LIKE '%best%'", "--csv", NULL};
+    out = mtlab_ok(0, NULL, runs);
+    ck_assert_str_eq(out, "\"trial\",\"tags\"\n1,\"best paper:fig2\"\n2,\"best\"\n");
+    free(out);
+    /* listing: the experiment's own tags, then its trials' */
+    const char *list[] = {"tag", "--exp", "wb", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, list);
+    ck_assert_str_eq(out, "target      tags\n"
+                          "----------  ---------------\n"
+                          "experiment  baseline\n"
+                          "trial 1     best paper:fig2\n"
+                          "trial 2     best\n");
+    free(out);
+    const char *rm[] = {"tag", "1", "2", "--remove", "best", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, rm);
+    ck_assert_str_eq(out, "removed 2 tags\n");
+    free(out);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag"), 2);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag WHERE trial_id IS NULL "
+                               "AND tag = 'baseline' AND experiment_id = 1"),
+                     1);
+
+    const char *note3[] = {"note", "3", "diverged:", "lr", "too", "high", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, note3);
+    ck_assert_str_eq(out, "noted on trial 3\n");
+    free(out);
+    const char *nexp[] = {"note", "--exp", "wb", "4 models next time", "--db", db, NULL};
+    free(mtlab_ok(0, NULL, nexp));
+    v = q_text(db, "SELECT group_concat(ifnull(trial_id, 0) || '=' || text, '|') FROM "
+                   "(SELECT * FROM note ORDER BY id)");
+    ck_assert_str_eq(v, "3=diverged: lr too high|0=4 models next time");
+    free(v);
+    const char *nlist[] = {"note", "--exp", "wb", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, nlist);
+    ck_assert_msg(strstr(out, "trial 3     diverged: lr too high\n") &&
+                      strstr(out, "experiment  4 models next time\n"),
+                  "%s", out);
+    free(out);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* Bad input to tag, note, rm: exit 2, one line, nothing changed, no store
+ * created where there was none. */
+START_TEST(test_curation_bad_input) {
+    char *dir, *db = make_store(&dir), *missing = test_join(dir, "none.db");
+    const struct {
+        const char *args[10];
+        const char *fragment;
+    } cases[] = {
+        {{"tag", "1", "1bad", "--db", db}, "tag '1bad': a tag is 1 to 64 characters"},
+        {{"tag", "1", "a/b", "--db", db}, "tag 'a/b': '/' is not allowed"},
+        {{"tag", "99", "best", "--db", db}, "no trial 99 in"},
+        {{"tag", "1", "best", "--exp", "wb", "--db", db}, "give trial ids or --exp, not both"},
+        {{"tag", "best", "--db", db}, "missing target"},
+        {{"tag", "--exp", "wbb", "x", "--db", db}, "no experiment 'wbb'"},
+        {{"tag", "1", "--remove", "--db", db}, "--remove needs the TAGs"},
+        {{"tag", "1", "best", "--db", missing}, "no store at"},
+        {{"note", "1", "2", "text", "--db", db}, "a note is on one trial"},
+        {{"note", "1", "  ", "--db", db}, "a note needs some text"},
+        {{"note", "0", "x", "--db", db}, "'0' is not a trial id"},
+        {{"note", "1", "x", "--db", missing}, "no store at"},
+        {{"rm", "--db", db}, "missing what to remove"},
+        {{"rm", "1", "--failed", "--db", db}, "not both"},
+        {{"rm", "1", "x", "--db", db}, "'x' is not a trial id"},
+        {{"rm", "2", "99", "--db", db}, "no trial 99 in"},
+        {{"rm", "--exp", "nope", "--db", db}, "no experiment 'nope'"},
+        {{"rm", "--failed", "--db", missing}, "no store at"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err, *out = mtlab_ok(2, &err, cases[i].args);
+        ck_assert_msg(strstr(err, cases[i].fragment) && count_lines(err) == 1,
+                      "case %zu: '%s' not in: %s", i, cases[i].fragment, err);
+        ck_assert_str_eq(out, "");
+        free(out);
+        free(err);
+    }
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 8);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag") + q_int(db, "SELECT count(*) FROM note"),
+                     0);
+    struct stat sb;
+    ck_assert_int_ne(stat(missing, &sb), 0);
+    free(missing);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* rm: --dry-run changes nothing; --failed removes the failed trials and
+ * every row that refers to them, in every table -- one a user added
+ * included -- and reports the rows it removed; a running trial is refused
+ * whole; --exp removes the experiment and all it holds. */
+START_TEST(test_rm) {
+    char *dir, *db = make_store(&dir);
+    /* A table added after the schema, referring to trial: found by rm. */
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h,
+                                  "CREATE TABLE extra (trial_id INTEGER NOT NULL REFERENCES "
+                                  "trial (id), what TEXT);"
+                                  "INSERT INTO extra SELECT id, 'x' FROM trial",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    const char *tag[] = {"tag", "3", "broken", "--db", db, NULL};
+    free(mtlab_ok(0, NULL, tag));
+    int params = q_int(db, "SELECT count(*) FROM param");
+    int failed_params = q_int(db, "SELECT count(*) FROM param p JOIN trial t ON t.id = p.trial_id "
+                                  "WHERE t.status = 'failed'");
+    ck_assert_int_gt(failed_params, 0);
+
+    const char *dry[] = {"rm", "--failed", "--dry-run", "--db", db, NULL};
+    char *out = mtlab_ok(0, NULL, dry), expect[128];
+    snprintf(expect, sizeof expect, "would remove 4 failed trials (rows: param %d,",
+             failed_params);
+    ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%s", out);
+    free(out);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM param"), params);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 8);
+
+    /* a running trial among those to remove: nothing is removed */
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h,
+                                  "UPDATE trial SET status = 'running', host = 'elsewhere', "
+                                  "pid = 4242 WHERE id = 4",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    const char *both[] = {"rm", "3", "4", "--db", db, NULL};
+    char *err;
+    out = mtlab_ok(2, &err, both);
+    ck_assert_msg(strstr(err, "trial 4 is running (claimed by host elsewhere, pid 4242)"), "%s",
+                  err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 8);
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(h, "UPDATE trial SET status = 'failed' WHERE id = 4", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+
+    const char *failed[] = {"rm", "--failed", "--exp", "wb", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, failed);
+    snprintf(expect, sizeof expect, "removed 4 failed trials (rows: param %d,", failed_params);
+    ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%s", out);
+    ck_assert_msg(strstr(out, " tag 1,") && strstr(out, " extra 4,") && strstr(out, " trial 4)"),
+                  "%s", out);
+    free(out);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 4);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial WHERE status <> 'done'"), 0);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM param"), params - failed_params);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM extra"), 4);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag"), 0);
+    assert_no_orphans(db);
+    out = mtlab_ok(0, NULL, failed);
+    ck_assert_str_eq(out, "no failed trials in wb\n");
+    free(out);
+
+    const char *exp[] = {"rm", "--exp", "wb", "--db", db, NULL};
+    out = mtlab_ok(0, NULL, exp);
+    ck_assert_msg(strncmp(out, "removed experiment wb and its 4 trials (rows: ", 46) == 0 &&
+                      strstr(out, " experiment 1)"),
+                  "%s", out);
+    free(out);
+    char *left = q_text(db, "SELECT (SELECT count(*) FROM experiment) + (SELECT count(*) FROM "
+                            "trial) + (SELECT count(*) FROM param) + (SELECT count(*) FROM "
+                            "metric) + (SELECT count(*) FROM gate_hist) + (SELECT count(*) FROM "
+                            "weights) + (SELECT count(*) FROM extra)");
+    ck_assert_str_eq(left, "0");
+    free(left);
+    assert_no_orphans(db);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *workbench_suite(void) {
     Suite *s = suite_create("workbench");
     TCase *tc = tcase_create("runs");
@@ -493,6 +715,12 @@ Suite *workbench_suite(void) {
     tcase_add_test(tc, test_bad_sql_exit_2);
     tcase_add_test(tc, test_keys);
     tcase_add_test(tc, test_schema);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("curation");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_tag_and_note);
+    tcase_add_test(tc, test_curation_bad_input);
+    tcase_add_test(tc, test_rm);
     suite_add_tcase(s, tc);
     return s;
 }

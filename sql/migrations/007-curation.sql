@@ -24,3 +24,4 @@ CREATE TABLE note (
     created       TEXT
 );
 CREATE INDEX note_trial ON note (trial_id);
+CREATE INDEX note_experiment ON note (experiment_id);

@@ -30,6 +30,9 @@ static const command_t commands[] = {
     {"trials", cmd_trials, "list the trials of an experiment: varying keys and final metrics"},
     {"keys", cmd_keys, "list every sweep-file key: type, range, default, meaning"},
     {"schema", cmd_schema, "print the schema of a store (tables, indexes, views)"},
+    {"tag", cmd_tag, "add, remove or list tags of trials or an experiment"},
+    {"note", cmd_note, "add or list notes on a trial or an experiment"},
+    {"rm", cmd_rm, "remove trials, an experiment, or the failed trials, with their records"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
