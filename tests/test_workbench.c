@@ -698,6 +698,103 @@ START_TEST(test_rm) {
 }
 END_TEST
 
+/* ---- a newcomer's script ----------------------------------------------------- */
+
+/* mtlab in `dir` with no --db (the default results.db there): exit 0. */
+static char *in_dir(const char *dir, const char *const *args) {
+    char *out, *err;
+    int rc = run_mtlab_in(dir, &out, &err, args);
+    ck_assert_msg(rc == 0, "mtlab %s: exit %d: %s", args[0], rc, err);
+    free(err);
+    return out;
+}
+
+/* What a new user does after a first sweep, in a fresh directory, with the
+ * defaults: run it, list the experiments, list its trials best first,
+ * export the runs for pandas, tag the best trial, delete the failed ones,
+ * check what is left -- and a rerun trains the deleted ones again. */
+START_TEST(test_newcomer_script) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "wb.ini", sweep_ini);
+    char *db = test_join(dir, "results.db"), line[1024], sql[256];
+
+    const char *run[] = {"run", "wb.ini", "--jobs", "1", NULL};
+    char *out = in_dir(dir, run);
+    ck_assert_msg(strstr(out, "wb: 8 trials (8 new): 4 done, 4 failed"), "%s", out);
+    free(out);
+
+    const char *ls[] = {"ls", NULL};
+    out = in_dir(dir, ls);
+    ck_assert_msg(strstr(out, "\n 1  wb         8        0        0     4       4  "), "%s", out);
+    free(out);
+
+    /* the best trial by validation loss comes first */
+    const char *best[] = {"trials", "wb", "--sort", "val/loss/total", "--cols",
+                          "trial,model,data.correlation,train.lr,val/loss/total", NULL};
+    out = in_dir(dir, best);
+    ck_assert_int_eq(count_lines(out), 2 + 8);
+    ck_assert_str_eq(line_of(out, 0, line, sizeof line),
+                     "trial  model          data.correlation  train.lr  val/loss/total");
+    int best_id = atoi(line_of(out, 2, line, sizeof line));
+    ck_assert_int_eq(best_id, q_int(db, "SELECT trial_id FROM v_final WHERE name = "
+                                        "'val/loss/total' ORDER BY value LIMIT 1"));
+    /* failed trials (no validation loss) come last */
+    line_of(out, 9, line, sizeof line);
+    for (size_t n = strlen(line); n > 0 && line[n - 1] == ' '; n--)
+        line[n - 1] = '\0';
+    ck_assert_msg(strcmp(line + strlen(line) - 8, "10000000") == 0, "%s", line);
+    free(out);
+
+    /* the runs table as one CSV: header and one line per trial */
+    const char *export[] = {"export", "--runs", "wb", "--csv", "out", NULL};
+    out = in_dir(dir, export);
+    ck_assert_str_eq(out, "wrote out/wb-runs.csv (8 rows)\n");
+    free(out);
+    char *csv = test_join(dir, "out/wb-runs.csv");
+    FILE *f = fopen(csv, "r");
+    ck_assert_ptr_nonnull(f);
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines += strchr(line, '\n') != NULL;
+    fclose(f);
+    ck_assert_int_eq(lines, 1 + 8);
+    free(csv);
+
+    char id[16];
+    snprintf(id, sizeof id, "%d", best_id);
+    const char *tag[] = {"tag", id, "best", NULL};
+    out = in_dir(dir, tag);
+    ck_assert_str_eq(out, "added 1 tag\n");
+    free(out);
+
+    const char *rm[] = {"rm", "--failed", NULL};
+    out = in_dir(dir, rm);
+    ck_assert_msg(strncmp(out, "removed 4 failed trials (rows: ", 31) == 0, "%s", out);
+    free(out);
+
+    const char *left[] = {"trials", "wb", "--cols", "trial,status,tags", "--csv", NULL};
+    out = in_dir(dir, left);
+    ck_assert_int_eq(count_lines(out), 1 + 4);
+    for (int r = 1; r <= 4; r++) {
+        line_of(out, r, line, sizeof line);
+        bool is_best = atoi(line) == best_id;
+        ck_assert_msg(strstr(line, is_best ? ",\"done\",\"best\"" : ",\"done\","), "%s", line);
+    }
+    free(out);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tag WHERE trial_id = %d AND tag = 'best'",
+             best_id);
+    ck_assert_int_eq(q_int(db, sql), 1);
+    assert_no_orphans(db);
+
+    /* the sweep file still describes the removed trials: a rerun trains them */
+    out = in_dir(dir, run);
+    ck_assert_msg(strstr(out, "wb: 8 trials (4 new): 4 done, 4 failed"), "%s", out);
+    free(out);
+    free(db);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *workbench_suite(void) {
     Suite *s = suite_create("workbench");
     TCase *tc = tcase_create("runs");
@@ -721,6 +818,10 @@ Suite *workbench_suite(void) {
     tcase_add_test(tc, test_tag_and_note);
     tcase_add_test(tc, test_curation_bad_input);
     tcase_add_test(tc, test_rm);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("newcomer");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_newcomer_script);
     suite_add_tcase(s, tc);
     return s;
 }
