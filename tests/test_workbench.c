@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "models/model.h"
+#include "plot/curves.h"
+#include "plot/plot.h"
 #include "sweep/keys.h"
 #include "testutil.h"
 
@@ -795,6 +797,152 @@ START_TEST(test_newcomer_script) {
 }
 END_TEST
 
+/* ---- curves with bands ------------------------------------------------------ */
+
+START_TEST(test_curves_stats) {
+    const double x[] = {1, 2, 3, 4};
+    double mean, sd, se;
+    curves_stats(x, 4, &mean, &sd, &se);
+    ck_assert_double_eq_tol(mean, 2.5, 1e-15);
+    ck_assert_double_eq_tol(sd, sqrt(5.0 / 3.0), 1e-15); /* sample: divides by n - 1 */
+    ck_assert_double_eq_tol(se, sqrt(5.0 / 3.0) / 2, 1e-15);
+    curves_stats(x, 1, &mean, &sd, &se);
+    ck_assert(mean == 1 && isnan(sd) && isnan(se));
+    /* Student t, 0.975 quantile (tables: 12.7062, 4.3027, 2.0423, 2.0395,
+     * 2.0003, 1.9799, 1.9600) */
+    const struct {
+        int df;
+        double t;
+    } t[] = {{1, 12.7062}, {2, 4.3027}, {30, 2.0423}, {31, 2.0395},
+             {60, 2.0003}, {120, 1.9799}, {100000, 1.9600}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        ck_assert_msg(fabs(curves_t975(t[i].df) - t[i].t) < 2e-4, "df %d: %.5f", t[i].df,
+                      curves_t975(t[i].df));
+    curves_band_t b;
+    ck_assert_int_eq(curves_band_parse("ci95", &b), 0);
+    ck_assert_int_eq(b, CURVES_BAND_CI95);
+    ck_assert_int_eq(curves_band_parse("ci90", &b), -1);
+}
+END_TEST
+
+/* 3 repeats x 2 correlations of one model. */
+static const char *repeats_ini = "[experiment]\nname = rep\nrepeats = 3\nseed = 2\n"
+                                 "[data]\ncorrelation = 0.5, 0.9\ndim = 10\ntrain = 200\n"
+                                 "validation = 50\ntest = 50\n"
+                                 "[train]\nlr = 0.01\nbatch = 32\nsteps = 20\neval_every = 10\n"
+                                 "[model]\nname = shared_bottom\n";
+
+/* The script's datablock of correlation 0.5 holds, at each step, n, the
+ * mean, the sample sd and se and the 95 % band of the 3 repeats' values, as
+ * computed here from the store. */
+START_TEST(test_curves_plot) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "rep.ini", repeats_ini);
+    char *db = test_join(dir, "r.db"), *out_dir = test_join(dir, "plots");
+    const char *run[] = {"run", ini, "--db", db, NULL};
+    free(mtlab_ok(0, NULL, run));
+    const char *plot[] = {"plot", "--db", db, "--curves", "rep", "--group-by",
+                          "data.correlation", "--metric", "val/loss/total", "--out", out_dir,
+                          "--no-render", NULL};
+    char *out = mtlab_ok(0, NULL, plot);
+    char *script = test_join(dir, "plots/rep-val-loss-total.gp");
+    char expect[1200];
+    snprintf(expect, sizeof expect, "wrote %s (2 lines)\n", script);
+    ck_assert_str_eq(out, expect);
+    free(out);
+    FILE *f = fopen(script, "r");
+    ck_assert_ptr_nonnull(f);
+    static char text[1 << 16];
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    const char *block = strstr(text, "$c1 << EOD\n# data.correlation 0.5\n# step n mean sd se lo hi\n");
+    ck_assert_msg(block && strstr(text, "$c2 << EOD\n# data.correlation 0.9\n"), "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "filledcurves"));
+    const char *line = strchr(strstr(block, "# step"), '\n') + 1;
+    for (int step = 10; step <= 20; step += 10) {
+        double v[3];
+        sqlite3 *h;
+        ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *st;
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT m.value FROM metric m JOIN param p ON p.trial_id = m.trial_id AND "
+                 "p.key = 'data.correlation' AND p.value = 0.5 WHERE m.name = 'val/loss/total' "
+                 "AND m.step = %d ORDER BY m.trial_id",
+                 step);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        int n = 0;
+        while (sqlite3_step(st) == SQLITE_ROW && n < 3)
+            v[n++] = sqlite3_column_double(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+        ck_assert_int_eq(n, 3);
+        double mean = (v[0] + v[1] + v[2]) / 3, ss = 0;
+        for (int i = 0; i < 3; i++)
+            ss += (v[i] - mean) * (v[i] - mean);
+        double sd = sqrt(ss / 2), se = sd / sqrt(3.0), half = 4.3027 * se;
+        double got[7];
+        ck_assert_int_eq(sscanf(line, "%lf %lf %lf %lf %lf %lf %lf", &got[0], &got[1], &got[2],
+                                &got[3], &got[4], &got[5], &got[6]),
+                         7);
+        ck_assert_double_eq(got[0], step);
+        ck_assert_double_eq(got[1], 3);
+        ck_assert_double_eq_tol(got[2], mean, 1e-12 * fabs(mean));
+        ck_assert_double_eq_tol(got[3], sd, 1e-9 * sd);
+        ck_assert_double_eq_tol(got[4], se, 1e-9 * se);
+        ck_assert_double_eq_tol(got[5], mean - half, 1e-9 * fabs(mean));
+        ck_assert_double_eq_tol(got[6], mean + half, 1e-9 * fabs(mean));
+        line = strchr(line, '\n') + 1;
+    }
+    ck_assert_msg(strncmp(line, "EOD\n", 4) == 0, "%s", line);
+
+    /* --band none draws the means only; gnuplot (when installed) renders */
+    const char *none[] = {"plot", "--db", db, "--curves", "rep", "--band", "none", "--out",
+                          out_dir, "--format", "svg", NULL};
+    out = mtlab_ok(0, NULL, none);
+    f = fopen(script, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    ck_assert_ptr_null(strstr(text, "filledcurves"));
+    ck_assert_ptr_nonnull(strstr(text, "$c1 << EOD\n# model shared_bottom\n"));
+    if (plot_have_gnuplot()) {
+        char *svg = test_join(dir, "plots/rep-val-loss-total.svg");
+        struct stat sb;
+        ck_assert_msg(stat(svg, &sb) == 0 && sb.st_size > 1000, "%s", out);
+        free(svg);
+    }
+    free(out);
+
+    /* bad input: exit 2, one line */
+    const struct {
+        const char *args[12];
+        const char *fragment;
+    } bad[] = {
+        {{"plot", "--db", db, "--curves", "rep", "--band", "ci90"}, "--band: ci95, se, sd or none"},
+        {{"plot", "--db", db, "--curves", "rep", "--group-by", "data.corelation"},
+         "--group-by: no column 'data.corelation' (did you mean 'data.correlation'?)"},
+        {{"plot", "--db", db, "--curves", "rep", "--metric", "val/loss/t9"},
+         "no values of val/loss/t9"},
+        {{"plot", "--db", db, "--curves", "nope"}, "no experiment 'nope'"},
+        {{"plot", "--db", db, "--curves", "rep", "mmoe-fig4"}, "--curves takes no figure names"},
+        {{"plot", "--db", db, "--curves", "rep", "--format", "md"}, "png, svg or pdf for curves"},
+        {{"plot", "--db", db, "--curves", "rep", "--where", "nosuch = 1"}, "no such column"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *err;
+        out = mtlab_ok(2, &err, bad[i].args);
+        ck_assert_msg(strstr(err, bad[i].fragment) && count_lines(err) == 1,
+                      "case %zu: '%s' not in: %s", i, bad[i].fragment, err);
+        free(out);
+        free(err);
+    }
+    free(script);
+    free(out_dir);
+    free(db);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *workbench_suite(void) {
     Suite *s = suite_create("workbench");
     TCase *tc = tcase_create("runs");
@@ -822,6 +970,11 @@ Suite *workbench_suite(void) {
     tc = tcase_create("newcomer");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_newcomer_script);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("curves");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_curves_stats);
+    tcase_add_test(tc, test_curves_plot);
     suite_add_tcase(s, tc);
     return s;
 }
