@@ -66,7 +66,8 @@ static char *make_store(char **dir) {
 
 static int count_lines(const char *s) {
     int n = 0;
-    for (; *s; s++) n += *s == '\n';
+    for (; *s; s++)
+        n += *s == '\n';
     return n;
 }
 
@@ -167,12 +168,12 @@ END_TEST
  * last), --cols with globs; an experiment by id. */
 START_TEST(test_trials_where_sort_cols) {
     char *dir, *db = make_store(&dir), line[1024];
-    const char *args[] = {"trials", "1",
-                          "--db", db,
+    const char *args[] = {"trials",  "1",
+                          "--db",    db,
                           "--where", "model = 'mmoe' AND data.correlation >= 0.5 AND train.lr < 1",
-                          "--sort", "-test/loss/total",
-                          "--cols", "trial, model,test/loss/t*",
-                          "--csv", NULL};
+                          "--sort",  "-test/loss/total",
+                          "--cols",  "trial, model,test/loss/t*",
+                          "--csv",   NULL};
     char *out = mtlab_ok(0, NULL, args);
     ck_assert_int_eq(count_lines(out), 1 + 2);
     ck_assert_str_eq(line_of(out, 0, line, sizeof line),
@@ -183,8 +184,9 @@ START_TEST(test_trials_where_sort_cols) {
     free(out);
 
     /* ascending: the 4 done trials by loss, then the 4 failed (NULL) ones */
-    const char *asc[] = {"trials", "wb", "--db", db, "--sort", "test/loss/total",
-                         "--cols", "status,test/loss/total", "--csv", NULL};
+    const char *asc[] = {
+        "trials", "wb", "--db", db, "--sort", "test/loss/total", "--cols", "status,test/loss/total",
+        "--csv",  NULL};
     out = mtlab_ok(0, NULL, asc);
     double last = -1;
     for (int r = 1; r <= 8; r++) {
@@ -222,8 +224,7 @@ START_TEST(test_trials_bad_input) {
         {{"trials", "wb", "--db", db, "--cols", "zzz*"}, "--cols: no column 'zzz*'"},
         {{"trials", "wb", "--db", db, "--where", "nosuch > 1"}, "no such column: nosuch"},
         {{"trials", "wb", "--db", db, "--where", "model = "}, "syntax error"},
-        {{"trials", "wb", "--db", db, "--where", "1); DELETE FROM trial; --"},
-         "one SQL statement"},
+        {{"trials", "wb", "--db", db, "--where", "1); DELETE FROM trial; --"}, "one SQL statement"},
         {{"export", "--runs", "nope", "--db", db}, "no experiment 'nope'"},
         {{"export", "--runs", "wb", "--blobs", "--db", db}, "--blobs"},
     };
@@ -279,7 +280,6 @@ START_TEST(test_export_runs) {
 }
 END_TEST
 
-
 /* ---- CLI hygiene ---------------------------------------------------------- */
 
 /* --version: the build's version (git describe, "-dirty" when the tree had
@@ -310,7 +310,8 @@ START_TEST(test_did_you_mean) {
         {{"ls", "--bd", "x"}, "(did you mean '--db'?)"},
         {{"run", "x.ini", "--job", "2"}, "(did you mean '--jobs'?)"},
         {{"ls", "--zzzzzz"}, "unknown option '--zzzzzz' (see --help)"},
-        {{"keys", "data.corelation"}, "no key 'data.corelation' (did you mean 'data.correlation'?)"},
+        {{"keys", "data.corelation"},
+         "no key 'data.corelation' (did you mean 'data.correlation'?)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *err, *out = mtlab_ok(2, &err, cases[i].args);
@@ -521,8 +522,9 @@ START_TEST(test_tag_and_note) {
     const char *texp[] = {"tag", "--exp", "wb", "baseline", "--db", db, NULL};
     free(mtlab_ok(0, NULL, texp));
     /* the runs table shows a trial's tags, sorted; --where can use them */
-    const char *runs[] = {"trials", "wb", "--db", db, "--cols", "trial,tags",
-                          "--where", "tags LIKE '%best%'", "--csv", NULL};
+    const char *runs[] = {"trials", "wb",         "--db",    db,
+                          "--cols", "trial,tags", "--where", "tags LIKE '%best%'",
+                          "--csv",  NULL};
     out = mtlab_ok(0, NULL, runs);
     ck_assert_str_eq(out, "\"trial\",\"tags\"\n1,\"best paper:fig2\"\n2,\"best\"\n");
     free(out);
@@ -636,8 +638,7 @@ START_TEST(test_rm) {
 
     const char *dry[] = {"rm", "--failed", "--dry-run", "--db", db, NULL};
     char *out = mtlab_ok(0, NULL, dry), expect[128];
-    snprintf(expect, sizeof expect, "would remove 4 failed trials (rows: param %d,",
-             failed_params);
+    snprintf(expect, sizeof expect, "would remove 4 failed trials (rows: param %d,", failed_params);
     ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%s", out);
     free(out);
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM param"), params);
@@ -730,8 +731,10 @@ START_TEST(test_newcomer_script) {
     free(out);
 
     /* the best trial by validation loss comes first */
-    const char *best[] = {"trials", "wb", "--sort", "val/loss/total", "--cols",
-                          "trial,model,data.correlation,train.lr,val/loss/total", NULL};
+    const char *best[] = {"trials", "wb",
+                          "--sort", "val/loss/total",
+                          "--cols", "trial,model,data.correlation,train.lr,val/loss/total",
+                          NULL};
     out = in_dir(dir, best);
     ck_assert_int_eq(count_lines(out), 2 + 8);
     ck_assert_str_eq(line_of(out, 0, line, sizeof line),
@@ -813,7 +816,7 @@ START_TEST(test_curves_stats) {
     const struct {
         int df;
         double t;
-    } t[] = {{1, 12.7062}, {2, 4.3027}, {30, 2.0423}, {31, 2.0395},
+    } t[] = {{1, 12.7062}, {2, 4.3027},   {30, 2.0423},    {31, 2.0395},
              {60, 2.0003}, {120, 1.9799}, {100000, 1.9600}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(fabs(curves_t975(t[i].df) - t[i].t) < 2e-4, "df %d: %.5f", t[i].df,
@@ -840,9 +843,19 @@ START_TEST(test_curves_plot) {
     char *db = test_join(dir, "r.db"), *out_dir = test_join(dir, "plots");
     const char *run[] = {"run", ini, "--db", db, NULL};
     free(mtlab_ok(0, NULL, run));
-    const char *plot[] = {"plot", "--db", db, "--curves", "rep", "--group-by",
-                          "data.correlation", "--metric", "val/loss/total", "--out", out_dir,
-                          "--no-render", NULL};
+    const char *plot[] = {"plot",
+                          "--db",
+                          db,
+                          "--curves",
+                          "rep",
+                          "--group-by",
+                          "data.correlation",
+                          "--metric",
+                          "val/loss/total",
+                          "--out",
+                          out_dir,
+                          "--no-render",
+                          NULL};
     char *out = mtlab_ok(0, NULL, plot);
     char *script = test_join(dir, "plots/rep-val-loss-total.gp");
     char expect[1200];
@@ -854,7 +867,8 @@ START_TEST(test_curves_plot) {
     static char text[1 << 16];
     text[fread(text, 1, sizeof text - 1, f)] = '\0';
     fclose(f);
-    const char *block = strstr(text, "$c1 << EOD\n# data.correlation 0.5\n# step n mean sd se lo hi\n");
+    const char *block =
+        strstr(text, "$c1 << EOD\n# data.correlation 0.5\n# step n mean sd se lo hi\n");
     ck_assert_msg(block && strstr(text, "$c2 << EOD\n# data.correlation 0.9\n"), "%s", text);
     ck_assert_ptr_nonnull(strstr(text, "filledcurves"));
     const char *line = strchr(strstr(block, "# step"), '\n') + 1;
@@ -896,8 +910,8 @@ START_TEST(test_curves_plot) {
     ck_assert_msg(strncmp(line, "EOD\n", 4) == 0, "%s", line);
 
     /* --band none draws the means only; gnuplot (when installed) renders */
-    const char *none[] = {"plot", "--db", db, "--curves", "rep", "--band", "none", "--out",
-                          out_dir, "--format", "svg", NULL};
+    const char *none[] = {"plot", "--db",  db,      "--curves", "rep", "--band",
+                          "none", "--out", out_dir, "--format", "svg", NULL};
     out = mtlab_ok(0, NULL, none);
     f = fopen(script, "r");
     text[fread(text, 1, sizeof text - 1, f)] = '\0';

@@ -25,21 +25,21 @@
 static int open_existing(const char *db, store_t **s, err_t *err) {
     struct stat sb;
     if (stat(db, &sb) != 0)
-        return err_set(err, ERR_USAGE, "no store at %s (mtlab run SWEEP.ini --db %s makes one)",
-                       db, db);
+        return err_set(err, ERR_USAGE, "no store at %s (mtlab run SWEEP.ini --db %s makes one)", db,
+                       db);
     return store_open(s, db, 0, err);
 }
 
 /* Splits the positional arguments: the leading positive integers are trial
  * ids (ids[0..*n_ids)), the rest (*rest) what follows. */
-static int split_ids(const char **pos, int n_pos, int64_t *ids, int *n_ids, int *rest,
-                     err_t *err) {
+static int split_ids(const char **pos, int n_pos, int64_t *ids, int *n_ids, int *rest, err_t *err) {
     *n_ids = 0;
     int i = 0;
     for (; i < n_pos; i++) {
         long long v;
         if (parse_long(pos[i], &v)) break;
-        if (v < 1) return err_set(err, ERR_USAGE, "'%s' is not a trial id (a positive integer)", pos[i]);
+        if (v < 1)
+            return err_set(err, ERR_USAGE, "'%s' is not a trial id (a positive integer)", pos[i]);
         ids[(*n_ids)++] = (int64_t)v;
     }
     *rest = i;
@@ -51,8 +51,7 @@ static int split_ids(const char **pos, int n_pos, int64_t *ids, int *n_ids, int 
 static int targets_of(store_t *s, const int64_t *ids, int n_ids, const char *exp,
                       store_target_t *targets, int *n, err_t *err) {
     *n = 0;
-    if (n_ids > 0 && exp)
-        return err_set(err, ERR_USAGE, "give trial ids or --exp, not both");
+    if (n_ids > 0 && exp) return err_set(err, ERR_USAGE, "give trial ids or --exp, not both");
     if (n_ids == 0 && !exp)
         return err_set(err, ERR_USAGE, "missing target: trial ids, or --exp EXPERIMENT");
     if (exp) {
@@ -167,8 +166,8 @@ int cmd_note(int argc, char **argv) {
     const char *db = "results.db", *exp = NULL;
     opt_t opts[] = {
         {"db", OPT_STRING, &db, "FILE", "the SQLite store", 1, 0, 0},
-        {"exp", OPT_STRING, &exp, "EXPERIMENT", "a note on the experiment (its name or id)", 1,
-         0, 0},
+        {"exp", OPT_STRING, &exp, "EXPERIMENT", "a note on the experiment (its name or id)", 1, 0,
+         0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -254,8 +253,7 @@ int cmd_rm(int argc, char **argv) {
          "remove the experiment (its name or id), or with --failed: its failed trials", 1, 0, 0},
         {"failed", OPT_FLAG, &failed, NULL, "remove the failed trials (of --exp, or of all)", 1, 0,
          0},
-        {"dry-run", OPT_FLAG, &dry_run, NULL, "say what would be removed, remove nothing", 1, 0,
-         0},
+        {"dry-run", OPT_FLAG, &dry_run, NULL, "say what would be removed, remove nothing", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};

@@ -69,8 +69,8 @@ static void range_text(const sweep_key_t *k, char *out, size_t n) {
         snprintf(out, n, "integers in [%s, %s], space-separated", lo, hi);
         break;
     case KEY_NUMS:
-        snprintf(out, n, "numbers in %c%s, %s%c, space-separated", k->min_open ? '(' : '[', lo,
-                 hi, k->max_open || k->max == INFINITY ? ')' : ']');
+        snprintf(out, n, "numbers in %c%s, %s%c, space-separated", k->min_open ? '(' : '[', lo, hi,
+                 k->max_open || k->max == INFINITY ? ')' : ']');
         break;
     }
 }
@@ -148,8 +148,7 @@ static bool key_matches(const sweep_key_t *k, const char *pattern) {
 int cmd_keys(int argc, char **argv) {
     bool markdown = false;
     opt_t opts[] = {
-        {"markdown", OPT_FLAG, &markdown, NULL, "print a Markdown table (for the README)", 1, 0,
-         0},
+        {"markdown", OPT_FLAG, &markdown, NULL, "print a Markdown table (for the README)", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -182,8 +181,7 @@ int cmd_keys(int argc, char **argv) {
             printf("| `%s` | %s | %s | %s | %s%s%s%s |\n", k->param, range, def, grid, k->help,
                    fam[0] ? " (for: " : "", fam, fam[0] ? ")" : "");
         } else {
-            printf("%s\n  type:    %s\n  default: %s\n  grid:    %s\n", k->param, range, def,
-                   grid);
+            printf("%s\n  type:    %s\n  default: %s\n  grid:    %s\n", k->param, range, def, grid);
             if (fam[0]) printf("  for:     %s\n", fam);
             printf("  %s\n", k->help);
         }

@@ -143,8 +143,9 @@ static int make_curves(const char *db, const char *experiment, const char *metri
             g++;
         len += (size_t)snprintf(sql + len, need - len, "r.\"%s\", ", g);
     }
-    len += (size_t)snprintf(sql + len, need - len, "m.step, m.value FROM (%s) r JOIN metric m ON "
-                                                   "m.trial_id = r.\"trial\" AND m.name = '",
+    len += (size_t)snprintf(sql + len, need - len,
+                            "m.step, m.value FROM (%s) r JOIN metric m ON "
+                            "m.trial_id = r.\"trial\" AND m.name = '",
                             runs);
     for (const char *p = metric; *p && len + 8 < need; p++) {
         sql[len++] = *p;
@@ -231,8 +232,8 @@ int cmd_plot(int argc, char **argv) {
          "per --group-by value, with a --band",
          1, 0, 0},
         {"group-by", OPT_STRING, &group_by, "COLS",
-         "--curves: comma-separated runs-table columns (model, data.correlation, train.lr, ...)",
-         1, 0, 0},
+         "--curves: comma-separated runs-table columns (model, data.correlation, train.lr, ...)", 1,
+         0, 0},
         {"band", OPT_STRING, &band, "B",
          "--curves: ci95 (Student t), se, sd (sample, n - 1) or none", 1, 0, 0},
         {"where", OPT_STRING, &where, "EXPR",
@@ -255,8 +256,9 @@ int cmd_plot(int argc, char **argv) {
 
     if (curves) {
         if (all || n_names > 0 || list || data || experiment || bins) {
-            err_set(&err, ERR_USAGE, "--curves takes no figure names, --all, --list, --data, "
-                                     "--experiment or --bins");
+            err_set(&err, ERR_USAGE,
+                    "--curves takes no figure names, --all, --list, --data, "
+                    "--experiment or --bins");
             return cli_fail("plot", &err);
         }
         return make_curves(db, curves, metric ? metric : "val/loss/total", group_by, band, where,

@@ -35,9 +35,11 @@ static int expand_cols(const store_runs_t *r, const char *list, const char ***na
     char item[256];
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
-        while (len > 0 && (*p == ' ')) p++, len--;
+        while (len > 0 && (*p == ' '))
+            p++, len--;
         size_t end = len;
-        while (end > 0 && p[end - 1] == ' ') end--;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
         if (end >= sizeof item) return err_set(err, ERR_USAGE, "--cols: an item is too long");
         memcpy(item, p, end);
         item[end] = '\0';
@@ -49,7 +51,8 @@ static int expand_cols(const store_runs_t *r, const char *list, const char ***na
             if (fnmatch(item, r->names[i], 0) != 0) continue;
             matched++;
             bool have = false;
-            for (int j = 0; j < *n; j++) have = have || (*names)[j] == r->names[i];
+            for (int j = 0; j < *n; j++)
+                have = have || (*names)[j] == r->names[i];
             if (!have) (*names)[(*n)++] = r->names[i];
         }
         if (!matched) return unknown_column(r, "--cols", item, err);
@@ -92,8 +95,8 @@ int cmd_trials(int argc, char **argv) {
          "only the trials where the SQL condition holds, e.g. "
          "\"status = 'done' AND data.correlation >= 0.5\"",
          1, 0, 0},
-        {"sort", OPT_STRING, &sort, "[-]COL", "sort by a column, smallest first ('-': largest)",
-         1, 0, 0},
+        {"sort", OPT_STRING, &sort, "[-]COL", "sort by a column, smallest first ('-': largest)", 1,
+         0, 0},
         {"cols", OPT_STRING, &cols, "LIST",
          "the columns to show, comma-separated names or globs ('trial,model,test/loss/*')", 1, 0,
          0},
@@ -138,7 +141,8 @@ int cmd_trials(int argc, char **argv) {
             store_runs_columns(s, id, all_keys, &r, &err)) {
             status = cli_fail("trials", &err);
         } else {
-            for (int i = 0; i < r.n; i++) printf("%s\n", r.names[i]);
+            for (int i = 0; i < r.n; i++)
+                printf("%s\n", r.names[i]);
             store_runs_free(&r);
         }
     } else if (cli_runs_query(s, pos[0], all_keys, where, sort, cols, &sql, &err)) {

@@ -84,8 +84,7 @@ static int set_value(opt_t *o, const char *value, err_t *err) {
 }
 
 /* "unknown option '--sotr' (did you mean '--sort'?)", or "(see --help)". */
-static int unknown_option(const opt_t *opts, int n_opts, const char *name, size_t len,
-                          err_t *err) {
+static int unknown_option(const opt_t *opts, int n_opts, const char *name, size_t len, err_t *err) {
     char typed[64];
     const char *names[OPTS_MAX];
     int n = 0;
@@ -94,8 +93,7 @@ static int unknown_option(const opt_t *opts, int n_opts, const char *name, size_
         names[n++] = opts[i].name;
     const char *near = sweep_suggest(typed, names, n);
     if (near)
-        return err_set(err, ERR_USAGE, "unknown option '--%s' (did you mean '--%s'?)", typed,
-                       near);
+        return err_set(err, ERR_USAGE, "unknown option '--%s' (did you mean '--%s'?)", typed, near);
     return err_set(err, ERR_USAGE, "unknown option '--%s' (see --help)", typed);
 }
 

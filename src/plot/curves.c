@@ -43,8 +43,7 @@ double curves_t975(int df) {
     if (df <= 30) return table[df];
     /* Cornish-Fisher: t = z + (z^3 + z) / 4v + (5z^5 + 16z^3 + 3z) / 96v^2 */
     const double z = 1.959963984540054, v = df;
-    return z + (z * z * z + z) / (4 * v) +
-           (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v);
+    return z + (z * z * z + z) / (4 * v) + (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v);
 }
 
 void curves_stats(const double *x, int n, double *mean, double *sd, double *se) {
@@ -230,7 +229,8 @@ static void put_terminal(FILE *f, const curves_job_t *job) {
         fprintf(f, "    set terminal svg size %d,%d dynamic font \"%s\" background rgb \"white\"\n",
                 CURVES_WIDTH, CURVES_HEIGHT, CURVES_FONT);
     else if (strcmp(job->format, "pdf") == 0)
-        fprintf(f, "    set terminal pdfcairo size 9in,5.6in font \"%s\" background rgb \"white\"\n",
+        fprintf(f,
+                "    set terminal pdfcairo size 9in,5.6in font \"%s\" background rgb \"white\"\n",
                 CURVES_FONT);
     else
         fprintf(f,
@@ -259,18 +259,20 @@ static void put_script(FILE *f, const curves_job_t *job, const gather_t *g) {
     fprintf(f, "# mtlab plot --curves %s --metric %s: %d line%s, %s over the done trials\n",
             job->experiment, job->metric, g->n_groups, g->n_groups == 1 ? "" : "s",
             band_words(job->band));
-    fprintf(f, "# of each group, from %s.  Columns of each datablock: step, n (values at\n"
-               "# the step), mean, sd (sample, n - 1), se (sd / sqrt(n)), lo, hi (the band).\n",
+    fprintf(f,
+            "# of each group, from %s.  Columns of each datablock: step, n (values at\n"
+            "# the step), mean, sd (sample, n - 1), se (sd / sqrt(n)), lo, hi (the band).\n",
             job->db_path);
     put_terminal(f, job);
     fprintf(f, "set encoding utf8\nset termoption noenhanced\n");
     for (int i = 0; i < N_COLORS; i++)
         fprintf(f, "set linetype %d lc rgb \"%s\" lw 2 dt solid\n", i + 1, colors[i]);
-    fprintf(f, "set linetype cycle %d\n"
-               "set grid back lc rgb \"#dddddd\" lw 1 dt solid\n"
-               "set tics nomirror out\n"
-               "set key below left noautotitle samplen 2.5\n",
-               N_COLORS);
+    fprintf(f,
+            "set linetype cycle %d\n"
+            "set grid back lc rgb \"#dddddd\" lw 1 dt solid\n"
+            "set tics nomirror out\n"
+            "set key below left noautotitle samplen 2.5\n",
+            N_COLORS);
     snprintf(title, sizeof title, "%s: %s, %s", job->experiment, words, band_words(job->band));
     fprintf(f, "set title ");
     gp_put_quoted(f, title);

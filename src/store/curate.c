@@ -34,8 +34,7 @@ static int db_fail(store_t *s, err_t *err, const char *what) {
 }
 
 static int exec(store_t *s, const char *sql, const char *what, err_t *err) {
-    if (sqlite3_exec(store_db(s), sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(s, err, what);
+    if (sqlite3_exec(store_db(s), sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(s, err, what);
     return 0;
 }
 

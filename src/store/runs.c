@@ -271,7 +271,8 @@ static void put_condition(sbuf_t *b, const store_runs_t *r, const char *cond) {
         if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
             char close = *p == '[' ? ']' : *p;
             const char *q = p + 1;
-            while (*q && !(*q == close && q[1] != close)) q += (*q == close) ? 2 : 1;
+            while (*q && !(*q == close && q[1] != close))
+                q += (*q == close) ? 2 : 1;
             if (*q) q++;
             sb_putn(b, p, (size_t)(q - p));
             p = q;

@@ -45,8 +45,8 @@ int store_find_experiment(store_t *s, const char *name, int64_t *id, err_t *err)
  *                                         running, or failed before any). */
 typedef struct {
     int n;
-    char **names; /* [n] column names */
-    char **exprs; /* [n] their SQL expressions over `trial t` */
+    char **names;                   /* [n] column names */
+    char **exprs;                   /* [n] their SQL expressions over `trial t` */
     int n_fixed, n_keys, n_metrics; /* n = n_fixed + n_keys + n_metrics */
     int64_t experiment_id;
 } store_runs_t;
@@ -59,11 +59,11 @@ int store_runs_find(const store_runs_t *r, const char *name);
 
 /* What to select. */
 typedef struct {
-    const char *where;      /* an SQL condition over the columns, or NULL; a column
-                               name may be written bare (data.correlation,
-                               test/loss/t1): it is quoted as an identifier */
-    const char *sort;       /* a column name, or NULL: by trial */
-    bool descending;        /* sort largest first (NULLs stay last) */
+    const char *where;       /* an SQL condition over the columns, or NULL; a column
+                                name may be written bare (data.correlation,
+                                test/loss/t1): it is quoted as an identifier */
+    const char *sort;        /* a column name, or NULL: by trial */
+    bool descending;         /* sort largest first (NULLs stay last) */
     const char *const *cols; /* the columns to show, in order, or NULL: all */
     int n_cols;
 } store_runs_select_t;
