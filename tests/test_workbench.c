@@ -201,6 +201,15 @@ START_TEST(test_trials_where_sort_cols) {
         }
     }
     free(out);
+
+    /* --columns: every column name, one a line, in table order */
+    const char *cols[] = {"trials", "wb", "--db", db, "--columns", NULL};
+    out = mtlab_ok(0, NULL, cols);
+    ck_assert_msg(strncmp(out, "trial\nmodel\nrepeat\nstatus\ntags\ndata.correlation\ntrain.lr\n",
+                          57) == 0,
+                  "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\nval/loss/total\n"));
+    free(out);
     free(db);
     free(dir);
 }
