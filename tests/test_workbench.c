@@ -410,7 +410,7 @@ START_TEST(test_keys) {
     ck_assert_ptr_nonnull(strstr(out, "data.groups\n  type:    integers in [1, "));
     ck_assert_ptr_nonnull(strstr(out, "train.lr\n  type:    number in (0, inf)\n"
                                       "  default: 0.001\n  grid:    yes\n"));
-    ck_assert_ptr_nonnull(strstr(out, "record.gates\n  type:    true | false\n"
+    ck_assert_ptr_nonnull(strstr(out, "record.gates\n  type:    true or false\n"
                                       "  default: true\n  grid:    no\n"));
     free(out);
 
@@ -434,7 +434,7 @@ START_TEST(test_keys) {
     const char *section[] = {"keys", "record", "--markdown", NULL};
     out = mtlab_ok(0, NULL, section);
     ck_assert_int_eq(count_lines(out), 2 + 2);
-    ck_assert_ptr_nonnull(strstr(out, "| `record.weights` | true | false |"));
+    ck_assert_ptr_nonnull(strstr(out, "| `record.weights` | true or false | true | no |"));
     free(out);
 }
 END_TEST

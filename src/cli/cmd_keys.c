@@ -40,7 +40,7 @@ static void range_text(const sweep_key_t *k, char *out, size_t n) {
         snprintf(out, n, "seed: integer in [0, 2^63)");
         break;
     case KEY_BOOL:
-        snprintf(out, n, "true | false");
+        snprintf(out, n, "true or false");
         break;
     case KEY_WORD: {
         size_t len = (size_t)snprintf(out, n, "one of:");
@@ -140,6 +140,16 @@ static void families_text(const sweep_key_t *k, char *out, size_t n) {
     if (declared == count) snprintf(out, n, "all");
 }
 
+/* A Markdown table cell: '|' escaped so it cannot split the cell. */
+static void md_cell(const char *text) {
+    fputs(" ", stdout);
+    for (const char *p = text; *p; p++) {
+        if (*p == '|') putchar('\\');
+        putchar(*p);
+    }
+    fputs(" |", stdout);
+}
+
 static bool key_matches(const sweep_key_t *k, const char *pattern) {
     return !pattern || strcmp(pattern, k->section) == 0 || strcmp(pattern, k->param) == 0 ||
            fnmatch(pattern, k->param, 0) == 0;
@@ -178,8 +188,17 @@ int cmd_keys(int argc, char **argv) {
         families_text(k, fam, sizeof fam);
         const char *grid = (k->flags & KEY_GRID) ? "yes" : "no";
         if (markdown) {
-            printf("| `%s` | %s | %s | %s | %s%s%s%s |\n", k->param, range, def, grid, k->help,
-                   fam[0] ? " (for: " : "", fam, fam[0] ? ")" : "");
+            char param[128], meaning[1200];
+            snprintf(param, sizeof param, "`%s`", k->param);
+            snprintf(meaning, sizeof meaning, "%s%s%s%s", k->help, fam[0] ? " (for: " : "", fam,
+                     fam[0] ? ")" : "");
+            fputs("|", stdout);
+            md_cell(param);
+            md_cell(range);
+            md_cell(def);
+            md_cell(grid);
+            md_cell(meaning);
+            putchar('\n');
         } else {
             printf("%s\n  type:    %s\n  default: %s\n  grid:    %s\n", k->param, range, def, grid);
             if (fam[0]) printf("  for:     %s\n", fam);
