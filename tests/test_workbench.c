@@ -11,9 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/mem.h"
 #include "models/model.h"
 #include "plot/curves.h"
 #include "plot/plot.h"
+#include "store/curate.h"
+#include "store/runs.h"
+#include "store/store.h"
 #include "sweep/keys.h"
 #include "testutil.h"
 
@@ -205,9 +209,9 @@ START_TEST(test_trials_where_sort_cols) {
     /* --columns: every column name, one a line, in table order */
     const char *cols[] = {"trials", "wb", "--db", db, "--columns", NULL};
     out = mtlab_ok(0, NULL, cols);
-    ck_assert_msg(strncmp(out, "trial\nmodel\nrepeat\nstatus\ntags\ndata.correlation\ntrain.lr\n",
-                          57) == 0,
-                  "%s", out);
+    ck_assert_msg(
+        strncmp(out, "trial\nmodel\nrepeat\nstatus\ntags\ndata.correlation\ntrain.lr\n", 57) == 0,
+        "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "\nval/loss/total\n"));
     free(out);
     free(db);
@@ -966,6 +970,69 @@ START_TEST(test_curves_plot) {
 }
 END_TEST
 
+/* ---- out of memory ----------------------------------------------------------- */
+
+/* Every allocation of building the runs query and of a removal fails in
+ * turn: each run fails cleanly with "out of memory", a failed removal
+ * leaves the store as it was, and the run after the last allocation
+ * succeeds. */
+START_TEST(test_out_of_memory) {
+    char *dir, *db = make_store(&dir);
+    store_t *s;
+    err_t err = {0};
+    ck_assert_int_eq(store_open(&s, db, 0, &err), 0);
+    int failures = 0;
+    for (long n = 0;; n++) {
+        mem_test_fail_at(n);
+        err = (err_t){0};
+        store_runs_t r;
+        char *sql = NULL;
+        const char *cols[] = {"trial", "test/loss/total"};
+        store_runs_select_t sel = {"train.lr < 1", "test/loss/total", true, cols, 2};
+        int rc = store_runs_columns(s, 1, false, &r, &err);
+        if (rc == 0) {
+            rc = store_runs_sql(&r, &sel, &sql, &err);
+            store_runs_free(&r);
+        }
+        const long calls = mem_test_calls();
+        mem_test_fail_at(-1);
+        mem_free(sql);
+        if (rc == 0) {
+            ck_assert_int_ge(n, calls);
+            break;
+        }
+        ck_assert_msg(strstr(err.msg, "out of memory"), "at %ld: %s", n, err.msg);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 5);
+
+    failures = 0;
+    for (long n = 0;; n++) {
+        mem_test_fail_at(n);
+        err = (err_t){0};
+        store_removed_t removed;
+        store_rm_t rm = {.kind = STORE_RM_FAILED, .experiment_id = 1};
+        int rc = store_remove(s, &rm, &removed, &err);
+        const long calls = mem_test_calls();
+        mem_test_fail_at(-1);
+        if (rc == 0) {
+            ck_assert_int_ge(n, calls);
+            ck_assert_int_eq(removed.trials, 4);
+            break;
+        }
+        ck_assert_msg(strstr(err.msg, "out of memory"), "at %ld: %s", n, err.msg);
+        ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 8);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 2);
+    store_close(s);
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM trial"), 4);
+    assert_no_orphans(db);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *workbench_suite(void) {
     Suite *s = suite_create("workbench");
     TCase *tc = tcase_create("runs");
@@ -989,6 +1056,7 @@ Suite *workbench_suite(void) {
     tcase_add_test(tc, test_tag_and_note);
     tcase_add_test(tc, test_curation_bad_input);
     tcase_add_test(tc, test_rm);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     tc = tcase_create("newcomer");
     tcase_set_timeout(tc, 60);
