@@ -918,6 +918,19 @@ START_TEST(test_curves_plot) {
         ck_assert_double_eq_tol(got[4], se, 1e-9 * se);
         ck_assert_double_eq_tol(got[5], mean - half, 1e-9 * fabs(mean));
         ck_assert_double_eq_tol(got[6], mean + half, 1e-9 * fabs(mean));
+        /* v_curve has the same sample sd and se (from one-pass sums: 1e-6) */
+        snprintf(sql, sizeof sql,
+                 "SELECT sd_sample, se, n FROM v_curve WHERE correlation = 0.5 AND "
+                 "name = 'val/loss/total' AND step = %d",
+                 step);
+        ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        ck_assert_double_eq_tol(sqlite3_column_double(st, 0), sd, 1e-6 * sd);
+        ck_assert_double_eq_tol(sqlite3_column_double(st, 1), se, 1e-6 * se);
+        ck_assert_int_eq(sqlite3_column_int(st, 2), 3);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
         line = strchr(line, '\n') + 1;
     }
     ck_assert_msg(strncmp(line, "EOD\n", 4) == 0, "%s", line);
