@@ -328,11 +328,14 @@ static int check_not_running(store_t *s, err_t *err) {
 int store_remove(store_t *s, const store_rm_t *rm, store_removed_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
     if (begin(s, err)) return -1;
-    if (exec(s, "CREATE TEMP TABLE rm_trial (id INTEGER PRIMARY KEY)", "cannot make a temp table",
-             err) ||
+    /* (IF NOT EXISTS, DELETE: a failed COMMIT rolls the DROP below back) */
+    if (exec(s,
+             "CREATE TEMP TABLE IF NOT EXISTS rm_trial (id INTEGER PRIMARY KEY);"
+             "DELETE FROM temp.rm_trial",
+             "cannot make a temp table", err) ||
         select_trials(s, rm, err) || check_not_running(s, err))
         goto fail;
-    out->trials = (int)count_of(s, "SELECT count(*) FROM temp.rm_trial WHERE ?1 = ?1", 0);
+    out->trials = (int)count_of(s, "SELECT count(*) FROM temp.rm_trial WHERE ?1 = 0", 0);
     if (rm->kind == STORE_RM_EXPERIMENT) {
         char cond[64];
         snprintf(cond, sizeof cond, "id = %" PRId64, rm->experiment_id);
