@@ -40,8 +40,11 @@ SELECT t.id AS trial_id,
   FROM (SELECT id, config, instr(config, 'train.lr=') AS at FROM trial) t;
 
 -- Curves averaged over repeats: per experiment, model, config, metric and
--- step, over the done trials: n values, mean, population standard deviation,
--- min and max (setting: the config without train.lr, see v_setting).
+-- step, over the done trials: n values, mean, population standard deviation
+-- (sd, divides by n: what the paper figures draw), min and max, and the
+-- sample standard deviation (sd_sample, divides by n - 1; NULL for n < 2)
+-- with the standard error of the mean (se = sd_sample / sqrt(n)) (setting:
+-- the config without train.lr, see v_setting).
 CREATE VIEW v_curve AS
 SELECT e.name AS experiment,
        t.experiment_id,
@@ -58,7 +61,13 @@ SELECT e.name AS experiment,
        avg(m.value) AS mean,
        sqrt(max(avg(m.value * m.value) - avg(m.value) * avg(m.value), 0.0)) AS sd,
        min(m.value) AS min,
-       max(m.value) AS max
+       max(m.value) AS max,
+       CASE WHEN count(m.value) > 1
+            THEN sqrt(max(avg(m.value * m.value) - avg(m.value) * avg(m.value), 0.0)
+                      * count(m.value) / (count(m.value) - 1)) END AS sd_sample,
+       CASE WHEN count(m.value) > 1
+            THEN sqrt(max(avg(m.value * m.value) - avg(m.value) * avg(m.value), 0.0)
+                      / (count(m.value) - 1)) END AS se
   FROM metric m
   JOIN trial t ON t.id = m.trial_id
   JOIN experiment e ON e.id = t.experiment_id

@@ -68,5 +68,6 @@ Suite *claims_suite(void);
 Suite *fusion1_suite(void);
 Suite *fusion3_suite(void);
 Suite *fusion2_suite(void);
+Suite *workbench_suite(void);
 
 #endif

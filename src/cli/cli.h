@@ -5,6 +5,8 @@
 #ifndef MTLAB_CLI_H
 #define MTLAB_CLI_H
 
+#include <stdbool.h>
+
 #include "core/err.h"
 
 int cmd_train(int argc, char **argv);
@@ -17,6 +19,12 @@ int cmd_export(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 int cmd_claims(int argc, char **argv);
+int cmd_trials(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
+int cmd_tag(int argc, char **argv);
+int cmd_note(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);
@@ -28,5 +36,12 @@ int cli_fail(const char *cmd, const err_t *err);
 struct opt;
 int cli_options(const char *cmd, const char *usage, const char *description, struct opt *opts,
                 int n_opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos);
+
+/* The runs-table query of `experiment` (a name or id) with the --where,
+ * --sort ([-]COL) and --cols (names or globs) of `mtlab trials` (NULL: none);
+ * unknown columns are ERR_USAGE with a suggestion.  *sql: mem_free. */
+struct store;
+int cli_runs_query(struct store *s, const char *experiment, bool all_keys, const char *where,
+                   const char *sort, const char *cols, char **sql, err_t *err);
 
 #endif

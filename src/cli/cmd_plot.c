@@ -6,7 +6,11 @@
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "core/files.h"
+#include "core/mem.h"
+#include "plot/curves.h"
 #include "plot/plot.h"
+#include "store/runs.h"
 #include "store/store.h"
 
 #define PLOT_MAX_NAMES 64
@@ -81,9 +85,129 @@ static int make_one(const char *db, const plot_figure_t *fig, const plot_params_
     return 0;
 }
 
+/* `--curves EXP`: the curves of `metric` over the done trials of EXP that
+ * satisfy `where`, one line per value of the group-by columns (runs-table
+ * names, store/runs.h), written to DIR/EXP-METRIC.gp (the metric's '/' as
+ * '-') and rendered. */
+static int make_curves(const char *db, const char *experiment, const char *metric,
+                       const char *group_by, const char *band_name, const char *where,
+                       const char *out_dir, const char *format, bool render) {
+    err_t err = {0};
+    curves_band_t band;
+    if (curves_band_parse(band_name, &band)) {
+        err_set(&err, ERR_USAGE, "--band: ci95, se, sd or none, not '%s'", band_name);
+        return cli_fail("plot", &err);
+    }
+    if (format && !is_figure_format(format)) {
+        err_set(&err, ERR_USAGE, "--format: png, svg or pdf for curves, not '%s'", format);
+        return cli_fail("plot", &err);
+    }
+    if (!format) format = "png";
+    if (strpbrk(group_by, "*?[")) {
+        err_set(&err, ERR_USAGE, "--group-by: column names, not patterns ('%s')", group_by);
+        return cli_fail("plot", &err);
+    }
+    store_t *s;
+    if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("plot", &err);
+    /* The runs of EXP with the group columns: (trial, groups...), filtered. */
+    char cols[1024], cond[4096];
+    snprintf(cols, sizeof cols, "trial,%s", group_by);
+    snprintf(cond, sizeof cond, "status = 'done'%s%s%s", where ? " AND (" : "", where ? where : "",
+             where ? ")" : "");
+    char *runs = NULL, *sql = NULL;
+    int status = 0;
+    if (cli_runs_query(s, experiment, true, cond, NULL, cols, &runs, &err)) {
+        if (strstr(err.msg, "--cols")) {
+            /* say it in this command's words */
+            char msg[sizeof err.msg];
+            snprintf(msg, sizeof msg, "%s", err.msg);
+            char *p = strstr(msg, "--cols");
+            err_set(&err, err.kind, "%.*s--group-by%s", (int)(p - msg), msg, p + 6);
+        }
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    /* group columns, step, value; ordered by the groups, then step */
+    size_t need = strlen(runs) + 3 * strlen(group_by) + strlen(metric) * 2 + 512;
+    sql = mem_alloc(need);
+    if (!sql) {
+        err_set(&err, ERR_FAIL, "out of memory");
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    size_t len = (size_t)snprintf(sql, need, "SELECT ");
+    char list[1024];
+    snprintf(list, sizeof list, "%s", group_by);
+    for (char *save, *g = strtok_r(list, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+        while (*g == ' ')
+            g++;
+        len += (size_t)snprintf(sql + len, need - len, "r.\"%s\", ", g);
+    }
+    len += (size_t)snprintf(sql + len, need - len,
+                            "m.step, m.value FROM (%s) r JOIN metric m ON "
+                            "m.trial_id = r.\"trial\" AND m.name = '",
+                            runs);
+    for (const char *p = metric; *p && len + 8 < need; p++) {
+        sql[len++] = *p;
+        if (*p == '\'') sql[len++] = '\'';
+    }
+    len += (size_t)snprintf(sql + len, need - len, "' ORDER BY ");
+    snprintf(list, sizeof list, "%s", group_by);
+    for (char *save, *g = strtok_r(list, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+        while (*g == ' ')
+            g++;
+        len += (size_t)snprintf(sql + len, need - len, "r.\"%s\", ", g);
+    }
+    snprintf(sql + len, need - len, "m.step");
+
+    char stem[512], script[4200], image[4200], image_name[600];
+    snprintf(stem, sizeof stem, "%s-%s", experiment, metric);
+    for (char *p = stem; *p; p++)
+        if (*p == '/') *p = '-';
+    snprintf(image_name, sizeof image_name, "%s.%s", stem, format);
+    snprintf(script, sizeof script, "%s/%s.gp", out_dir, stem);
+    snprintf(image, sizeof image, "%s/%s", out_dir, image_name);
+    if (files_make_dirs(out_dir, &err)) {
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    FILE *f = fopen(script, "w");
+    if (!f) {
+        err_set(&err, ERR_FAIL, "cannot write %s", script);
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    curves_job_t job = {db, experiment, metric, format, image_name, band};
+    int n_lines = 0;
+    int rc = curves_write(s, sql, &job, f, &n_lines, &err);
+    if (fclose(f) != 0 && rc == 0) rc = err_set(&err, ERR_FAIL, "cannot write %s", script);
+    if (rc) {
+        remove(script);
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    plot_output_t out = {0};
+    if (render && plot_render(script, image, &out, &err)) {
+        status = cli_fail("plot", &err);
+        goto done;
+    }
+    if (out.rendered)
+        printf("wrote %s and %s (%d lines)\n", script, image, n_lines);
+    else
+        printf("wrote %s (%d lines)\n", script, n_lines);
+    if (out.no_gnuplot)
+        fprintf(stderr, "mtlab plot: gnuplot is not installed: `gnuplot %s` draws it\n", script);
+done:
+    mem_free(sql);
+    mem_free(runs);
+    store_close(s);
+    return status;
+}
+
 int cmd_plot(int argc, char **argv) {
     const char *db = "results.db", *out_dir = "plots", *format = NULL;
     const char *experiment = NULL, *metric = NULL;
+    const char *curves = NULL, *group_by = "model", *band = "ci95", *where = NULL;
     int bins = 0;
     bool no_render = false, list = false, all = false, data = false;
     opt_t opts[] = {
@@ -103,21 +227,43 @@ int cmd_plot(int argc, char **argv) {
         {"bins", OPT_INT, &bins, "N", "histogram bins (mmoe-fig5; 0: 20)", 0, 1000, 0},
         {"data", OPT_FLAG, &data, NULL, "print the rows of the figures' queries as CSV instead", 1,
          0, 0},
+        {"curves", OPT_STRING, &curves, "EXP",
+         "the curves of any experiment: --metric (default val/loss/total) over steps, one line "
+         "per --group-by value, with a --band",
+         1, 0, 0},
+        {"group-by", OPT_STRING, &group_by, "COLS",
+         "--curves: comma-separated runs-table columns (model, data.correlation, train.lr, ...)", 1,
+         0, 0},
+        {"band", OPT_STRING, &band, "B",
+         "--curves: ci95 (Student t), se, sd (sample, n - 1) or none", 1, 0, 0},
+        {"where", OPT_STRING, &where, "EXPR",
+         "--curves: only the trials where this condition on the runs table holds", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char *names[PLOT_MAX_NAMES];
     int n_names;
     int rc = cli_options(
-        "plot", "mtlab plot NAME... | --all | --list [options]",
+        "plot", "mtlab plot NAME... | --all | --list | --curves EXP [options]",
         "Redraws the papers' figures from a store: runs each figure's SQL (sql/figures/),\n"
         "writes DIR/NAME.gp -- a self-contained gnuplot script with the data inline --\n"
         "and runs gnuplot on it (when installed) to make DIR/NAME.png (svg, pdf).\n"
         "Tables are printed and written to DIR/NAME.md (or .csv).  `mtlab plot --list`\n"
-        "names them all.",
+        "names them all.  Any experiment's curves, grouped, with a band:\n"
+        "  mtlab plot --curves grid --metric val/loss/total --group-by model,data.correlation",
         opts, n_opts, argc, argv, names, PLOT_MAX_NAMES, &n_names);
     if (rc != CLI_CONTINUE) return rc;
     err_t err = {0};
 
+    if (curves) {
+        if (all || n_names > 0 || list || data || experiment || bins) {
+            err_set(&err, ERR_USAGE,
+                    "--curves takes no figure names, --all, --list, --data, "
+                    "--experiment or --bins");
+            return cli_fail("plot", &err);
+        }
+        return make_curves(db, curves, metric ? metric : "val/loss/total", group_by, band, where,
+                           out_dir, format, !no_render);
+    }
     if (list) {
         list_entries();
         return fflush(stdout) == 0 ? 0 : 1;

@@ -3,8 +3,12 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <sqlite3.h>
 
 #include "cli/cli.h"
+#include "core/real.h"
+#include "core/version.h"
+#include "sweep/keys.h"
 
 typedef struct {
     const char *name;
@@ -23,6 +27,12 @@ static const command_t commands[] = {
     {"reproduce", cmd_reproduce, "run the MMoE synthetic study and make all its figures"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
+    {"trials", cmd_trials, "list the trials of an experiment: varying keys and final metrics"},
+    {"keys", cmd_keys, "list every sweep-file key: type, range, default, meaning"},
+    {"schema", cmd_schema, "print the schema of a store (tables, indexes, views)"},
+    {"tag", cmd_tag, "add, remove or list tags of trials or an experiment"},
+    {"note", cmd_note, "add or list notes on a trial or an experiment"},
+    {"rm", cmd_rm, "remove trials, an experiment, or the failed trials, with their records"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -31,6 +41,20 @@ static void usage(FILE *f) {
                "commands:\n");
     for (int i = 0; i < n_commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* `mtlab --version`: the code version (git describe; "-dirty" when built
+ * from a tree with uncommitted changes), the BLAS and SQLite in use. */
+static int print_version(void) {
+    const char *v = mtlab_version();
+    size_t n = strlen(v);
+    const bool dirty = n >= 6 && strcmp(v + n - 6, "-dirty") == 0;
+    printf("mtlab %s\n", v);
+    printf("  source:  %s\n", dirty ? "dirty (built with uncommitted changes)" : "clean");
+    printf("  numbers: %s\n", REAL_NAME);
+    printf("  BLAS:    %s\n", openblas_get_config());
+    printf("  SQLite:  %s (built against %s)\n", sqlite3_libversion(), SQLITE_VERSION);
+    return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -42,6 +66,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) return print_version();
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
         if (argc > 2) {
             for (int i = 0; i < n_commands; i++)
@@ -55,7 +80,14 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < n_commands; i++)
         if (strcmp(commands[i].name, name) == 0) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "mtlab: unknown command '%s'\n", name);
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (int i = 0; i < n_commands; i++)
+        names[i] = commands[i].name;
+    const char *near = sweep_suggest(name, names, n_commands);
+    if (near)
+        fprintf(stderr, "mtlab: unknown command '%s' (did you mean '%s'?)\n", name, near);
+    else
+        fprintf(stderr, "mtlab: unknown command '%s'\n", name);
     usage(stderr);
     return 2;
 }

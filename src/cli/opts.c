@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sweep/keys.h"
+
+#define OPTS_MAX 64 /* options of one command, at most (for suggestions) */
+
 int parse_double(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -79,6 +83,20 @@ static int set_value(opt_t *o, const char *value, err_t *err) {
     return 0;
 }
 
+/* "unknown option '--sotr' (did you mean '--sort'?)", or "(see --help)". */
+static int unknown_option(const opt_t *opts, int n_opts, const char *name, size_t len, err_t *err) {
+    char typed[64];
+    const char *names[OPTS_MAX];
+    int n = 0;
+    snprintf(typed, sizeof typed, "%.*s", (int)(len < sizeof typed ? len : sizeof typed - 1), name);
+    for (int i = 0; i < n_opts && n < OPTS_MAX; i++)
+        names[n++] = opts[i].name;
+    const char *near = sweep_suggest(typed, names, n);
+    if (near)
+        return err_set(err, ERR_USAGE, "unknown option '--%s' (did you mean '--%s'?)", typed, near);
+    return err_set(err, ERR_USAGE, "unknown option '--%s' (see --help)", typed);
+}
+
 int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos, int max_pos,
                int *n_pos, err_t *err) {
     *n_pos = 0;
@@ -101,8 +119,7 @@ int opts_parse(opt_t *opts, int n_opts, int argc, char **argv, const char **pos,
         opt_t *o = NULL;
         for (int i = 0; i < n_opts; i++)
             if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) o = &opts[i];
-        if (!o)
-            return err_set(err, ERR_USAGE, "unknown option '--%.*s' (see --help)", (int)len, name);
+        if (!o) return unknown_option(opts, n_opts, name, len, err);
         const char *value;
         if (o->type == OPT_FLAG) {
             if (eq) return err_set(err, ERR_USAGE, "--%s takes no value", o->name);

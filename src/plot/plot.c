@@ -665,3 +665,22 @@ int plot_table_with(const char *db_path, const char *name, const plot_params_t *
     store_table_free(t);
     return rc;
 }
+
+int plot_render(const char *script, const char *image, plot_output_t *out, err_t *err) {
+    char gnuplot[4096];
+    out->rendered = false;
+    out->image[0] = '\0';
+    if (!find_gnuplot(gnuplot, sizeof gnuplot)) {
+        out->no_gnuplot = true;
+        return 0;
+    }
+    unlink(image); /* a stale image must not pass for a new one */
+    if (run_gnuplot(gnuplot, script, out->gnuplot_stderr, sizeof out->gnuplot_stderr, err))
+        return -1;
+    struct stat sb;
+    if (stat(image, &sb) != 0 || sb.st_size == 0)
+        return err_set(err, ERR_FAIL, "gnuplot ran on %s but wrote no %s", script, image);
+    snprintf(out->image, sizeof out->image, "%s", image);
+    out->rendered = true;
+    return 0;
+}

@@ -110,4 +110,9 @@ int plot_query(store_t *s, const plot_figure_t *fig, const plot_params_t *params
 /* Whether gnuplot is on the PATH. */
 bool plot_have_gnuplot(void);
 
+/* Runs `gnuplot script`, which must write `image`: sets out->rendered,
+ * out->image and out->gnuplot_stderr, or out->no_gnuplot (and returns 0)
+ * when gnuplot is not installed.  -1 with *err when it fails. */
+int plot_render(const char *script, const char *image, plot_output_t *out, err_t *err);
+
 #endif

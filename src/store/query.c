@@ -133,6 +133,13 @@ static int guard_authorize(void *ctx, int action, const char *a, const char *b, 
     return SQLITE_DENY;
 }
 
+/* A failed statement: ERR_USAGE when SQLite blames the statement (a syntax
+ * error, an unknown table or column, a bad function argument: SQLITE_ERROR),
+ * ERR_FAIL for the store (busy, corrupt, I/O, out of memory). */
+static int sql_error_kind(sqlite3 *db) {
+    return (sqlite3_errcode(db) & 0xff) == SQLITE_ERROR ? ERR_USAGE : ERR_FAIL;
+}
+
 static int refuse(store_t *s, const char *what, err_t *err) {
     return err_set(err, ERR_FAIL, "read-only: %s refused before it ran (%s is opened read-only)",
                    what, store_path(s));
@@ -149,7 +156,9 @@ static int prepare_query(store_t *s, const char *sql, guard_t *g, sqlite3_stmt *
     sqlite3_set_authorizer(db, guard_authorize, g);
     if (sqlite3_prepare_v2(db, sql, -1, &st, &tail) != SQLITE_OK) {
         if (g->refused[0]) return refuse(s, g->refused, err);
-        return err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+        /* SQLITE_ERROR: the statement itself is wrong (syntax, no such table
+         * or column) -- the user's input; anything else is the store's. */
+        return err_set(err, sql_error_kind(db), "%s: %s", store_path(s), sqlite3_errmsg(db));
     }
     if (!st)
         return err_set(err, ERR_USAGE, "no SQL statement in '%s' (for %s)", sql, store_path(s));
@@ -252,7 +261,7 @@ int store_query_each(store_t *s, const char *sql, store_row_fn on_header, store_
         if (fn && fn(ctx, &row, err)) goto done;
     }
     if (rc != SQLITE_DONE) {
-        err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+        err_set(err, sql_error_kind(db), "%s: %s", store_path(s), sqlite3_errmsg(db));
         goto done;
     }
     status = 0;
@@ -766,31 +775,51 @@ static int sink_row(void *ctx, const store_row_t *row, err_t *err) {
     return store_csv_line(k->f, row->n_cols, row->cells, row->types, err);
 }
 
+/* The tables of the store, in the order they were created (the schema's
+ * order: every table, those of later migrations included). */
+static int list_tables(store_t *s, store_table_t **out, err_t *err) {
+    return store_query(s,
+                       "SELECT name FROM sqlite_master WHERE type = 'table' "
+                       "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+                       out, err);
+}
+
 int store_export_csv(store_t *s, const char *dir, bool with_blobs,
                      void (*on_file)(void *ctx, const char *path, long rows), void *ctx,
                      err_t *err) {
-    static const char *const tables[] = {"meta", "experiment", "trial", "param", "metric",
-                                         "gate", "gate_hist",  "route", "tensor"};
     if (files_make_dirs(dir, err)) return -1;
-    const int n_tables = (int)(sizeof tables / sizeof tables[0]);
-    for (int i = 0; i <= n_tables; i++) {
-        const char *name = i < n_tables ? tables[i] : "weights";
+    /* "out/" and "out" name the same directory: no "out//meta.csv" */
+    int dir_len = (int)strlen(dir);
+    while (dir_len > 1 && dir[dir_len - 1] == '/')
+        dir_len--;
+    store_table_t *tables;
+    if (list_tables(s, &tables, err)) return -1;
+    int status = 0;
+    for (int i = 0; status == 0 && i < tables->n_rows; i++) {
+        const char *name = store_table_cell(tables, i, 0);
         char sql[256], path[1200];
-        if (i < n_tables)
-            snprintf(sql, sizeof sql, "SELECT * FROM %s", name);
+        if (strcmp(name, "weights") != 0)
+            snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"", name);
         else
             snprintf(sql, sizeof sql,
                      "SELECT trial_id, dtype, n, length(data) AS bytes%s FROM weights "
                      "ORDER BY trial_id",
                      with_blobs ? ", data" : "");
-        snprintf(path, sizeof path, "%s/%s.csv", dir, name);
+        snprintf(path, sizeof path, "%.*s/%s.csv", dir_len, dir, name);
         csv_sink_t sink = {fopen(path, "w"), 0};
-        if (!sink.f) return err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
+        if (!sink.f) {
+            status = err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
+            break;
+        }
         int rc = store_query_each(s, sql, sink_header, sink_row, &sink, err);
         if (fclose(sink.f) != 0 && rc == 0)
             rc = err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
-        if (rc) return err_prefix(err, "%s", path);
+        if (rc) {
+            status = err_prefix(err, "%s", path);
+            break;
+        }
         if (on_file) on_file(ctx, path, sink.rows);
     }
-    return 0;
+    store_table_free(tables);
+    return status;
 }

@@ -26,8 +26,9 @@ typedef struct sqlite3 sqlite3;
 
 /* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
- * conventions, trial.n_params for every trial; 5: experiment.identity). */
-#define STORE_SCHEMA_VERSION 5
+ * conventions, trial.n_params for every trial; 5: experiment.identity;
+ * 7: tag and note). */
+#define STORE_SCHEMA_VERSION 7
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
