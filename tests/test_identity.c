@@ -107,6 +107,7 @@ START_TEST(test_every_experiment_reproduces) {
         "experiments/mmoe/fig5.ini",
         "experiments/mmoe/gates.ini",
         "experiments/mmoe/settings-study.ini",
+        "experiments/mmoe/robustness.ini",
     };
     char *dir = test_tmpdir();
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
