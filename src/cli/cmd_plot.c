@@ -177,7 +177,7 @@ static int make_curves(const char *db, const char *experiment, const char *metri
         status = cli_fail("plot", &err);
         goto done;
     }
-    curves_job_t job = {db, experiment, metric, format, image_name, band};
+    curves_job_t job = {db, experiment, metric, format, image_name, band, NULL};
     int n_lines = 0;
     int rc = curves_write(s, sql, &job, f, &n_lines, &err);
     if (fclose(f) != 0 && rc == 0) rc = err_set(&err, ERR_FAIL, "cannot write %s", script);

@@ -33,6 +33,7 @@ static const command_t commands[] = {
     {"tag", cmd_tag, "add, remove or list tags of trials or an experiment"},
     {"note", cmd_note, "add or list notes on a trial or an experiment"},
     {"rm", cmd_rm, "remove trials, an experiment, or the failed trials, with their records"},
+    {"diff", cmd_diff, "compare two trials: config, seeds, final metrics, curves overlaid"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

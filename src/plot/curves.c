@@ -256,9 +256,13 @@ static const char *const colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
 static void put_script(FILE *f, const curves_job_t *job, const gather_t *g) {
     char words[128], title[512];
     gp_metric_words(job->metric, words, sizeof words);
-    fprintf(f, "# mtlab plot --curves %s --metric %s: %d line%s, %s over the done trials\n",
-            job->experiment, job->metric, g->n_groups, g->n_groups == 1 ? "" : "s",
-            band_words(job->band));
+    if (job->origin)
+        fprintf(f, "# %s: %d line%s, %s over the trials\n", job->origin, g->n_groups,
+                g->n_groups == 1 ? "" : "s", band_words(job->band));
+    else
+        fprintf(f, "# mtlab plot --curves %s --metric %s: %d line%s, %s over the done trials\n",
+                job->experiment, job->metric, g->n_groups, g->n_groups == 1 ? "" : "s",
+                band_words(job->band));
     fprintf(f,
             "# of each group, from %s.  Columns of each datablock: step, n (values at\n"
             "# the step), mean, sd (sample, n - 1), se (sd / sqrt(n)), lo, hi (the band).\n",

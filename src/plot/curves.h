@@ -38,6 +38,8 @@ typedef struct {
     const char *format;     /* "png", "svg" or "pdf" */
     const char *image_name; /* the image's file name, written next to the script */
     curves_band_t band;
+    const char *origin; /* the command named in the script's first comment (NULL:
+                           "mtlab plot --curves EXPERIMENT --metric METRIC") */
 } curves_job_t;
 
 /* Runs `sql` on s and writes the script to f.  *n_lines receives the
