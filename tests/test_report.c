@@ -3,6 +3,7 @@
  * self-contained HTML file), each checked against the numbers in the store
  * and on bad input. */
 #include <math.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +317,392 @@ START_TEST(test_diff_bad_input) {
 }
 END_TEST
 
+/* ---- mtlab report ------------------------------------------------------------ */
+
+/* A strict well-formedness check of the report, as XML: after the doctype,
+ * every tag is closed (or self-closed) in order, attribute values are
+ * double-quoted, and the text holds no raw '<' or '>' and no '&' that is
+ * not one of the entities the writer emits.  0, or -1 with why. */
+static int xml_check(const char *s, char *why, size_t size) {
+    static const char *const doctype = "<!DOCTYPE html>\n";
+    char stack[64][32];
+    int depth = 0;
+    bool rooted = false;
+    if (strncmp(s, doctype, strlen(doctype)) != 0) {
+        snprintf(why, size, "no doctype");
+        return -1;
+    }
+    const char *p = s + strlen(doctype);
+    for (; *p; p++) {
+        const long at = (long)(p - s);
+        if (*p == '&') {
+            static const char *const ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
+            bool ok = false;
+            for (size_t i = 0; i < 5; i++)
+                ok = ok || strncmp(p, ents[i], strlen(ents[i])) == 0;
+            if (!ok) {
+                snprintf(why, size, "a bare '&' at byte %ld: %.40s", at, p);
+                return -1;
+            }
+            continue;
+        }
+        if (*p == '>') {
+            snprintf(why, size, "a bare '>' at byte %ld: %.40s", at, p - 20 > s ? p - 20 : s);
+            return -1;
+        }
+        if (*p != '<') continue;
+        bool closing = p[1] == '/';
+        const char *q = p + 1 + closing;
+        size_t n = strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+        if (n == 0 || n >= sizeof stack[0]) {
+            snprintf(why, size, "a bare '<' at byte %ld: %.40s", at, p);
+            return -1;
+        }
+        char name[32];
+        memcpy(name, q, n);
+        name[n] = '\0';
+        q += n;
+        if (closing) {
+            if (*q != '>' || depth == 0 || strcmp(stack[depth - 1], name) != 0) {
+                snprintf(why, size, "</%s> at byte %ld closes <%s>", name, at,
+                         depth ? stack[depth - 1] : "(nothing)");
+                return -1;
+            }
+            depth--;
+            p = q;
+            continue;
+        }
+        if (depth == 0 && (rooted || strcmp(name, "html") != 0)) {
+            snprintf(why, size, "<%s> at byte %ld outside <html>", name, at);
+            return -1;
+        }
+        rooted = true;
+        for (;;) { /* attributes */
+            q += strspn(q, " \n");
+            if (*q == '>' || (q[0] == '/' && q[1] == '>')) break;
+            size_t an =
+                strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-:");
+            if (an == 0 || q[an] != '=' || q[an + 1] != '"') {
+                snprintf(why, size, "a bad attribute in <%s> at byte %ld: %.40s", name, at, q);
+                return -1;
+            }
+            q += an + 2;
+            const char *end = strchr(q, '"');
+            if (!end) {
+                snprintf(why, size, "an unclosed attribute in <%s>", name);
+                return -1;
+            }
+            for (const char *c = q; c < end; c++)
+                if (*c == '<' || *c == '>' ||
+                    (*c == '&' && strncmp(c, "&amp;", 5) && strncmp(c, "&quot;", 6) &&
+                     strncmp(c, "&lt;", 4) && strncmp(c, "&gt;", 4) && strncmp(c, "&#39;", 5))) {
+                    snprintf(why, size, "an unescaped '%c' in an attribute of <%s>", *c, name);
+                    return -1;
+                }
+            q = end + 1;
+        }
+        if (*q == '/') {
+            p = q + 1; /* self-closed */
+            continue;
+        }
+        if (depth == (int)(sizeof stack / sizeof stack[0])) {
+            snprintf(why, size, "nested too deep");
+            return -1;
+        }
+        strcpy(stack[depth++], name);
+        p = q;
+    }
+    if (depth != 0 || !rooted) {
+        snprintf(why, size, "%d element(s) left open (<%s>)", depth, depth ? stack[depth - 1] : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* The checker itself rejects what it must. */
+START_TEST(test_xml_check) {
+    char why[256];
+    ck_assert_int_eq(
+        xml_check("<!DOCTYPE html>\n<html><p a=\"1\">x &amp; y</p><br/></html>\n", why, sizeof why),
+        0);
+    const char *bad[] = {
+        "<html></html>",                                 /* no doctype */
+        "<!DOCTYPE html>\n<html><p></html>",             /* unclosed */
+        "<!DOCTYPE html>\n<html><p></b></p></html>",     /* crossed */
+        "<!DOCTYPE html>\n<html>a & b</html>",           /* bare & */
+        "<!DOCTYPE html>\n<html>a < b</html>",           /* bare < */
+        "<!DOCTYPE html>\n<html>a > b</html>",           /* bare > */
+        "<!DOCTYPE html>\n<html><p a=1></p></html>",     /* unquoted */
+        "<!DOCTYPE html>\n<html><p a=\"<\"></p></html>", /* < in an attribute */
+        "<!DOCTYPE html>\n<html></html><p></p>",         /* two roots */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(xml_check(bad[i], why, sizeof why) == -1, "accepted: %s", bad[i]);
+}
+END_TEST
+
+/* The n-th (0-based) "<tr" after `from`, or NULL. */
+static const char *nth_row(const char *from, int n) {
+    const char *p = from;
+    for (int i = 0; p && i <= n; i++) {
+        p = strstr(p, "<tr");
+        if (p && i < n) p += 3;
+    }
+    return p;
+}
+
+/* The text of the last <td> of the row at `row`, into buf. */
+static void last_cell(const char *row, char *buf, size_t size) {
+    const char *end = strstr(row, "</tr>"), *cell = NULL;
+    ck_assert_ptr_nonnull(end);
+    for (const char *p = row; (p = strstr(p, "<td")) && p < end; p++)
+        cell = p;
+    ck_assert_ptr_nonnull(cell);
+    cell = strchr(cell, '>') + 1;
+    size_t len = (size_t)(strstr(cell, "</td>") - cell);
+    ck_assert_uint_lt(len, size);
+    memcpy(buf, cell, len);
+    buf[len] = '\0';
+}
+
+/* Values of `metric` of trials (a, b) at `step` (step < 0: the last). */
+static void two_values(const char *db, const char *metric, int a, int b, int step, double v[2]) {
+    char sql[512];
+    for (int i = 0; i < 2; i++) {
+        if (step < 0)
+            snprintf(sql, sizeof sql,
+                     "SELECT value FROM metric WHERE trial_id = %d AND name = '%s' ORDER BY step "
+                     "DESC LIMIT 1",
+                     i ? b : a, metric);
+        else
+            snprintf(sql, sizeof sql,
+                     "SELECT value FROM metric WHERE trial_id = %d AND name = '%s' AND step = %d",
+                     i ? b : a, metric, step);
+        v[i] = test_query(db, sql);
+        ck_assert(isfinite(v[i]));
+    }
+}
+
+/* Mean and 95 % half-width of two values (t(0.975, 1) = 12.7062). */
+static void mean_ci2(const double v[2], double *mean, double *half) {
+    *mean = (v[0] + v[1]) / 2;
+    double sd = fabs(v[0] - v[1]) / sqrt(2.0);
+    *half = 12.7062 * sd / sqrt(2.0);
+}
+
+/* The report of the sweep: well-formed; every text escaped (a description
+ * with & and <, a note with a script tag); provenance from the experiment
+ * row; the runs table's values as stored; per setting the mean and 95 %
+ * CI computed here from the store; one polyline per setting whose last
+ * point maps back to the setting's final mean; the same bytes with --out. */
+START_TEST(test_report_html) {
+    char *dir, *db = make_store(&dir);
+    const char *note[] = {"note", "--db", db, "3", "<script>alert(1)</script> & \"x\"", NULL};
+    free(mtlab_ok(0, NULL, note));
+    const char *args[] = {"report", "rep", "--db", db, NULL};
+    char *html = mtlab_ok(0, NULL, args), why[512];
+    ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
+    /* no external resource of any kind */
+    ck_assert_ptr_null(strstr(html, "<script"));
+    ck_assert_ptr_null(strstr(html, "<link"));
+    ck_assert_ptr_null(strstr(html, "src=\""));
+    ck_assert_ptr_null(strstr(html, "href=\""));
+    /* escaped text */
+    ck_assert_ptr_nonnull(strstr(html, "<title>mtlab report: rep</title>"));
+    ck_assert_ptr_nonnull(
+        strstr(html, "<p id=\"description\">two families &amp; two &lt;correlations&gt;</p>"));
+    ck_assert_ptr_nonnull(
+        strstr(html, "description = two families &amp; two &lt;correlations&gt;\nrepeats = 2\n"));
+    ck_assert_ptr_nonnull(strstr(html, "trial 3 (")); /* the note, with its trial */
+    ck_assert_ptr_nonnull(strstr(html, "): &lt;script&gt;alert(1)&lt;/script&gt; &amp; "
+                                       "&quot;x&quot;</li>"));
+    /* provenance */
+    char *version = q_text(db, "SELECT code_version FROM experiment WHERE name = 'rep'");
+    char *created = q_text(db, "SELECT created FROM experiment WHERE name = 'rep'");
+    char want[512];
+    snprintf(want, sizeof want, "<tr><th>code version</th><td>%s</td></tr>", version);
+    ck_assert_msg(strstr(html, want), "%s", want);
+    snprintf(want, sizeof want, "<tr><th>created</th><td>%s</td></tr>", created);
+    ck_assert_msg(strstr(html, want), "%s", want);
+    ck_assert_ptr_nonnull(strstr(html, "<td>8 (8 done, 0 failed, 0 pending, 0 running)</td>"));
+    ck_assert_ptr_nonnull(strstr(html, "<tr><th>train.lr</th><td class=\"n\">0.01</td></tr>"));
+    free(version);
+    free(created);
+    /* the runs table: each trial's final val/loss/total as stored */
+    for (int id = 1; id <= 8; id++) {
+        char tag[32], cell[64];
+        snprintf(tag, sizeof tag, "<tr id=\"trial-%d\">", id);
+        const char *row = strstr(html, tag);
+        ck_assert_msg(row, "%s", tag);
+        double v[2];
+        two_values(db, "val/loss/total", id, id, -1, v);
+        last_cell(row, cell, sizeof cell);
+        snprintf(want, sizeof want, "%.6g", v[0]);
+        ck_assert_str_eq(cell, want);
+    }
+    /* per setting (in order of first trial: 1, 2, 3, 4; repeats 5..8) */
+    const char *settings = strstr(html, "<tbody id=\"settings\">");
+    ck_assert_ptr_nonnull(settings);
+    for (int g = 0; g < 4; g++) {
+        char cell[128];
+        last_cell(nth_row(settings, g), cell, sizeof cell);
+        double v[2], mean, half, got_mean, got_half;
+        two_values(db, "val/loss/total", g + 1, g + 5, -1, v);
+        mean_ci2(v, &mean, &half);
+        ck_assert_msg(sscanf(cell, "%lf \xc2\xb1 %lf", &got_mean, &got_half) == 2, "%s", cell);
+        ck_assert_msg(fabs(got_mean - mean) <= 1e-5 * fabs(mean), "setting %d: %s, mean %g", g,
+                      cell, mean);
+        ck_assert_msg(fabs(got_half - half) <= 5e-3 * half, "setting %d: %s, half %g", g, cell,
+                      half);
+    }
+    ck_assert_ptr_nonnull(
+        strstr(nth_row(settings, 0), "<tr><td>mmoe</td><td class=\"n\">0.5</td>"));
+    /* curves: two figures (val and test total loss), one polyline per setting */
+    ck_assert_ptr_nonnull(strstr(html, "<figure id=\"curve-2\">"));
+    const char *fig = strstr(html, "<figure id=\"curve-1\">");
+    ck_assert_ptr_nonnull(fig);
+    const char *fig_end = strstr(fig, "</figure>");
+    int lines = 0;
+    for (const char *p = fig; (p = strstr(p, "<polyline")) && p < fig_end; p++)
+        lines++;
+    ck_assert_int_eq(lines, 4);
+    double ylo, yhi, bl, bt, br, bb;
+    const char *attr = strstr(fig, "data-y-range=\"");
+    ck_assert_int_eq(sscanf(attr, "data-y-range=\"%lf %lf\"", &ylo, &yhi), 2);
+    attr = strstr(fig, "data-box=\"");
+    ck_assert_int_eq(sscanf(attr, "data-box=\"%lf %lf %lf %lf\"", &bl, &bt, &br, &bb), 4);
+    const char *pts = strstr(strstr(fig, "<polyline"), "points=\"") + 8;
+    const char *pts_end = strchr(pts, '"');
+    const char *last = pts_end;
+    while (last > pts && last[-1] != ' ')
+        last--;
+    double px, py;
+    ck_assert_int_eq(sscanf(last, "%lf,%lf", &px, &py), 2);
+    ck_assert_double_eq_tol(px, br, 0.01 + (br - bl) * 0.05); /* the last step, near the right */
+    double v[2], mean, half;
+    two_values(db, "val/loss/total", 1, 5, 20, v);
+    mean_ci2(v, &mean, &half);
+    const double drawn = ylo + (bb - py) / (bb - bt) * (yhi - ylo);
+    ck_assert_msg(fabs(drawn - mean) <= 0.01 * (yhi - ylo) / (bb - bt) + 1e-9, "drawn %g, mean %g",
+                  drawn, mean);
+    /* the numbers behind it: setting 1 at step 20 */
+    snprintf(want, sizeof want,
+             "<tr><td>model mmoe, data.correlation 0.5, model.experts 2, model.expert_hidden "
+             "4</td><td class=\"n\">20</td><td class=\"n\">2</td><td class=\"n\">%.6g</td><td "
+             "class=\"n\">%.6g</td><td class=\"n\">%.6g</td></tr>",
+             mean, mean - half, mean + half);
+    ck_assert_msg(strstr(html, want), "%s", want);
+    /* --out writes the same bytes */
+    char *path = test_join(dir, "rep.html");
+    const char *to_file[] = {"report", "rep", "--db", db, "--out", path, NULL};
+    char *out = mtlab_ok(0, NULL, to_file);
+    snprintf(want, sizeof want, "wrote %s\n", path);
+    ck_assert_str_eq(out, want);
+    char *text = test_read_file(path);
+    ck_assert_str_eq(text, html);
+    free(text);
+    free(out);
+    /* a real browser, when one is installed (never required) */
+    const char *browsers[] = {"chromium", "chromium-browser", "google-chrome"};
+    for (size_t i = 0; i < sizeof browsers / sizeof browsers[0]; i++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", browsers[i]);
+        if (system(cmd) != 0) continue;
+        snprintf(cmd, sizeof cmd,
+                 "%s --headless --no-sandbox --disable-gpu --dump-dom 'file://%s' 2>/dev/null",
+                 browsers[i], path);
+        FILE *pipe = popen(cmd, "r");
+        ck_assert_ptr_nonnull(pipe);
+        static char dom[1 << 20];
+        size_t n = fread(dom, 1, sizeof dom - 1, pipe);
+        dom[n] = '\0';
+        pclose(pipe);
+        ck_assert_msg(strstr(dom, "<polyline"), "%s: no polyline in the DOM", browsers[i]);
+        ck_assert_msg(strstr(dom, "&lt;script&gt;alert(1)&lt;/script&gt;"), "%s: the note",
+                      browsers[i]);
+        ck_assert_ptr_nonnull(strstr(dom, "id=\"trial-8\""));
+        break;
+    }
+    free(path);
+    free(html);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* An experiment whose trials all failed (lr 1e7 diverges): the report is
+ * still well-formed, says no trial is done, lists the failed trials; the
+ * experiment may be named by id. */
+START_TEST(test_report_no_done_trials) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "bad.ini",
+                                "[experiment]\nname = bad\n[data]\ndim = 10\ntrain = 200\n"
+                                "validation = 50\ntest = 50\n[train]\nlr = 1e7\nbatch = 32\n"
+                                "steps = 20\neval_every = 10\n[model]\nname = shared_bottom\n");
+    const char *run[] = {"run", ini, "--db", db, NULL};
+    free(mtlab_ok(0, NULL, run));
+    const char *args[] = {"report", "1", "--db", db, NULL};
+    char *html = mtlab_ok(0, NULL, args), why[512];
+    ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
+    ck_assert_ptr_nonnull(strstr(html, "<h1>bad</h1>"));
+    ck_assert_ptr_nonnull(strstr(html, "No trial is done yet."));
+    ck_assert_ptr_nonnull(strstr(html, "<td>1 (0 done, 1 failed, 0 pending, 0 running)</td>"));
+    ck_assert_ptr_nonnull(strstr(html, "<tr id=\"trial-1\"><td class=\"n\">1</td><td>shared_bottom"
+                                       "</td><td class=\"n\">0</td><td>failed</td>"));
+    free(html);
+    free(ini);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* Bad input: exit 2 (1 for an unwritable file) with one line naming what
+ * is wrong; nothing on standard output, no file left by --out. */
+START_TEST(test_report_bad_input) {
+    char *dir, *db = make_store(&dir);
+    char *path = test_join(dir, "r.html"), *nodir = test_join(dir, "no/such/r.html");
+    const struct {
+        const char *args[10];
+        int status;
+        const char *fragment;
+    } bad[] = {
+        {{"report", "--db", db}, 2, "missing EXPERIMENT"},
+        {{"report", "nope", "--db", db, "--out", path}, 2, "no experiment 'nope'"},
+        {{"report", "rep", "--db", db, "--metrics", "val/loss/totl", "--out", path},
+         2,
+         "--metrics: rep has no metric 'val/loss/totl' (did you mean 'val/loss/total'?)"},
+        {{"report", "rep", "--db", db, "--metrics", " , "}, 2, "--metrics: no metric named"},
+        {{"report", "rep", "--db", db, "--metric", "x"}, 2, "(did you mean '--metrics'?)"},
+        {{"report", "rep", "extra", "--db", db}, 2, ""},
+        {{"report", "rep", "--db", db, "--out", nodir}, 1, "--out: cannot write"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *err, *out = mtlab_ok(bad[i].status, &err, bad[i].args);
+        ck_assert_msg(strstr(err, bad[i].fragment), "case %zu: '%s' not in: %s", i, bad[i].fragment,
+                      err);
+        ck_assert_msg(i == 5 || count_lines(err) == 1, "case %zu: %s", i, err);
+        ck_assert_str_eq(out, "");
+        ck_assert_int_ne(access(path, F_OK), 0);
+        free(out);
+        free(err);
+    }
+    /* a metric given by name is drawn; --metrics takes several */
+    const char *two[] = {"report", "rep", "--db", db, "--metrics", "test/loss/t1, val/loss/t2",
+                         "--out",  path,  NULL};
+    free(mtlab_ok(0, NULL, two));
+    char *html = test_read_file(path), why[512];
+    ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
+    ck_assert_ptr_nonnull(strstr(html, "<figcaption>test/loss/t1 over"));
+    ck_assert_ptr_nonnull(strstr(html, "<figcaption>val/loss/t2 over"));
+    ck_assert_ptr_null(strstr(html, "<figure id=\"curve-3\">"));
+    free(html);
+    free(nodir);
+    free(path);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("diff");
@@ -323,6 +710,13 @@ Suite *report_suite(void) {
     tcase_add_test(tc, test_diff_text);
     tcase_add_test(tc, test_diff_plot);
     tcase_add_test(tc, test_diff_bad_input);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("report");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_xml_check);
+    tcase_add_test(tc, test_report_html);
+    tcase_add_test(tc, test_report_no_done_trials);
+    tcase_add_test(tc, test_report_bad_input);
     suite_add_tcase(s, tc);
     return s;
 }

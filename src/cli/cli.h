@@ -26,6 +26,7 @@ int cmd_tag(int argc, char **argv);
 int cmd_note(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);

@@ -34,6 +34,7 @@ static const command_t commands[] = {
     {"note", cmd_note, "add or list notes on a trial or an experiment"},
     {"rm", cmd_rm, "remove trials, an experiment, or the failed trials, with their records"},
     {"diff", cmd_diff, "compare two trials: config, seeds, final metrics, curves overlaid"},
+    {"report", cmd_report, "write an experiment as one self-contained HTML report"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
