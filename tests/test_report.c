@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/mem.h"
+#include "plot/report.h"
+#include "store/store.h"
 #include "testutil.h"
 
 /* 2 models x 2 correlations x 2 repeats: 8 done trials, well under a
@@ -703,6 +706,56 @@ START_TEST(test_report_bad_input) {
 }
 END_TEST
 
+/* Every allocation of writing a report fails in turn: each run fails
+ * cleanly with "out of memory" (ASan: nothing leaked), and the run after
+ * the last allocation writes the same bytes as an undisturbed one. */
+static char *report_text(store_t *s, const report_job_t *job, int *rc, err_t *err) {
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    *rc = report_write(s, job, f, err);
+    long n = ftell(f);
+    rewind(f);
+    char *text = calloc((size_t)n + 1, 1);
+    ck_assert_int_eq(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return text;
+}
+
+START_TEST(test_report_out_of_memory) {
+    char *dir, *db = make_store(&dir);
+    store_t *s;
+    err_t err = {0};
+    ck_assert_int_eq(store_open(&s, db, STORE_READONLY, &err), 0);
+    const char *metrics[] = {"val/loss/total"};
+    report_job_t job = {"rep", metrics, 1, true};
+    int rc;
+    char *want = report_text(s, &job, &rc, &err);
+    ck_assert_int_eq(rc, 0);
+    int failures = 0;
+    for (long n = 0;; n++) {
+        mem_test_fail_at(n);
+        err = (err_t){0};
+        char *got = report_text(s, &job, &rc, &err);
+        const long calls = mem_test_calls();
+        mem_test_fail_at(-1);
+        if (rc == 0) {
+            ck_assert_int_ge(n, calls);
+            ck_assert_str_eq(got, want);
+            free(got);
+            break;
+        }
+        ck_assert_msg(strstr(err.msg, "out of memory"), "at %ld: %s", n, err.msg);
+        free(got);
+        failures++;
+    }
+    ck_assert_int_gt(failures, 10);
+    store_close(s);
+    free(want);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("diff");
@@ -717,6 +770,7 @@ Suite *report_suite(void) {
     tcase_add_test(tc, test_report_html);
     tcase_add_test(tc, test_report_no_done_trials);
     tcase_add_test(tc, test_report_bad_input);
+    tcase_add_test(tc, test_report_out_of_memory);
     suite_add_tcase(s, tc);
     return s;
 }
