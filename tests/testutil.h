@@ -62,5 +62,6 @@ Suite *golden_suite(void);
 Suite *blocks_suite(void);
 Suite *identity_suite(void);
 Suite *claims_suite(void);
+Suite *cluster_suite(void);
 
 #endif

@@ -87,6 +87,10 @@ typedef struct {
  * such trials stay pending for a runner of their own file.  n = 0 lifts the
  * restriction. */
 int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *err);
+/* The same, trial by trial: trial i claimable is (configs[i], repeats[i]) --
+ * a shard of a sweep (`mtlab run --shard`).  repeats NULL: any repeat. */
+int store_restrict_claims_trials(store_t *s, const char *const *configs, const int *repeats, int n,
+                                 err_t *err);
 
 /* Claims one trial of the experiment: one left running by a dead process of
  * this host (those first), else a pending one (lowest id first), among the

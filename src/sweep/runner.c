@@ -43,8 +43,20 @@ typedef struct {
 
 /* ---- registering the trials ---- */
 
-static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t *exp_id,
-                           int *added, err_t *err) {
+bool runner_in_shard(int index, int shard, int shards) {
+    return shards <= 1 || index % shards == shard;
+}
+
+int runner_shard_size(int n_trials, int shard, int shards) {
+    if (shards <= 1) return n_trials;
+    return n_trials / shards + (shard < n_trials % shards ? 1 : 0);
+}
+
+/* Registers the experiment and the trials of this runner's shard (all of
+ * them without --shard). */
+static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *o,
+                           int64_t *exp_id, int *added, err_t *err) {
+    const bool replace = o->replace_spec;
     if (store_experiment(st, sw->name, sw->description, sw->text, SWEEP_IDENTITY, replace, exp_id,
                          err))
         return -1;
@@ -83,12 +95,14 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
         for (int i = 0; i < sw->points[p].n_params; i++, k++)
             kv[k] = (store_kv_t){sw->points[p].params[i].key, sw->points[p].params[i].value};
     }
+    int n_rows = 0;
     for (int i = 0; i < sw->n_trials; i++) {
+        if (!runner_in_shard(i, o->shard, o->shards)) continue;
         int point, repeat;
         trial_spec_t spec;
         sweep_trial(sw, i, &point, &repeat, &spec);
         const sweep_point_t *pt = &sw->points[point];
-        rows[i] = (store_trial_t){
+        rows[n_rows++] = (store_trial_t){
             .repeat = repeat,
             .model = pt->spec.model,
             .config = pt->config,
@@ -99,7 +113,7 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
             .model_params = model_params[point],
         };
     }
-    int rc = store_add_trials(st, *exp_id, rows, sw->n_trials, added, err);
+    int rc = store_add_trials(st, *exp_id, rows, n_rows, added, err);
     mem_free(model_params);
     mem_free(rows);
     mem_free(kv);
@@ -272,30 +286,40 @@ static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *clai
     return rc;
 }
 
-/* The configs of the sweep's points, for store_restrict_claims. */
-static const char **point_configs(const sweep_t *sw, err_t *err) {
-    const char **configs = mem_alloc(sizeof *configs * (size_t)(sw->n_points ? sw->n_points : 1));
-    if (!configs) {
-        err_set(err, ERR_FAIL, "out of memory for %d configs", sw->n_points);
-        return NULL;
+/* Opens a connection whose claims (and counts) are those of this sweep file:
+ * its points' configs, or with --shard the (config, repeat) of each trial of
+ * the shard. */
+static int open_restricted(store_t **st, const sweep_t *sw, const runner_opts_t *o, err_t *err) {
+    if (store_open(st, o->db_path, 0, err)) return -1;
+    const bool sharded = o->shards > 1;
+    const int n = sharded ? runner_shard_size(sw->n_trials, o->shard, o->shards) : sw->n_points;
+    const char **configs = mem_alloc(sizeof *configs * (size_t)(n ? n : 1));
+    int *repeats = sharded ? mem_alloc(sizeof *repeats * (size_t)(n ? n : 1)) : NULL;
+    int rc = -1;
+    if (!configs || (sharded && !repeats)) {
+        err_set(err, ERR_FAIL, "out of memory for %d configs", n);
+        goto done;
     }
-    for (int p = 0; p < sw->n_points; p++)
-        configs[p] = sw->points[p].config;
-    return configs;
-}
-
-/* Opens a connection whose claims (and counts) are those of this sweep file. */
-static int open_restricted(store_t **st, const sweep_t *sw, const char *db_path, err_t *err) {
-    if (store_open(st, db_path, 0, err)) return -1;
-    const char **configs = point_configs(sw, err);
-    if (!configs || store_restrict_claims(*st, configs, sw->n_points, err)) {
-        mem_free(configs);
+    if (sharded) {
+        for (int i = 0, k = 0; i < sw->n_trials; i++) {
+            if (!runner_in_shard(i, o->shard, o->shards)) continue;
+            int point, repeat;
+            sweep_trial(sw, i, &point, &repeat, NULL);
+            configs[k] = sw->points[point].config;
+            repeats[k++] = repeat;
+        }
+    } else
+        for (int p = 0; p < sw->n_points; p++)
+            configs[p] = sw->points[p].config;
+    rc = store_restrict_claims_trials(*st, configs, repeats, n, err);
+done:
+    mem_free(configs);
+    mem_free(repeats);
+    if (rc) {
         store_close(*st);
         *st = NULL;
-        return -1;
     }
-    mem_free(configs);
-    return 0;
+    return rc;
 }
 
 /* A worker process: claims and runs trials until none is left.  Its error, if
@@ -304,7 +328,7 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
                   slot_t *slot) {
     err_t err = {0};
     store_t *st;
-    if (open_restricted(&st, sw, o->db_path, &err)) {
+    if (open_restricted(&st, sw, o, &err)) {
         snprintf(slot->error, sizeof slot->error, "%s", err.msg);
         return 1;
     }
@@ -510,7 +534,7 @@ static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp
                          runner_summary_t *sum, err_t *err) {
     store_t *st;
     if (store_open(&st, o->db_path, 0, err)) return -1;
-    int rc = register_trials(st, sw, o->replace_spec, exp_id, &sum->added, err);
+    int rc = register_trials(st, sw, o, exp_id, &sum->added, err);
     if (rc == 0 && o->retry_failed) rc = store_retry_failed(st, *exp_id, &sum->retried, err);
     if (rc == 0 && o->release_stale)
         rc = store_release_stale(st, *exp_id, true, &sum->released, err);
@@ -520,7 +544,7 @@ static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp
 
 int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum, err_t *err) {
     memset(sum, 0, sizeof *sum);
-    sum->total = sw->n_trials;
+    sum->total = runner_shard_size(sw->n_trials, o->shard, o->shards);
     double t0 = now();
     int jobs = o->jobs > 0 ? o->jobs : 1;
     size_t largest;
@@ -575,7 +599,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     /* The parent's own connection, opened only now that every fork is done. */
     store_t *st = NULL;
     err_t open_err = {0};
-    if (open_restricted(&st, sw, o->db_path, &open_err)) {
+    if (open_restricted(&st, sw, o, &open_err)) {
         runner_event_t ev = {
             .kind = RUNNER_WORKER_FAILED, .pid = getpid(), .message = open_err.msg};
         emit(o, &ev);
