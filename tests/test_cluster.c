@@ -153,12 +153,402 @@ START_TEST(test_shard_store_resumes) {
 }
 END_TEST
 
+/* ---- merge ---------------------------------------------------------------- */
+
+static void sql_exec(const char *db_path, const char *sql) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    char *msg = NULL;
+    ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* Appends the text of every row of `sql` (columns quoted) to *buf. */
+static void append_rows(sqlite3 *db, const char *sql, char **buf, size_t *len) {
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const char *text = (const char *)sqlite3_column_text(st, c);
+            size_t n = text ? strlen(text) : 4;
+            *buf = realloc(*buf, *len + n + 2);
+            memcpy(*buf + *len, text ? text : "NULL", n);
+            *len += n;
+            (*buf)[(*len)++] = c + 1 < sqlite3_column_count(st) ? '|' : '\n';
+            (*buf)[*len] = '\0';
+        }
+    sqlite3_finalize(st);
+}
+
+/* A store's whole content as text: every table (from sqlite_master), every
+ * row in the order of all its columns, every value quote()d (blobs in hex,
+ * reals to 17 digits through printf). */
+static char *dump_store(const char *db_path) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *buf = calloc(1, 1), *tables = NULL;
+    size_t len = 0, tables_len = 0;
+    append_rows(db,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY name",
+                &tables, &tables_len);
+    for (char *name = strtok(tables, "\n"); name; name = strtok(NULL, "\n")) {
+        char sql[32768], cols[16384] = "";
+        snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s')", name);
+        char *names = NULL;
+        size_t names_len = 0;
+        append_rows(db, sql, &names, &names_len);
+        int k = 0;
+        for (char *save, *col = strtok_r(names, "\n", &save); col;
+             col = strtok_r(NULL, "\n", &save), k++) {
+            size_t n = strlen(cols);
+            snprintf(cols + n, sizeof cols - n,
+                     "%sCASE typeof(\"%s\") WHEN 'real' THEN printf('%%!.17g', \"%s\") ELSE "
+                     "quote(\"%s\") END",
+                     k ? " || '|' || " : "", col, col, col);
+        }
+        free(names);
+        snprintf(sql, sizeof sql, "SELECT '%s: ' || %s FROM \"%s\" ORDER BY %s", name, cols, name,
+                 "1");
+        append_rows(db, sql, &buf, &len);
+    }
+    free(tables);
+    sqlite3_close(db);
+    return buf;
+}
+
+/* Rows of `sql` on the connection (first column of the first row). */
+static long long q_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Asserts that stores a and b hold the same trials (by experiment name,
+ * config and repeat: model, seeds, status, sizes) and, in every table with a
+ * trial_id column (found in the schema), the same rows with the same values:
+ * SQL compares reals by value, so equal means equal bits (but for -0 and +0;
+ * NaN is stored as NULL). */
+static void assert_same_results(const char *a, const char *b) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(a, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char attach[2048];
+    snprintf(attach, sizeof attach, "ATTACH '%s' AS other", b);
+    ck_assert_int_eq(sqlite3_exec(db, attach, NULL, NULL, NULL), SQLITE_OK);
+    const char *trial_cols = "e.name, t.config, t.repeat, t.model, t.data_seed, t.init_seed, "
+                             "t.status, t.n_params, t.final_step, t.error";
+    char sql[8192];
+    for (int dir = 0; dir < 2; dir++) {
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM (SELECT %s FROM %s.trial t JOIN %s.experiment e ON e.id = "
+                 "t.experiment_id EXCEPT SELECT %s FROM %s.trial t JOIN %s.experiment e ON e.id = "
+                 "t.experiment_id)",
+                 trial_cols, dir ? "other" : "main", dir ? "other" : "main", trial_cols,
+                 dir ? "main" : "other", dir ? "main" : "other");
+        ck_assert_int_eq(q_int(db, sql), 0);
+    }
+    ck_assert_int_eq(q_int(db, "SELECT count(*) FROM main.trial"),
+                     q_int(db, "SELECT count(*) FROM other.trial"));
+    char *tables = NULL;
+    size_t tables_len = 0;
+    append_rows(db,
+                "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' AND EXISTS (SELECT 1 "
+                "FROM pragma_table_info(m.name) WHERE name = 'trial_id') ORDER BY m.name",
+                &tables, &tables_len);
+    int n_tables = 0;
+    for (char *name = strtok(tables, "\n"); name; name = strtok(NULL, "\n"), n_tables++) {
+        char cols[2048] = "";
+        snprintf(sql, sizeof sql,
+                 "SELECT group_concat('x.\"' || name || '\"', ', ') FROM pragma_table_info('%s') "
+                 "WHERE name != 'trial_id'",
+                 name);
+        sqlite3_stmt *st;
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        snprintf(cols, sizeof cols, "%s", sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        for (int dir = 0; dir < 2; dir++) {
+            const char *x = dir ? "other" : "main", *y = dir ? "main" : "other";
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM (SELECT e.name, t.config, t.repeat, %s FROM %s.\"%s\" x "
+                     "JOIN %s.trial t ON t.id = x.trial_id JOIN %s.experiment e ON e.id = "
+                     "t.experiment_id EXCEPT SELECT e.name, t.config, t.repeat, %s FROM %s.\"%s\" "
+                     "x JOIN %s.trial t ON t.id = x.trial_id JOIN %s.experiment e ON e.id = "
+                     "t.experiment_id)",
+                     cols, x, name, x, x, cols, y, name, y, y);
+            ck_assert_msg(q_int(db, sql) == 0, "table %s differs", name);
+        }
+        snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM main.\"%s\") - (SELECT count(*) FROM other.\"%s\")",
+                 name, name);
+        ck_assert_msg(q_int(db, sql) == 0, "table %s: row counts differ", name);
+    }
+    ck_assert_int_ge(n_tables, 7); /* param, metric, gate, gate_hist, route, tensor, weights */
+    free(tables);
+    sqlite3_close(db);
+}
+
+/* Runs the tiny sweep as 4 shards (stores dir/s0.db .. s3.db), --jobs 1. */
+static void run_shards(const char *ini, const char *dir, int shards) {
+    for (int s = 0; s < shards; s++) {
+        char name[32], shard[32];
+        snprintf(name, sizeof name, "s%d.db", s);
+        snprintf(shard, sizeof shard, "%d/%d", s, shards);
+        char *db = test_join(dir, name);
+        const char *args[] = {"run", ini, "--shard", shard, "--db", db, "--jobs", "1", "--quiet",
+                              NULL};
+        ck_assert_int_eq(mtlab(NULL, NULL, args), 0);
+        free(db);
+    }
+}
+
+static int merge(const char *out, const char *const *ins, int n, char **err) {
+    const char *args[16] = {"merge", out};
+    for (int i = 0; i < n; i++)
+        args[2 + i] = ins[i];
+    args[2 + n] = NULL;
+    return mtlab(NULL, err, args);
+}
+
+/* The key property: 4 shards run separately and merged hold the same trials
+ * with the same bits as one --jobs 1 run; merging is order-independent,
+ * idempotent, and a no-op on a store with itself. */
+START_TEST(test_merge_shards_equal_one_run) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
+    run_shards(ini, dir, 4);
+    char *one = test_join(dir, "one.db"), *m1 = test_join(dir, "m1.db"),
+         *m2 = test_join(dir, "m2.db");
+    const char *one_args[] = {"run", ini, "--db", one, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, one_args), 0);
+    char *s[4];
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "s%d.db", i);
+        s[i] = test_join(dir, name);
+    }
+    const char *fwd[] = {s[0], s[1], s[2], s[3]}, *rev[] = {s[3], s[1], s[0], s[2]};
+    ck_assert_int_eq(merge(m1, fwd, 4, NULL), 0);
+    ck_assert_int_eq(merge(m2, rev, 4, NULL), 0);
+    assert_same_results(m1, one);
+    char *d1 = dump_store(m1), *d2 = dump_store(m2);
+    ck_assert_msg(strcmp(d1, d2) == 0, "the merge depends on the order of its inputs");
+    ck_assert_int_ge(strlen(d1), 10000);
+    /* Again, with OUT among the inputs: nothing changes. */
+    const char *again[] = {s[2], m1, s[0], s[3], s[1]};
+    ck_assert_int_eq(merge(m1, again, 5, NULL), 0);
+    char *d3 = dump_store(m1);
+    ck_assert_msg(strcmp(d1, d3) == 0, "merging again changed the store");
+    /* A store with itself. */
+    char *before = dump_store(one);
+    const char *self[] = {one};
+    ck_assert_int_eq(merge(one, self, 1, NULL), 0);
+    char *after = dump_store(one);
+    ck_assert_msg(strcmp(before, after) == 0, "merging a store with itself changed it");
+    /* The single run's store takes the shards: all duplicates, same bits. */
+    char *out, *err;
+    const char *args[] = {"merge", one, s[0], s[1], s[2], s[3], NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
+    ck_assert_msg(strstr(out, "0 trials added, 0 replaced, 12 duplicates") != NULL, "%s", out);
+    free(out);
+    free(err);
+    free(after);
+    after = dump_store(one);
+    ck_assert_msg(strcmp(before, after) == 0, "merging duplicates changed the store");
+    free(before);
+    free(after);
+    free(d1);
+    free(d2);
+    free(d3);
+    for (int i = 0; i < 4; i++)
+        free(s[i]);
+    free(one);
+    free(m1);
+    free(m2);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
+/* Unfinished shards: a pending copy is replaced by a done one, whatever the
+ * order; the merged store resumes like any other. */
+START_TEST(test_merge_unfinished) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
+    char *part = test_join(dir, "part.db"), *full = test_join(dir, "full.db"),
+         *m1 = test_join(dir, "m1.db"), *m2 = test_join(dir, "m2.db");
+    const char *a1[] = {"run", ini, "--db", part, "--jobs", "1", "--limit", "5", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, a1), 0);
+    /* part.db: 5 done, 7 pending; m1 = part alone, then the shard 0/2. */
+    ck_assert_int_eq(merge(m1, (const char *[]){part}, 1, NULL), 0);
+    ck_assert_int_eq(test_query(m1, "SELECT count(*) FROM trial WHERE status = 'pending'"), 7);
+    const char *a2[] = {"run", ini, "--shard", "0/2", "--db", full, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, a2), 0);
+    char *out;
+    const char *args[] = {"merge", m1, full, NULL};
+    ck_assert_int_eq(run_mtlab(&out, NULL, args), 0);
+    ck_assert_int_eq(test_query(m1, "SELECT count(*) FROM trial"), 12);
+    int pending = (int)test_query(m1, "SELECT count(*) FROM trial WHERE status = 'pending'");
+    ck_assert_int_lt(pending, 7);
+    ck_assert_int_gt(pending, 0);
+    free(out);
+    /* The other order gives the same trials, and the merged store runs its
+     * rest: then it equals a full run. */
+    ck_assert_int_eq(merge(m2, (const char *[]){full, part}, 2, NULL), 0);
+    ck_assert_int_eq(test_query(m2, "SELECT count(*) FROM trial WHERE status = 'pending'"),
+                     pending);
+    const char *rest[] = {"run", ini, "--db", m2, "--jobs", "2", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, rest), 0);
+    char *one = test_join(dir, "one.db");
+    const char *a3[] = {"run", ini, "--db", one, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, a3), 0);
+    assert_same_results(m2, one);
+    free(one);
+    free(part);
+    free(full);
+    free(m1);
+    free(m2);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
+/* What merge refuses, with the message and exit status documented in
+ * `mtlab merge --help`, leaving OUT unchanged: another sweep text under the
+ * same name, another mtlab version (unless --allow-versions), another
+ * schema version, and a duplicate trial with different results. */
+START_TEST(test_merge_refuses) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
+    run_shards(ini, dir, 2);
+    char *s0 = test_join(dir, "s0.db"), *s1 = test_join(dir, "s1.db"),
+         *out = test_join(dir, "out.db"), *err;
+    ck_assert_int_eq(merge(out, (const char *[]){s0}, 1, NULL), 0);
+    char *before = dump_store(out);
+
+    /* A different spec text. */
+    char *text2 = strdup(tiny_ini);
+    *strstr(text2, "seed = 7") = '\0';
+    char *spec2 = malloc(strlen(tiny_ini) + 16);
+    sprintf(spec2, "%sseed = 8%s", text2, strstr(tiny_ini, "seed = 7") + 8);
+    char *ini2 = test_write_file(dir, "tiny2.ini", spec2), *other = test_join(dir, "other.db");
+    const char *a[] = {"run", ini2, "--db", other, "--jobs", "1", "--limit", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, a), 0);
+    ck_assert_int_eq(merge(out, (const char *[]){s1, other}, 2, &err), 1);
+    ck_assert_msg(strstr(err, "experiment 'tiny': its sweep file's text differs") != NULL, "%s",
+                  err);
+    free(err);
+
+    /* Another code version. */
+    sql_exec(s1, "UPDATE experiment SET code_version = 'v0-other'");
+    ck_assert_int_eq(merge(out, (const char *[]){s1}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "v0-other") && strstr(err, "--allow-versions"), "%s", err);
+    free(err);
+    char *now = dump_store(out);
+    ck_assert_msg(strcmp(before, now) == 0, "a refused merge changed the store");
+    free(now);
+
+    /* Another schema version. */
+    char *old = test_join(dir, "old.db");
+    const char *copy[] = {"run", ini, "--db", old, "--jobs", "1", "--limit", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, copy), 0);
+    sql_exec(old, "UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+    ck_assert_int_eq(merge(out, (const char *[]){old}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "schema version 99 is newer") != NULL, "%s", err);
+    free(err);
+
+    /* A duplicate with different results: one metric value changed in a
+     * copy of shard 0's store. */
+    char *s0b = test_join(dir, "s0b.db");
+    ck_assert_int_eq(merge(s0b, (const char *[]){s0}, 1, NULL), 0);
+    sql_exec(s0b, "UPDATE metric SET value = value + 1e-6 WHERE trial_id = 2 AND name = "
+                  "'test/loss/t1' AND step = 40");
+    ck_assert_int_eq(merge(out, (const char *[]){s0b}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "conflict: experiment 'tiny', repeat") && strstr(err, "(metric)") &&
+                      strstr(err, "1 duplicate trial holds different results"),
+                  "%s", err);
+    free(err);
+    now = dump_store(out);
+    ck_assert_msg(strcmp(before, now) == 0, "a refused merge changed the store");
+    free(now);
+
+    /* --allow-versions merges the other version's shard. */
+    const char *allow[] = {"merge", out, s1, "--allow-versions", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, allow), 0);
+    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM trial WHERE status = 'done'"), 12);
+
+    free(before);
+    free(s0b);
+    free(old);
+    free(text2);
+    free(spec2);
+    free(ini2);
+    free(other);
+    free(s0);
+    free(s1);
+    free(out);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
+/* The record tables come from the schema: a table with a trial_id column
+ * that mtlab does not know (a later migration's) is carried with its
+ * trial; a table merge cannot place is refused by name. */
+START_TEST(test_merge_schema_tables) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
+    run_shards(ini, dir, 2);
+    char *s0 = test_join(dir, "s0.db"), *s1 = test_join(dir, "s1.db"),
+         *out = test_join(dir, "out.db"), *err;
+    const char *extra = "CREATE TABLE note (trial_id INTEGER NOT NULL REFERENCES trial (id), "
+                        "text TEXT, PRIMARY KEY (trial_id, text)) WITHOUT ROWID";
+    ck_assert_int_eq(merge(out, (const char *[]){s0}, 1, NULL), 0); /* creates out */
+    sql_exec(s0, extra);
+    sql_exec(s1, extra);
+    sql_exec(out, extra);
+    sql_exec(s0, "INSERT INTO note SELECT id, 'from s0 ' || config || repeat FROM trial");
+    sql_exec(s1, "INSERT INTO note SELECT id, 'from s1 ' || config || repeat FROM trial");
+    sql_exec(out, "DELETE FROM note; DELETE FROM metric; DELETE FROM gate_hist; DELETE FROM "
+                  "gate; DELETE FROM param; DELETE FROM route; DELETE FROM tensor; DELETE FROM "
+                  "weights; DELETE FROM trial; DELETE FROM experiment");
+    ck_assert_int_eq(merge(out, (const char *[]){s1, s0}, 2, NULL), 0);
+    /* Every note is on its own trial. */
+    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM note n JOIN trial t ON t.id = "
+                                     "n.trial_id WHERE substr(n.text, 9) = t.config || t.repeat"),
+                     12);
+    /* An input with a table OUT does not have: refused, not dropped. */
+    sql_exec(s1, "CREATE TABLE only_here (trial_id INTEGER)");
+    ck_assert_int_eq(merge(out, (const char *[]){s1}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "only_here") != NULL, "%s", err);
+    free(err);
+    sql_exec(s1, "DROP TABLE only_here");
+    /* A table of no known kind. */
+    sql_exec(out, "CREATE TABLE loose (x INTEGER)");
+    ck_assert_int_eq(merge(out, (const char *[]){s1}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "table loose") != NULL, "%s", err);
+    free(err);
+    free(s0);
+    free(s1);
+    free(out);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *cluster_suite(void) {
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("shard");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_shards_partition);
     tcase_add_test(tc, test_shard_store_resumes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("merge");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_merge_shards_equal_one_run);
+    tcase_add_test(tc, test_merge_unfinished);
+    tcase_add_test(tc, test_merge_refuses);
+    tcase_add_test(tc, test_merge_schema_tables);
     suite_add_tcase(s, tc);
     return s;
 }

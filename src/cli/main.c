@@ -23,6 +23,7 @@ static const command_t commands[] = {
     {"reproduce", cmd_reproduce, "run the MMoE synthetic study and make all its figures"},
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
+    {"merge", cmd_merge, "merge stores (the shards of a sweep) into one"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
