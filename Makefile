@@ -26,6 +26,11 @@ ifeq ($(SANITIZE),1)
   BUILD       := build/san
 endif
 
+# The flags recorded with every run (the run table): provenance.o gets them.
+BUILD_CFLAGS := $(BASE_CFLAGS)
+$(BUILD)/f/src/core/provenance.o $(BUILD)/d/src/core/provenance.o: BASE_CFLAGS += -DMTLAB_CFLAGS='"$(BUILD_CFLAGS)"'
+$(BUILD)/f/src/core/provenance.o $(BUILD)/d/src/core/provenance.o: Makefile
+
 SRC      := $(wildcard src/*/*.c)
 LIB_SRC  := $(filter-out src/cli/main.c,$(SRC))
 TEST_SRC := $(wildcard tests/*.c)

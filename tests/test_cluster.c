@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/provenance.h"
 #include "sweep/runner.h"
 #include "testutil.h"
 
@@ -536,6 +537,96 @@ START_TEST(test_merge_schema_tables) {
 }
 END_TEST
 
+/* ---- provenance ----------------------------------------------------------- */
+
+/* Every run invocation is recorded with what its bits depend on, its trials
+ * point at it, merge carries it, show prints it and tells when this
+ * machine's OpenBLAS kernels differ. */
+START_TEST(test_provenance_recorded) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
+    run_shards(ini, dir, 2);
+    char *s0 = test_join(dir, "s0.db"), *s1 = test_join(dir, "s1.db"),
+         *out = test_join(dir, "out.db");
+    ck_assert_int_eq(test_query(s0, "SELECT count(*) FROM run"), 1);
+    ck_assert_int_eq(test_query(s0, "SELECT count(*) FROM trial WHERE run_id = 1"), 6);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM run WHERE shard = '0/2' AND jobs = 1 AND real_type = 'float' "
+             "AND blas_threads = 1 AND sqlite_version = '%s' AND blas_core = '%s' AND "
+             "blas_version LIKE 'OpenBLAS %%' AND cflags LIKE '%%-ffp-contract=off%%' AND "
+             "compiler != '' AND cpu_model != '' AND host != '' AND mtlab_version != '' AND "
+             "dirty = (mtlab_version LIKE '%%-dirty') AND started LIKE '20%%Z'",
+             sqlite3_libversion(), provenance_blas_core());
+    ck_assert_int_eq(test_query(s0, sql), 1);
+    /* Merged: one run per shard, each trial still on its own. */
+    ck_assert_int_eq(merge(out, (const char *[]){s1, s0}, 2, NULL), 0);
+    ck_assert_int_eq(merge(out, (const char *[]){s0, s1}, 2, NULL), 0);
+    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM run"), 2);
+    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM trial t JOIN run r ON r.id = t.run_id "
+                                     "WHERE r.shard = '0/2'"),
+                     6);
+    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM trial t JOIN run r ON r.id = t.run_id "
+                                     "WHERE r.shard = '1/2'"),
+                     6);
+    /* show prints it; the rerun command carries the core. */
+    char *text;
+    const char *show[] = {"show", "1", "--db", s0, NULL};
+    ck_assert_int_eq(mtlab(&text, NULL, show), 0);
+    char want[128];
+    snprintf(want, sizeof want, "core %s", provenance_blas_core());
+    ck_assert_msg(strstr(text, "ran by      run 1") && strstr(text, want) &&
+                      strstr(text, "shard 0/2") && strstr(text, "real float"),
+                  "%s", text);
+    snprintf(want, sizeof want, "--expect-blas-core %s\n", provenance_blas_core());
+    ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+    ck_assert_ptr_null(strstr(text, "note: this machine"));
+    free(text);
+    /* A trial run on other kernels: show and the rerun both say so. */
+    sql_exec(s0, "UPDATE run SET blas_core = 'OtherCore'");
+    ck_assert_int_eq(mtlab(&text, NULL, show), 0);
+    ck_assert_msg(strstr(text, "note: this machine's OpenBLAS core is") &&
+                      strstr(text, "the trial ran on OtherCore"),
+                  "%s", text);
+    free(text);
+    char *err;
+    const char *train[] = {"train", "train.steps=0", "--expect-blas-core", "OtherCore", NULL};
+    ck_assert_int_eq(mtlab(NULL, &err, train), 0);
+    ck_assert_msg(strstr(err, "the trial ran on OtherCore") != NULL, "%s", err);
+    free(err);
+    free(s0);
+    free(s1);
+    free(out);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
+/* MTLAB_BLAS_CORE forces OpenBLAS's core (here the one it runs anyway, so
+ * the test holds on any CPU) and the run records that it was forced; a core
+ * OpenBLAS does not run is a usage error naming the variable. */
+START_TEST(test_blas_core_forced) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini),
+         *db = test_join(dir, "r.db");
+    setenv("MTLAB_BLAS_CORE", provenance_blas_core(), 1);
+    const char *args[] = {"run", ini, "--db", db, "--jobs", "1", "--limit", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, args), 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run WHERE blas_core = '%s' AND "
+                              "blas_core_forced = '%s'",
+             provenance_blas_core(), provenance_blas_core());
+    ck_assert_int_eq(test_query(db, sql), 1);
+    setenv("MTLAB_BLAS_CORE", "NoSuchCore", 1);
+    char *err;
+    ck_assert_int_eq(mtlab(NULL, &err, args), 2);
+    ck_assert_msg(strstr(err, "MTLAB_BLAS_CORE=NoSuchCore") != NULL, "%s", err);
+    free(err);
+    unsetenv("MTLAB_BLAS_CORE");
+    free(db);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *cluster_suite(void) {
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("shard");
@@ -549,6 +640,11 @@ Suite *cluster_suite(void) {
     tcase_add_test(tc, test_merge_unfinished);
     tcase_add_test(tc, test_merge_refuses);
     tcase_add_test(tc, test_merge_schema_tables);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("provenance");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_provenance_recorded);
+    tcase_add_test(tc, test_blas_core_forced);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "core/provenance.h"
 #include "core/numtext.h"
 #include "data/synth.h"
 #include "models/model.h"
@@ -181,6 +183,7 @@ int cmd_train(int argc, char **argv) {
                  i ? "," : "", families[i]->name);
     uint64_t seed = 1, data_seed = 0, init_seed = 0;
     int digits = 0;
+    const char *expect_core = NULL;
 
     opt_t opts[] = {
         {"model", OPT_STRING, &model_name, "NAME", model_help, 1, 0, 0},
@@ -215,6 +218,10 @@ int cmd_train(int argc, char **argv) {
          "initialisation and batch-order seed (0: use --seed)", 1, 0, 0},
         {"digits", OPT_INT, &digits, "N",
          "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
+        {"expect-blas-core", OPT_STRING, &expect_core, "NAME",
+         "the OpenBLAS core the trial ran on (mtlab show prints it): a note on stderr when this "
+         "machine runs another, since the same bits are promised only on the same core",
+         1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -230,6 +237,12 @@ int cmd_train(int argc, char **argv) {
         "data.correlation).  train.steps=0 only generates and measures the data.",
         opts, n_opts, argc, argv, pos, TRAIN_MAX_SETTINGS / 2, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
+    if (expect_core && strcasecmp(expect_core, provenance_blas_core()) != 0)
+        fprintf(stderr,
+                "mtlab train: note: this machine's OpenBLAS core is %s, the trial ran on %s: the "
+                "results may differ in the last bits (MTLAB_BLAS_CORE=%s forces that core where "
+                "the CPU can run it)\n",
+                provenance_blas_core(), expect_core, expect_core);
 
     /* Options given, then arguments: one list of settings, resolved as a
      * sweep file's one point would be. */

@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "cli/cli.h"
+#include "core/provenance.h"
 
 typedef struct {
     const char *name;
@@ -35,6 +36,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* MTLAB_BLAS_CORE: OpenBLAS reads its core when it loads, so asking for
+     * one re-executes mtlab with OPENBLAS_CORETYPE set (core/provenance.h). */
+    err_t core_err = {0};
+    if (provenance_force_core(argv, &core_err)) {
+        fprintf(stderr, "mtlab: %s\n", core_err.msg);
+        return core_err.kind == ERR_USAGE ? 2 : 1;
+    }
     /* One BLAS thread: results must not depend on how work is split (SPEC §5);
      * parallelism comes from running trials in separate processes. */
     openblas_set_num_threads(1);

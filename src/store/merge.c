@@ -439,8 +439,9 @@ static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *s
     return rc;
 }
 
-/* Tables the trial table references (e.g. run): rows of equal content are
- * one row; new contents get ids in content order.  temp.map_NAME (src,
+/* Tables the trial table references (e.g. run): the rows that the trials
+ * taken from the inputs reference (after choose_trials) are carried, rows
+ * of equal content being one row; new contents get ids in content order.  temp.map_NAME (src,
  * old_id, new_id) maps the inputs' ids. */
 static int merge_entities(merge_t *m, err_t *err) {
     sql_t q = {0};
@@ -457,7 +458,14 @@ static int merge_entities(merge_t *m, err_t *err) {
         add_cols(&q, t, "", true, false);
         sql_add(&q, "), * FROM (SELECT ");
         add_cols(&q, t, "", true, false);
-        sql_add(&q, " FROM temp.\"s_%s\" WHERE src > 0 EXCEPT SELECT ", t->name);
+        sql_add(&q, " FROM temp.\"s_%s\" s WHERE src > 0 AND EXISTS (SELECT 1 FROM win w JOIN "
+                    "s_trial x ON x.src = w.src AND x.id = w.old_id WHERE w.src = s.src AND (0",
+                t->name);
+        const table_t *trial = find_table(m, "trial");
+        for (int c = 0; c < trial->n_cols; c++)
+            if (strcmp(trial->refs[c], t->name) == 0)
+                sql_add(&q, " OR x.\"%s\" = s.\"%s\"", trial->cols[c], id);
+        sql_add(&q, ")) EXCEPT SELECT ");
         add_cols(&q, t, "", true, false);
         sql_add(&q, " FROM main.\"%s\");", t->name);
         sql_add(&q, "CREATE TEMP TABLE \"map_%s\" AS SELECT s.src, s.\"%s\" AS old_id, min(x.\"%s\") "
@@ -730,7 +738,7 @@ int store_merge(const char *out_path, const char *const *inputs, int n, const me
     }
     if (exec(&m, "BEGIN IMMEDIATE", "cannot start the write transaction", err)) goto done;
     if (merge_experiments(&m, opts && opts->allow_versions, sum, err) ||
-        merge_entities(&m, err) || merge_exp_records(&m, err) || choose_trials(&m, err) ||
+        choose_trials(&m, err) || merge_entities(&m, err) || merge_exp_records(&m, err) ||
         write_trials(&m, err) || compare_copies(&m, sum, err))
         goto rollback;
     long long added, replaced;

@@ -25,8 +25,8 @@
  *     (param, metric, gate, gate_hist, route, tensor, weights and whatever
  *     later migrations add), copied with the trial that wins; a table the
  *     trial table references (other than experiment; e.g. run, the
- *     provenance of a run invocation) is carried row by row, rows of equal
- *     content merged into one; a table with an experiment_id column and no
+ *     provenance of a run invocation) is carried for the trials taken from
+ *     the inputs, rows of equal content merged into one; a table with an experiment_id column and no
  *     trial_id gets the rows it does not hold yet.  A table of none of these
  *     kinds makes the merge refuse (a test guards the schema).
  *   - New experiments, trials and referenced rows get ids in a canonical

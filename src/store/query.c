@@ -770,7 +770,7 @@ int store_export_csv(store_t *s, const char *dir, bool with_blobs,
                      void (*on_file)(void *ctx, const char *path, long rows), void *ctx,
                      err_t *err) {
     static const char *const tables[] = {"meta", "experiment", "trial", "param", "metric",
-                                         "gate", "gate_hist",  "route", "tensor"};
+                                         "gate", "gate_hist",  "route", "tensor", "run"};
     if (files_make_dirs(dir, err)) return -1;
     const int n_tables = (int)(sizeof tables / sizeof tables[0]);
     for (int i = 0; i <= n_tables; i++) {

@@ -59,6 +59,7 @@ struct store {
     bool readonly;
     bool restricted; /* claims limited to temp.claimable (store_restrict_claims) */
     long fail_after; /* test hook: write steps left before an injected failure, -1 off */
+    int64_t run_id;  /* the run (invocation) its claims record in trial.run_id, 0: none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -571,6 +572,10 @@ sqlite3 *store_db(store_t *s) {
     return s->db;
 }
 
+void store_set_run(store_t *s, int64_t run_id) {
+    s->run_id = run_id;
+}
+
 const char *store_path(const store_t *s) {
     return s->path;
 }
@@ -832,7 +837,8 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     }
     if (prepare(s, &st,
                 "UPDATE trial SET status = 'running', host = ?, pid = ?, pid_start = ?, "
-                "started = ?, finished = NULL, error = NULL, failed_step = NULL WHERE id = ?",
+                "started = ?, finished = NULL, error = NULL, failed_step = NULL, run_id = ? "
+                "WHERE id = ?",
                 err))
         goto fail;
     sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
@@ -842,7 +848,11 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     else
         sqlite3_bind_null(st, 3);
     sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, id);
+    if (s->run_id > 0)
+        sqlite3_bind_int64(st, 5, s->run_id);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, id);
     if (write_step(s, st, "cannot claim a trial", err)) goto fail;
     sqlite3_finalize(st);
     if (prepare(s, &st, "SELECT repeat, config, data_seed, init_seed FROM trial WHERE id = ?", err))

@@ -26,8 +26,9 @@ typedef struct sqlite3 sqlite3;
 
 /* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
- * conventions, trial.n_params for every trial; 5: experiment.identity). */
-#define STORE_SCHEMA_VERSION 5
+ * conventions, trial.n_params for every trial; 5: experiment.identity;
+ * 6: the run table, trial.run_id -- provenance, store/run_record.h). */
+#define STORE_SCHEMA_VERSION 6
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -40,6 +41,9 @@ enum {
 int store_open(store_t **out, const char *path, int flags, err_t *err);
 void store_close(store_t *s);
 sqlite3 *store_db(store_t *s);
+/* The run (store_run_add) that this connection's claims record as the
+ * trials' trial.run_id; 0 (the default): none. */
+void store_set_run(store_t *s, int64_t run_id);
 
 /* Registers an experiment, returning its id.  Same name and same spec text:
  * the existing experiment (a re-run continues it).  Same name, different

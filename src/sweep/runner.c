@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/provenance.h"
+#include "store/run_record.h"
 #include "store/store.h"
 
 static double now(void) {
@@ -36,6 +38,7 @@ typedef struct {
  * followed by one slot_t per worker). */
 typedef struct {
     int claimed; /* trials claimed so far by this invocation (for --limit) */
+    int64_t run_id; /* this invocation's row of the run table (provenance) */
     int trained, failed;
     double seconds_trials, seconds_store;
     slot_t slot[];
@@ -332,6 +335,7 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
         snprintf(slot->error, sizeof slot->error, "%s", err.msg);
         return 1;
     }
+    store_set_run(st, sh->run_id);
     /* Consecutive claims often share their dataset (a sweep lists the models
      * of one data setting next to each other): keep the last one. */
     trial_data_cache_t cache = {0};
@@ -530,11 +534,18 @@ int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t 
 
 /* Registers the experiment and its trials and applies the --retry-failed and
  * --release-stale resets, then closes the connection before any fork. */
-static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
-                         runner_summary_t *sum, err_t *err) {
+static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int jobs, int64_t *exp_id,
+                         int64_t *run_id, runner_summary_t *sum, err_t *err) {
     store_t *st;
     if (store_open(&st, o->db_path, 0, err)) return -1;
     int rc = register_trials(st, sw, o, exp_id, &sum->added, err);
+    if (rc == 0) {
+        provenance_t prov;
+        provenance_collect(&prov);
+        char shard[32];
+        snprintf(shard, sizeof shard, "%d/%d", o->shard, o->shards);
+        rc = store_run_add(st, &prov, jobs, o->shards > 1 ? shard : NULL, run_id, err);
+    }
     if (rc == 0 && o->retry_failed) rc = store_retry_failed(st, *exp_id, &sum->retried, err);
     if (rc == 0 && o->release_stale)
         rc = store_release_stale(st, *exp_id, true, &sum->released, err);
@@ -553,8 +564,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         runner_event_t ev = {.kind = RUNNER_JOBS_REDUCED, .jobs = jobs, .trial_bytes = largest};
         emit(o, &ev);
     }
-    int64_t exp_id;
-    if (prepare_store(sw, o, &exp_id, sum, err)) return -1;
+    int64_t exp_id, run_id;
+    if (prepare_store(sw, o, jobs, &exp_id, &run_id, sum, err)) return -1;
 
     size_t shared_size = sizeof(shared_t) + (size_t)jobs * sizeof(slot_t);
     shared_t *sh =
@@ -566,6 +577,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         return err_set(err, ERR_FAIL, "cannot set up %d workers: out of memory", jobs);
     }
     memset(sh, 0, shared_size);
+    sh->run_id = run_id;
 
     /* Stop signals are handled from here on: block them around each fork so
      * that a child never runs the parent's handler. */
