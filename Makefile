@@ -6,7 +6,8 @@
 CC      ?= cc
 # Debian packages the project needs (see README "Dependencies").
 DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlite3 libinih-dev \
-           libcsv-dev gnuplot-nox
+           libcsv-dev gnuplot-nox \
+           slurmctld slurmd slurm-client munge
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc

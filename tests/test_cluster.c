@@ -3,6 +3,8 @@
  * property: the shards of a sweep, run separately and merged, hold the same
  * trials with the same bits as one `--jobs 1` run of the sweep. */
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -627,6 +629,332 @@ START_TEST(test_blas_core_forced) {
 }
 END_TEST
 
+/* ---- a real one-node Slurm cluster ----------------------------------------- *
+ *
+ * The test starts its own cluster, as in ../shared/reference/slurm-local.md
+ * but private: munged on a socket and key in the test's scratch folder,
+ * slurmctld and slurmd on a slurm.conf there (SLURM_CONF points every Slurm
+ * command at it) with ports of their own, so a system Slurm or another test
+ * run is neither used nor disturbed.  It stops exactly the daemons it
+ * started, by the pids they wrote.  When they cannot run (Slurm not
+ * installed, not root), the test says so loudly on stderr and passes: the
+ * shard and merge tests above cover the rest without Slurm. */
+
+typedef struct {
+    char *dir;
+    bool up;      /* daemons may have been started: stop them */
+    bool running; /* the cluster answers */
+} cluster_t;
+
+/* Started once for the slurm tcase by an unchecked fixture, in Check's
+ * parent process: its teardown runs even when a test fails, so no daemon
+ * outlives the suite. */
+static cluster_t the_cluster;
+
+static bool on_path(const char *tool) {
+    const char *path = getenv("PATH");
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s:/usr/sbin:/sbin", path ? path : "/usr/bin:/bin");
+    for (char *save, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char full[4200];
+        snprintf(full, sizeof full, "%s/%s", d, tool);
+        if (access(full, X_OK) == 0) return true;
+    }
+    return false;
+}
+
+/* Runs a shell command (the daemons' own start-up), 0 when it exits 0. */
+static int sh(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static long read_pid(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1) pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static void cluster_stop(cluster_t *c) {
+    const char *pids[] = {"slurmd.pid", "slurmctld.pid", "munged.pid"};
+    for (size_t i = 0; i < sizeof pids / sizeof pids[0]; i++) {
+        long pid = read_pid(c->dir, pids[i]);
+        if (pid <= 1) continue;
+        kill((pid_t)pid, SIGTERM);
+        for (int k = 0; k < 100 && kill((pid_t)pid, 0) == 0; k++)
+            usleep(50000);
+        if (kill((pid_t)pid, 0) == 0) kill((pid_t)pid, SIGKILL);
+    }
+}
+
+/* Starts the private cluster; false (with the reason printed) when it
+ * cannot run here. */
+static bool cluster_start(cluster_t *c) {
+    const char *tools[] = {"munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo"};
+    for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
+        if (!on_path(tools[i])) {
+            fprintf(stderr,
+                    "\n*** cluster test SKIPPED: %s is not installed (make deps installs Slurm "
+                    "and munge); the shard + merge tests ran without Slurm ***\n\n",
+                    tools[i]);
+            return false;
+        }
+    if (geteuid() != 0) {
+        fprintf(stderr, "\n*** cluster test SKIPPED: slurmd must run as root here; the shard + "
+                        "merge tests ran without Slurm ***\n\n");
+        return false;
+    }
+    c->dir = test_tmpdir();
+    char host[256];
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    char *dot = strchr(host, '.');
+    if (dot) *dot = '\0';
+    const int port = 20000 + (int)(getpid() % 10000) * 2;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "ClusterName=mtlabtest\nSlurmctldHost=%s\nSlurmctldPort=%d\nSlurmdPort=%d\n"
+             "SlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\nCredType=cred/munge\n"
+             "AuthInfo=socket=%s/munge.sock\nProctrackType=proctrack/linuxproc\n"
+             "TaskPlugin=task/none\nJobAcctGatherType=jobacct_gather/none\nMpiDefault=none\n"
+             "SchedulerType=sched/backfill\nSelectType=select/cons_tres\n"
+             "SelectTypeParameters=CR_Core\nStateSaveLocation=%s/state\nSlurmdSpoolDir=%s/spool\n"
+             "SlurmctldPidFile=%s/slurmctld.pid\nSlurmdPidFile=%s/slurmd.pid\n"
+             "SlurmctldLogFile=%s/slurmctld.log\nSlurmdLogFile=%s/slurmd.log\n"
+             "ReturnToService=2\nKillWait=2\n"
+             "NodeName=%s CPUs=%ld State=UNKNOWN\n"
+             "PartitionName=debug Nodes=%s Default=YES MaxTime=INFINITE State=UP\n",
+             host, port, port + 1, c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, host,
+             cpus > 0 ? cpus : 1, host);
+    free(test_write_file(c->dir, "slurm.conf", conf));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && mkdir -p state spool && head -c 128 /dev/urandom > munge.key && "
+             "chmod 600 munge.key && munged --force --socket=%s/munge.sock "
+             "--key-file=%s/munge.key --pid-file=%s/munged.pid --log-file=%s/munged.log "
+             "--seed-file=%s/munged.seed",
+             c->dir, c->dir, c->dir, c->dir, c->dir, c->dir);
+    c->up = true; /* from here on, cluster_stop stops whatever wrote a pid */
+    if (sh(cmd) != 0) {
+        fprintf(stderr, "\n*** cluster test SKIPPED: munged does not start (%s/munged.log) ***\n\n",
+                c->dir);
+        return false;
+    }
+    char conf_path[512];
+    snprintf(conf_path, sizeof conf_path, "%s/slurm.conf", c->dir);
+    setenv("SLURM_CONF", conf_path, 1);
+    snprintf(cmd, sizeof cmd, "slurmctld -f %s && slurmd -f %s", conf_path, conf_path);
+    if (sh(cmd) != 0) {
+        fprintf(stderr,
+                "\n*** cluster test SKIPPED: slurmctld or slurmd does not start (logs in %s) "
+                "***\n\n",
+                c->dir);
+        return false;
+    }
+    /* The node is up when sinfo says idle. */
+    for (int k = 0; k < 100; k++) {
+        snprintf(cmd, sizeof cmd, "sinfo -h -o %%t 2>/dev/null | grep -q idle");
+        if (sh(cmd) == 0) return true;
+        usleep(100000);
+    }
+    fprintf(stderr, "\n*** cluster test SKIPPED: the node never became idle (logs in %s) ***\n\n",
+            c->dir);
+    return false;
+}
+
+/* Waits until `mtlab slurm --status dir` says every shard is complete. */
+static void wait_complete(const char *dir, int seconds) {
+    for (int k = 0; k < seconds * 5; k++) {
+        const char *args[] = {"slurm", "--status", dir, NULL};
+        if (mtlab(NULL, NULL, args) == 0) return;
+        usleep(200000);
+    }
+    char *out;
+    const char *args[] = {"slurm", "--status", dir, NULL};
+    mtlab(&out, NULL, args);
+    ck_abort_msg("the job array did not complete in %d s: %s", seconds, out);
+}
+
+/* text with the first `from` replaced by `to` (malloc'd). */
+static char *replaced(const char *text, const char *from, const char *to) {
+    const char *at = strstr(text, from);
+    ck_assert_ptr_nonnull(at);
+    char *out = malloc(strlen(text) + strlen(to) + 1);
+    sprintf(out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
+/* Done trials of a store being written (-1 while it has no tables yet). */
+static double done_count(const char *path) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 2000);
+    sqlite3_stmt *st;
+    double v = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM trial WHERE status = 'done'", -1, &st, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_double(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* The last job id mtlab slurm recorded in dir/jobs. */
+static long last_job(const char *dir) {
+    char *path = test_join(dir, "jobs");
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long job = 0, v;
+    while (fscanf(f, "%ld", &v) == 1)
+        job = v;
+    fclose(f);
+    free(path);
+    return job;
+}
+
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* A 4-task array of the tiny sweep on a real Slurm, merged, equals a --jobs
+ * 1 run bit for bit; the second call submits nothing; a task cancelled
+ * mid-run (scancel) and resubmitted completes its shard without
+ * duplicates. */
+static void cluster_setup(void) {
+    the_cluster.running = cluster_start(&the_cluster);
+}
+
+static void cluster_teardown(void) {
+    if (the_cluster.up) cluster_stop(&the_cluster);
+    free(the_cluster.dir);
+    the_cluster = (cluster_t){0};
+}
+
+START_TEST(test_slurm_array) {
+    if (!the_cluster.running) {
+        fprintf(stderr, "*** test_slurm_array: no Slurm cluster here (see above): skipped ***\n");
+        return;
+    }
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini),
+         *out_dir = test_join(dir, "cluster"), *one = test_join(dir, "one.db"),
+         *merged = test_join(dir, "merged.db"), *jobs = test_join(out_dir, "jobs");
+    char *out, *err;
+    const char *submit[] = {"slurm", ini, "--out", out_dir, "--tasks", "4", "--parallel", "2",
+                            NULL};
+    int rc = mtlab(&out, &err, submit);
+    ck_assert_msg(rc == 0 && strstr(out, "submitting 4") && strstr(out, "submitted job"),
+                  "%d: %s %s", rc, out, err);
+    free(out);
+    free(err);
+    wait_complete(out_dir, 60);
+    /* Complete: a second call submits nothing. */
+    ck_assert_int_eq(mtlab(&out, NULL, submit), 0);
+    ck_assert_msg(strstr(out, "all 4 shards complete") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(count_lines(jobs), 1);
+    const char *ins[4];
+    char *shard_paths[4];
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "shard-%d.db", i);
+        ins[i] = shard_paths[i] = test_join(out_dir, name);
+    }
+    ck_assert_int_eq(merge(merged, ins, 4, NULL), 0);
+    const char *one_args[] = {"run", ini, "--db", one, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, one_args), 0);
+    assert_same_results(merged, one);
+    ck_assert_int_eq(test_query(merged, "SELECT count(DISTINCT shard) FROM run"), 4);
+
+    /* scancel mid-run, then resubmit. */
+    /* 4 trials of about a second (one model, one correlation, 4 repeats):
+     * shard 0 holds trials 0 and 2. */
+    const char *edits[][2] = {{"steps = 40\n", "steps = 30000\n"},
+                              {"eval_every = 20\n", "eval_every = 10000\n"},
+                              {"correlation = 0.5, 0.9\n", "correlation = 0.5\n"},
+                              {"name = shared_bottom, mmoe\n", "name = mmoe\n"},
+                              {"repeats = 3\n", "repeats = 4\n"},
+                              {"[model.shared_bottom]\nbottom_hidden = 8\n", ""}};
+    char *slow_ini = strdup(tiny_ini);
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        char *next = replaced(slow_ini, edits[e][0], edits[e][1]);
+        free(slow_ini);
+        slow_ini = next;
+    }
+    char *ini2 = test_write_file(dir, "slow.ini", slow_ini), *dir2 = test_join(dir, "cluster2"),
+         *one2 = test_join(dir, "one2.db"), *merged2 = test_join(dir, "merged2.db");
+    const char *submit2[] = {"slurm", ini2, "--out", dir2, "--tasks", "2", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, submit2), 0);
+    char *s0 = test_join(dir2, "shard-0.db");
+    /* Cancel task 0 once it has finished a trial but not its shard. */
+    bool cancelled = false;
+    for (int k = 0; k < 600 && !cancelled; k++) {
+        usleep(50000);
+        if (access(s0, F_OK) != 0) continue;
+        double done = done_count(s0);
+        if (done >= 1 && done < 2) {
+            char cmd[128];
+            snprintf(cmd, sizeof cmd, "scancel %ld_0", last_job(dir2));
+            ck_assert_int_eq(sh(cmd), 0);
+            cancelled = true;
+        } else if (done >= 2)
+            break;
+    }
+    ck_assert_msg(cancelled, "task 0 finished before it could be cancelled");
+    /* Wait until Slurm no longer runs it, then resubmit: only what is
+     * incomplete goes. */
+    for (int k = 0; k < 100; k++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "squeue -h -r -o %%K -j %ld | grep -qx 0", last_job(dir2));
+        if (sh(cmd) != 0) break;
+        usleep(100000);
+    }
+    ck_assert_int_lt(test_query(s0, "SELECT count(*) FROM trial WHERE status = 'done'"), 2);
+    ck_assert_int_eq(mtlab(&out, NULL, submit2), 0);
+    ck_assert_msg(strstr(out, "submitted job") && strstr(out, "array 0"), "%s", out);
+    free(out);
+    wait_complete(dir2, 90);
+    char *s1 = test_join(dir2, "shard-1.db");
+    ck_assert_int_eq(merge(merged2, (const char *[]){s0, s1}, 2, NULL), 0);
+    const char *one2_args[] = {"run", ini2, "--db", one2, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, one2_args), 0);
+    ck_assert_int_eq(test_query(merged2, "SELECT count(*) FROM trial"), 4);
+    assert_same_results(merged2, one2);
+
+    for (int i = 0; i < 4; i++)
+        free(shard_paths[i]);
+    free(s0);
+    free(s1);
+    free(slow_ini);
+    free(ini2);
+    free(dir2);
+    free(one2);
+    free(merged2);
+    free(jobs);
+    free(one);
+    free(merged);
+    free(out_dir);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 Suite *cluster_suite(void) {
     Suite *s = suite_create("cluster");
     TCase *tc = tcase_create("shard");
@@ -645,6 +973,11 @@ Suite *cluster_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_provenance_recorded);
     tcase_add_test(tc, test_blas_core_forced);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slurm");
+    tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_slurm_array);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,6 +18,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 int cmd_claims(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_slurm(int argc, char **argv);
 
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);

@@ -25,6 +25,7 @@ static const command_t commands[] = {
     {"train", cmd_train, "train one model on synthetic data and print its curves"},
     {"gen", cmd_gen, "write a synthetic dataset as CSV"},
     {"merge", cmd_merge, "merge stores (the shards of a sweep) into one"},
+    {"slurm", cmd_slurm, "run a sweep on a Slurm cluster as a job array of shards"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
