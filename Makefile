@@ -6,8 +6,9 @@
 CC      ?= cc
 # Debian packages the project needs (see README "Dependencies").
 DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlite3 libinih-dev \
-           libcsv-dev gnuplot-nox \
-           slurmctld slurmd slurm-client munge
+           libcsv-dev gnuplot-nox
+# Slurm and munge: the cluster test (tests/test_cluster.c) starts a one-node Slurm.
+DEBS    += slurmctld slurmd slurm-client munge
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc
