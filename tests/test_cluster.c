@@ -467,9 +467,11 @@ START_TEST(test_merge_refuses) {
     ck_assert_int_eq(merge(s0b, (const char *[]){s0}, 1, NULL), 0);
     sql_exec(s0b, "UPDATE metric SET value = value + 1e-6 WHERE trial_id = 2 AND name = "
                   "'test/loss/t1' AND step = 40");
+    sql_exec(s0b, "UPDATE run SET blas_core = 'OtherCore'");
     ck_assert_int_eq(merge(out, (const char *[]){s0b}, 1, &err), 1);
     ck_assert_msg(strstr(err, "conflict: experiment 'tiny', repeat") && strstr(err, "(metric)") &&
-                      strstr(err, "1 duplicate trial holds different results"),
+                      strstr(err, "1 duplicate trial holds different results") &&
+                      strstr(err, "different OpenBLAS cores") && strstr(err, "OtherCore"),
                   "%s", err);
     free(err);
     now = dump_store(out);

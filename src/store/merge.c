@@ -655,25 +655,41 @@ static int compare_copies(merge_t *m, merge_summary_t *sum, err_t *err) {
     long long n_cmp, n_sup;
     if (query_int(m, "SELECT count(*) FROM cmp", &n_cmp, err)) return -1;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(m->db,
-                           "SELECT c.src, c.win_src, c.exp_name, c.repeat, c.config, "
-                           "group_concat(d.what, ', ') FROM cmp c JOIN (SELECT DISTINCT src, "
-                           "old_id, what FROM diff ORDER BY what) d ON d.src = c.src AND "
-                           "d.old_id = c.old_id GROUP BY c.src, c.old_id ORDER BY c.exp_name, "
-                           "c.repeat, c.config, c.src",
-                           -1, &st, NULL) != SQLITE_OK)
+    /* The usual cause, when the provenance says so: another OpenBLAS core. */
+    const table_t *trial = find_table(m, "trial"), *run = find_table(m, "run");
+    const bool cores = run && col_index(trial, "run_id") >= 0 && col_index(run, "blas_core") >= 0;
+    sql_t report = {0};
+    sql_add(&report, "SELECT c.src, c.win_src, c.exp_name, c.repeat, c.config, group_concat(d.what, "
+                     "', '), %s FROM cmp c JOIN (SELECT DISTINCT src, old_id, what FROM diff ORDER "
+                     "BY what) d ON d.src = c.src AND d.old_id = c.old_id GROUP BY c.src, "
+                     "c.old_id ORDER BY c.exp_name, c.repeat, c.config, c.src",
+            cores ? "(SELECT r.blas_core FROM s_trial x JOIN s_run r ON r.src = x.src AND r.id = "
+                    "x.run_id WHERE x.src = c.src AND x.id = c.old_id), (SELECT r.blas_core FROM "
+                    "main.trial t JOIN main.run r ON r.id = t.run_id WHERE t.id = c.new_id)"
+                  : "NULL, NULL");
+    if (report.failed) return err_set(err, ERR_FAIL, "out of memory");
+    int prepared = sqlite3_prepare_v2(m->db, report.text, -1, &st, NULL);
+    mem_free(report.text);
+    if (prepared != SQLITE_OK)
         return err_set(err, ERR_FAIL, "%s: %s", m->out_path, sqlite3_errmsg(m->db));
     int conflicts = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         conflicts++;
         if (m->note) {
             char line[8192];
+            const char *core_a = (const char *)sqlite3_column_text(st, 6);
+            char core_note[256] = "";
+            if (core_a && sqlite3_column_text(st, 7) &&
+                strcmp(core_a, (const char *)sqlite3_column_text(st, 7)) != 0)
+                snprintf(core_note, sizeof core_note,
+                         "; they ran on different OpenBLAS cores (%s, %s): see MTLAB_BLAS_CORE",
+                         sqlite3_column_text(st, 7), core_a);
             snprintf(line, sizeof line,
                      "conflict: experiment '%s', repeat %d, config %s: %s and %s hold different "
-                     "results (%s)",
+                     "results (%s)%s",
                      sqlite3_column_text(st, 2), sqlite3_column_int(st, 3),
                      sqlite3_column_text(st, 4), src_name(m, sqlite3_column_int(st, 1)),
-                     src_name(m, sqlite3_column_int(st, 0)), sqlite3_column_text(st, 5));
+                     src_name(m, sqlite3_column_int(st, 0)), sqlite3_column_text(st, 5), core_note);
             m->note(line, m->ctx);
         }
     }
