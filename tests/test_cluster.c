@@ -128,8 +128,8 @@ START_TEST(test_shard_store_resumes) {
     char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini),
          *db = test_join(dir, "shard-1.db");
     char *out;
-    const char *first[] = {"run", ini, "--shard", "1/3", "--db", db, "--jobs", "1", "--limit", "2",
-                           NULL};
+    const char *first[] = {"run",    ini, "--shard", "1/3", "--db", db,
+                           "--jobs", "1", "--limit", "2",   NULL};
     ck_assert_int_eq(mtlab(&out, NULL, first), 0);
     ck_assert_msg(strstr(out, "tiny: 4 trials (4 new): 2 done, 0 failed, 2 pending") != NULL, "%s",
                   out);
@@ -286,7 +286,8 @@ static void assert_same_results(const char *a, const char *b) {
                      cols, x, name, x, x, cols, y, name, y, y);
             ck_assert_msg(q_int(db, sql) == 0, "table %s differs", name);
         }
-        snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM main.\"%s\") - (SELECT count(*) FROM other.\"%s\")",
+        snprintf(sql, sizeof sql,
+                 "SELECT (SELECT count(*) FROM main.\"%s\") - (SELECT count(*) FROM other.\"%s\")",
                  name, name);
         ck_assert_msg(q_int(db, sql) == 0, "table %s: row counts differ", name);
     }
@@ -302,8 +303,8 @@ static void run_shards(const char *ini, const char *dir, int shards) {
         snprintf(name, sizeof name, "s%d.db", s);
         snprintf(shard, sizeof shard, "%d/%d", s, shards);
         char *db = test_join(dir, name);
-        const char *args[] = {"run", ini, "--shard", shard, "--db", db, "--jobs", "1", "--quiet",
-                              NULL};
+        const char *args[] = {"run", ini,      "--shard", shard,     "--db",
+                              db,    "--jobs", "1",       "--quiet", NULL};
         ck_assert_int_eq(mtlab(NULL, NULL, args), 0);
         free(db);
     }
@@ -442,6 +443,15 @@ START_TEST(test_merge_refuses) {
     ck_assert_msg(strstr(err, "experiment 'tiny': its sweep file's text differs") != NULL, "%s",
                   err);
     free(err);
+
+    /* A missing input: refused before OUT is created. */
+    char *fresh = test_join(dir, "fresh.db"), *missing = test_join(dir, "missing.db");
+    ck_assert_int_eq(merge(fresh, (const char *[]){missing}, 1, &err), 1);
+    ck_assert_msg(strstr(err, "missing.db") != NULL, "%s", err);
+    ck_assert_int_ne(access(fresh, F_OK), 0);
+    free(err);
+    free(fresh);
+    free(missing);
 
     /* Another code version. */
     sql_exec(s1, "UPDATE experiment SET code_version = 'v0-other'");
@@ -615,8 +625,9 @@ START_TEST(test_blas_core_forced) {
     const char *args[] = {"run", ini, "--db", db, "--jobs", "1", "--limit", "1", "--quiet", NULL};
     ck_assert_int_eq(mtlab(NULL, NULL, args), 0);
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM run WHERE blas_core = '%s' AND "
-                              "blas_core_forced = '%s'",
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM run WHERE blas_core = '%s' AND "
+             "blas_core_forced = '%s'",
              provenance_blas_core(), provenance_blas_core());
     ck_assert_int_eq(test_query(db, sql), 1);
     setenv("MTLAB_BLAS_CORE", "NoSuchCore", 1);
@@ -858,8 +869,8 @@ START_TEST(test_slurm_array) {
          *out_dir = test_join(dir, "cluster"), *one = test_join(dir, "one.db"),
          *merged = test_join(dir, "merged.db"), *jobs = test_join(out_dir, "jobs");
     char *out, *err;
-    const char *submit[] = {"slurm", ini, "--out", out_dir, "--tasks", "4", "--parallel", "2",
-                            NULL};
+    const char *submit[] = {"slurm", ini,          "--out", out_dir, "--tasks",
+                            "4",     "--parallel", "2",     NULL};
     int rc = mtlab(&out, &err, submit);
     ck_assert_msg(rc == 0 && strstr(out, "submitting 4") && strstr(out, "submitted job"),
                   "%d: %s %s", rc, out, err);

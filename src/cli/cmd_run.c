@@ -242,7 +242,10 @@ int cmd_run(int argc, char **argv) {
         sweep_free(sw);
         return 0;
     }
-    run_report_t report = {.cmd = "run", .sw = sw, .total = runner_shard_size(sw->n_trials, shard, shards), .progress = !quiet && isatty(2)};
+    run_report_t report = {.cmd = "run",
+                           .sw = sw,
+                           .total = runner_shard_size(sw->n_trials, shard, shards),
+                           .progress = !quiet && isatty(2)};
     runner_opts_t ro = {.db_path = db,
                         .jobs = jobs,
                         .limit = limit,

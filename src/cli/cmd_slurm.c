@@ -90,7 +90,7 @@ static void sh_quote(char *buf, size_t cap, const char *word) {
 /* ---- the directory's settings --------------------------------------------- */
 
 typedef struct {
-    char dir[SLURM_PATH_MAX];   /* absolute */
+    char dir[SLURM_PATH_MAX];        /* absolute */
     char sweep[SLURM_PATH_MAX + 32]; /* DIR/sweep.ini */
     int tasks;
     char scale[128]; /* "" when none */
@@ -109,7 +109,8 @@ static int read_conf(setup_t *st, err_t *err) {
     st->tasks = 0;
     st->scale[0] = '\0';
     int line_no = 0;
-    for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *save, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
         line_no++;
         long long v;
         if (strncmp(line, "tasks=", 6) == 0 && parse_long(line + 6, &v) == 0 && v >= 1 &&
@@ -231,13 +232,19 @@ static int live_tasks(const setup_t *st, bool *live) {
                      line);
     mem_free(jobs);
     if (!list[0]) return 0;
-    static char out[1 << 16];
+    const size_t cap = (size_t)1 << 20;
+    char *out = mem_alloc(cap);
+    if (!out) return -1;
     const char *argv[] = {"squeue", "-h", "-r", "-o", "%K", "-j", list, NULL};
-    if (run_tool(argv, out, sizeof out) != 0) return -1;
+    if (run_tool(argv, out, cap) != 0) {
+        mem_free(out);
+        return -1;
+    }
     for (char *save, *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         long long i;
         if (parse_long(line, &i) == 0 && i >= 0 && i < st->tasks) live[i] = true;
     }
+    mem_free(out);
     return 0;
 }
 
@@ -365,9 +372,9 @@ static int status_mode(const char *dir_arg) {
         }
         int size = runner_shard_size(sw->n_trials, i, st.tasks);
         const char *state = shard_complete(&s, size) ? "complete"
-                            : live[i]                 ? "queued or running"
-                            : s.exists                ? "incomplete"
-                                                      : "not started";
+                            : live[i]                ? "queued or running"
+                            : s.exists               ? "incomplete"
+                                                     : "not started";
         complete += shard_complete(&s, size);
         printf("%5d %7d %6d %6d %7d %7d  %s\n", i, size, s.done, s.failed,
                size - s.done - s.failed - s.running, s.running, state);
@@ -397,16 +404,16 @@ int cmd_slurm(int argc, char **argv) {
          "array tasks = shards (default: 16, at most the number of trials; fixed at the first "
          "call)",
          1, SLURM_MAX_TASKS, 0},
-        {"parallel", OPT_INT, &parallel, "K", "at most K tasks at once (--array=...%K; 0: no limit)",
-         0, SLURM_MAX_TASKS, 0},
+        {"parallel", OPT_INT, &parallel, "K",
+         "at most K tasks at once (--array=...%K; 0: no limit)", 0, SLURM_MAX_TASKS, 0},
         {"cpus-per-task", OPT_INT, &cpus, "C", "CPUs per task = worker processes (--jobs C)", 1,
          1024, 0},
         {"time", OPT_STRING, &time_limit, "TIME", "time limit per task (sbatch --time)", 1, 0, 0},
         {"partition", OPT_STRING, &partition, "NAME", "Slurm partition (sbatch --partition)", 1, 0,
          0},
         {"scale", OPT_STRING, &scale, "NAME", "the sweep file's [scale.NAME] overrides", 1, 0, 0},
-        {"dry-run", OPT_FLAG, &dry, NULL, "write the job script, print the sbatch command, submit nothing",
-         1, 0, 0},
+        {"dry-run", OPT_FLAG, &dry, NULL,
+         "write the job script, print the sbatch command, submit nothing", 1, 0, 0},
         {"status", OPT_STRING, &status_dir, "DIR",
          "show each shard's progress (exit 0 when all are complete, 1 otherwise)", 1, 0, 0},
     };
@@ -487,7 +494,8 @@ int cmd_slurm(int argc, char **argv) {
         path_in(path, sizeof path, st.dir, "mtlab-slurm.conf");
         if (write_text(st.sweep, text, &err) || write_text(path, conf_text, &err)) goto fail;
     }
-    job_opts_t jo = {.parallel = parallel, .cpus = cpus, .time = time_limit, .partition = partition};
+    job_opts_t jo = {
+        .parallel = parallel, .cpus = cpus, .time = time_limit, .partition = partition};
     if (write_script(&st, sw, &jo, &err)) goto fail;
 
     /* Which shards to submit. */
@@ -528,8 +536,8 @@ int cmd_slurm(int argc, char **argv) {
     snprintf(array_opt, sizeof array_opt, "--array=%s", array);
     path_in(script, sizeof script, st.dir, "job.sbatch");
     const char *sbatch[] = {"sbatch", "--parsable", array_opt, script, NULL};
-    printf("%s: %d trials in %d shards; %d complete, %d queued or running, submitting %d\n",
-           st.dir, sw->n_trials, st.tasks, n_complete, n_live, n_want);
+    printf("%s: %d trials in %d shards; %d complete, %d queued or running, submitting %d\n", st.dir,
+           sw->n_trials, st.tasks, n_complete, n_live, n_want);
     if (dry) {
         printf("sbatch --parsable %s %s\n", array_opt, script);
         status = 0;
@@ -539,7 +547,8 @@ int cmd_slurm(int argc, char **argv) {
     int sb = run_tool(sbatch, out, sizeof out);
     if (sb != 0) {
         err_set(&err, ERR_FAIL, "sbatch %s %s: %s", array_opt, script,
-                sb < 0 ? "cannot run sbatch (is Slurm installed?)" : "failed (see its message above)");
+                sb < 0 ? "cannot run sbatch (is Slurm installed?)"
+                       : "failed (see its message above)");
         goto fail;
     }
     long long job;

@@ -78,7 +78,8 @@ static void sql_add(sql_t *q, const char *fmt, ...) {
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(q->text ? q->text + q->len : NULL, q->text ? q->cap - q->len : 0, fmt, ap);
+        int n =
+            vsnprintf(q->text ? q->text + q->len : NULL, q->text ? q->cap - q->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
             q->failed = true;
@@ -168,8 +169,8 @@ static int read_columns(merge_t *m, table_t *t, bool without_rowid, err_t *err) 
         const char *name = (const char *)sqlite3_column_text(st, 0);
         if (t->n_cols == MERGE_MAX_COLS || strlen(name) >= MERGE_NAME_MAX) {
             sqlite3_finalize(st);
-            return err_set(err, ERR_FAIL, "%s: table %s: too many or too long columns",
-                           m->out_path, t->name);
+            return err_set(err, ERR_FAIL, "%s: table %s: too many or too long columns", m->out_path,
+                           t->name);
         }
         if (sqlite3_column_int(st, 2) > 0) {
             n_pk++;
@@ -209,8 +210,9 @@ static int read_schema(merge_t *m, err_t *err) {
     if (!trial || !find_table(m, "experiment") || !find_table(m, "meta"))
         return err_set(err, ERR_FAIL, "%s: not an mtlab store", m->out_path);
     /* What the trial table references. */
-    if (sqlite3_prepare_v2(m->db, "SELECT \"table\", \"from\" FROM pragma_foreign_key_list('trial')",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(m->db,
+                           "SELECT \"table\", \"from\" FROM pragma_foreign_key_list('trial')", -1,
+                           &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "%s: %s", m->out_path, sqlite3_errmsg(m->db));
     while (sqlite3_step(st) == SQLITE_ROW) {
         int c = col_index(trial, (const char *)sqlite3_column_text(st, 1));
@@ -281,7 +283,8 @@ static int make_staging(merge_t *m, err_t *err) {
 /* Whether paths a and b are the same file (both exist). */
 static bool same_file(const char *a, const char *b) {
     struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
 }
 
 /* Copies input number src (1-based) into the staging tables. */
@@ -296,7 +299,8 @@ static int stage_input(merge_t *m, int src, err_t *err) {
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return err_set(err, ERR_FAIL, "cannot open %s: %s", path, sqlite3_errmsg(m->db));
+    if (rc != SQLITE_DONE)
+        return err_set(err, ERR_FAIL, "cannot open %s: %s", path, sqlite3_errmsg(m->db));
     int status = -1;
     long long version = -1;
     sql_t q = {0};
@@ -453,13 +457,16 @@ static int merge_entities(merge_t *m, err_t *err) {
         const char *id = t->cols[t->alias];
         sql_add(&q, "INSERT INTO main.\"%s\" (\"%s\", ", t->name, id);
         add_cols(&q, t, "", true, false);
-        sql_add(&q, ") SELECT (SELECT coalesce(max(\"%s\"), 0) FROM main.\"%s\") + row_number() "
-                    "OVER (ORDER BY ", id, t->name);
+        sql_add(&q,
+                ") SELECT (SELECT coalesce(max(\"%s\"), 0) FROM main.\"%s\") + row_number() "
+                "OVER (ORDER BY ",
+                id, t->name);
         add_cols(&q, t, "", true, false);
         sql_add(&q, "), * FROM (SELECT ");
         add_cols(&q, t, "", true, false);
-        sql_add(&q, " FROM temp.\"s_%s\" s WHERE src > 0 AND EXISTS (SELECT 1 FROM win w JOIN "
-                    "s_trial x ON x.src = w.src AND x.id = w.old_id WHERE w.src = s.src AND (0",
+        sql_add(&q,
+                " FROM temp.\"s_%s\" s WHERE src > 0 AND EXISTS (SELECT 1 FROM win w JOIN "
+                "s_trial x ON x.src = w.src AND x.id = w.old_id WHERE w.src = s.src AND (0",
                 t->name);
         const table_t *trial = find_table(m, "trial");
         for (int c = 0; c < trial->n_cols; c++)
@@ -468,13 +475,15 @@ static int merge_entities(merge_t *m, err_t *err) {
         sql_add(&q, ")) EXCEPT SELECT ");
         add_cols(&q, t, "", true, false);
         sql_add(&q, " FROM main.\"%s\");", t->name);
-        sql_add(&q, "CREATE TEMP TABLE \"map_%s\" AS SELECT s.src, s.\"%s\" AS old_id, min(x.\"%s\") "
-                    "AS new_id FROM temp.\"s_%s\" s JOIN main.\"%s\" x ON 1",
+        sql_add(&q,
+                "CREATE TEMP TABLE \"map_%s\" AS SELECT s.src, s.\"%s\" AS old_id, min(x.\"%s\") "
+                "AS new_id FROM temp.\"s_%s\" s JOIN main.\"%s\" x ON 1",
                 t->name, id, id, t->name, t->name);
         for (int c = 0; c < t->n_cols; c++)
             if (c != t->alias) sql_add(&q, " AND s.\"%s\" IS x.\"%s\"", t->cols[c], t->cols[c]);
-        sql_add(&q, " WHERE s.src > 0 GROUP BY s.src, s.\"%s\";"
-                    "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",
+        sql_add(&q,
+                " WHERE s.src > 0 GROUP BY s.src, s.\"%s\";"
+                "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",
                 id, t->name, t->name);
         rc = exec_q(m, &q, "cannot merge a referenced table", err);
     }
@@ -497,8 +506,9 @@ static int merge_exp_records(merge_t *m, err_t *err) {
         for (int c = 0; c < t->n_cols; c++) {
             if (c == t->alias) continue;
             if (strcmp(t->cols[c], "experiment_id") == 0)
-                sql_add(&q, "%s(SELECT new_id FROM exp_map x WHERE x.src = s.src AND x.old_id = "
-                            "s.experiment_id)",
+                sql_add(&q,
+                        "%s(SELECT new_id FROM exp_map x WHERE x.src = s.src AND x.old_id = "
+                        "s.experiment_id)",
                         first ? "" : ", ");
             else
                 sql_add(&q, "%ss.\"%s\"", first ? "" : ", ", t->cols[c]);
@@ -515,8 +525,8 @@ static int merge_exp_records(merge_t *m, err_t *err) {
 
 /* The columns whose values must agree between two copies of a finished
  * trial (besides the record tables). */
-static const char *const result_cols[] = {"model",  "data_seed",   "init_seed",  "status",
-                                          "error",  "failed_step", "final_step", "n_params"};
+static const char *const result_cols[] = {"model", "data_seed",   "init_seed",  "status",
+                                          "error", "failed_step", "final_step", "n_params"};
 
 /* Trials: candidates, winners, new ids. */
 static int choose_trials(merge_t *m, err_t *err) {
@@ -555,8 +565,9 @@ static int write_trials(merge_t *m, err_t *err) {
     /* OUT's copies that lose: their records, then the rows. */
     for (int i = 0; i < m->n_tables; i++)
         if (m->tables[i].kind == TABLE_RECORD)
-            sql_add(&q, "DELETE FROM main.\"%s\" WHERE trial_id IN (SELECT main_id FROM win WHERE "
-                        "src > 0 AND main_id IS NOT NULL);",
+            sql_add(&q,
+                    "DELETE FROM main.\"%s\" WHERE trial_id IN (SELECT main_id FROM win WHERE "
+                    "src > 0 AND main_id IS NOT NULL);",
                     m->tables[i].name);
     sql_add(&q, "DELETE FROM main.trial WHERE id IN (SELECT main_id FROM win WHERE src > 0 AND "
                 "main_id IS NOT NULL);");
@@ -573,8 +584,9 @@ static int write_trials(merge_t *m, err_t *err) {
             sql_add(&q, "(SELECT new_id FROM exp_map x WHERE x.src = s.src AND x.old_id = "
                         "s.experiment_id)");
         else if (t->refs[c][0])
-            sql_add(&q, "(SELECT new_id FROM temp.\"map_%s\" x WHERE x.src = s.src AND x.old_id = "
-                        "s.\"%s\")",
+            sql_add(&q,
+                    "(SELECT new_id FROM temp.\"map_%s\" x WHERE x.src = s.src AND x.old_id = "
+                    "s.\"%s\")",
                     t->refs[c], col);
         else if (strcmp(col, "status") == 0)
             sql_add(&q, "CASE s.status WHEN 'running' THEN 'pending' ELSE s.status END");
@@ -598,8 +610,9 @@ static int write_trials(merge_t *m, err_t *err) {
         for (int c = 0; c < r->n_cols; c++)
             if ((c != r->alias || alias_is_trial) && strcmp(r->cols[c], "trial_id") != 0)
                 sql_add(&q, ", s.\"%s\"", r->cols[c]);
-        sql_add(&q, " FROM win w JOIN temp.\"s_%s\" s ON s.src = w.src AND s.trial_id = w.old_id "
-                    "WHERE w.src > 0 ORDER BY w.new_id",
+        sql_add(&q,
+                " FROM win w JOIN temp.\"s_%s\" s ON s.src = w.src AND s.trial_id = w.old_id "
+                "WHERE w.src > 0 ORDER BY w.new_id",
                 r->name);
         for (int c = 0; c < r->n_cols; c++)
             if (c != r->alias && strcmp(r->cols[c], "trial_id") != 0)
@@ -659,10 +672,11 @@ static int compare_copies(merge_t *m, merge_summary_t *sum, err_t *err) {
     const table_t *trial = find_table(m, "trial"), *run = find_table(m, "run");
     const bool cores = run && col_index(trial, "run_id") >= 0 && col_index(run, "blas_core") >= 0;
     sql_t report = {0};
-    sql_add(&report, "SELECT c.src, c.win_src, c.exp_name, c.repeat, c.config, group_concat(d.what, "
-                     "', '), %s FROM cmp c JOIN (SELECT DISTINCT src, old_id, what FROM diff ORDER "
-                     "BY what) d ON d.src = c.src AND d.old_id = c.old_id GROUP BY c.src, "
-                     "c.old_id ORDER BY c.exp_name, c.repeat, c.config, c.src",
+    sql_add(&report,
+            "SELECT c.src, c.win_src, c.exp_name, c.repeat, c.config, group_concat(d.what, "
+            "', '), %s FROM cmp c JOIN (SELECT DISTINCT src, old_id, what FROM diff ORDER "
+            "BY what) d ON d.src = c.src AND d.old_id = c.old_id GROUP BY c.src, "
+            "c.old_id ORDER BY c.exp_name, c.repeat, c.config, c.src",
             cores ? "(SELECT r.blas_core FROM s_trial x JOIN s_run r ON r.src = x.src AND r.id = "
                     "x.run_id WHERE x.src = c.src AND x.id = c.old_id), (SELECT r.blas_core FROM "
                     "main.trial t JOIN main.run r ON r.id = t.run_id WHERE t.id = c.new_id)"
@@ -726,6 +740,12 @@ static int compare_copies(merge_t *m, merge_summary_t *sum, err_t *err) {
 int store_merge(const char *out_path, const char *const *inputs, int n, const merge_opts_t *opts,
                 merge_note_fn note, void *ctx, merge_summary_t *sum, err_t *err) {
     memset(sum, 0, sizeof *sum);
+    /* Every input readable before OUT is created or touched. */
+    for (int i = 0; i < n; i++) {
+        struct stat sb;
+        if (stat(inputs[i], &sb) != 0 || !S_ISREG(sb.st_mode) || access(inputs[i], R_OK) != 0)
+            return err_set(err, ERR_FAIL, "cannot read %s: no such file", inputs[i]);
+    }
     store_t *s;
     if (store_open(&s, out_path, 0, err)) return -1;
     merge_t m = {.db = store_db(s),
@@ -753,9 +773,9 @@ int store_merge(const char *out_path, const char *const *inputs, int n, const me
         sum->inputs++;
     }
     if (exec(&m, "BEGIN IMMEDIATE", "cannot start the write transaction", err)) goto done;
-    if (merge_experiments(&m, opts && opts->allow_versions, sum, err) ||
-        choose_trials(&m, err) || merge_entities(&m, err) || merge_exp_records(&m, err) ||
-        write_trials(&m, err) || compare_copies(&m, sum, err))
+    if (merge_experiments(&m, opts && opts->allow_versions, sum, err) || choose_trials(&m, err) ||
+        merge_entities(&m, err) || merge_exp_records(&m, err) || write_trials(&m, err) ||
+        compare_copies(&m, sum, err))
         goto rollback;
     long long added, replaced;
     if (query_int(&m, "SELECT count(*) FROM win WHERE src > 0 AND main_id IS NULL", &added, err) ||

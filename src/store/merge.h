@@ -26,9 +26,9 @@
  *     later migrations add), copied with the trial that wins; a table the
  *     trial table references (other than experiment; e.g. run, the
  *     provenance of a run invocation) is carried for the trials taken from
- *     the inputs, rows of equal content merged into one; a table with an experiment_id column and no
- *     trial_id gets the rows it does not hold yet.  A table of none of these
- *     kinds makes the merge refuse (a test guards the schema).
+ *     the inputs, rows of equal content merged into one; a table with an experiment_id column and
+ * no trial_id gets the rows it does not hold yet.  A table of none of these kinds makes the merge
+ * refuse (a test guards the schema).
  *   - New experiments, trials and referenced rows get ids in a canonical
  *     order (experiment name; repeat then config), so OUT's content does
  *     not depend on the order of the inputs, and merging again what is

@@ -19,12 +19,13 @@ int store_run_add(store_t *s, const provenance_t *p, int jobs, const char *shard
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO run (started, host, mtlab_version, dirty, compiler, cflags, "
-                           "real_type, sqlite_version, blas_version, blas_config, blas_core, "
-                           "blas_core_forced, blas_threads, cpu_model, jobs, shard) VALUES (?, ?, "
-                           "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "INSERT INTO run (started, host, mtlab_version, dirty, compiler, cflags, "
+            "real_type, sqlite_version, blas_version, blas_config, blas_core, "
+            "blas_core_forced, blas_threads, cpu_model, jobs, shard) VALUES (?, ?, "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            -1, &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "cannot record the run: %s", sqlite3_errmsg(db));
     int i = 1;
     sqlite3_bind_text(st, i++, now, -1, SQLITE_TRANSIENT);
@@ -61,7 +62,8 @@ int store_run_info(store_t *s, int64_t trial_id, store_run_info_t *out, err_t *e
     memset(out, 0, sizeof *out);
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT * FROM run WHERE id = (SELECT run_id FROM trial WHERE id = ?)",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT * FROM run WHERE id = (SELECT run_id FROM trial WHERE id = ?)",
                            -1, &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "cannot read the run of trial %lld: %s", (long long)trial_id,
                        sqlite3_errmsg(db));

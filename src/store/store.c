@@ -778,11 +778,10 @@ static int find_orphan(store_t *s, int64_t experiment_id, const char *host, int6
     *id = 0;
     sqlite3_stmt *st;
     if (prepare(s, &st,
-                s->restricted
-                    ? "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
-                      "status = 'running' AND host = ? AND " CLAIMABLE " ORDER BY id"
-                    : "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
-                      "status = 'running' AND host = ? ORDER BY id",
+                s->restricted ? "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                                "status = 'running' AND host = ? AND " CLAIMABLE " ORDER BY id"
+                              : "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                                "status = 'running' AND host = ? ORDER BY id",
                 err))
         return -1;
     sqlite3_bind_int64(st, 1, experiment_id);

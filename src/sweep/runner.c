@@ -37,7 +37,7 @@ typedef struct {
 /* Counters the workers share with the parent (an anonymous shared mapping,
  * followed by one slot_t per worker). */
 typedef struct {
-    int claimed; /* trials claimed so far by this invocation (for --limit) */
+    int claimed;    /* trials claimed so far by this invocation (for --limit) */
     int64_t run_id; /* this invocation's row of the run table (provenance) */
     int trained, failed;
     double seconds_trials, seconds_store;
@@ -57,8 +57,8 @@ int runner_shard_size(int n_trials, int shard, int shards) {
 
 /* Registers the experiment and the trials of this runner's shard (all of
  * them without --shard). */
-static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *o,
-                           int64_t *exp_id, int *added, err_t *err) {
+static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
+                           int *added, err_t *err) {
     const bool replace = o->replace_spec;
     if (store_experiment(st, sw->name, sw->description, sw->text, SWEEP_IDENTITY, replace, exp_id,
                          err))
