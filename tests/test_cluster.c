@@ -53,6 +53,15 @@ static int mtlab(char **out, char **err, const char *const *args) {
     return rc;
 }
 
+/* text with the first `from` replaced by `to` (malloc'd). */
+static char *replaced(const char *text, const char *from, const char *to) {
+    const char *at = strstr(text, from);
+    ck_assert_ptr_nonnull(at);
+    char *out = malloc(strlen(text) + strlen(to) + 1);
+    sprintf(out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
 /* The trial indices `mtlab run --dry-run --shard I/N` lists: sets seen[index]
  * += 1 for each, returns how many. */
 static int dry_run_indices(const char *ini, const char *shard, int *seen, int cap) {
@@ -642,6 +651,86 @@ START_TEST(test_blas_core_forced) {
 }
 END_TEST
 
+/* mtlab slurm without Slurm: the script it writes, what a second call
+ * submits (only the incomplete shards), what it refuses, and --status. */
+START_TEST(test_slurm_dry_run) {
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini),
+         *out_dir = test_join(dir, "c"), *script = test_join(out_dir, "job.sbatch"), *out, *err;
+    const char *first[] = {"slurm",           ini, "--out",     out_dir,    "--tasks",     "3",
+                           "--parallel",      "2", "--time",    "00:10:00", "--partition", "short",
+                           "--cpus-per-task", "2", "--dry-run", NULL};
+    ck_assert_int_eq(mtlab(&out, NULL, first), 0);
+    ck_assert_msg(strstr(out, "sbatch --parsable --array=0-2%2 ") != NULL, "%s", out);
+    free(out);
+    FILE *f = fopen(script, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(text, "#SBATCH --array=0-2%2\n") &&
+                      strstr(text, "#SBATCH --cpus-per-task=2\n") &&
+                      strstr(text, "#SBATCH --time=00:10:00\n") &&
+                      strstr(text, "#SBATCH --partition=short\n") &&
+                      strstr(text, "--shard \"$SLURM_ARRAY_TASK_ID/3\"") &&
+                      strstr(text, "/shard-'\"$SLURM_ARRAY_TASK_ID.db\" --jobs 2 --release-stale"),
+                  "%s", text);
+    /* Shard 1 run by hand into its store (as its task would): a second call
+     * submits shards 0 and 2 only; --status tells the same. */
+    char *s1 = test_join(out_dir, "shard-1.db"), *copy = test_join(out_dir, "sweep.ini");
+    const char *run1[] = {"run", copy,     "--shard", "1/3",     "--db",
+                          s1,    "--jobs", "1",       "--quiet", NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, run1), 0);
+    const char *again[] = {"slurm", ini, "--out", out_dir, "--dry-run", NULL};
+    ck_assert_int_eq(mtlab(&out, NULL, again), 0);
+    ck_assert_msg(strstr(out, "1 complete, 0 queued or running, submitting 2") &&
+                      strstr(out, "--array=0,2 "),
+                  "%s", out);
+    free(out);
+    const char *status[] = {"slurm", "--status", out_dir, NULL};
+    ck_assert_int_eq(mtlab(&out, NULL, status), 1);
+    ck_assert_msg(strstr(out, "    1       4      4      0       0       0  complete") &&
+                      strstr(out, "not started") && strstr(out, "1 of 3 shards complete"),
+                  "%s", out);
+    free(out);
+    /* Refused: another --tasks, another sweep file, for the same DIR. */
+    const char *other_tasks[] = {"slurm", ini, "--out", out_dir, "--tasks", "4", "--dry-run", NULL};
+    ck_assert_int_eq(mtlab(NULL, &err, other_tasks), 2);
+    ck_assert_msg(strstr(err, "set up with --tasks 3") != NULL, "%s", err);
+    free(err);
+    char *edited = replaced(tiny_ini, "seed = 7\n", "seed = 8\n");
+    char *ini2 = test_write_file(dir, "tiny2.ini", edited);
+    const char *other_sweep[] = {"slurm", ini2, "--out", out_dir, "--dry-run", NULL};
+    ck_assert_int_eq(mtlab(NULL, &err, other_sweep), 2);
+    ck_assert_msg(strstr(err, "holds the shards of another sweep file") != NULL, "%s", err);
+    free(err);
+    /* All shards complete: nothing to submit, --status exits 0. */
+    for (int i = 0; i < 3; i += 2) {
+        char name[32], shard[16];
+        snprintf(name, sizeof name, "shard-%d.db", i);
+        snprintf(shard, sizeof shard, "%d/3", i);
+        char *db = test_join(out_dir, name);
+        const char *run[] = {"run", copy,     "--shard", shard,     "--db",
+                             db,    "--jobs", "1",       "--quiet", NULL};
+        ck_assert_int_eq(mtlab(NULL, NULL, run), 0);
+        free(db);
+    }
+    ck_assert_int_eq(mtlab(&out, NULL, again), 0);
+    ck_assert_msg(strstr(out, "all 3 shards complete") != NULL, "%s", out);
+    free(out);
+    ck_assert_int_eq(mtlab(&out, NULL, status), 0);
+    free(out);
+    free(edited);
+    free(ini2);
+    free(s1);
+    free(copy);
+    free(script);
+    free(out_dir);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 /* ---- a real one-node Slurm cluster ----------------------------------------- *
  *
  * The test starts its own cluster, as in ../shared/reference/slurm-local.md
@@ -793,15 +882,6 @@ static void wait_complete(const char *dir, int seconds) {
     const char *args[] = {"slurm", "--status", dir, NULL};
     mtlab(&out, NULL, args);
     ck_abort_msg("the job array did not complete in %d s: %s", seconds, out);
-}
-
-/* text with the first `from` replaced by `to` (malloc'd). */
-static char *replaced(const char *text, const char *from, const char *to) {
-    const char *at = strstr(text, from);
-    ck_assert_ptr_nonnull(at);
-    char *out = malloc(strlen(text) + strlen(to) + 1);
-    sprintf(out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-    return out;
 }
 
 /* Done trials of a store being written (-1 while it has no tables yet). */
@@ -986,6 +1066,10 @@ Suite *cluster_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_provenance_recorded);
     tcase_add_test(tc, test_blas_core_forced);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("script");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_slurm_dry_run);
     suite_add_tcase(s, tc);
     tc = tcase_create("slurm");
     tcase_add_unchecked_fixture(tc, cluster_setup, cluster_teardown);
