@@ -62,6 +62,17 @@ static char *replaced(const char *text, const char *from, const char *to) {
     return out;
 }
 
+/* Lines of a file (0 when absent). */
+static int count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
 /* The trial indices `mtlab run --dry-run --shard I/N` lists: sets seen[index]
  * += 1 for each, returns how many. */
 static int dry_run_indices(const char *ini, const char *shard, int *seen, int cap) {
@@ -591,6 +602,13 @@ START_TEST(test_provenance_recorded) {
     ck_assert_int_eq(test_query(out, "SELECT count(*) FROM trial t JOIN run r ON r.id = t.run_id "
                                      "WHERE r.shard = '1/2'"),
                      6);
+    /* mtlab export writes it too (its tables come from the schema). */
+    char *csv = test_join(dir, "csv"), *run_csv = test_join(csv, "run.csv");
+    const char *export[] = {"export", "--csv", csv, "--db", s0, NULL};
+    ck_assert_int_eq(mtlab(NULL, NULL, export), 0);
+    ck_assert_int_eq(count_lines(run_csv), 2);
+    free(csv);
+    free(run_csv);
     /* show prints it; the rerun command carries the core. */
     char *text;
     const char *show[] = {"show", "1", "--db", s0, NULL};
@@ -914,16 +932,6 @@ static long last_job(const char *dir) {
     fclose(f);
     free(path);
     return job;
-}
-
-static int count_lines(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    int n = 0, ch;
-    while ((ch = fgetc(f)) != EOF)
-        n += ch == '\n';
-    fclose(f);
-    return n;
 }
 
 /* A 4-task array of the tiny sweep on a real Slurm, merged, equals a --jobs

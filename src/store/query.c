@@ -618,7 +618,8 @@ int store_query_print(store_t *s, const char *sql, store_print_t format, FILE *f
                       err_t *err) {
     printer_t p = {.f = f, .format = format};
     if (n_rows) *n_rows = 0;
-    if (!(p.sample = mem_calloc(1, sizeof *p.sample))) return err_set(err, ERR_FAIL, "out of memory");
+    if (!(p.sample = mem_calloc(1, sizeof *p.sample)))
+        return err_set(err, ERR_FAIL, "out of memory");
     p.collect = (collect_t){p.sample, 0};
     errno = 0;
     int rc = store_query_each(s, sql, printer_header, printer_row, &p, err);
@@ -769,15 +770,24 @@ static int sink_row(void *ctx, const store_row_t *row, err_t *err) {
 int store_export_csv(store_t *s, const char *dir, bool with_blobs,
                      void (*on_file)(void *ctx, const char *path, long rows), void *ctx,
                      err_t *err) {
-    static const char *const tables[] = {"meta", "experiment", "trial", "param", "metric",
-                                         "gate", "gate_hist",  "route", "tensor", "run"};
-    if (files_make_dirs(dir, err)) return -1;
-    const int n_tables = (int)(sizeof tables / sizeof tables[0]);
-    for (int i = 0; i <= n_tables; i++) {
-        const char *name = i < n_tables ? tables[i] : "weights";
+    /* Every table of the schema, in the order they were created (a table a
+     * later migration adds is exported without a change here). */
+    store_table_t *tables;
+    if (store_query(s,
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                    "'sqlite_%' ORDER BY rowid",
+                    &tables, err))
+        return -1;
+    if (files_make_dirs(dir, err)) {
+        store_table_free(tables);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < tables->n_rows && rc == 0; i++) {
+        const char *name = store_table_cell(tables, i, 0);
         char sql[256], path[1200];
-        if (i < n_tables)
-            snprintf(sql, sizeof sql, "SELECT * FROM %s", name);
+        if (strcmp(name, "weights") != 0)
+            snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"", name);
         else
             snprintf(sql, sizeof sql,
                      "SELECT trial_id, dtype, n, length(data) AS bytes%s FROM weights "
@@ -785,12 +795,18 @@ int store_export_csv(store_t *s, const char *dir, bool with_blobs,
                      with_blobs ? ", data" : "");
         snprintf(path, sizeof path, "%s/%s.csv", dir, name);
         csv_sink_t sink = {fopen(path, "w"), 0};
-        if (!sink.f) return err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
-        int rc = store_query_each(s, sql, sink_header, sink_row, &sink, err);
+        if (!sink.f) {
+            rc = err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
+            break;
+        }
+        rc = store_query_each(s, sql, sink_header, sink_row, &sink, err);
         if (fclose(sink.f) != 0 && rc == 0)
             rc = err_set(err, ERR_FAIL, "cannot write %s: %s", path, strerror(errno));
-        if (rc) return err_prefix(err, "%s", path);
-        if (on_file) on_file(ctx, path, sink.rows);
+        if (rc)
+            err_prefix(err, "%s", path);
+        else if (on_file)
+            on_file(ctx, path, sink.rows);
     }
-    return 0;
+    store_table_free(tables);
+    return rc;
 }
