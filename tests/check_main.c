@@ -22,6 +22,7 @@ int main(void) {
     srunner_add_suite(sr, golden_suite());
     srunner_add_suite(sr, identity_suite());
     srunner_add_suite(sr, claims_suite());
+    srunner_add_suite(sr, fusion1_suite());
     srunner_add_suite(sr, cluster_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -364,14 +364,138 @@ START_TEST(claims_contract) {
 }
 END_TEST
 
-/* Every allocation of claims_run and claims_table failing in turn: an
- * "out of memory" error, nothing leaked (ASan), then success. */
-START_TEST(claims_out_of_memory) {
-    char *path = make_store();
+/* A store with experiment "defaults": Shared-Bottom and MMoE at correlations
+ * 0.5 and 1, model.init glorot (left out of the config, as a sweep stores
+ * the default) or torch, MMoE's model.gate_bias off (left out) or on, 3
+ * repeats; every trial's final loss is its cell's constant below. */
+static const struct {
+    const char *model, *init, *gate_bias; /* NULL: not in the config */
+    double loss;
+} default_cells[] = {
+    {"shared_bottom", NULL, NULL, 0.030}, {"shared_bottom", "torch", NULL, 0.020},
+    {"mmoe", NULL, NULL, 0.010},          {"mmoe", NULL, "on", 0.015},
+    {"mmoe", "torch", NULL, 0.012},       {"mmoe", "torch", "on", 0.025},
+};
+
+static char *make_defaults_store(void) {
+    char *dir = test_tmpdir(), *path = test_join(dir, "defaults.db");
+    free(dir);
+    store_t *s;
+    err_t err = {0};
+    ck_assert_msg(store_open(&s, path, 0, &err) == 0, "%s", err.msg);
+    sqlite3 *db = store_db(s);
+    exec_or_die(db, "BEGIN");
+    exec_or_die(db, "INSERT INTO experiment (id, name, spec, identity) VALUES "
+                    "(1, 'defaults', 'hand-made', 2)");
+    int id = 1;
+    char sql[512];
+    for (size_t k = 0; k < sizeof default_cells / sizeof default_cells[0]; k++)
+        for (int c = 0; c < 2; c++)
+            for (int r = 0; r < 3; r++, id++) {
+                snprintf(sql, sizeof sql,
+                         "INSERT INTO trial (id, experiment_id, model, repeat, config, "
+                         "data_seed, init_seed, status, final_step) VALUES "
+                         "(%d, 1, '%s', %d, 'cell %zu corr %d', %d, %d, 'done', 10);"
+                         "INSERT INTO param VALUES (%d, 'data.correlation', %s);"
+                         "INSERT INTO param VALUES (%d, 'train.lr', 0.001);"
+                         "INSERT INTO metric VALUES (%d, 'test/loss/t1', 10, %.17g);",
+                         id, default_cells[k].model, r, k, c, r, id, id, c ? "1" : "0.5", id, id,
+                         default_cells[k].loss);
+                exec_or_die(db, sql);
+                if (default_cells[k].init) {
+                    snprintf(sql, sizeof sql, "INSERT INTO param VALUES (%d, 'model.init', '%s')",
+                             id, default_cells[k].init);
+                    exec_or_die(db, sql);
+                }
+                if (default_cells[k].gate_bias) {
+                    snprintf(sql, sizeof sql,
+                             "INSERT INTO param VALUES (%d, 'model.gate_bias', '%s')", id,
+                             default_cells[k].gate_bias);
+                    exec_or_die(db, sql);
+                }
+            }
+    exec_or_die(db, "COMMIT");
+    store_close(s);
+    return path;
+}
+
+/* Conditions split by keys a config leaves out at their default (model.init
+ * = glorot, model.gate_bias = off, from the model registry), and a family
+ * without a key (Shared-Bottom has no gate bias) is compared under each of
+ * its values: moe-beats-shared-bottom has exactly the 4 conditions
+ * init x gate_bias, each statistic mean(Shared-Bottom) - mean(MMoE) of its
+ * cells.  The summary counts them per part. */
+START_TEST(claims_default_keys) {
+    char *path = make_defaults_store();
     store_t *s;
     err_t err = {0};
     ck_assert(store_open(&s, path, STORE_READONLY, &err) == 0);
-    claims_options_t opt = {.experiment = EXPERIMENT, .seed = 1, .resamples = 20};
+    claims_options_t opt = {.experiment = "defaults", .seed = 1, .resamples = 50};
+    claims_t *c = NULL;
+    ck_assert_msg(claims_run(s, "mmoe", &opt, &c, &err) == 0, "%s", err.msg);
+    static const struct {
+        const char *condition;
+        double statistic;
+    } expect[] = {
+        {"model.gate_bias=off model.init=glorot moe=mmoe", 0.030 - 0.010},
+        {"model.gate_bias=on model.init=glorot moe=mmoe", 0.030 - 0.015},
+        {"model.gate_bias=off model.init=torch moe=mmoe", 0.020 - 0.012},
+        {"model.gate_bias=on model.init=torch moe=mmoe", 0.020 - 0.025},
+    };
+    int n_rows = 0;
+    for (int i = 0; i < c->n; i++)
+        n_rows += strcmp(c->rows[i].claim, "moe-beats-shared-bottom") == 0;
+    ck_assert_int_eq(n_rows, 4);
+    for (int i = 0; i < 4; i++) {
+        const claim_result_t *r = find(c, "moe-beats-shared-bottom", expect[i].condition);
+        ck_assert_int_eq(r->n_repeats, 3);
+        ck_assert_msg(fabs(r->statistic - expect[i].statistic) < 1e-12, "%s: %.17g",
+                      expect[i].condition, r->statistic);
+        ck_assert_int_eq(r->verdict, expect[i].statistic > 0 ? CLAIM_HOLDS : CLAIM_FAILS);
+    }
+    /* the store stays read-only after the TEMP tables */
+    ck_assert_int_ne(sqlite3_exec(store_db(s), "DELETE FROM metric", NULL, NULL, NULL), SQLITE_OK);
+
+    store_table_t *t = NULL;
+    ck_assert_msg(claims_summary(c, &t, &err) == 0, "%s", err.msg);
+    int seen = 0;
+    for (int i = 0; i < t->n_rows; i++) {
+        if (strcmp(store_table_cell(t, i, 0), "moe-beats-shared-bottom") != 0) continue;
+        const char *where = store_table_cell(t, i, 1);
+        const char *n = store_table_cell(t, i, 2), *holds = store_table_cell(t, i, 3),
+                   *fails = store_table_cell(t, i, 4);
+        if (strcmp(where, "(all)") == 0) {
+            ck_assert_str_eq(n, "4");
+            ck_assert_str_eq(holds, "3");
+            ck_assert_str_eq(fails, "1");
+            ck_assert_int_eq(seen, 0); /* first */
+            seen++;
+        } else if (strcmp(where, "model.init=torch") == 0) {
+            ck_assert_str_eq(n, "2");
+            ck_assert_str_eq(holds, "1");
+            ck_assert_str_eq(fails, "1");
+            seen++;
+        } else if (strcmp(where, "model.gate_bias=off") == 0) {
+            ck_assert_str_eq(holds, "2");
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 3);
+    store_table_free(t);
+    claims_free(c);
+    store_close(s);
+    free(path);
+}
+END_TEST
+
+/* Every allocation of claims_run, claims_table and claims_summary failing in turn: an
+ * "out of memory" error, nothing leaked (ASan), then success. */
+START_TEST(claims_out_of_memory) {
+    char *path = make_defaults_store(); /* small: the walk runs every claim once per allocation */
+    store_t *s;
+    err_t err = {0};
+    ck_assert(store_open(&s, path, STORE_READONLY, &err) == 0);
+    claims_options_t opt = {.experiment = "defaults", .seed = 1, .resamples = 20};
     int failures = 0;
     for (long n = 0;; n++) {
         mem_test_fail_at(n);
@@ -380,6 +504,9 @@ START_TEST(claims_out_of_memory) {
         err = (err_t){0};
         int rc = claims_run(s, "mmoe", &opt, &c, &err);
         if (rc == 0) rc = claims_table(c, &t, &err);
+        store_table_free(t);
+        t = NULL;
+        if (rc == 0) rc = claims_summary(c, &t, &err);
         const long calls = mem_test_calls();
         mem_test_fail_at(-1);
         store_table_free(t);
@@ -416,6 +543,16 @@ START_TEST(claims_plot_script) {
     }
     free(out);
     free(err);
+    /* the summary's plot: one box per claim and part, labelled with the counts (the
+     * design: under data.alpha_seed=2 OMoE's loss rises, Shared-Bottom's falls, MMoE's is flat) */
+    const char *sargs[] = {"claims", EXPERIMENT, "--db", path, "--summary", "--plot", gp, NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, sargs), 0);
+    char *script = test_read_file(gp);
+    ck_assert_ptr_nonnull(
+        strstr(script, "\"data.alpha_seed=2\" \"1 holds, 1 fails, 1 undecided of 3\""));
+    free(script);
+    free(out);
+    free(err);
     free(gp);
     free(png);
     free(dir);
@@ -432,6 +569,7 @@ Suite *claims_suite(void) {
     tcase_add_test(tc, claims_cli_output);
     tcase_add_test(tc, claims_cli_errors);
     tcase_add_test(tc, claims_contract);
+    tcase_add_test(tc, claims_default_keys);
     tcase_add_test(tc, claims_plot_script);
     tcase_add_test(tc, claims_out_of_memory);
     suite_add_tcase(s, tc);

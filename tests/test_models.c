@@ -319,13 +319,21 @@ START_TEST(test_gates) {
     const model_gate_t *g;
     model_forward(f.m, f.x, f.B, f.pred, MODEL_EVAL);
     int n = model_gates(f.m, &g);
+    /* The families after mmoe in the registry (issue 11) register the gates
+     * their sizes hook counts; their own suites check names and levels. */
+    const bool later = _i > 3;
+    model_sizes_t sz;
+    err_t err = {0};
+    ck_assert_int_eq(model_sizes(name, &f.m->cfg, &sz, &err), 0);
     int expect = strcmp(name, "mmoe") == 0 ? f.m->cfg.tasks : strcmp(name, "omoe") == 0 ? 1 : 0;
-    ck_assert_int_eq(n, expect);
+    ck_assert_int_eq(n, later ? sz.n_gates : expect);
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(g[i].experts, 3); /* small_config's */
-        ck_assert_int_eq(g[i].level, 1);
-        ck_assert_int_eq(g[i].kind, GATE_SOFTMAX);
-        ck_assert_str_eq(g[i].owner, g[i].name); /* "t1".. (mmoe), "shared" (omoe) */
+        if (g[i].kind != GATE_SOFTMAX) continue; /* raw mixture weights: no unit sum */
+        if (!later) {
+            ck_assert_int_eq(g[i].experts, 3); /* small_config's */
+            ck_assert_int_eq(g[i].level, 1);
+            ck_assert_str_eq(g[i].owner, g[i].name); /* "t1".. (mmoe), "shared" (omoe) */
+        }
         for (int b = 0; b < f.B; b++) {
             double sum = 0;
             for (int e = 0; e < g[i].experts; e++) {

@@ -22,6 +22,14 @@ static char *slurp(int fd) {
     return buf;
 }
 
+char *test_read_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    ck_assert_msg(fd >= 0, "cannot open %s", path);
+    char *text = slurp(fd);
+    close(fd);
+    return text;
+}
+
 int run_mtlab(char **out, char **errout, const char *const *args) {
     return run_mtlab_in(NULL, out, errout, args);
 }

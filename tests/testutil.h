@@ -20,6 +20,9 @@ char *test_tmpdir(void);
 char *test_join(const char *dir, const char *name);
 /* Writes text to dir/name and returns the path (caller frees). */
 char *test_write_file(const char *dir, const char *name, const char *text);
+/* The whole text file at path, NUL-terminated (caller frees); fails the
+ * test when it cannot be opened. */
+char *test_read_file(const char *path);
 /* First column of the first row of `sql` on the store at db_path, through a
  * fresh read-only connection (NAN when no row). */
 double test_query(const char *db_path, const char *sql);
@@ -62,6 +65,7 @@ Suite *golden_suite(void);
 Suite *blocks_suite(void);
 Suite *identity_suite(void);
 Suite *claims_suite(void);
+Suite *fusion1_suite(void);
 Suite *cluster_suite(void);
 
 #endif

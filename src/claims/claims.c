@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/numtext.h"
 #include "core/rng.h"
+#include "models/model.h"
 
 #define MAX_GROUPS 4
 
@@ -258,6 +259,23 @@ static const char *opt_metric(const claims_options_t *opt) {
     return opt->metric ? opt->metric : CLAIMS_DEFAULT_METRIC;
 }
 
+/* Binds :experiment and :metric, the only parameters a claims statement may
+ * have (`what` names the statement in the error). */
+static int bind_params(sqlite3_stmt *st, const char *what, const claims_options_t *opt,
+                       err_t *err) {
+    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *p = sqlite3_bind_parameter_name(st, i);
+        const char *v = p && strcmp(p, ":experiment") == 0 ? opt->experiment
+                        : p && strcmp(p, ":metric") == 0   ? opt_metric(opt)
+                                                           : NULL;
+        if (!v)
+            return err_set(err, ERR_FAIL, "%s: unknown parameter %s", what, p ? p : "(unnamed)");
+        if (sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+            return err_set(err, ERR_FAIL, "%s: cannot bind %s", what, p);
+    }
+    return 0;
+}
+
 /* Reads the claim's rows into *l. */
 static int read_rows(store_t *s, const char *name, const char *sql, stat_kind_t kind,
                      const claims_options_t *opt, obs_list_t *l, err_t *err) {
@@ -273,20 +291,9 @@ static int read_rows(store_t *s, const char *name, const char *sql, stat_kind_t 
         err_set(err, ERR_FAIL, "claim %s: not a query", name);
         goto done;
     }
-    for (int i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
-        const char *p = sqlite3_bind_parameter_name(st, i);
-        const char *v = p && strcmp(p, ":experiment") == 0 ? opt->experiment
-                        : p && strcmp(p, ":metric") == 0   ? opt_metric(opt)
-                                                           : NULL;
-        if (!v) {
-            err_set(err, ERR_FAIL, "claim %s: unknown parameter %s", name, p ? p : "(unnamed)");
-            goto done;
-        }
-        if (sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
-            err_set(err, ERR_FAIL, "claim %s: cannot bind %s", name, p);
-            goto done;
-        }
-    }
+    char what[300];
+    snprintf(what, sizeof what, "claim %s", name);
+    if (bind_params(st, what, opt, err)) goto done;
     static const char *const columns[] = {"condition", "repeat", "grp", "value"};
     if (sqlite3_column_count(st) != 4) {
         err_set(err, ERR_FAIL, "claim %s: returns %d columns, not (condition, repeat, grp, value)",
@@ -432,6 +439,88 @@ static int check_experiment(store_t *s, const claims_options_t *opt, err_t *err)
     return rc;
 }
 
+/* Runs every statement of `script` (a few DDL statements with :experiment
+ * and :metric) on db. */
+static int exec_script(sqlite3 *db, const char *what, const char *script,
+                       const claims_options_t *opt, err_t *err) {
+    const char *tail = script;
+    while (tail && *tail) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, tail, -1, &st, &tail) != SQLITE_OK)
+            return err_set(err, ERR_FAIL, "%s: %s", what, sqlite3_errmsg(db));
+        if (!st) break; /* only comments and space were left */
+        int rc = bind_params(st, what, opt, err);
+        if (rc == 0 && sqlite3_step(st) != SQLITE_DONE)
+            rc = err_set(err, ERR_FAIL, "%s: %s", what, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* temp.claim_default(model, key, value): for every family, the value of each
+ * hyper-parameter its configs leave out at the default (model_hp_t
+ * .omit_default), so that conditions see "model.init=glorot" on trials whose
+ * config does not say it. */
+static int fill_defaults(sqlite3 *db, err_t *err) {
+    if (sqlite3_exec(db,
+                     "DROP TABLE IF EXISTS temp.claim_default;"
+                     "CREATE TEMP TABLE claim_default (model TEXT, key TEXT, value TEXT)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return err_set(err, ERR_FAIL, "claims: %s", sqlite3_errmsg(db));
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO temp.claim_default VALUES (?1, 'model.' || ?2, ?3)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return err_set(err, ERR_FAIL, "claims: %s", sqlite3_errmsg(db));
+    int n_families, rc = 0;
+    const model_ops_t *const *all = model_registry(&n_families);
+    for (int f = 0; f < n_families && rc == 0; f++)
+        for (int i = 0; i < all[f]->n_hp && rc == 0; i++) {
+            const model_hp_t *hp = &all[f]->hp[i];
+            if (!hp->omit_default) continue;
+            char word[64];
+            char value[64];
+            if (hp->type == HP_WORD)
+                snprintf(value, sizeof value, "%s",
+                         model_hp_word(hp, hp->def, word, sizeof word) ? word : "?");
+            else
+                num_to_text(hp->def, value, sizeof value);
+            sqlite3_bind_text(st, 1, all[f]->name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, hp->name, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, value, -1, SQLITE_TRANSIENT);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = err_set(err, ERR_FAIL, "claims: %s", sqlite3_errmsg(db));
+            sqlite3_reset(st);
+        }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The TEMP tables every claim reads (sql/claims/prepare.sql).  The store is
+ * open read-only (PRAGMA query_only, which also guards TEMP tables): the
+ * guard is lifted for these statements only, which write nothing but TEMP
+ * tables, kept in memory. */
+static int prepare_conditions(store_t *s, const claims_options_t *opt, err_t *err) {
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    int query_only = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA query_only", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        query_only = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (sqlite3_exec(db, "PRAGMA query_only=0; PRAGMA temp_store=MEMORY", NULL, NULL, NULL) !=
+        SQLITE_OK)
+        return err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+    int rc = fill_defaults(db, err);
+    if (rc == 0)
+        rc = exec_script(db, "sql/claims/prepare.sql", embedded_sql("sql/claims/prepare.sql"), opt,
+                         err);
+    if (query_only && sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL) != SQLITE_OK &&
+        rc == 0)
+        rc = err_set(err, ERR_FAIL, "%s: %s", store_path(s), sqlite3_errmsg(db));
+    return rc;
+}
+
 int claims_run(store_t *s, const char *paper, const claims_options_t *opt, claims_t **out,
                err_t *err) {
     *out = NULL;
@@ -439,7 +528,7 @@ int claims_run(store_t *s, const char *paper, const claims_options_t *opt, claim
     const char *paths[256];
     int n = claims_files(paper, paths, 256);
     if (n == 0) return err_set(err, ERR_USAGE, "no claims for paper '%s' (sql/claims/*/)", paper);
-    if (check_experiment(s, opt, err)) return -1;
+    if (check_experiment(s, opt, err) || prepare_conditions(s, opt, err)) return -1;
     claims_t *c = mem_calloc(1, sizeof *c);
     if (!c) return err_set(err, ERR_FAIL, "out of memory");
     /* Every claim continues the CTEs of sql/claims/conditions.sql. */
@@ -477,48 +566,164 @@ void claims_free(claims_t *c) {
 
 /* ---- as a table -------------------------------------------------------- */
 
-int claims_table(const claims_t *c, store_table_t **out, err_t *err) {
-    static const char *const names[] = {"claim", "condition", "statistic", "ci_lo",
-                                        "ci_hi", "support",   "n",         "verdict"};
-    enum { N_COLS = 8 };
-    *out = NULL;
+/* An empty table of n_rows x n_cols with these column names (cells NULL). */
+static store_table_t *table_new(const char *const *names, int n_cols, int n_rows) {
     store_table_t *t = mem_calloc(1, sizeof *t);
-    if (!t) return err_set(err, ERR_FAIL, "out of memory");
-    t->n_cols = N_COLS;
-    t->names = mem_calloc(N_COLS, sizeof *t->names);
-    const size_t n_cells = (size_t)c->n * N_COLS;
+    if (!t) return NULL;
+    t->n_cols = n_cols;
+    t->n_rows = n_rows;
+    const size_t n_cells = (size_t)n_rows * n_cols;
+    t->names = mem_calloc(n_cols, sizeof *t->names);
     t->cells = mem_calloc(n_cells ? n_cells : 1, sizeof *t->cells);
     t->types = mem_calloc(n_cells ? n_cells : 1, sizeof *t->types);
     if (!t->names || !t->cells || !t->types) goto oom;
-    for (int k = 0; k < N_COLS; k++)
+    for (int k = 0; k < n_cols; k++)
         if (!(t->names[k] = mem_strdup(names[k]))) goto oom;
+    for (size_t k = 0; k < n_cells; k++)
+        t->types[k] = SQLITE_NULL;
+    return t;
+oom:
+    store_table_free(t);
+    return NULL;
+}
+
+/* Cell (row, col) := text of SQLite type `type` (NULL text: SQL NULL). */
+static int table_set(store_table_t *t, int row, int col, const char *text, int type) {
+    size_t k = (size_t)row * t->n_cols + col;
+    if (!text) return 0;
+    if (!(t->cells[k] = mem_strdup(text))) return -1;
+    t->types[k] = type;
+    return 0;
+}
+
+static int table_set_num(store_table_t *t, int row, int col, double v) {
+    char buf[64];
+    if (isnan(v)) return 0;
+    num_to_text(v, buf, sizeof buf);
+    return table_set(t, row, col, buf, SQLITE_FLOAT);
+}
+
+static int table_set_int(store_table_t *t, int row, int col, long long v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    return table_set(t, row, col, buf, SQLITE_INTEGER);
+}
+
+int claims_table(const claims_t *c, store_table_t **out, err_t *err) {
+    static const char *const names[] = {"claim", "condition", "statistic", "ci_lo",
+                                        "ci_hi", "support",   "n",         "verdict"};
+    store_table_t *t = table_new(names, 8, c->n);
+    if (!t) goto oom;
     for (int i = 0; i < c->n; i++) {
         const claim_result_t *r = &c->rows[i];
-        t->n_rows = i + 1; /* so that store_table_free frees this row's cells */
-        char **cell = t->cells + (size_t)i * N_COLS;
-        int *type = t->types + (size_t)i * N_COLS;
-        const double nums[] = {r->statistic, r->ci_lo, r->ci_hi, r->support};
-        char buf[64];
-        type[0] = SQLITE_TEXT;
-        if (!(cell[0] = mem_strdup(r->claim))) goto oom;
-        type[1] = r->condition ? SQLITE_TEXT : SQLITE_NULL;
-        if (r->condition && !(cell[1] = mem_strdup(r->condition))) goto oom;
-        for (int k = 0; k < 4; k++) {
-            type[2 + k] = isnan(nums[k]) ? SQLITE_NULL : SQLITE_FLOAT;
-            if (isnan(nums[k])) continue;
-            num_to_text(nums[k], buf, sizeof buf);
-            if (!(cell[2 + k] = mem_strdup(buf))) goto oom;
-        }
-        snprintf(buf, sizeof buf, "%d", r->n_repeats);
-        type[6] = SQLITE_INTEGER;
-        if (!(cell[6] = mem_strdup(buf))) goto oom;
-        type[7] = SQLITE_TEXT;
-        if (!(cell[7] = mem_strdup(claim_verdict_name(r->verdict)))) goto oom;
+        if (table_set(t, i, 0, r->claim, SQLITE_TEXT) ||
+            table_set(t, i, 1, r->condition, SQLITE_TEXT) || table_set_num(t, i, 2, r->statistic) ||
+            table_set_num(t, i, 3, r->ci_lo) || table_set_num(t, i, 4, r->ci_hi) ||
+            table_set_num(t, i, 5, r->support) || table_set_int(t, i, 6, r->n_repeats) ||
+            table_set(t, i, 7, claim_verdict_name(r->verdict), SQLITE_TEXT))
+            goto oom;
     }
-    t->n_rows = c->n;
     *out = t;
     return 0;
 oom:
     store_table_free(t);
+    *out = NULL;
+    return err_set(err, ERR_FAIL, "out of memory");
+}
+
+/* ---- the summary: verdicts counted per part of the condition ------------ */
+
+/* One line of the summary: the conditions of `claim` whose text has the
+ * part `part` ("model.init=torch"; "" for all of them), counted by verdict. */
+typedef struct {
+    const char *claim; /* borrowed from the results */
+    char *part;
+    int count[CLAIM_NO_DATA + 1];
+} summary_line_t;
+
+typedef struct {
+    summary_line_t *v;
+    int n, cap;
+} summary_t;
+
+/* The line (claim, part), added when absent; NULL when out of memory. */
+static summary_line_t *summary_line(summary_t *sm, const char *claim, const char *part, size_t n) {
+    for (int i = sm->n - 1; i >= 0 && strcmp(sm->v[i].claim, claim) == 0; i--)
+        if (strlen(sm->v[i].part) == n && strncmp(sm->v[i].part, part, n) == 0) return &sm->v[i];
+    if (sm->n == sm->cap) {
+        int cap = sm->cap ? 2 * sm->cap : 64;
+        summary_line_t *v = mem_realloc(sm->v, (size_t)cap * sizeof *v);
+        if (!v) return NULL;
+        sm->v = v;
+        sm->cap = cap;
+    }
+    summary_line_t *l = &sm->v[sm->n];
+    memset(l, 0, sizeof *l);
+    l->claim = claim;
+    if (!(l->part = mem_alloc(n + 1))) return NULL;
+    memcpy(l->part, part, n);
+    l->part[n] = '\0';
+    sm->n++;
+    return l;
+}
+
+/* Within one claim: the line of all conditions (part ""), then parts by text. */
+static int cmp_line(const void *pa, const void *pb) {
+    const summary_line_t *a = pa, *b = pb;
+    return strcmp(a->part, b->part);
+}
+
+int claims_summary(const claims_t *c, store_table_t **out, err_t *err) {
+    static const char *const names[] = {"claim", "where",     "conditions", "holds",
+                                        "fails", "undecided", "no_data"};
+    summary_t sm = {0};
+    store_table_t *t = NULL;
+    int first = 0; /* the first line of the current claim */
+    for (int i = 0; i < c->n; i++) {
+        const claim_result_t *r = &c->rows[i];
+        if (i > 0 && strcmp(r->claim, c->rows[i - 1].claim) != 0) {
+            qsort(sm.v + first, (size_t)(sm.n - first), sizeof *sm.v, cmp_line);
+            first = sm.n;
+        }
+        summary_line_t *all = summary_line(&sm, r->claim, "", 0);
+        if (!all) goto oom;
+        all->count[r->verdict]++;
+        /* every space-separated part of the condition: "key=value" */
+        for (const char *p = r->condition ? r->condition : ""; *p;) {
+            size_t n = strcspn(p, " ");
+            if (n > 0) {
+                summary_line_t *l = summary_line(&sm, r->claim, p, n);
+                if (!l) goto oom;
+                l->count[r->verdict]++;
+            }
+            p += n + (p[n] == ' ');
+        }
+    }
+    qsort(sm.v + first, (size_t)(sm.n - first), sizeof *sm.v, cmp_line);
+    if (!(t = table_new(names, 7, sm.n))) goto oom;
+    for (int i = 0; i < sm.n; i++) {
+        const summary_line_t *l = &sm.v[i];
+        int n = 0;
+        for (int v = 0; v <= CLAIM_NO_DATA; v++)
+            n += l->count[v];
+        if (table_set(t, i, 0, l->claim, SQLITE_TEXT) ||
+            table_set(t, i, 1, l->part[0] ? l->part : "(all)", SQLITE_TEXT) ||
+            table_set_int(t, i, 2, n) || table_set_int(t, i, 3, l->count[CLAIM_HOLDS]) ||
+            table_set_int(t, i, 4, l->count[CLAIM_FAILS]) ||
+            table_set_int(t, i, 5, l->count[CLAIM_UNDECIDED]) ||
+            table_set_int(t, i, 6, l->count[CLAIM_NO_DATA]))
+            goto oom;
+    }
+    for (int i = 0; i < sm.n; i++)
+        mem_free(sm.v[i].part);
+    mem_free(sm.v);
+    *out = t;
+    return 0;
+oom:
+    for (int i = 0; i < sm.n; i++)
+        mem_free(sm.v[i].part);
+    mem_free(sm.v);
+    store_table_free(t);
+    *out = NULL;
     return err_set(err, ERR_FAIL, "out of memory");
 }

@@ -82,7 +82,8 @@ typedef struct {
 int claims_files(const char *paper, const char **paths, int max);
 
 /* Checks every claim of `paper` on the store, each file's SQL run after
- * sql/claims/conditions.sql (the shared CTEs final, cond_key, cond).  Errors: a paper without
+ * sql/claims/conditions.sql (the shared CTEs final and cond, read from the
+ * TEMP tables sql/claims/prepare.sql makes once per call).  Errors: a paper without
  * claims (ERR_USAGE), an experiment the store does not hold or one without a
  * finished trial that has the metric (ERR_FAIL), a claim file that breaks
  * the contract (ERR_FAIL naming it). */
@@ -99,10 +100,21 @@ void claims_free(claims_t *c);
  * store_table_print / store_table_csv. */
 int claims_table(const claims_t *c, store_table_t **out, err_t *err);
 
+/* How robust each claim is: per claim, its conditions counted by verdict --
+ * all of them ("(all)"), then those whose condition has each part
+ * ("model.init=torch", "vs=omoe": the space-separated key=value parts), by
+ * part.  Columns: claim, where, conditions, holds, fails, undecided, no_data. */
+int claims_summary(const claims_t *c, store_table_t **out, err_t *err);
+
 /* Writes PATH (must end in .gp): a gnuplot 5 script drawing the results,
  * one row of boxes per claim and one box per condition, coloured by verdict
  * and labelled with the condition and the support; run as `gnuplot PATH` it
  * writes PATH's stem + ".png" (define keep_terminal to draw elsewhere). */
 int claims_plot(const claims_t *c, const char *experiment, const char *path, err_t *err);
+/* The same for claims_summary's table t: one row of boxes per claim, one box
+ * per part of the condition, coloured by the verdicts' colours mixed in
+ * proportion to their counts and labelled with the counts. */
+int claims_plot_summary(const store_table_t *t, const char *experiment, const char *path,
+                        err_t *err);
 
 #endif

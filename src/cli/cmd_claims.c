@@ -17,7 +17,7 @@ int cmd_claims(int argc, char **argv) {
     const char *plot = NULL;
     uint64_t seed = CLAIMS_DEFAULT_SEED;
     int resamples = CLAIMS_DEFAULT_RESAMPLES;
-    bool csv = false;
+    bool csv = false, summary = false;
     opt_t opts[] = {
         {"db", OPT_STRING, &db, "FILE", "the SQLite store", 1, 0, 0},
         {"paper", OPT_STRING, &paper, "NAME", "the claims of sql/claims/NAME/", 1, 0, 0},
@@ -25,6 +25,10 @@ int cmd_claims(int argc, char **argv) {
         {"seed", OPT_U64, &seed, "N", "seed of the bootstrap's generator", 1, 0, 0},
         {"resamples", OPT_INT, &resamples, "B", "bootstrap resamples", 1, 1e7, 0},
         {"csv", OPT_FLAG, &csv, NULL, "print CSV (full precision) instead of a table", 1, 0, 0},
+        {"summary", OPT_FLAG, &summary, NULL,
+         "print each claim's conditions counted by verdict, per part of the condition "
+         "(model.init=torch, ...) instead of one line per condition",
+         1, 0, 0},
         {"plot", OPT_STRING, &plot, "FILE.gp",
          "also write a gnuplot script drawing claims x conditions coloured by verdict", 1, 0, 0},
     };
@@ -35,7 +39,7 @@ int cmd_claims(int argc, char **argv) {
     int rc = cli_options(
         "claims",
         "mtlab claims EXP [--db FILE] [--paper mmoe] [--metric M] [--seed N] [--resamples B] "
-        "[--csv] [--plot FILE.gp]",
+        "[--summary] [--csv] [--plot FILE.gp]",
         "Checks a paper's qualitative claims (sql/claims/PAPER/*.sql) on experiment EXP.\n"
         "Per claim and condition: the statistic on the runs, its 95 % percentile bootstrap\n"
         "interval over repeats, the support (fraction of resamples in which the claim holds)\n"
@@ -55,10 +59,12 @@ int cmd_claims(int argc, char **argv) {
     claims_t *c = NULL;
     store_table_t *t = NULL;
     int status = 0;
-    if (claims_run(s, paper, &opt, &c, &err) || claims_table(c, &t, &err) ||
+    if (claims_run(s, paper, &opt, &c, &err) ||
+        (summary ? claims_summary(c, &t, &err) : claims_table(c, &t, &err)) ||
         (csv ? store_table_csv(stdout, t, &err) : store_table_print(stdout, t, &err)))
         status = cli_fail("claims", &err);
-    if (status == 0 && plot && claims_plot(c, pos[0], plot, &err))
+    if (status == 0 && plot &&
+        (summary ? claims_plot_summary(t, pos[0], plot, &err) : claims_plot(c, pos[0], plot, &err)))
         status = cli_fail("claims", &err);
     store_table_free(t);
     claims_free(c);

@@ -4,7 +4,10 @@
  * losses every --eval-every steps, then the final test losses, the loss of
  * predicting the training mean for comparison, and the mean gate weight per
  * gate and expert on the test set.  Output depends only on the arguments:
- * two runs with the same arguments print the same bytes. */
+ * two runs with the same arguments print the same bytes.  With --params it
+ * prints only the configured model's parameter count (or, with --target N
+ * --width KEY, the KEY value whose model comes closest to N parameters, so a
+ * sweep can compare families at matched size) and trains nothing. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +161,61 @@ static void print_data_only(const trial_result_t *res, int T, int digits) {
     printf("\n");
 }
 
+/* Parameters of family ops with config c (model_sizes: nothing allocated),
+ * or SIZE_MAX when that config is refused (its sizes overflow). */
+static size_t params_of(const model_ops_t *ops, const model_config_t *c) {
+    model_sizes_t sz;
+    err_t ignored = {0};
+    return model_sizes_ops(ops, c, &sz, &ignored) ? SIZE_MAX : sz.n_params;
+}
+
+/* --params: prints the parameter count of spec's model.  With --target
+ * (solve), the value of the integer model key `key` whose model's count is
+ * closest to target, ties to the smaller, as "model.KEY=V parameters=N": a
+ * setting to paste into a sweep file or onto a command line, so families can
+ * be compared at equal size.  The count never decreases as a width or count
+ * key grows, so a bisection over the key's declared range finds it. */
+static int print_params(const trial_spec_t *spec, bool solve, uint64_t target, const char *key,
+                        err_t *err) {
+    const model_ops_t *ops = model_find(spec->model);
+    model_sizes_t sz;
+    if (model_sizes(spec->model, &spec->model_cfg, &sz, err)) return -1;
+    if (!solve) {
+        printf("%zu\n", sz.n_params);
+        return 0;
+    }
+    const int i = model_hp_find(ops, key);
+    if (i < 0 || ops->hp[i].type != HP_INT)
+        return err_set(err, ERR_USAGE, "--width %s: model %s has no integer key '%s'", key,
+                       ops->name, key);
+    model_config_t c = spec->model_cfg;
+    const size_t want = target > SIZE_MAX ? SIZE_MAX : (size_t)target;
+    long lo = ops->hp[i].min < 1 ? 1 : (long)ops->hp[i].min, hi = (long)ops->hp[i].max;
+    while (lo < hi) { /* the smallest value whose count reaches the target (hi if none) */
+        const long mid = lo + (hi - lo) / 2;
+        c.hp[i] = (double)mid;
+        if (params_of(ops, &c) >= want)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    c.hp[i] = (double)lo;
+    size_t best = params_of(ops, &c);
+    if (best >= want && lo > (ops->hp[i].min < 1 ? 1 : (long)ops->hp[i].min)) { /* or below */
+        c.hp[i] = (double)(lo - 1);
+        const size_t below = params_of(ops, &c);
+        if (best == SIZE_MAX || want - below <= best - want) { /* below < want <= best */
+            best = below;
+            lo--;
+        }
+    }
+    if (best == SIZE_MAX)
+        return err_set(err, ERR_USAGE, "--width %s: no value of %s gives a representable model",
+                       key, key);
+    printf("model.%s=%ld parameters=%zu\n", key, lo, best);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     const char *model_name = "mmoe", *alpha = "normal";
     double corr = 0.5;
@@ -183,6 +241,9 @@ int cmd_train(int argc, char **argv) {
                  i ? "," : "", families[i]->name);
     uint64_t seed = 1, data_seed = 0, init_seed = 0;
     int digits = 0;
+    bool params_only = false;
+    uint64_t target = 0;
+    const char *width_key = "expert_hidden";
     const char *expect_core = NULL;
 
     opt_t opts[] = {
@@ -202,8 +263,8 @@ int cmd_train(int argc, char **argv) {
         {"train", OPT_INT, &sp->n_train, "N", "training examples", 1, 1e9, 0},
         {"val", OPT_INT, &sp->n_val, "N", "validation examples", 1, 1e9, 0},
         {"test", OPT_INT, &sp->n_test, "N", "test examples", 1, 1e9, 0},
-        {"experts", OPT_INT, &experts, "N", "experts (omoe, mmoe; ignored by the others)", 1, 4096,
-         0},
+        {"experts", OPT_INT, &experts, "N",
+         "experts (families with model.experts; ignored by the others)", 1, 4096, 0},
         {"expert-hidden", OPT_INT, &expert_hidden, "H", "hidden units per expert", 1, 1e6, 0},
         {"bottom-hidden", OPT_INT, &bottom_hidden, "H",
          "bottom units (default 0: the model's own, 113 shared_bottom / 16 single)", 0, 1e6, 0},
@@ -218,6 +279,12 @@ int cmd_train(int argc, char **argv) {
          "initialisation and batch-order seed (0: use --seed)", 1, 0, 0},
         {"digits", OPT_INT, &digits, "N",
          "print losses with N significant digits (0: 6 decimals; 17: exact)", 0, 17, 0},
+        {"params", OPT_FLAG, &params_only, NULL,
+         "print the model's parameter count and exit (nothing is trained)", 1, 0, 0},
+        {"target", OPT_U64, &target, "N",
+         "with --params: print the --width value whose count is closest to N", 1, 0, 0},
+        {"width", OPT_STRING, &width_key, "KEY", "the integer model key --target solves for", 1, 0,
+         0},
         {"expect-blas-core", OPT_STRING, &expect_core, "NAME",
          "the OpenBLAS core the trial ran on (mtlab show prints it): a note on stderr when this "
          "machine runs another, since the same bits are promised only on the same core",
@@ -285,6 +352,23 @@ int cmd_train(int argc, char **argv) {
     spec = pt->spec;
     spec.data_seed = data_seed ? data_seed : seed;
     spec.init_seed = init_seed ? init_seed : seed;
+    bool target_seen = false, width_seen = false;
+    for (int j = 0; j < n_opts; j++) {
+        if (opts[j].target == &target) target_seen = opts[j].seen;
+        if (opts[j].target == &width_key) width_seen = opts[j].seen;
+    }
+    if ((target_seen || width_seen) && !params_only) {
+        sweep_free(point);
+        err_set(&err, ERR_USAGE, "--target and --width go with --params");
+        return cli_fail("train", &err);
+    }
+    if (params_only) {
+        int status = print_params(&spec, target_seen, target, width_key, &err);
+        sweep_free(point);
+        if (status == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+            status = err_set(&err, ERR_FAIL, "cannot write to standard output");
+        return status ? cli_fail("train", &err) : 0;
+    }
 
     const char *corr_text = param(pt, "data.correlation");
     char relation[160];

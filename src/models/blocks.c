@@ -301,3 +301,19 @@ void tower_backward(model_t *m, tower_t *t, const real *in, int ldi, int B, cons
         dy[b] = dpred[(size_t)b * T + k];
     mlp_backward(m, &t->mlp, in, ldi, B, din);
 }
+
+/* ---- fusion1: multi-level families (ml_mmoe, ple, cgc) ---- */
+
+void level_widths(const model_config_t *c, int first, int levels, int *widths) {
+    assert(levels >= 1 && levels <= MULTI_LEVEL_MAX);
+    for (int l = 0; l < levels; l++) {
+        const int own = model_hp_int(c, first + l);
+        widths[l] = l == 0 || own > 0 ? own : widths[l - 1];
+    }
+}
+
+experts_t experts_view(int n, int h, real *out, real *dout, int ld) {
+    assert(ld >= n * h);
+    return (experts_t){.layer = {.W = -1, .b = -1}, .n = n, .h = h, .out = out, .dout = dout,
+                       .ld = ld};
+}

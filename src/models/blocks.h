@@ -161,4 +161,19 @@ void tower_backward(model_t *m, tower_t *t, const real *in, int ldi, int B, cons
  * SIZE_BYTES_MAX. */
 int block_count(size_t *count, size_t a, size_t b, size_t c);
 
+/* ---- fusion1: multi-level families (ml_mmoe, ple, cgc) ---- */
+
+#define MULTI_LEVEL_MAX 4 /* levels of a multi-level family (the "levels" key: 1..4) */
+
+/* The expert width of each level l = 0..levels-1 from the family's
+ * consecutive keys expert_hidden, expert_hidden2, expert_hidden3,
+ * expert_hidden4 (hp[first + l]): widths[0] = hp[first]; widths[l] =
+ * hp[first + l] when > 0, else widths[l - 1] (0: "same as the level below"). */
+void level_widths(const model_config_t *c, int first, int levels, int *widths);
+
+/* An experts_t that names a level's expert buffer [max_batch, ld] as n
+ * experts of h units (expert i at columns [i·h, (i+1)·h)), for gates_mix to
+ * mix experts that separate blocks wrote into it.  It declares nothing. */
+experts_t experts_view(int n, int h, real *out, real *dout, int ld);
+
 #endif

@@ -20,6 +20,7 @@
 #include <string.h>
 
 extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_ops, model_mmoe_ops;
+extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list. */
 static const model_ops_t *const registry[] = {
@@ -27,6 +28,9 @@ static const model_ops_t *const registry[] = {
     &model_shared_bottom_ops,
     &model_omoe_ops,
     &model_mmoe_ops,
+    &model_ml_mmoe_ops,
+    &model_ple_ops,
+    &model_cgc_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {
