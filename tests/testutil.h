@@ -69,5 +69,6 @@ Suite *fusion1_suite(void);
 Suite *fusion3_suite(void);
 Suite *fusion2_suite(void);
 Suite *workbench_suite(void);
+Suite *cluster_suite(void);
 
 #endif

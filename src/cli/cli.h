@@ -25,6 +25,8 @@ int cmd_schema(int argc, char **argv);
 int cmd_tag(int argc, char **argv);
 int cmd_note(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_slurm(int argc, char **argv);
 
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);
