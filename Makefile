@@ -7,6 +7,8 @@ CC      ?= cc
 # Debian packages the project needs (see README "Dependencies").
 DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlite3 libinih-dev \
            libcsv-dev gnuplot-nox
+# Slurm and munge: the cluster test (tests/test_cluster.c) starts a one-node Slurm.
+DEBS    += slurmctld slurmd slurm-client munge
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc
@@ -25,6 +27,11 @@ ifeq ($(SANITIZE),1)
   LDSAN       := -fsanitize=address,undefined
   BUILD       := build/san
 endif
+
+# The flags recorded with every run (the run table): provenance.o gets them.
+BUILD_CFLAGS := $(BASE_CFLAGS)
+$(BUILD)/f/src/core/provenance.o $(BUILD)/d/src/core/provenance.o: BASE_CFLAGS += -DMTLAB_CFLAGS='"$(BUILD_CFLAGS)"'
+$(BUILD)/f/src/core/provenance.o $(BUILD)/d/src/core/provenance.o: Makefile
 
 SRC      := $(wildcard src/*/*.c)
 LIB_SRC  := $(filter-out src/cli/main.c,$(SRC))

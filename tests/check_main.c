@@ -26,6 +26,7 @@ int main(void) {
     srunner_add_suite(sr, fusion3_suite());
     srunner_add_suite(sr, fusion2_suite());
     srunner_add_suite(sr, workbench_suite());
+    srunner_add_suite(sr, cluster_suite());
     srunner_add_suite(sr, report_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -400,6 +400,39 @@ static void assert_show_reproduces(const char *dbp, int id) {
     free(train_out);
 }
 
+/* A spec with fewer repeats than the store holds: its runner trains only
+ * its own (config, repeat) trials, not the stored extra repeats, and says
+ * they are not described by the file. */
+START_TEST(replace_spec_fewer_repeats) {
+    char *dir = test_tmpdir(), *dbp = test_join(dir, "o.db"),
+         *v1 = test_write_file(dir, "v1.ini", v1_ini);
+    char one_repeat[1024];
+    snprintf(one_repeat, sizeof one_repeat, "%s", v1_ini);
+    char *r = strstr(one_repeat, "repeats = 2");
+    ck_assert_ptr_nonnull(r);
+    r[10] = '1';
+    char *v1r1 = test_write_file(dir, "v1r1.ini", one_repeat);
+    char *out, *err;
+    const char *run_v1[] = {"run", v1, "--db", dbp, "--jobs", "1", "--limit", "1", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, run_v1), 0); /* registers 6, trains 1 */
+    free(out);
+    free(err);
+    const char *run_r1[] = {"run", v1r1, "--db", dbp, "--jobs", "2", "--replace-spec", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, run_r1), 0);
+    ck_assert_int_eq(trained_by(out), 2); /* repeat 0's other two lrs */
+    ck_assert_msg(strstr(out, "3 pending trials are not described by this file"), "%s", out);
+    free(out);
+    free(err);
+    ck_assert_int_eq(test_query(dbp, "SELECT count(*) FROM trial WHERE repeat = 1 AND status = "
+                                     "'pending'"),
+                     3);
+    free(v1r1);
+    free(v1);
+    free(dbp);
+    free(dir);
+}
+END_TEST
+
 START_TEST(replace_spec) {
     char *dir = test_tmpdir(), *dbp = test_join(dir, "o.db"),
          *v1 = test_write_file(dir, "v1.ini", v1_ini), *v2 = test_write_file(dir, "v2.ini", v2_ini);
@@ -617,6 +650,7 @@ Suite *crash_suite(void) {
     tcase_add_test(tc, trial_killing_its_worker);
     tcase_add_test(tc, retry_failed);
     tcase_add_test(tc, replace_spec);
+    tcase_add_test(tc, replace_spec_fewer_repeats);
     tcase_add_test(tc, old_and_new_runner_together);
     tcase_add_test(tc, other_host_release_stale);
     tcase_add_test(tc, memory_checked_before_running);

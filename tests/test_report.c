@@ -529,6 +529,17 @@ START_TEST(test_report_html) {
     ck_assert_msg(strstr(html, want), "%s", want);
     ck_assert_ptr_nonnull(strstr(html, "<td>8 (8 done, 0 failed, 0 pending, 0 running)</td>"));
     ck_assert_ptr_nonnull(strstr(html, "<tr><th>train.lr</th><td class=\"n\">0.01</td></tr>"));
+    /* the run that trained the 8 trials, with its code version */
+    char *run_version = q_text(db, "SELECT mtlab_version FROM run WHERE id = 1");
+    ck_assert_str_ne(run_version, "");
+    char *started = q_text(db, "SELECT started FROM run WHERE id = 1");
+    snprintf(want, sizeof want, "<tr><td class=\"n\">1</td><td class=\"n\">8</td><td>%s</td>",
+             started);
+    free(started);
+    ck_assert_msg(strstr(strstr(html, "<table id=\"run-records\">"), want), "%s", want);
+    snprintf(want, sizeof want, "<td>%s</td>", run_version);
+    ck_assert_ptr_nonnull(strstr(strstr(html, "<table id=\"run-records\">"), want));
+    free(run_version);
     free(version);
     free(created);
     /* the runs table: each trial's final val/loss/total as stored */

@@ -69,6 +69,7 @@ Suite *fusion1_suite(void);
 Suite *fusion3_suite(void);
 Suite *fusion2_suite(void);
 Suite *workbench_suite(void);
+Suite *cluster_suite(void);
 Suite *report_suite(void);
 
 #endif

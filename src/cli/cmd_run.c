@@ -60,14 +60,18 @@ static bool is_varying(const key_seen_t *seen, int n, const char *key) {
     return false;
 }
 
-static void dry_run(const sweep_t *sw) {
+static void dry_run(const sweep_t *sw, int shard, int shards) {
     printf("# experiment %s: %d points x %d repeats = %d trials\n", sw->name, sw->n_points,
            sw->repeats, sw->n_trials);
+    if (shards > 1)
+        printf("# shard %d/%d: %d trials\n", shard, shards,
+               runner_shard_size(sw->n_trials, shard, shards));
     key_seen_t seen[SWEEP_MAX_KEYS];
     const int n_seen = varying_keys(sw, seen, SWEEP_MAX_KEYS);
     printf("%6s %6s %-14s %20s %20s  %s\n", "index", "repeat", "model", "data_seed", "init_seed",
            "varying keys");
     for (int i = 0; i < sw->n_trials; i++) {
+        if (!runner_in_shard(i, shard, shards)) continue;
         int point, repeat;
         trial_spec_t spec;
         sweep_trial(sw, i, &point, &repeat, &spec);
@@ -118,6 +122,23 @@ static int parse_size(const char *text, size_t *out) {
     return 0;
 }
 
+/* "I/N" with 0 <= I < N -> shard, shards.  -1 on junk. */
+static int parse_shard(const char *text, int *shard, int *shards) {
+    const char *slash = strchr(text, '/');
+    if (!slash || slash == text) return -1;
+    char first[32];
+    size_t len = (size_t)(slash - text);
+    if (len >= sizeof first) return -1;
+    memcpy(first, text, len);
+    first[len] = '\0';
+    long long i, n;
+    if (parse_long(first, &i) || parse_long(slash + 1, &n)) return -1;
+    if (n < 1 || n > 1000000 || i < 0 || i >= n) return -1;
+    *shard = (int)i;
+    *shards = (int)n;
+    return 0;
+}
+
 /* The closing line on stdout, and what the user can do about trials this run
  * could not take. */
 static void print_summary(const sweep_t *sw, const runner_summary_t *sum) {
@@ -145,7 +166,7 @@ static void print_summary(const sweep_t *sw, const runner_summary_t *sum) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *db = "results.db", *scale = NULL, *max_memory = NULL;
+    const char *db = "results.db", *scale = NULL, *max_memory = NULL, *shard_text = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = cores > 0 ? (int)cores : 1, limit = 0;
     bool dry = false, replace = false, quiet = false, retry = false, release = false;
@@ -172,6 +193,10 @@ int cmd_run(int argc, char **argv) {
          "memory all workers together may use, e.g. 8G (default: the machine's)", 1, 0, 0},
         {"scale", OPT_STRING, &scale, "NAME",
          "apply the file's [scale.NAME] overrides (e.g. quick: fewer repeats and steps)", 1, 0, 0},
+        {"shard", OPT_STRING, &shard_text, "I/N",
+         "run only shard I of N (0 <= I < N): the trials whose index (--dry-run) is I modulo N; "
+         "every trial is in exactly one shard, and mtlab merge joins the shards' stores",
+         1, 0, 0},
         {"quiet", OPT_FLAG, &quiet, NULL, "no progress line even on a terminal", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
@@ -197,6 +222,11 @@ int cmd_run(int argc, char **argv) {
                 max_memory);
         return cli_fail("run", &err);
     }
+    int shard = 0, shards = 1;
+    if (shard_text && parse_shard(shard_text, &shard, &shards)) {
+        err_set(&err, ERR_USAGE, "--shard %s: expected I/N with 0 <= I < N, e.g. 0/4", shard_text);
+        return cli_fail("run", &err);
+    }
     sweep_t *sw;
     if (sweep_load_scaled(pos[0], scale, &sw, &err)) return cli_fail("run", &err);
     if (dry) {
@@ -206,13 +236,16 @@ int cmd_run(int argc, char **argv) {
             sweep_free(sw);
             return cli_fail("run", &err);
         }
-        dry_run(sw);
+        dry_run(sw, shard, shards);
         printf("# largest trial: about %.1f MiB; %d of %d workers fit in memory\n",
                largest / 1048576.0, fit, jobs);
         sweep_free(sw);
         return 0;
     }
-    run_report_t report = {.cmd = "run", .sw = sw, .progress = !quiet && isatty(2)};
+    run_report_t report = {.cmd = "run",
+                           .sw = sw,
+                           .total = runner_shard_size(sw->n_trials, shard, shards),
+                           .progress = !quiet && isatty(2)};
     runner_opts_t ro = {.db_path = db,
                         .jobs = jobs,
                         .limit = limit,
@@ -220,6 +253,8 @@ int cmd_run(int argc, char **argv) {
                         .retry_failed = retry,
                         .release_stale = release,
                         .max_memory = max_bytes,
+                        .shard = shard,
+                        .shards = shards,
                         .progress = report.progress,
                         .on_event = run_report_event,
                         .ctx = &report};

@@ -7,10 +7,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "core/mem.h"
+#include "core/provenance.h"
 #include "store/query.h"
+#include "store/run_record.h"
 #include "store/store.h"
 #include "sweep/keys.h"
 
@@ -99,7 +103,7 @@ static int append_word(char *cmd, size_t cap, size_t *n, const char *word) {
  * not used by it (stores of trial identity 1 list every family's), so it is
  * left out; a param that is no sweep key of this mtlab means there is no
  * such command. */
-static void print_reproduce(const store_trial_info_t *t) {
+static void print_reproduce(const store_trial_info_t *t, const char *blas_core) {
     char cmd[8192] = "build/mtlab train";
     size_t n = strlen(cmd);
     for (int r = 0; r < t->params->n_rows; r++) {
@@ -130,10 +134,45 @@ static void print_reproduce(const store_trial_info_t *t) {
     }
     snprintf(cmd + n, sizeof cmd - n, " --data-seed %" PRId64 " --init-seed %" PRId64, t->data_seed,
              t->init_seed);
+    /* The kernel it ran with: `mtlab train` says so when it runs on another. */
+    if (blas_core) {
+        n = strlen(cmd);
+        snprintf(cmd + n, sizeof cmd - n, " --expect-blas-core");
+        n = strlen(cmd);
+        if (append_word(cmd, sizeof cmd, &n, blas_core)) {
+            printf("\nreproduce: no `mtlab train` equivalent (the command is too long)\n");
+            return;
+        }
+    }
     printf("\nreproduce (same bits):\n  %s\n", cmd);
 }
 
-static void print_info(const store_trial_info_t *t) {
+/* The provenance of the run that ran the trial (store/run_record.h), and
+ * whether this machine runs the same OpenBLAS kernels. */
+static void print_run(const store_run_info_t *r) {
+    const char *v;
+#define RUN(name) or_dash(store_run_value(r, name))
+    printf("\nran by      run %s started %s on host %s", RUN("id"), RUN("started"), RUN("host"));
+    if (store_run_value(r, "shard")) printf(", shard %s", RUN("shard"));
+    printf(", %s worker(s)\n", RUN("jobs"));
+    printf("  mtlab     %s%s, %s, real %s, SQLite %s\n", RUN("mtlab_version"),
+           (v = store_run_value(r, "dirty")) && strcmp(v, "1") == 0 ? " (uncommitted changes)" : "",
+           RUN("compiler"), RUN("real_type"), RUN("sqlite_version"));
+    printf("  flags     %s\n", RUN("cflags"));
+    printf("  BLAS      %s, core %s", RUN("blas_version"), RUN("blas_core"));
+    if (store_run_value(r, "blas_core_forced")) printf(" (forced: %s)", RUN("blas_core_forced"));
+    printf(", %s thread(s)\n", RUN("blas_threads"));
+    printf("  CPU       %s\n", RUN("cpu_model"));
+    const char *core = store_run_value(r, "blas_core");
+    if (core && strcasecmp(core, provenance_blas_core()) != 0)
+        printf("  note: this machine's OpenBLAS core is %s, the trial ran on %s: a rerun here may "
+               "differ in the last bits (MTLAB_BLAS_CORE=%s forces that core where the CPU can run "
+               "it)\n",
+               provenance_blas_core(), core, core);
+#undef RUN
+}
+
+static void print_info(const store_trial_info_t *t, const store_run_info_t *run) {
     printf("trial       %" PRId64 "\n", t->id);
     printf("experiment  %s (id %" PRId64 ")\n", or_dash(t->experiment), t->experiment_id);
     printf("model       %s\n", or_dash(t->model));
@@ -185,7 +224,8 @@ static void print_info(const store_trial_info_t *t) {
         }
     }
     if (t->gates->n_rows > 0) print_gates(t->gates);
-    print_reproduce(t);
+    if (run->n) print_run(run);
+    print_reproduce(t, run->n ? store_run_value(run, "blas_core") : NULL);
 }
 
 int cmd_show(int argc, char **argv) {
@@ -220,7 +260,13 @@ int cmd_show(int argc, char **argv) {
     if (store_trial_info(s, (int64_t)id, &info, &err)) {
         status = cli_fail("show", &err);
     } else {
-        print_info(&info);
+        store_run_info_t run;
+        if (store_run_info(s, (int64_t)id, &run, &err)) {
+            status = cli_fail("show", &err);
+        } else {
+            print_info(&info, &run);
+            mem_free(run.owned);
+        }
         store_trial_info_free(&info);
     }
     store_close(s);

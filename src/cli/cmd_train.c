@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "core/provenance.h"
 #include "core/numtext.h"
 #include "data/synth.h"
 #include "models/model.h"
@@ -245,6 +247,7 @@ int cmd_train(int argc, char **argv) {
     bool params_only = false;
     uint64_t target = 0;
     const char *width_key = "expert_hidden";
+    const char *expect_core = NULL;
 
     opt_t opts[] = {
         {"model", OPT_STRING, &model_name, "NAME", model_help, 1, 0, 0},
@@ -285,6 +288,10 @@ int cmd_train(int argc, char **argv) {
          "with --params: print the --width value whose count is closest to N", 1, 0, 0},
         {"width", OPT_STRING, &width_key, "KEY", "the integer model key --target solves for", 1, 0,
          0},
+        {"expect-blas-core", OPT_STRING, &expect_core, "NAME",
+         "the OpenBLAS core the trial ran on (mtlab show prints it): a note on stderr when this "
+         "machine runs another, since the same bits are promised only on the same core",
+         1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -300,6 +307,12 @@ int cmd_train(int argc, char **argv) {
         "data.correlation).  train.steps=0 only generates and measures the data.",
         opts, n_opts, argc, argv, pos, TRAIN_MAX_SETTINGS / 2, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
+    if (expect_core && strcasecmp(expect_core, provenance_blas_core()) != 0)
+        fprintf(stderr,
+                "mtlab train: note: this machine's OpenBLAS core is %s, the trial ran on %s: the "
+                "results may differ in the last bits (MTLAB_BLAS_CORE=%s forces that core where "
+                "the CPU can run it)\n",
+                provenance_blas_core(), expect_core, expect_core);
 
     /* Options given, then arguments: one list of settings, resolved as a
      * sweep file's one point would be. */

@@ -9,6 +9,7 @@
 #include "core/real.h"
 #include "core/version.h"
 #include "sweep/keys.h"
+#include "core/provenance.h"
 
 typedef struct {
     const char *name;
@@ -33,6 +34,8 @@ static const command_t commands[] = {
     {"tag", cmd_tag, "add, remove or list tags of trials or an experiment"},
     {"note", cmd_note, "add or list notes on a trial or an experiment"},
     {"rm", cmd_rm, "remove trials, an experiment, or the failed trials, with their records"},
+    {"merge", cmd_merge, "merge stores (the shards of a sweep) into one"},
+    {"slurm", cmd_slurm, "run a sweep on a Slurm cluster as a job array of shards"},
     {"diff", cmd_diff, "compare two trials: config, seeds, final metrics, curves overlaid"},
     {"report", cmd_report, "write an experiment as one self-contained HTML report"},
 };
@@ -60,6 +63,13 @@ static int print_version(void) {
 }
 
 int main(int argc, char **argv) {
+    /* MTLAB_BLAS_CORE: OpenBLAS reads its core when it loads, so asking for
+     * one re-executes mtlab with OPENBLAS_CORETYPE set (core/provenance.h). */
+    err_t core_err = {0};
+    if (provenance_force_core(argv, &core_err)) {
+        fprintf(stderr, "mtlab: %s\n", core_err.msg);
+        return core_err.kind == ERR_USAGE ? 2 : 1;
+    }
     /* One BLAS thread: results must not depend on how work is split (SPEC §5);
      * parallelism comes from running trials in separate processes. */
     openblas_set_num_threads(1);

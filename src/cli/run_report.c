@@ -13,7 +13,7 @@ static void clear_line(run_report_t *r) {
 
 static void progress(run_report_t *r, const runner_event_t *ev) {
     const store_counts_t *c = ev->counts;
-    int finished = c->done + c->failed, total = r->sw->n_trials;
+    int finished = c->done + c->failed, total = r->total > 0 ? r->total : r->sw->n_trials;
     double rate = ev->elapsed > 0 ? ev->trained / ev->elapsed : 0;
     char eta[32] = "--";
     if (rate > 0) {

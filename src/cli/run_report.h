@@ -11,6 +11,7 @@
 typedef struct {
     const char *cmd; /* "run": messages read "mtlab run: ..." */
     const sweep_t *sw;
+    int total;      /* trials this run is about (0: the sweep's; its shard's with --shard) */
     bool progress;  /* redraw a progress line on stderr */
     bool line_open; /* a progress line is on the screen (cleared before a message) */
 } run_report_t;

@@ -205,6 +205,37 @@ static int put_provenance(FILE *f, store_t *s, int64_t id, err_t *err) {
     return 0;
 }
 
+/* The `mtlab run` invocations that trained the experiment's trials (the run
+ * table, schema version 6): where, with which code, BLAS and CPU. */
+static int put_run_records(FILE *f, store_t *s, int64_t id, err_t *err) {
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "SELECT r.id AS run, count(t.id) AS trials, r.started, r.host, r.mtlab_version,"
+             " r.dirty, r.compiler, r.real_type, r.blas_version, r.blas_core, r.cpu_model,"
+             " r.jobs, r.shard FROM run r JOIN trial t ON t.run_id = r.id"
+             " WHERE t.experiment_id = %" PRId64 " GROUP BY r.id ORDER BY r.id",
+             id);
+    store_table_t *t;
+    if (store_query(s, sql, &t, err)) return -1;
+    if (t->n_rows > 0) {
+        fputs("<h3>Runs that trained its trials</h3>\n<div class=\"wide\"><table "
+              "id=\"run-records\">\n<thead><tr>",
+              f);
+        for (int c = 0; c < t->n_cols; c++)
+            put_elem(f, "th", t->names[c]);
+        fputs("</tr></thead>\n<tbody>\n", f);
+        for (int r = 0; r < t->n_rows; r++) {
+            fputs("<tr>", f);
+            for (int c = 0; c < t->n_cols; c++)
+                put_cell(f, store_table_cell(t, r, c), store_table_type(t, r, c));
+            fputs("</tr>\n", f);
+        }
+        fputs("</tbody></table></div>\n", f);
+    }
+    store_table_free(t);
+    return 0;
+}
+
 static int put_config(FILE *f, store_t *s, int64_t id, err_t *err) {
     char sql[640];
     snprintf(sql, sizeof sql,
@@ -484,6 +515,7 @@ int report_write(store_t *s, const report_job_t *job, FILE *f, err_t *err) {
     st.cols = &cols;
     if ((rc = settings_find(&st, err))) goto done;
     if ((rc = put_provenance(f, s, id, err))) goto done;
+    if ((rc = put_run_records(f, s, id, err))) goto done;
     if ((rc = put_config(f, s, id, err))) goto done;
     if ((rc = put_settings(f, &st, err))) goto done;
     fputs("<h2>Curves</h2>\n", f);

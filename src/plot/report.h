@@ -7,6 +7,8 @@
  *                the code version that registered it, the store's path, the
  *                mtlab that wrote the report, trial counts by status, and the
  *                sweep file's text (the spec) verbatim;
+ *                the `mtlab run` invocations that trained its trials (host,
+ *                code version, compiler, BLAS, CPU; the run table);
  *   config       the keys every trial shares, with their value;
  *   settings     per setting -- the done trials with the same model and
  *                values of the keys that vary (store/runs.h), repeats

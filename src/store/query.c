@@ -627,7 +627,8 @@ int store_query_print(store_t *s, const char *sql, store_print_t format, FILE *f
                       err_t *err) {
     printer_t p = {.f = f, .format = format};
     if (n_rows) *n_rows = 0;
-    if (!(p.sample = mem_calloc(1, sizeof *p.sample))) return err_set(err, ERR_FAIL, "out of memory");
+    if (!(p.sample = mem_calloc(1, sizeof *p.sample)))
+        return err_set(err, ERR_FAIL, "out of memory");
     p.collect = (collect_t){p.sample, 0};
     errno = 0;
     int rc = store_query_each(s, sql, printer_header, printer_row, &p, err);

@@ -117,9 +117,8 @@ void store_trial_info_free(store_trial_info_t *info);
 
 /* ---- export ------------------------------------------------------------ */
 
-/* Writes DIR/TABLE.csv for every table of the store (meta, experiment,
- * trial, param, metric, gate, gate_hist, route, tensor, weights, tag, note:
- * those sqlite_master lists, in the order created), creating DIR
+/* Writes DIR/TABLE.csv for every table of the schema (found in sqlite_master:
+ * meta, experiment, trial, param, metric, ..., weights, run), creating DIR
  * (and its parents) when needed.  weights.csv holds trial_id, dtype, n and
  * bytes (the blob's size); with_blobs adds the blob itself as a hex column
  * `data` (large).  on_file (may be NULL) is told each file and its row count

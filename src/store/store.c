@@ -47,12 +47,19 @@
 #define STORE_BUSY_TIMEOUT_MS 30000
 #define STORE_HOST_MAX        256
 
+/* A trial is claimable (store_restrict_claims_trials) when temp.claimable
+ * holds its config with its repeat or with -1 (any repeat). */
+#define CLAIMABLE                                                                                  \
+    "EXISTS (SELECT 1 FROM temp.claimable c WHERE c.config = trial.config AND c.repeat IN (-1, "   \
+    "trial.repeat))"
+
 struct store {
     sqlite3 *db;
     char path[1024];
     bool readonly;
     bool restricted; /* claims limited to temp.claimable (store_restrict_claims) */
     long fail_after; /* test hook: write steps left before an injected failure, -1 off */
+    int64_t run_id;  /* the run (invocation) its claims record in trial.run_id, 0: none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -565,6 +572,10 @@ sqlite3 *store_db(store_t *s) {
     return s->db;
 }
 
+void store_set_run(store_t *s, int64_t run_id) {
+    s->run_id = run_id;
+}
+
 const char *store_path(const store_t *s) {
     return s->path;
 }
@@ -767,11 +778,10 @@ static int find_orphan(store_t *s, int64_t experiment_id, const char *host, int6
     *id = 0;
     sqlite3_stmt *st;
     if (prepare(s, &st,
-                s->restricted
-                    ? "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
-                      "status = 'running' AND host = ? AND config IN temp.claimable ORDER BY id"
-                    : "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
-                      "status = 'running' AND host = ? ORDER BY id",
+                s->restricted ? "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                                "status = 'running' AND host = ? AND " CLAIMABLE " ORDER BY id"
+                              : "SELECT id, pid, pid_start FROM trial WHERE experiment_id = ? AND "
+                                "status = 'running' AND host = ? ORDER BY id",
                 err))
         return -1;
     sqlite3_bind_int64(st, 1, experiment_id);
@@ -804,7 +814,7 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
         if (prepare(s, &st,
                     s->restricted
                         ? "SELECT id FROM trial WHERE experiment_id = ? AND status = 'pending' "
-                          "AND config IN temp.claimable ORDER BY id LIMIT 1"
+                          "AND " CLAIMABLE " ORDER BY id LIMIT 1"
                         : "SELECT id FROM trial WHERE experiment_id = ? AND status = 'pending' "
                           "ORDER BY id LIMIT 1",
                     err))
@@ -826,7 +836,8 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     }
     if (prepare(s, &st,
                 "UPDATE trial SET status = 'running', host = ?, pid = ?, pid_start = ?, "
-                "started = ?, finished = NULL, error = NULL, failed_step = NULL WHERE id = ?",
+                "started = ?, finished = NULL, error = NULL, failed_step = NULL, run_id = ? "
+                "WHERE id = ?",
                 err))
         goto fail;
     sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
@@ -836,7 +847,11 @@ int store_claim(store_t *s, int64_t experiment_id, store_claim_t *out, err_t *er
     else
         sqlite3_bind_null(st, 3);
     sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, id);
+    if (s->run_id > 0)
+        sqlite3_bind_int64(st, 5, s->run_id);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_int64(st, 6, id);
     if (write_step(s, st, "cannot claim a trial", err)) goto fail;
     sqlite3_finalize(st);
     if (prepare(s, &st, "SELECT repeat, config, data_seed, init_seed FROM trial WHERE id = ?", err))
@@ -868,20 +883,28 @@ fail:
 }
 
 int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *err) {
+    return store_restrict_claims_trials(s, configs, NULL, n, err);
+}
+
+int store_restrict_claims_trials(store_t *s, const char *const *configs, const int *repeats, int n,
+                                 err_t *err) {
     s->restricted = false;
     /* temp.claimable lives in this connection's own temporary database: no
      * lock on the store is taken to fill it. */
     if (exec_sql(s,
-                 "CREATE TEMP TABLE IF NOT EXISTS claimable (config TEXT PRIMARY KEY) WITHOUT "
-                 "ROWID; DELETE FROM temp.claimable",
+                 "CREATE TEMP TABLE IF NOT EXISTS claimable (config TEXT NOT NULL, repeat INTEGER "
+                 "NOT NULL, PRIMARY KEY (config, repeat)) WITHOUT ROWID; DELETE FROM "
+                 "temp.claimable",
                  "cannot make the table of claimable configs", err))
         return -1;
     if (n == 0) return 0;
     sqlite3_stmt *st = NULL;
     if (exec_sql(s, "SAVEPOINT claimable", "cannot fill the claimable configs", err)) return -1;
-    if (prepare(s, &st, "INSERT OR IGNORE INTO temp.claimable (config) VALUES (?)", err)) goto fail;
+    if (prepare(s, &st, "INSERT OR IGNORE INTO temp.claimable (config, repeat) VALUES (?, ?)", err))
+        goto fail;
     for (int i = 0; i < n; i++) {
         sqlite3_bind_text(st, 1, configs[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, repeats ? repeats[i] : -1);
         if (sqlite3_step(st) != SQLITE_DONE) {
             db_fail(s, err, "cannot fill the claimable configs");
             goto fail;
@@ -1302,7 +1325,7 @@ int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *
     if (prepare(s, &st,
                 s->restricted
                     ? "SELECT status, count(*), sum(status = 'running' AND host IS NOT ?2), "
-                      "sum(status = 'pending' AND config NOT IN temp.claimable) FROM trial "
+                      "sum(status = 'pending' AND NOT " CLAIMABLE ") FROM trial "
                       "WHERE experiment_id = ?1 GROUP BY status"
                     : "SELECT status, count(*), sum(status = 'running' AND host IS NOT ?2), 0 "
                       "FROM trial WHERE experiment_id = ?1 GROUP BY status",

@@ -27,6 +27,7 @@ typedef struct sqlite3 sqlite3;
 /* 2: views in sql/views.sql, v_setting; 3 and later: sql/migrations/NNN-*.sql
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
  * conventions, trial.n_params for every trial; 5: experiment.identity;
+ * 6: the run table, trial.run_id -- provenance, store/run_record.h;
  * 7: tag and note). */
 #define STORE_SCHEMA_VERSION 7
 
@@ -41,6 +42,9 @@ enum {
 int store_open(store_t **out, const char *path, int flags, err_t *err);
 void store_close(store_t *s);
 sqlite3 *store_db(store_t *s);
+/* The run (store_run_add) that this connection's claims record as the
+ * trials' trial.run_id; 0 (the default): none. */
+void store_set_run(store_t *s, int64_t run_id);
 
 /* Registers an experiment, returning its id.  Same name and same spec text:
  * the existing experiment (a re-run continues it).  Same name, different
@@ -88,6 +92,10 @@ typedef struct {
  * such trials stay pending for a runner of their own file.  n = 0 lifts the
  * restriction. */
 int store_restrict_claims(store_t *s, const char *const *configs, int n, err_t *err);
+/* The same, trial by trial: trial i claimable is (configs[i], repeats[i]) --
+ * a shard of a sweep (`mtlab run --shard`).  repeats NULL: any repeat. */
+int store_restrict_claims_trials(store_t *s, const char *const *configs, const int *repeats, int n,
+                                 err_t *err);
 
 /* Claims one trial of the experiment: one left running by a dead process of
  * this host (those first), else a pending one (lowest id first), among the

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/provenance.h"
+#include "store/run_record.h"
 #include "store/store.h"
 
 static double now(void) {
@@ -35,7 +37,8 @@ typedef struct {
 /* Counters the workers share with the parent (an anonymous shared mapping,
  * followed by one slot_t per worker). */
 typedef struct {
-    int claimed; /* trials claimed so far by this invocation (for --limit) */
+    int claimed;    /* trials claimed so far by this invocation (for --limit) */
+    int64_t run_id; /* this invocation's row of the run table (provenance) */
     int trained, failed;
     double seconds_trials, seconds_store;
     slot_t slot[];
@@ -43,8 +46,20 @@ typedef struct {
 
 /* ---- registering the trials ---- */
 
-static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t *exp_id,
+bool runner_in_shard(int index, int shard, int shards) {
+    return shards <= 1 || index % shards == shard;
+}
+
+int runner_shard_size(int n_trials, int shard, int shards) {
+    if (shards <= 1) return n_trials;
+    return n_trials / shards + (shard < n_trials % shards ? 1 : 0);
+}
+
+/* Registers the experiment and the trials of this runner's shard (all of
+ * them without --shard). */
+static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
                            int *added, err_t *err) {
+    const bool replace = o->replace_spec;
     if (store_experiment(st, sw->name, sw->description, sw->text, SWEEP_IDENTITY, replace, exp_id,
                          err))
         return -1;
@@ -83,12 +98,14 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
         for (int i = 0; i < sw->points[p].n_params; i++, k++)
             kv[k] = (store_kv_t){sw->points[p].params[i].key, sw->points[p].params[i].value};
     }
+    int n_rows = 0;
     for (int i = 0; i < sw->n_trials; i++) {
+        if (!runner_in_shard(i, o->shard, o->shards)) continue;
         int point, repeat;
         trial_spec_t spec;
         sweep_trial(sw, i, &point, &repeat, &spec);
         const sweep_point_t *pt = &sw->points[point];
-        rows[i] = (store_trial_t){
+        rows[n_rows++] = (store_trial_t){
             .repeat = repeat,
             .model = pt->spec.model,
             .config = pt->config,
@@ -99,7 +116,7 @@ static int register_trials(store_t *st, const sweep_t *sw, bool replace, int64_t
             .model_params = model_params[point],
         };
     }
-    int rc = store_add_trials(st, *exp_id, rows, sw->n_trials, added, err);
+    int rc = store_add_trials(st, *exp_id, rows, n_rows, added, err);
     mem_free(model_params);
     mem_free(rows);
     mem_free(kv);
@@ -272,30 +289,39 @@ static int run_claimed(store_t *st, const sweep_t *sw, const store_claim_t *clai
     return rc;
 }
 
-/* The configs of the sweep's points, for store_restrict_claims. */
-static const char **point_configs(const sweep_t *sw, err_t *err) {
-    const char **configs = mem_alloc(sizeof *configs * (size_t)(sw->n_points ? sw->n_points : 1));
-    if (!configs) {
-        err_set(err, ERR_FAIL, "out of memory for %d configs", sw->n_points);
-        return NULL;
+/* Opens a connection whose claims (and counts) are those of this sweep file:
+ * its points' configs, or with --shard the (config, repeat) of each trial of
+ * the shard. */
+static int open_restricted(store_t **st, const sweep_t *sw, const runner_opts_t *o, err_t *err) {
+    if (store_open(st, o->db_path, 0, err)) return -1;
+    /* Claims are limited to this file's (config, repeat) pairs -- of its
+     * shard when sharded: a file with fewer repeats than the store holds
+     * never trains the stored extra repeats. */
+    const bool sharded = o->shards > 1;
+    const int n = sharded ? runner_shard_size(sw->n_trials, o->shard, o->shards) : sw->n_trials;
+    const char **configs = mem_alloc(sizeof *configs * (size_t)(n ? n : 1));
+    int *repeats = mem_alloc(sizeof *repeats * (size_t)(n ? n : 1));
+    int rc = -1;
+    if (!configs || !repeats) {
+        err_set(err, ERR_FAIL, "out of memory for %d trials", n);
+        goto done;
     }
-    for (int p = 0; p < sw->n_points; p++)
-        configs[p] = sw->points[p].config;
-    return configs;
-}
-
-/* Opens a connection whose claims (and counts) are those of this sweep file. */
-static int open_restricted(store_t **st, const sweep_t *sw, const char *db_path, err_t *err) {
-    if (store_open(st, db_path, 0, err)) return -1;
-    const char **configs = point_configs(sw, err);
-    if (!configs || store_restrict_claims(*st, configs, sw->n_points, err)) {
-        mem_free(configs);
+    for (int i = 0, k = 0; i < sw->n_trials; i++) {
+        if (sharded && !runner_in_shard(i, o->shard, o->shards)) continue;
+        int point, repeat;
+        sweep_trial(sw, i, &point, &repeat, NULL);
+        configs[k] = sw->points[point].config;
+        repeats[k++] = repeat;
+    }
+    rc = store_restrict_claims_trials(*st, configs, repeats, n, err);
+done:
+    mem_free(configs);
+    mem_free(repeats);
+    if (rc) {
         store_close(*st);
         *st = NULL;
-        return -1;
     }
-    mem_free(configs);
-    return 0;
+    return rc;
 }
 
 /* A worker process: claims and runs trials until none is left.  Its error, if
@@ -304,10 +330,11 @@ static int worker(const sweep_t *sw, const runner_opts_t *o, int64_t exp_id, sha
                   slot_t *slot) {
     err_t err = {0};
     store_t *st;
-    if (open_restricted(&st, sw, o->db_path, &err)) {
+    if (open_restricted(&st, sw, o, &err)) {
         snprintf(slot->error, sizeof slot->error, "%s", err.msg);
         return 1;
     }
+    store_set_run(st, sh->run_id);
     /* Consecutive claims often share their dataset (a sweep lists the models
      * of one data setting next to each other): keep the last one. */
     trial_data_cache_t cache = {0};
@@ -506,11 +533,18 @@ int runner_check_memory(const sweep_t *sw, size_t max_memory, int *jobs, size_t 
 
 /* Registers the experiment and its trials and applies the --retry-failed and
  * --release-stale resets, then closes the connection before any fork. */
-static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
-                         runner_summary_t *sum, err_t *err) {
+static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int jobs, int64_t *exp_id,
+                         int64_t *run_id, runner_summary_t *sum, err_t *err) {
     store_t *st;
     if (store_open(&st, o->db_path, 0, err)) return -1;
-    int rc = register_trials(st, sw, o->replace_spec, exp_id, &sum->added, err);
+    int rc = register_trials(st, sw, o, exp_id, &sum->added, err);
+    if (rc == 0) {
+        provenance_t prov;
+        provenance_collect(&prov);
+        char shard[32];
+        snprintf(shard, sizeof shard, "%d/%d", o->shard, o->shards);
+        rc = store_run_add(st, &prov, jobs, o->shards > 1 ? shard : NULL, run_id, err);
+    }
     if (rc == 0 && o->retry_failed) rc = store_retry_failed(st, *exp_id, &sum->retried, err);
     if (rc == 0 && o->release_stale)
         rc = store_release_stale(st, *exp_id, true, &sum->released, err);
@@ -520,7 +554,7 @@ static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int64_t *exp
 
 int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum, err_t *err) {
     memset(sum, 0, sizeof *sum);
-    sum->total = sw->n_trials;
+    sum->total = runner_shard_size(sw->n_trials, o->shard, o->shards);
     double t0 = now();
     int jobs = o->jobs > 0 ? o->jobs : 1;
     size_t largest;
@@ -529,8 +563,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         runner_event_t ev = {.kind = RUNNER_JOBS_REDUCED, .jobs = jobs, .trial_bytes = largest};
         emit(o, &ev);
     }
-    int64_t exp_id;
-    if (prepare_store(sw, o, &exp_id, sum, err)) return -1;
+    int64_t exp_id, run_id;
+    if (prepare_store(sw, o, jobs, &exp_id, &run_id, sum, err)) return -1;
 
     size_t shared_size = sizeof(shared_t) + (size_t)jobs * sizeof(slot_t);
     shared_t *sh =
@@ -542,6 +576,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         return err_set(err, ERR_FAIL, "cannot set up %d workers: out of memory", jobs);
     }
     memset(sh, 0, shared_size);
+    sh->run_id = run_id;
 
     /* Stop signals are handled from here on: block them around each fork so
      * that a child never runs the parent's handler. */
@@ -575,7 +610,7 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
     /* The parent's own connection, opened only now that every fork is done. */
     store_t *st = NULL;
     err_t open_err = {0};
-    if (open_restricted(&st, sw, o->db_path, &open_err)) {
+    if (open_restricted(&st, sw, o, &open_err)) {
         runner_event_t ev = {
             .kind = RUNNER_WORKER_FAILED, .pid = getpid(), .message = open_err.msg};
         emit(o, &ev);

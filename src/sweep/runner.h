@@ -66,13 +66,15 @@ typedef struct {
     bool release_stale;       /* put EVERY running trial not held by a live process of this
                                  host back to pending first (store_release_stale) */
     size_t max_memory;        /* bytes all workers together may use; 0: the machine's memory */
+    int shard, shards;        /* run only the trials i with i % shards == shard (runner_in_shard);
+                                 shards <= 1: every trial */
     bool progress;            /* emit RUNNER_PROGRESS events (each counts the store) */
     runner_event_fn on_event; /* may be NULL */
     void *ctx;
 } runner_opts_t;
 
 typedef struct {
-    int total;             /* trials of the sweep */
+    int total;             /* trials of the sweep (of its shard with --shard) */
     int added;             /* newly registered in this invocation */
     int retried;           /* failed trials put back to pending (retry_failed) */
     int released;          /* running trials put back to pending (release_stale) */
@@ -94,6 +96,15 @@ typedef struct {
  * (at least 1).  Called by runner_run; exposed for --dry-run. */
 int runner_check_memory(const sweep_t *sweep, size_t max_memory, int *jobs, size_t *largest_trial,
                         err_t *err);
+
+/* Whether trial `index` of the sweep (sweep_trial) belongs to shard `shard`
+ * of `shards`: a round robin over the trial list, so every trial is in
+ * exactly one shard for any shards >= 1, each shard gets every model and
+ * setting, and adding repeats to a sweep (indices at the end) leaves the
+ * existing trials in their shards.  shards <= 1: every trial. */
+bool runner_in_shard(int index, int shard, int shards);
+/* The number of trials of a sweep of n_trials in that shard. */
+int runner_shard_size(int n_trials, int shard, int shards);
 
 /* Runs the sweep.  Returns 0, or -1 with *err (ERR_USAGE for a spec or
  * memory error before anything ran; ERR_FAIL for a store error, failed or
