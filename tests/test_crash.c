@@ -624,7 +624,7 @@ START_TEST(memory_checked_before_running) {
                   "%s", out);
     ck_assert_int_eq(jobs, 8);
     ck_assert_int_eq(fits, (int)(100 / mib)); /* mib is rounded to 0.1: far from a step */
-    ck_assert_int_lt(fits, jobs); /* lowered from --jobs 8 */
+    ck_assert_int_lt(fits, jobs);             /* lowered from --jobs 8 */
     free(out);
     free(err);
     const char *fit_run[] = {"run", small,     "--db", dbp, "--max-memory", "100M", "--jobs",

@@ -40,37 +40,16 @@ static const char *sweep_ini = "[experiment]\n"
                                "experts = 2\n"
                                "expert_hidden = 4\n";
 
-/* Runs mtlab with args; asserts the exit status; returns stdout (caller
- * frees) and frees stderr unless errout is given. */
-static char *mtlab_ok(int expect, char **errout, const char *const *args) {
-    char *out, *err;
-    int rc = run_mtlab(&out, &err, args);
-    ck_assert_msg(rc == expect, "mtlab %s %s: exit %d (expected %d): %s", args[0],
-                  args[1] ? args[1] : "", rc, expect, err);
-    if (errout)
-        *errout = err;
-    else
-        free(err);
-    return out;
-}
-
 /* A store holding the sweep above, run: its path (caller frees; *dir too). */
 static char *make_store(char **dir) {
     *dir = test_tmpdir();
     char *ini = test_write_file(*dir, "rep.ini", sweep_ini), *db = test_join(*dir, "r.db");
     const char *args[] = {"run", ini, "--db", db, "--jobs", "1", NULL};
-    char *out = mtlab_ok(0, NULL, args);
+    char *out = test_mtlab_ok(0, NULL, args);
     ck_assert_msg(strstr(out, "8 trials (8 new): 8 done, 0 failed"), "%s", out);
     free(out);
     free(ini);
     return db;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* The line of text that starts with `prefix`, copied into buf (NULL when
@@ -127,7 +106,7 @@ static double q_num(const char *db, const char *fmt, const char *a, int b) {
 START_TEST(test_diff_text) {
     char *dir, *db = make_store(&dir);
     const char *args[] = {"diff", "1", "4", "--db", db, NULL};
-    char *out = mtlab_ok(0, NULL, args), line[1024];
+    char *out = test_mtlab_ok(0, NULL, args), line[1024];
     ck_assert_msg(strncmp(out,
                           "A: trial 1: experiment rep (id 1), model mmoe, repeat 0, status done\n"
                           "B: trial 4: experiment rep (id 1), model shared_bottom, repeat 0, "
@@ -200,7 +179,7 @@ START_TEST(test_diff_text) {
 
     /* a trial against itself: nothing differs, every difference is 0 */
     const char *self[] = {"diff", "5", "5", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, self);
+    out = test_mtlab_ok(0, NULL, self);
     snprintf(expect, sizeof expect, "config: %d keys the same, 0 differ, 0 only in A, 0 only in B",
              (int)test_query(db, "SELECT count(*) FROM param WHERE trial_id = 5"));
     ck_assert_msg(strstr(out, expect), "%s", out);
@@ -223,7 +202,7 @@ START_TEST(test_diff_plot) {
     char *gp = test_join(dir, "cmp.gp");
     const char *args[] = {"diff",   "3", "2",        "--db",         db,
                           "--plot", gp,  "--metric", "test/loss/t1", NULL};
-    char *out = mtlab_ok(0, NULL, args);
+    char *out = test_mtlab_ok(0, NULL, args);
     ck_assert_ptr_nonnull(strstr(out, "wrote "));
     char *text = test_read_file(gp);
     ck_assert_msg(strncmp(text, "# mtlab diff 3 2 --metric test/loss/t1: 2 lines", 47) == 0, "%s",
@@ -270,7 +249,7 @@ START_TEST(test_diff_plot) {
     free(out);
     /* the default metric is val/loss/total */
     const char *dflt[] = {"diff", "1", "2", "--db", db, "--plot", gp, NULL};
-    free(mtlab_ok(0, NULL, dflt));
+    free(test_mtlab_ok(0, NULL, dflt));
     text = test_read_file(gp);
     ck_assert_ptr_nonnull(strstr(text, "--metric val/loss/total: 2 lines"));
     free(text);
@@ -303,10 +282,10 @@ START_TEST(test_diff_bad_input) {
         {{"diff", "1", "2", "--db", db, "--plot", nodir}, 1, "cannot write"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *err, *out = mtlab_ok(bad[i].status, &err, bad[i].args);
-        ck_assert_msg(strstr(err, bad[i].fragment) && count_lines(err) >= 1,
+        char *err, *out = test_mtlab_ok(bad[i].status, &err, bad[i].args);
+        ck_assert_msg(strstr(err, bad[i].fragment) && test_count_lines(err) >= 1,
                       "case %zu: '%s' not in: %s", i, bad[i].fragment, err);
-        ck_assert_msg(bad[i].status != 2 || i == 5 || count_lines(err) == 1, "case %zu: %s", i,
+        ck_assert_msg(bad[i].status != 2 || i == 5 || test_count_lines(err) == 1, "case %zu: %s", i,
                       err);
         ck_assert_str_eq(out, "");
         free(out);
@@ -501,9 +480,9 @@ static void mean_ci2(const double v[2], double *mean, double *half) {
 START_TEST(test_report_html) {
     char *dir, *db = make_store(&dir);
     const char *note[] = {"note", "--db", db, "3", "<script>alert(1)</script> & \"x\"", NULL};
-    free(mtlab_ok(0, NULL, note));
+    free(test_mtlab_ok(0, NULL, note));
     const char *args[] = {"report", "rep", "--db", db, NULL};
-    char *html = mtlab_ok(0, NULL, args), why[512];
+    char *html = test_mtlab_ok(0, NULL, args), why[512];
     ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
     /* no external resource of any kind */
     ck_assert_ptr_null(strstr(html, "<script"));
@@ -609,7 +588,7 @@ START_TEST(test_report_html) {
     /* --out writes the same bytes */
     char *path = test_join(dir, "rep.html");
     const char *to_file[] = {"report", "rep", "--db", db, "--out", path, NULL};
-    char *out = mtlab_ok(0, NULL, to_file);
+    char *out = test_mtlab_ok(0, NULL, to_file);
     snprintf(want, sizeof want, "wrote %s\n", path);
     ck_assert_str_eq(out, want);
     char *text = test_read_file(path);
@@ -654,9 +633,9 @@ START_TEST(test_report_no_done_trials) {
                                 "validation = 50\ntest = 50\n[train]\nlr = 1e7\nbatch = 32\n"
                                 "steps = 20\neval_every = 10\n[model]\nname = shared_bottom\n");
     const char *run[] = {"run", ini, "--db", db, NULL};
-    free(mtlab_ok(0, NULL, run));
+    free(test_mtlab_ok(0, NULL, run));
     const char *args[] = {"report", "1", "--db", db, NULL};
-    char *html = mtlab_ok(0, NULL, args), why[512];
+    char *html = test_mtlab_ok(0, NULL, args), why[512];
     ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
     ck_assert_ptr_nonnull(strstr(html, "<h1>bad</h1>"));
     ck_assert_ptr_nonnull(strstr(html, "No trial is done yet."));
@@ -691,10 +670,10 @@ START_TEST(test_report_bad_input) {
         {{"report", "rep", "--db", db, "--out", nodir}, 1, "--out: cannot write"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *err, *out = mtlab_ok(bad[i].status, &err, bad[i].args);
+        char *err, *out = test_mtlab_ok(bad[i].status, &err, bad[i].args);
         ck_assert_msg(strstr(err, bad[i].fragment), "case %zu: '%s' not in: %s", i, bad[i].fragment,
                       err);
-        ck_assert_msg(i == 5 || count_lines(err) == 1, "case %zu: %s", i, err);
+        ck_assert_msg(i == 5 || test_count_lines(err) == 1, "case %zu: %s", i, err);
         ck_assert_str_eq(out, "");
         ck_assert_int_ne(access(path, F_OK), 0);
         free(out);
@@ -703,7 +682,7 @@ START_TEST(test_report_bad_input) {
     /* a metric given by name is drawn; --metrics takes several */
     const char *two[] = {"report", "rep", "--db", db, "--metrics", "test/loss/t1, val/loss/t2",
                          "--out",  path,  NULL};
-    free(mtlab_ok(0, NULL, two));
+    free(test_mtlab_ok(0, NULL, two));
     char *html = test_read_file(path), why[512];
     ck_assert_msg(xml_check(html, why, sizeof why) == 0, "%s", why);
     ck_assert_ptr_nonnull(strstr(html, "<figcaption>test/loss/t1 over"));

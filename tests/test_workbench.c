@@ -42,37 +42,16 @@ static const char *sweep_ini = "[experiment]\n"
                                "experts = 2\n"
                                "expert_hidden = 4\n";
 
-/* Runs mtlab with args; asserts the exit status; returns stdout (caller
- * frees) and frees stderr unless errout is given. */
-static char *mtlab_ok(int expect, char **errout, const char *const *args) {
-    char *out, *err;
-    int rc = run_mtlab(&out, &err, args);
-    ck_assert_msg(rc == expect, "mtlab %s %s: exit %d (expected %d): %s", args[0],
-                  args[1] ? args[1] : "", rc, expect, err);
-    if (errout)
-        *errout = err;
-    else
-        free(err);
-    return out;
-}
-
 /* A store holding the sweep above, run: its path (caller frees; *dir too). */
 static char *make_store(char **dir) {
     *dir = test_tmpdir();
     char *ini = test_write_file(*dir, "wb.ini", sweep_ini), *db = test_join(*dir, "r.db");
     const char *args[] = {"run", ini, "--db", db, "--jobs", "1", NULL};
-    char *out = mtlab_ok(0, NULL, args);
+    char *out = test_mtlab_ok(0, NULL, args);
     ck_assert_msg(strstr(out, "8 trials (8 new): 4 done, 4 failed"), "%s", out);
     free(out);
     free(ini);
     return db;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* The n-th line of text (0-based) copied into buf. */
@@ -97,8 +76,8 @@ static const char *line_of(const char *text, int n, char *buf, size_t size) {
 START_TEST(test_trials_columns_and_values) {
     char *dir, *db = make_store(&dir);
     const char *args[] = {"trials", "wb", "--db", db, "--csv", NULL};
-    char *out = mtlab_ok(0, NULL, args), line[4096];
-    ck_assert_int_eq(count_lines(out), 1 + 8);
+    char *out = test_mtlab_ok(0, NULL, args), line[4096];
+    ck_assert_int_eq(test_count_lines(out), 1 + 8);
     line_of(out, 0, line, sizeof line);
     ck_assert_msg(strncmp(line,
                           "\"trial\",\"model\",\"repeat\",\"status\",\"tags\","
@@ -139,7 +118,7 @@ START_TEST(test_trials_columns_and_values) {
 
     /* --sql prints the query itself; run as is, it gives typed columns */
     const char *sqlargs[] = {"trials", "wb", "--db", db, "--sql", NULL};
-    char *sql = mtlab_ok(0, NULL, sqlargs);
+    char *sql = test_mtlab_ok(0, NULL, sqlargs);
     ck_assert_int_eq(sqlite3_prepare_v2(sdb, sql, -1, &st, NULL), SQLITE_OK);
     int rows = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -158,8 +137,8 @@ START_TEST(test_trials_columns_and_values) {
 
     /* the aligned table: the same rows, numbers right-aligned */
     const char *table[] = {"trials", "wb", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, table);
-    ck_assert_int_eq(count_lines(out), 2 + 8);
+    out = test_mtlab_ok(0, NULL, table);
+    ck_assert_int_eq(test_count_lines(out), 2 + 8);
     ck_assert_msg(strncmp(out, "trial  model          repeat  status", 36) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "\n    1  mmoe                0  done"));
     free(out);
@@ -178,8 +157,8 @@ START_TEST(test_trials_where_sort_cols) {
                           "--sort",  "-test/loss/total",
                           "--cols",  "trial, model,test/loss/t*",
                           "--csv",   NULL};
-    char *out = mtlab_ok(0, NULL, args);
-    ck_assert_int_eq(count_lines(out), 1 + 2);
+    char *out = test_mtlab_ok(0, NULL, args);
+    ck_assert_int_eq(test_count_lines(out), 1 + 2);
     ck_assert_str_eq(line_of(out, 0, line, sizeof line),
                      "\"trial\",\"model\",\"test/loss/t1\",\"test/loss/t2\",\"test/loss/total\"");
     double a = strtod(strrchr(line_of(out, 1, line, sizeof line), ',') + 1, NULL);
@@ -191,7 +170,7 @@ START_TEST(test_trials_where_sort_cols) {
     const char *asc[] = {
         "trials", "wb", "--db", db, "--sort", "test/loss/total", "--cols", "status,test/loss/total",
         "--csv",  NULL};
-    out = mtlab_ok(0, NULL, asc);
+    out = test_mtlab_ok(0, NULL, asc);
     double last = -1;
     for (int r = 1; r <= 8; r++) {
         line_of(out, r, line, sizeof line);
@@ -208,7 +187,7 @@ START_TEST(test_trials_where_sort_cols) {
 
     /* --columns: every column name, one a line, in table order */
     const char *cols[] = {"trials", "wb", "--db", db, "--columns", NULL};
-    out = mtlab_ok(0, NULL, cols);
+    out = test_mtlab_ok(0, NULL, cols);
     ck_assert_msg(
         strncmp(out, "trial\nmodel\nrepeat\nstatus\ntags\ndata.correlation\ntrain.lr\n", 57) == 0,
         "%s", out);
@@ -242,8 +221,8 @@ START_TEST(test_trials_bad_input) {
         {{"export", "--runs", "wb", "--blobs", "--db", db}, "--blobs"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *err, *out = mtlab_ok(2, &err, cases[i].args);
-        ck_assert_msg(strstr(err, cases[i].fragment) && count_lines(err) == 1,
+        char *err, *out = test_mtlab_ok(2, &err, cases[i].args);
+        ck_assert_msg(strstr(err, cases[i].fragment) && test_count_lines(err) == 1,
                       "case %zu: '%s' not in: %s", i, cases[i].fragment, err);
         ck_assert_str_eq(out, "");
         free(out);
@@ -262,13 +241,13 @@ START_TEST(test_export_runs) {
     char *dir, *db = make_store(&dir);
     const char *trials[] = {"trials", "wb", "--db", db, "--csv", NULL};
     const char *runs[] = {"export", "--runs", "wb", "--db", db, NULL};
-    char *a = mtlab_ok(0, NULL, trials), *b = mtlab_ok(0, NULL, runs);
+    char *a = test_mtlab_ok(0, NULL, trials), *b = test_mtlab_ok(0, NULL, runs);
     ck_assert_str_eq(a, b);
     free(b);
 
     char *outdir = test_join(dir, "out/"), *file = test_join(dir, "out/wb-runs.csv");
     const char *to_dir[] = {"export", "--runs", "wb", "--csv", outdir, "--db", db, NULL};
-    b = mtlab_ok(0, NULL, to_dir);
+    b = test_mtlab_ok(0, NULL, to_dir);
     ck_assert_ptr_nonnull(strstr(b, "wb-runs.csv (8 rows)"));
     ck_assert_ptr_null(strstr(b, "//"));
     free(b);
@@ -282,7 +261,7 @@ START_TEST(test_export_runs) {
     free(a);
 
     const char *all[] = {"export", "--csv", outdir, "--db", db, NULL};
-    b = mtlab_ok(0, NULL, all);
+    b = test_mtlab_ok(0, NULL, all);
     ck_assert_msg(strstr(b, "out/meta.csv (1 rows)") && !strstr(b, "//"), "%s", b);
     ck_assert_msg(strstr(b, "tag.csv (0 rows)") && strstr(b, "note.csv (0 rows)"), "%s", b);
     free(b);
@@ -299,7 +278,7 @@ END_TEST
  * changes), and the SQLite and BLAS in use. */
 START_TEST(test_version) {
     const char *args[] = {"--version", NULL};
-    char *out = mtlab_ok(0, NULL, args), line[512], expect[128];
+    char *out = test_mtlab_ok(0, NULL, args), line[512], expect[128];
     line_of(out, 0, line, sizeof line);
     ck_assert_msg(strncmp(line, "mtlab ", 6) == 0 && strlen(line) > 6, "%s", out);
     bool dirty = strlen(line) > 6 && strcmp(line + strlen(line) - 6, "-dirty") == 0;
@@ -327,7 +306,7 @@ START_TEST(test_did_you_mean) {
          "no key 'data.corelation' (did you mean 'data.correlation'?)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *err, *out = mtlab_ok(2, &err, cases[i].args);
+        char *err, *out = test_mtlab_ok(2, &err, cases[i].args);
         ck_assert_msg(strstr(err, cases[i].fragment), "case %zu: '%s' not in: %s", i,
                       cases[i].fragment, err);
         free(out);
@@ -342,15 +321,15 @@ START_TEST(test_mtlab_db) {
     char *dir, *db = make_store(&dir), *other = test_join(dir, "other.db");
     ck_assert_int_eq(setenv("MTLAB_DB", db, 1), 0);
     const char *ls[] = {"ls", NULL};
-    char *out = mtlab_ok(0, NULL, ls);
+    char *out = test_mtlab_ok(0, NULL, ls);
     ck_assert_msg(strstr(out, " wb "), "%s", out);
     free(out);
     const char *trials[] = {"trials", "wb", "--cols", "trial", "--csv", NULL};
-    out = mtlab_ok(0, NULL, trials);
+    out = test_mtlab_ok(0, NULL, trials);
     ck_assert_str_eq(out, "\"trial\"\n1\n2\n3\n4\n5\n6\n7\n8\n");
     free(out);
     const char *help[] = {"sql", "--help", NULL};
-    out = mtlab_ok(0, NULL, help);
+    out = test_mtlab_ok(0, NULL, help);
     char expect[1200];
     snprintf(expect, sizeof expect, "(default: %s)", db);
     ck_assert_msg(strstr(out, expect), "%s", out);
@@ -358,7 +337,7 @@ START_TEST(test_mtlab_db) {
     /* --db wins: a missing store is an error, not the environment's */
     const char *explicit[] = {"ls", "--db", other, NULL};
     char *err;
-    out = mtlab_ok(1, &err, explicit);
+    out = test_mtlab_ok(1, &err, explicit);
     ck_assert_msg(strstr(err, other), "%s", err);
     free(out);
     free(err);
@@ -373,17 +352,17 @@ END_TEST
 START_TEST(test_bad_sql_exit_2) {
     char *dir, *db = make_store(&dir), *err;
     const char *syntax[] = {"sql", "--db", db, "SELEC 1", NULL};
-    char *out = mtlab_ok(2, &err, syntax);
-    ck_assert_msg(strstr(err, "syntax error") && count_lines(err) == 1, "%s", err);
+    char *out = test_mtlab_ok(2, &err, syntax);
+    ck_assert_msg(strstr(err, "syntax error") && test_count_lines(err) == 1, "%s", err);
     free(out);
     free(err);
     const char *column[] = {"sql", "--db", db, "SELECT nosuch FROM trial", NULL};
-    out = mtlab_ok(2, &err, column);
+    out = test_mtlab_ok(2, &err, column);
     ck_assert_msg(strstr(err, "no such column: nosuch"), "%s", err);
     free(out);
     free(err);
     const char *good[] = {"sql", "--db", db, "SELECT count(*) AS n FROM trial", NULL};
-    out = mtlab_ok(0, NULL, good);
+    out = test_mtlab_ok(0, NULL, good);
     ck_assert_str_eq(out, "n\n-\n8\n");
     free(out);
     free(db);
@@ -396,7 +375,7 @@ END_TEST
  * families that declare it and their default. */
 START_TEST(test_keys) {
     const char *args[] = {"keys", NULL};
-    char *out = mtlab_ok(0, NULL, args);
+    char *out = test_mtlab_ok(0, NULL, args);
     int entries = 0;
     for (const char *p = out; *p; p = strchr(p, '\n') + 1) {
         if (*p != ' ') entries++;
@@ -420,7 +399,7 @@ START_TEST(test_keys) {
 
     /* model.experts: the families of the registry that declare it */
     const char *experts[] = {"keys", "model.experts", NULL};
-    out = mtlab_ok(0, NULL, experts);
+    out = test_mtlab_ok(0, NULL, experts);
     int n_reg;
     const model_ops_t *const *reg = model_registry(&n_reg);
     char fams[256] = "";
@@ -436,8 +415,8 @@ START_TEST(test_keys) {
 
     /* a section */
     const char *section[] = {"keys", "record", "--markdown", NULL};
-    out = mtlab_ok(0, NULL, section);
-    ck_assert_int_eq(count_lines(out), 2 + 2);
+    out = test_mtlab_ok(0, NULL, section);
+    ck_assert_int_eq(test_count_lines(out), 2 + 2);
     ck_assert_ptr_nonnull(strstr(out, "| `record.weights` | true or false | true | no |"));
     free(out);
 }
@@ -449,7 +428,7 @@ END_TEST
 START_TEST(test_schema) {
     char *dir, *db = make_store(&dir), *missing = test_join(dir, "none.db");
     const char *args[] = {"schema", "--db", db, NULL};
-    char *out = mtlab_ok(0, NULL, args);
+    char *out = test_mtlab_ok(0, NULL, args);
     ck_assert_msg(strstr(out, "-- schema version 7") && strstr(out, "CREATE TABLE trial (") &&
                       strstr(out, "CREATE TABLE tag (") && strstr(out, "CREATE VIEW v_final AS"),
                   "%s", out);
@@ -479,7 +458,7 @@ START_TEST(test_schema) {
     sqlite3_close(orig);
 
     const char *none[] = {"schema", "--db", missing, NULL};
-    char *fresh = mtlab_ok(0, NULL, none);
+    char *fresh = test_mtlab_ok(0, NULL, none);
     ck_assert_msg(strstr(fresh, "does not exist: the schema of a new store"), "%s", fresh);
     ck_assert_str_eq(strstr(fresh, "-- schema version"), out);
     struct stat sb;
@@ -524,26 +503,26 @@ static void assert_no_orphans(const char *db) {
 START_TEST(test_tag_and_note) {
     char *dir, *db = make_store(&dir), *v;
     const char *tag12[] = {"tag", "1", "2", "best", "--db", db, NULL};
-    char *out = mtlab_ok(0, NULL, tag12);
+    char *out = test_mtlab_ok(0, NULL, tag12);
     ck_assert_str_eq(out, "added 2 tags\n");
     free(out);
-    out = mtlab_ok(0, NULL, tag12);
+    out = test_mtlab_ok(0, NULL, tag12);
     ck_assert_str_eq(out, "added 0 tags (2 already there)\n");
     free(out);
     const char *tag1[] = {"tag", "1", "paper:fig2", "--db", db, NULL};
-    free(mtlab_ok(0, NULL, tag1));
+    free(test_mtlab_ok(0, NULL, tag1));
     const char *texp[] = {"tag", "--exp", "wb", "baseline", "--db", db, NULL};
-    free(mtlab_ok(0, NULL, texp));
+    free(test_mtlab_ok(0, NULL, texp));
     /* the runs table shows a trial's tags, sorted; --where can use them */
     const char *runs[] = {"trials", "wb",         "--db",    db,
                           "--cols", "trial,tags", "--where", "tags LIKE '%best%'",
                           "--csv",  NULL};
-    out = mtlab_ok(0, NULL, runs);
+    out = test_mtlab_ok(0, NULL, runs);
     ck_assert_str_eq(out, "\"trial\",\"tags\"\n1,\"best paper:fig2\"\n2,\"best\"\n");
     free(out);
     /* listing: the experiment's own tags, then its trials' */
     const char *list[] = {"tag", "--exp", "wb", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, list);
+    out = test_mtlab_ok(0, NULL, list);
     ck_assert_str_eq(out, "target      tags\n"
                           "----------  ---------------\n"
                           "experiment  baseline\n"
@@ -551,7 +530,7 @@ START_TEST(test_tag_and_note) {
                           "trial 2     best\n");
     free(out);
     const char *rm[] = {"tag", "1", "2", "--remove", "best", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, rm);
+    out = test_mtlab_ok(0, NULL, rm);
     ck_assert_str_eq(out, "removed 2 tags\n");
     free(out);
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag"), 2);
@@ -560,17 +539,17 @@ START_TEST(test_tag_and_note) {
                      1);
 
     const char *note3[] = {"note", "3", "diverged:", "lr", "too", "high", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, note3);
+    out = test_mtlab_ok(0, NULL, note3);
     ck_assert_str_eq(out, "noted on trial 3\n");
     free(out);
     const char *nexp[] = {"note", "--exp", "wb", "4 models next time", "--db", db, NULL};
-    free(mtlab_ok(0, NULL, nexp));
+    free(test_mtlab_ok(0, NULL, nexp));
     v = q_text(db, "SELECT group_concat(ifnull(trial_id, 0) || '=' || text, '|') FROM "
                    "(SELECT * FROM note ORDER BY id)");
     ck_assert_str_eq(v, "3=diverged: lr too high|0=4 models next time");
     free(v);
     const char *nlist[] = {"note", "--exp", "wb", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, nlist);
+    out = test_mtlab_ok(0, NULL, nlist);
     ck_assert_msg(strstr(out, "trial 3     diverged: lr too high\n") &&
                       strstr(out, "experiment  4 models next time\n"),
                   "%s", out);
@@ -608,8 +587,8 @@ START_TEST(test_curation_bad_input) {
         {{"rm", "--failed", "--db", missing}, "no store at"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *err, *out = mtlab_ok(2, &err, cases[i].args);
-        ck_assert_msg(strstr(err, cases[i].fragment) && count_lines(err) == 1,
+        char *err, *out = test_mtlab_ok(2, &err, cases[i].args);
+        ck_assert_msg(strstr(err, cases[i].fragment) && test_count_lines(err) == 1,
                       "case %zu: '%s' not in: %s", i, cases[i].fragment, err);
         ck_assert_str_eq(out, "");
         free(out);
@@ -643,14 +622,14 @@ START_TEST(test_rm) {
                      SQLITE_OK);
     sqlite3_close(h);
     const char *tag[] = {"tag", "3", "broken", "--db", db, NULL};
-    free(mtlab_ok(0, NULL, tag));
+    free(test_mtlab_ok(0, NULL, tag));
     int params = q_int(db, "SELECT count(*) FROM param");
     int failed_params = q_int(db, "SELECT count(*) FROM param p JOIN trial t ON t.id = p.trial_id "
                                   "WHERE t.status = 'failed'");
     ck_assert_int_gt(failed_params, 0);
 
     const char *dry[] = {"rm", "--failed", "--dry-run", "--db", db, NULL};
-    char *out = mtlab_ok(0, NULL, dry), expect[128];
+    char *out = test_mtlab_ok(0, NULL, dry), expect[128];
     snprintf(expect, sizeof expect, "would remove 4 failed trials (rows: param %d,", failed_params);
     ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%s", out);
     free(out);
@@ -667,7 +646,7 @@ START_TEST(test_rm) {
     sqlite3_close(h);
     const char *both[] = {"rm", "3", "4", "--db", db, NULL};
     char *err;
-    out = mtlab_ok(2, &err, both);
+    out = test_mtlab_ok(2, &err, both);
     ck_assert_msg(strstr(err, "trial 4 is running (claimed by host elsewhere, pid 4242)"), "%s",
                   err);
     free(out);
@@ -680,7 +659,7 @@ START_TEST(test_rm) {
     sqlite3_close(h);
 
     const char *failed[] = {"rm", "--failed", "--exp", "wb", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, failed);
+    out = test_mtlab_ok(0, NULL, failed);
     snprintf(expect, sizeof expect, "removed 4 failed trials (rows: param %d,", failed_params);
     ck_assert_msg(strncmp(out, expect, strlen(expect)) == 0, "%s", out);
     ck_assert_msg(strstr(out, " tag 1,") && strstr(out, " extra 4,") && strstr(out, " trial 4)"),
@@ -692,12 +671,12 @@ START_TEST(test_rm) {
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM extra"), 4);
     ck_assert_int_eq(q_int(db, "SELECT count(*) FROM tag"), 0);
     assert_no_orphans(db);
-    out = mtlab_ok(0, NULL, failed);
+    out = test_mtlab_ok(0, NULL, failed);
     ck_assert_str_eq(out, "no failed trials in wb\n");
     free(out);
 
     const char *exp[] = {"rm", "--exp", "wb", "--db", db, NULL};
-    out = mtlab_ok(0, NULL, exp);
+    out = test_mtlab_ok(0, NULL, exp);
     ck_assert_msg(strncmp(out, "removed experiment wb and its 4 trials (rows: ", 46) == 0 &&
                       strstr(out, " experiment 1)"),
                   "%s", out);
@@ -749,7 +728,7 @@ START_TEST(test_newcomer_script) {
                           "--cols", "trial,model,data.correlation,train.lr,val/loss/total",
                           NULL};
     out = in_dir(dir, best);
-    ck_assert_int_eq(count_lines(out), 2 + 8);
+    ck_assert_int_eq(test_count_lines(out), 2 + 8);
     ck_assert_str_eq(line_of(out, 0, line, sizeof line),
                      "trial  model          data.correlation  train.lr  val/loss/total");
     int best_id = atoi(line_of(out, 2, line, sizeof line));
@@ -791,7 +770,7 @@ START_TEST(test_newcomer_script) {
 
     const char *left[] = {"trials", "wb", "--cols", "trial,status,tags", "--csv", NULL};
     out = in_dir(dir, left);
-    ck_assert_int_eq(count_lines(out), 1 + 4);
+    ck_assert_int_eq(test_count_lines(out), 1 + 4);
     for (int r = 1; r <= 4; r++) {
         line_of(out, r, line, sizeof line);
         bool is_best = atoi(line) == best_id;
@@ -855,7 +834,7 @@ START_TEST(test_curves_plot) {
     char *dir = test_tmpdir(), *ini = test_write_file(dir, "rep.ini", repeats_ini);
     char *db = test_join(dir, "r.db"), *out_dir = test_join(dir, "plots");
     const char *run[] = {"run", ini, "--db", db, NULL};
-    free(mtlab_ok(0, NULL, run));
+    free(test_mtlab_ok(0, NULL, run));
     const char *plot[] = {"plot",
                           "--db",
                           db,
@@ -869,7 +848,7 @@ START_TEST(test_curves_plot) {
                           out_dir,
                           "--no-render",
                           NULL};
-    char *out = mtlab_ok(0, NULL, plot);
+    char *out = test_mtlab_ok(0, NULL, plot);
     char *script = test_join(dir, "plots/rep-val-loss-total.gp");
     char expect[1200];
     snprintf(expect, sizeof expect, "wrote %s (2 lines)\n", script);
@@ -938,7 +917,7 @@ START_TEST(test_curves_plot) {
     /* --band none draws the means only; gnuplot (when installed) renders */
     const char *none[] = {"plot", "--db",  db,      "--curves", "rep", "--band",
                           "none", "--out", out_dir, "--format", "svg", NULL};
-    out = mtlab_ok(0, NULL, none);
+    out = test_mtlab_ok(0, NULL, none);
     f = fopen(script, "r");
     text[fread(text, 1, sizeof text - 1, f)] = '\0';
     fclose(f);
@@ -969,8 +948,8 @@ START_TEST(test_curves_plot) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *err;
-        out = mtlab_ok(2, &err, bad[i].args);
-        ck_assert_msg(strstr(err, bad[i].fragment) && count_lines(err) == 1,
+        out = test_mtlab_ok(2, &err, bad[i].args);
+        ck_assert_msg(strstr(err, bad[i].fragment) && test_count_lines(err) == 1,
                       "case %zu: '%s' not in: %s", i, bad[i].fragment, err);
         free(out);
         free(err);

@@ -30,6 +30,25 @@ char *test_read_file(const char *path) {
     return text;
 }
 
+char *test_mtlab_ok(int expect, char **errout, const char *const *args) {
+    char *out, *err;
+    int rc = run_mtlab(&out, &err, args);
+    ck_assert_msg(rc == expect, "mtlab %s %s: exit %d (expected %d): %s", args[0],
+                  args[1] ? args[1] : "", rc, expect, err);
+    if (errout)
+        *errout = err;
+    else
+        free(err);
+    return out;
+}
+
+int test_count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
 int run_mtlab(char **out, char **errout, const char *const *args) {
     return run_mtlab_in(NULL, out, errout, args);
 }

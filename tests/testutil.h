@@ -11,7 +11,12 @@
  * Captures stdout and stderr into malloc'd strings (caller frees) and returns
  * the exit status (128 + signal when killed by a signal). */
 int run_mtlab(char **out, char **errout, const char *const *args);
-/* The same, run in directory `dir` (NULL: the current one). */
+/* Runs mtlab with args and asserts its exit status is `expect`; returns
+ * stdout (caller frees) and frees stderr unless errout is given. */
+char *test_mtlab_ok(int expect, char **errout, const char *const *args);
+/* The number of '\n' in s. */
+int test_count_lines(const char *s);
+/* The same as run_mtlab, run in directory `dir` (NULL: the current one). */
 int run_mtlab_in(const char *dir, char **out, char **errout, const char *const *args);
 
 /* Path of a fresh temporary directory for this test (caller frees). */

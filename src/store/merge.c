@@ -826,8 +826,7 @@ int store_merge(const char *out_path, const char *const *inputs, int n, const me
     if (exec(&m, "BEGIN IMMEDIATE", "cannot start the write transaction", err)) goto done;
     /* A replaced trial is deleted and written again under its id: the
      * annotations pointing at it are checked at COMMIT, not in between. */
-    if (exec(&m, "PRAGMA defer_foreign_keys = ON", "cannot defer foreign keys", err))
-        goto rollback;
+    if (exec(&m, "PRAGMA defer_foreign_keys = ON", "cannot defer foreign keys", err)) goto rollback;
     if (merge_experiments(&m, opts && opts->allow_versions, sum, err) || choose_trials(&m, err) ||
         merge_entities(&m, err) || merge_exp_records(&m, err) || write_trials(&m, err) ||
         merge_annotations(&m, err) || compare_copies(&m, sum, err))
