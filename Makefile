@@ -23,7 +23,8 @@ VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo unknown
 
 BUILD := build
 ifeq ($(SANITIZE),1)
-  BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  BASE_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+                 -DMTLAB_SANITIZE
   LDSAN       := -fsanitize=address,undefined
   BUILD       := build/san
 endif
@@ -100,8 +101,20 @@ reproduce: build/mtlab
 	build/mtlab reproduce --scale quick
 
 # Integration tests run the real (float) binary; MTLAB_BIN tells them where.
+# The suites run as TEST_SHARDS processes at once (tests/check_main.c deals
+# them by cost), each printing to its own log; the logs are shown in order
+# and the check fails if any shard failed.  TEST_SHARDS=1: one process.
+TEST_SHARDS ?= 2
 check: $(BUILD)/mtlab $(BUILD)/test_mtlab
-	MTLAB_BIN=$(abspath $(BUILD)/mtlab) OPENBLAS_NUM_THREADS=1 $(BUILD)/test_mtlab
+	@status=0; pids=""; \
+	for i in $$(seq 0 $$(($(TEST_SHARDS) - 1))); do \
+	  MTLAB_TEST_SHARD=$$i/$(TEST_SHARDS) MTLAB_BIN=$(abspath $(BUILD)/mtlab) OPENBLAS_NUM_THREADS=1 \
+	    $(BUILD)/test_mtlab > $(BUILD)/check-$$i.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	for p in $$pids; do wait $$p || status=1; done; \
+	for i in $$(seq 0 $$(($(TEST_SHARDS) - 1))); do echo "== shard $$i/$(TEST_SHARDS)"; cat $(BUILD)/check-$$i.log; done; \
+	if [ $$status -ne 0 ]; then echo "make check: FAILED (see the shards above)"; fi; \
+	exit $$status
 
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -58,6 +58,7 @@ Suite *nn_suite(void);
 Suite *models_suite(void);
 Suite *synth_suite(void);
 Suite *train_suite(void);
+Suite *learns_suite(void);
 Suite *metrics_suite(void);
 Suite *cli_suite(void);
 Suite *store_suite(void);
