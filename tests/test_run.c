@@ -356,6 +356,45 @@ START_TEST(test_bad_input_leaves_store_intact) {
 }
 END_TEST
 
+/* On a pipe (a log file, nohup, Slurm) progress comes as whole lines every
+ * $MTLAB_PROGRESS_EVERY seconds (30 by default), never the terminal's
+ * redrawn line; --quiet silences them; a bad value is bad input. */
+START_TEST(test_progress_lines_on_a_pipe) {
+    char text[1024]; /* the grid with 2000 steps: about half a second of training */
+    snprintf(text, sizeof text, "%s", grid_ini);
+    char *steps = strstr(text, "steps = 60\n");
+    ck_assert_ptr_nonnull(steps);
+    memmove(steps + 10, steps + 8, strlen(steps + 8) + 1);
+    memcpy(steps, "steps = 2000", 12);
+    char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", text),
+         *db = test_join(dir, "p.db");
+    setenv("MTLAB_PROGRESS_EVERY", "0.05", 1);
+    char *out, *err;
+    const char *args[] = {"run", ini, "--db", db, "--jobs", "1", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
+    ck_assert_msg(strstr(err, "grid: ") && strstr(err, " done, 0 failed, ") && strstr(err, "ETA"),
+                  "%s", err);
+    ck_assert_msg(strchr(err, '\r') == NULL && strstr(err, "\033[K") == NULL, "%s", err);
+    ck_assert_int_eq(err[strlen(err) - 1], '\n');
+    free(out);
+    free(err);
+    const char *quiet[] = {"run", ini, "--db", db, "--jobs", "1", "--quiet", NULL};
+    ck_assert_int_eq(run_mtlab(&out, &err, quiet), 0);
+    ck_assert_str_eq(err, "");
+    free(out);
+    free(err);
+    setenv("MTLAB_PROGRESS_EVERY", "soon", 1);
+    ck_assert_int_eq(run_mtlab(&out, &err, args), 2);
+    ck_assert_msg(strstr(err, "MTLAB_PROGRESS_EVERY=soon"), "%s", err);
+    free(out);
+    free(err);
+    unsetenv("MTLAB_PROGRESS_EVERY");
+    free(db);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_dry_run) {
     char *dir = test_tmpdir(), *ini = test_write_file(dir, "grid.ini", grid_ini),
          *dbp = test_join(dir, "r.db");
@@ -533,7 +572,8 @@ START_TEST(test_dry_run_defaults_left_out) {
     ck_assert_int_eq(run_mtlab(&out, &err, args), 0);
     char *lines[8];
     int n = 0;
-    for (char *l = strtok(out, "\n"); l && n < 8; l = strtok(NULL, "\n")) lines[n++] = l;
+    for (char *l = strtok(out, "\n"); l && n < 8; l = strtok(NULL, "\n"))
+        lines[n++] = l;
     ck_assert_int_ge(n, 6);
     ck_assert_ptr_null(strstr(lines[2], "model.")); /* glorot, off: the defaults */
     ck_assert_msg(strstr(lines[3], " model.gate_bias=on") && !strstr(lines[3], "model.init"), "%s",
@@ -563,6 +603,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_data_only);
     tcase_add_test(tc, test_n_params_always);
     tcase_add_test(tc, test_reproduce);
+    tcase_add_test(tc, test_progress_lines_on_a_pipe);
     suite_add_tcase(s, tc);
     return s;
 }

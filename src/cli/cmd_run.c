@@ -197,7 +197,8 @@ int cmd_run(int argc, char **argv) {
          "run only shard I of N (0 <= I < N): the trials whose index (--dry-run) is I modulo N; "
          "every trial is in exactly one shard, and mtlab merge joins the shards' stores",
          1, 0, 0},
-        {"quiet", OPT_FLAG, &quiet, NULL, "no progress line even on a terminal", 1, 0, 0},
+        {"quiet", OPT_FLAG, &quiet, NULL,
+         "no progress (a redrawn line on a terminal, else a line every 30 s)", 1, 0, 0},
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
@@ -242,10 +243,26 @@ int cmd_run(int argc, char **argv) {
         sweep_free(sw);
         return 0;
     }
+    /* On a log, a progress line every RUN_PROGRESS_PLAIN_SECONDS, or every
+     * $MTLAB_PROGRESS_EVERY seconds. */
+    double every = RUN_PROGRESS_PLAIN_SECONDS;
+    const char *every_text = getenv("MTLAB_PROGRESS_EVERY");
+    if (every_text) {
+        char *end;
+        every = strtod(every_text, &end);
+        if (end == every_text || *end || !(every > 0) || every > 1e6) {
+            err_set(&err, ERR_USAGE,
+                    "MTLAB_PROGRESS_EVERY=%s: expected the seconds between progress lines (> 0)",
+                    every_text);
+            sweep_free(sw);
+            return cli_fail("run", &err);
+        }
+    }
     run_report_t report = {.cmd = "run",
                            .sw = sw,
                            .total = runner_shard_size(sw->n_trials, shard, shards),
-                           .progress = !quiet && isatty(2)};
+                           .progress = !quiet,
+                           .plain = !isatty(2)};
     runner_opts_t ro = {.db_path = db,
                         .jobs = jobs,
                         .limit = limit,
@@ -256,6 +273,8 @@ int cmd_run(int argc, char **argv) {
                         .shard = shard,
                         .shards = shards,
                         .progress = report.progress,
+                        /* a log (nohup, Slurm) gets a line every 30 s */
+                        .progress_every = report.plain ? every : 0,
                         .on_event = run_report_event,
                         .ctx = &report};
     runner_summary_t sum;

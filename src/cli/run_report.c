@@ -20,10 +20,11 @@ static void progress(run_report_t *r, const runner_event_t *ev) {
         double s = (total - finished) / rate;
         snprintf(eta, sizeof eta, "%dm%02ds", (int)(s / 60), (int)s % 60);
     }
-    fprintf(stderr, "\r\033[K%s: %d/%d done, %d failed, %d running, %.2f trials/s, ETA %s",
-            r->sw->name, finished, total, c->failed, c->running, rate, eta);
+    fprintf(stderr, "%s%s: %d/%d done, %d failed, %d running, %.2f trials/s, ETA %s%s",
+            r->plain ? "" : "\r\033[K", r->sw->name, finished, total, c->failed, c->running, rate,
+            eta, r->plain ? "\n" : "");
     fflush(stderr);
-    r->line_open = true;
+    r->line_open = !r->plain;
 }
 
 void run_report_event(const runner_event_t *ev, void *ctx) {

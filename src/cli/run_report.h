@@ -6,13 +6,17 @@
 
 #include <stdbool.h>
 
+/* Seconds between progress lines when stderr is not a terminal. */
+#define RUN_PROGRESS_PLAIN_SECONDS 30
+
 #include "sweep/runner.h"
 
 typedef struct {
     const char *cmd; /* "run": messages read "mtlab run: ..." */
     const sweep_t *sw;
     int total;      /* trials this run is about (0: the sweep's; its shard's with --shard) */
-    bool progress;  /* redraw a progress line on stderr */
+    bool progress;  /* show progress on stderr */
+    bool plain;     /* as whole lines (a pipe, a log file), not one redrawn line */
     bool line_open; /* a progress line is on the screen (cleared before a message) */
 } run_report_t;
 

@@ -616,7 +616,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
         emit(o, &ev);
     }
     bool stopping = false;
-    double last_progress = 0;
+    /* a terminal's line at once; a log's first line after progress_every */
+    double last_progress = o->progress_every > 0 ? now() : 0;
     while (alive > 0) {
         if (stop_signal && !stopping) {
             stopping = true;
@@ -656,7 +657,8 @@ int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum,
             }
         }
         if (alive == 0) break;
-        if (o->progress && o->on_event && st && now() - last_progress >= 0.25) {
+        if (o->progress && o->on_event && st &&
+            now() - last_progress >= (o->progress_every > 0 ? o->progress_every : 0.25)) {
             store_counts_t c;
             err_t cerr = {0};
             if (store_counts(st, exp_id, &c, &cerr) == 0) {

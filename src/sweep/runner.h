@@ -69,6 +69,7 @@ typedef struct {
     int shard, shards;        /* run only the trials i with i % shards == shard (runner_in_shard);
                                  shards <= 1: every trial */
     bool progress;            /* emit RUNNER_PROGRESS events (each counts the store) */
+    double progress_every;    /* seconds between them (<= 0: 0.25, a terminal's redraw) */
     runner_event_fn on_event; /* may be NULL */
     void *ctx;
 } runner_opts_t;
