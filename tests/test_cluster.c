@@ -444,6 +444,30 @@ END_TEST
  * the same identity in OUT, keeps an experiment's own (trial_id NULL), adds
  * each once however often it is merged, and never calls a copy that lacks
  * them a conflict; a replaced (pending -> done) trial keeps OUT's tags. */
+/* Rows of `table` in the store `out` matching `cond` whose trial has the
+ * identity (config, repeat) of trial src_id of the store `src`. */
+static int on_same_trial(const char *out, const char *src, int src_id, const char *table,
+                         const char *cond) {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open_v2(out, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *attach = sqlite3_mprintf("ATTACH %Q AS src", src);
+    char *select = sqlite3_mprintf(
+        "SELECT count(*) FROM main.\"%w\" x JOIN main.trial t ON t.id = x.trial_id JOIN "
+        "src.trial o ON o.id = %d AND o.config = t.config AND o.repeat = t.repeat WHERE %s",
+        table, src_id, cond);
+    ck_assert_int_eq(sqlite3_exec(db, attach, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(db, select, -1, &st, NULL) == SQLITE_OK, "%s",
+                  sqlite3_errmsg(db));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_free(select);
+    sqlite3_free(attach);
+    sqlite3_close(db);
+    return n;
+}
+
 START_TEST(test_merge_annotations) {
     char *dir = test_tmpdir(), *ini = test_write_file(dir, "tiny.ini", tiny_ini);
     char *part = test_join(dir, "part.db"), *out = test_join(dir, "out.db");
@@ -476,19 +500,12 @@ START_TEST(test_merge_annotations) {
     ck_assert_int_eq(test_query(out, "SELECT count(*) FROM tag WHERE trial_id IS NULL AND tag = "
                                      "'sweep-a'"),
                      1);
-    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM note WHERE trial_id IS NOT NULL"), 1);
-    ck_assert_int_eq(test_query(out, "SELECT count(*) FROM tag WHERE tag = 'best' AND trial_id "
-                                     "IS NOT NULL"),
-                     1);
-    /* OUT's tag on the replaced trial stays on it (same repeat), now done */
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT repeat FROM trial WHERE id = %d", pending_id);
-    const int repeat = (int)test_query(part, sql);
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM tag g JOIN trial t ON t.id = g.trial_id WHERE g.tag = "
-             "'later' AND t.repeat = %d AND t.status = 'done'",
-             repeat);
-    ck_assert_int_eq(test_query(out, sql), 1);
+    /* each trial's tag or note sits on the trial of the same identity in OUT */
+    ck_assert_int_eq(on_same_trial(out, s0, 1, "note", "x.text = 'first of shard 0'"), 1);
+    ck_assert_int_eq(on_same_trial(out, s1, 1, "tag", "x.tag = 'best'"), 1);
+    /* OUT's tag on the replaced trial stays on it, now done */
+    ck_assert_int_eq(
+        on_same_trial(out, part, pending_id, "tag", "x.tag = 'later' AND t.status = 'done'"), 1);
     /* again, either order: nothing added */
     ck_assert_int_eq(merge(out, (const char *[]){s0, s1, part}, 3, NULL), 0);
     ck_assert_int_eq(test_query(out, "SELECT count(*) FROM tag"), 3);
