@@ -36,6 +36,13 @@ typedef struct {
 static const char *const mmoe_sweeps[] = {
     "experiments/mmoe/fig2.ini", "experiments/mmoe/fig3.ini", "experiments/mmoe/gates.ini",
     "experiments/mmoe/fig4.ini", "experiments/mmoe/fig5.ini",
+    "experiments/mmoe/baselines.ini",
+};
+
+static const char *const adatt_sweeps[] = {
+    "experiments/adatt/ablation.ini", "experiments/adatt/experts.ini",
+    "experiments/adatt/levels.ini",   "experiments/adatt/comparison.ini",
+    "experiments/adatt/between.ini",
 };
 
 #define SWEEPS(a) a, (int)(sizeof a / sizeof a[0])
@@ -43,6 +50,8 @@ static const char *const mmoe_sweeps[] = {
 /* New papers are appended; `all` runs them in this order. */
 static const paper_t papers[] = {
     {"mmoe", "MMoE (Ma et al., KDD 2018), synthetic section 3-5", "mmoe-", SWEEPS(mmoe_sweeps)},
+    {"adatt", "AdaTT (Li et al., KDD 2023) section 4 on grouped synthetic tasks", "adatt-",
+     SWEEPS(adatt_sweeps)},
 };
 
 #define N_PAPERS ((int)(sizeof papers / sizeof papers[0]))

@@ -99,6 +99,7 @@ static const char *model_name(const char *model) {
                  {"adatt_sp", "AdaTT-sp"},
                  {"adatt", "AdaTT"},
                  {"cross_stitch", "Cross-stitch"},
+                 {"tensor_factorization", "Tensor-factorization"},
                  {"l2_constrained", "L2-constrained"},
                  {"snr_trans", "SNR-Trans"},
                  {"snr_aver", "SNR-Aver"},
@@ -391,6 +392,8 @@ static void put_plot_item(FILE *f, const struct plot_layout *L, int k, int cx, i
     case GP_STEPS:
         fprintf(f, "(($%d + $%d) / 2):%d with histeps lt %d", clo, chi, cy, color);
         break;
+    case GP_HEATMAP: /* drawn by gp_heatmap_item */
+        break;
     }
     if (label && *label) {
         fprintf(f, " title ");
@@ -411,6 +414,7 @@ typedef struct {
     int n_blocks;
     bool varies[4];      /* per series key: takes more than one value */
     char **series_label; /* per series: its varying keys' labels */
+    int cz; /* GP_HEATMAP: the colour column (-1 when absent) */
 } gp_plan_t;
 
 static void plan_free(gp_plan_t *p) {
@@ -448,6 +452,7 @@ static int plan_make(gp_plan_t *p, const gp_job_t *job, const store_table_t *t, 
         return -1;
     for (int k = 0; k < 4 && L->series[k]; k++)
         if (need_col(t, job, L->series[k], &p->cseries[p->n_series_keys++], err)) return -1;
+    if (need_col(t, job, L->z, &p->cz, err)) return -1;
 
     const int n = t->n_rows;
     p->row_of = mem_calloc((size_t)n + 1, sizeof *p->row_of);
@@ -652,6 +657,7 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
         put_range(f, "y", all_y, false, (L->flags & GP_Y_FROM_0) != 0, pad_hi);
     }
     if (L->key) fprintf(f, "set key %s\n", L->key);
+    if (L->style == GP_HEATMAP) gp_heatmap_frame(f, t, p.cx + 1, p.cy + 1, p.cz + 1);
 
     for (int g = 0; g < n_rows_grid; g++) {
         for (int c = 0; c < n_cols_grid; c++) {
@@ -709,8 +715,11 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
                 }
                 double offset = (i - (n_in - 1) / 2.0) * bar;
                 fprintf(f, "%s \\\n    ", i ? "," : "");
-                put_plot_item(f, L, k, p.cx + 1, p.cy + 1, p.ce + 1, p.clo + 1, p.chi + 1,
-                              b->series % GP_N_COLORS + 1, offset, label);
+                if (L->style == GP_HEATMAP)
+                    gp_heatmap_item(f, k, p.cx + 1, p.cy + 1, p.cz + 1);
+                else
+                    put_plot_item(f, L, k, p.cx + 1, p.cy + 1, p.ce + 1, p.clo + 1, p.chi + 1,
+                                  b->series % GP_N_COLORS + 1, offset, label);
                 i++;
             }
             if (L->flags & GP_DIAGONAL)

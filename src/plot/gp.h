@@ -27,6 +27,7 @@ typedef enum {
     GP_HISTOGRAM,  /* filled boxes over the bins [lo, hi], height y */
     GP_BARS,       /* at each integer x, one bar per series of the panel, +- err */
     GP_STEPS,      /* a histogram outline per series over the bins [lo, hi] */
+    GP_HEATMAP,    /* a coloured cell per (x, y), colour and printed value z (gp_heatmap.c) */
 } gp_style_t;
 
 enum {
@@ -57,6 +58,7 @@ struct plot_layout {
     gp_style_t style;
     int panel_w, panel_h; /* pixels per panel (png; svg and pdf scale alike) */
     unsigned flags;
+    const char *z; /* GP_HEATMAP: the column that colours a cell */
 };
 
 /* What the script is about, for its comments, title and output. */
@@ -75,5 +77,12 @@ void gp_put_quoted(FILE *f, const char *s);
 
 /* The metric as words: "test/loss/t1" -> "test loss, task 1". */
 void gp_metric_words(const char *metric, char *out, size_t size);
+
+/* Heat maps (GP_HEATMAP, gp_heatmap.c): the frame of every panel (palette,
+ * colour range over all of column cz, integer x and y tics, y = 1 on top),
+ * written once after the figure title; and block k drawn as cells at (x, y)
+ * coloured by z, each with its value printed.  Columns are 1-based. */
+void gp_heatmap_frame(FILE *f, const store_table_t *t, int cx, int cy, int cz);
+void gp_heatmap_item(FILE *f, int k, int cx, int cy, int cz);
 
 #endif

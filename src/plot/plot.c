@@ -133,6 +133,94 @@ static const struct plot_layout layout_gates_hist = {
     .flags = GP_SHARE_Y | GP_LOG_Y,
 };
 
+/* AdaTT (issue 12): experiments/adatt/, sql/figures/adatt-*.sql. */
+static const struct plot_layout layout_adatt_bars = {
+    .title = "Difference from Shared-Bottom per task, % (task 1: MSE, tasks 2-4: NE; mean ± 1 "
+             "SE over {runs} paired runs; lower is better)",
+    .xlabel = "task",
+    .ylabel = "difference from Shared-Bottom (%)",
+    .series = {"model"},
+    .x = "task",
+    .y = "diff_pct",
+    .err = "se_pct",
+    .runs = "n",
+    .key = "top right",
+    .style = GP_BARS,
+    .panel_w = 900,
+    .panel_h = 520,
+    .flags = GP_INT_X,
+};
+
+static const struct plot_layout layout_adatt_between = {
+    .title = "Difference from Shared-Bottom (%, NE or MSE) by between-group correlation (mean ± "
+             "1 SE over {runs} paired runs)",
+    .xlabel = "between-group correlation",
+    .ylabel = "difference from Shared-Bottom (%)",
+    .col = "task",
+    .series = {"model"},
+    .x = "between",
+    .y = "diff_pct",
+    .err = "se_pct",
+    .err_scale = 1,
+    .runs = "n",
+    .key = "bottom left",
+    .style = GP_ERRORLINES,
+    .panel_w = 480,
+    .panel_h = 460,
+    .flags = GP_SHARE_Y,
+};
+
+static const struct plot_layout layout_adatt_heatmap = {
+    .title = "Effective expert weight (gate + native) per task and expert, mean of {runs} runs",
+    .xlabel = "expert (task 1's, ..., task T's, then shared)",
+    .ylabel = "task",
+    .row = "model",
+    .col = "level",
+    .x = "expert",
+    .y = "task",
+    .z = "weight",
+    .runs = "n",
+    .style = GP_HEATMAP,
+    .panel_w = 460,
+    .panel_h = 400,
+    .flags = GP_INT_X,
+};
+
+static const struct plot_layout layout_adatt_heatmap_between = {
+    .title = "AdaTT-sp effective expert weight per task and expert by between-group correlation, "
+             "mean of {runs} runs",
+    .xlabel = "expert (expert k is task k's)",
+    .ylabel = "task",
+    .row = "between",
+    .col = "level",
+    .x = "expert",
+    .y = "task",
+    .z = "weight",
+    .runs = "n",
+    .style = GP_HEATMAP,
+    .panel_w = 420,
+    .panel_h = 360,
+    .flags = GP_INT_X,
+};
+
+/* MMoE §6 baselines (experiments/mmoe/baselines.ini). */
+static const struct plot_layout layout_mmoe_baselines = {
+    .title = "{metric} by task correlation, each family at its best grid point by validation "
+             "loss (mean ± 1 SE over {runs} runs)",
+    .xlabel = "task correlation",
+    .ylabel = "{metric}",
+    .series = {"model"},
+    .x = "correlation",
+    .y = "mean",
+    .err = "se",
+    .err_scale = 1,
+    .runs = "n",
+    .key = "top right",
+    .style = GP_ERRORLINES,
+    .panel_w = 820,
+    .panel_h = 540,
+};
+
 static const plot_figure_t registry[] = {
     {"mmoe-fig2", PLOT_FIGURE,
      "MMoE Fig 2: label Pearson correlation vs weight cosine, mean ± 2 sd over datasets",
@@ -163,6 +251,46 @@ static const plot_figure_t registry[] = {
      "Table: Fig 4 at the best lr per model and correlation (val/test loss, mean, sd, min, max)",
      "sql/figures/mmoe-table-fig4.sql", "mmoe-fig4", "test/loss/t1", "experiments/mmoe/fig4.ini",
      NULL},
+    {"adatt-table-comparison", PLOT_TABLE,
+     "AdaTT Tables 1-3: each family's NE / MSE difference from Shared-Bottom per task (%, ± SE)",
+     "sql/figures/adatt-table-comparison.sql", "adatt-comparison", NULL,
+     "experiments/adatt/comparison.ini", NULL},
+    {"adatt-comparison", PLOT_FIGURE,
+     "AdaTT Tables 1-3 as grouped bars: difference from Shared-Bottom per task and family ± SE",
+     "sql/figures/adatt-comparison.sql", "adatt-comparison", NULL,
+     "experiments/adatt/comparison.ini", &layout_adatt_bars},
+    {"adatt-table-ablation", PLOT_TABLE,
+     "AdaTT Table 6: NativeExpertLF off vs on, difference per task (%, ± SE)",
+     "sql/figures/adatt-table-ablation.sql", "adatt-ablation", NULL,
+     "experiments/adatt/ablation.ini", NULL},
+    {"adatt-table-experts", PLOT_TABLE,
+     "AdaTT Table 7: 1-4 experts per task, difference from 1 per task (%, ± SE)",
+     "sql/figures/adatt-table-experts.sql", "adatt-experts", NULL, "experiments/adatt/experts.ini",
+     NULL},
+    {"adatt-table-levels", PLOT_TABLE,
+     "AdaTT Table 8: 1-4 fusion levels, difference from 2 levels (%, ± SE)",
+     "sql/figures/adatt-table-levels.sql", "adatt-levels", NULL, "experiments/adatt/levels.ini",
+     NULL},
+    {"adatt-fig3", PLOT_FIGURE,
+     "AdaTT Fig 3: effective expert weights, tasks x experts per fusion level (heat maps)",
+     "sql/figures/adatt-fig3.sql", "adatt-comparison", NULL, "experiments/adatt/comparison.ini",
+     &layout_adatt_heatmap},
+    {"adatt-between", PLOT_FIGURE,
+     "Each family's difference from Shared-Bottom per task vs between-group correlation ± SE",
+     "sql/figures/adatt-between.sql", "adatt-between", NULL, "experiments/adatt/between.ini",
+     &layout_adatt_between},
+    {"adatt-fig3-between", PLOT_FIGURE,
+     "AdaTT-sp effective expert weights per level and between-group correlation (heat maps)",
+     "sql/figures/adatt-fig3-between.sql", "adatt-between", NULL, "experiments/adatt/between.ini",
+     &layout_adatt_heatmap_between},
+    {"mmoe-baselines", PLOT_FIGURE,
+     "MMoE §6 baselines (L2, Cross-stitch, Tucker) beside SB/OMoE/MMoE per correlation ± SE",
+     "sql/figures/mmoe-baselines.sql", "mmoe-baselines", "test/loss/t1",
+     "experiments/mmoe/baselines.ini", &layout_mmoe_baselines},
+    {"mmoe-table-baselines", PLOT_TABLE,
+     "Table: MMoE §6 baselines, every grid point per correlation, the one chosen on val loss",
+     "sql/figures/mmoe-table-baselines.sql", "mmoe-baselines", "test/loss/t1",
+     "experiments/mmoe/baselines.ini", NULL},
 };
 
 #define N_REGISTRY ((int)(sizeof registry / sizeof registry[0]))

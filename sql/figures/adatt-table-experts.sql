@@ -1,0 +1,35 @@
+-- adatt-table-experts.sql -- AdaTT Table 7: experts per task, each
+-- task's difference from 1 expert per task (adatt_sp).
+--
+-- Over the finished trials of :experiment (default adatt-experts), each
+-- trial's final test NE (binary task: test/ne/tK) or MSE (regression task:
+-- test/loss/tK) is paired with the trial of model.task_experts = 1 on the same dataset
+-- (same data_seed), d = 100 (v - v_ref) / v_ref, in % (lower is better).  One
+-- row per (task_experts, task): the pairs n, the mean NE / MSE, the mean of d and its
+-- standard error sd(d) / sqrt(n) (NULL when n < 2; d = 0 on the reference).
+--
+--   mtlab plot adatt-table-experts
+WITH tr AS (
+    SELECT t.id, t.data_seed, t.final_step,
+           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.task_experts') AS task_experts
+      FROM trial t JOIN experiment e ON e.id = t.experiment_id
+     WHERE e.name = :experiment AND t.status = 'done'
+), v AS (
+    SELECT tr.id, tr.task_experts, tr.data_seed, CAST(substr(m.name, 12) AS INTEGER) AS task,
+           ne.value IS NOT NULL AS is_binary, coalesce(ne.value, m.value) AS value
+      FROM tr
+      JOIN metric m ON m.trial_id = tr.id AND m.step = tr.final_step
+                   AND m.name GLOB 'test/loss/t[0-9]*'
+      LEFT JOIN metric ne ON ne.trial_id = tr.id AND ne.step = tr.final_step
+                         AND ne.name = 'test/ne/' || substr(m.name, 11)
+), d AS (
+    SELECT v.task_experts, v.task, v.is_binary, v.value, 100.0 * (v.value - r.value) / r.value AS diff
+      FROM v JOIN v r ON r.data_seed = v.data_seed AND r.task = v.task AND r.task_experts = 1
+)
+SELECT task_experts, task, CASE WHEN max(is_binary) THEN 'NE' ELSE 'MSE' END AS measure,
+       count(*) AS n, avg(value) AS mean_value, avg(diff) AS diff_pct,
+       sqrt(max(sum(diff * diff) - sum(diff) * sum(diff) / count(*), 0.0)
+            / (count(*) - 1) / count(*)) AS se_pct
+  FROM d
+ GROUP BY task_experts, task
+ ORDER BY task_experts <> 1, CAST(task_experts AS REAL), task_experts, task;
