@@ -34,6 +34,10 @@
 #define TINY_MODEL                                                                                 \
     "experts = 3\nexpert_hidden = 4\ntower_hidden = 4\n[model.shared_bottom]\n"                    \
     "bottom_hidden = 8\n"
+#define TINY_GROUPS "tasks = 4\ngroups = 2 2\nbinary = 2 3 4\n"
+#define TINY_FUSION                                                                                \
+    "experts = 3\nexpert_hidden = 4\ntower_hidden = 4\ntask_experts = 1\nshared_experts = 1\n"     \
+    "[model.shared_bottom]\nbottom_hidden = 8\n"
 
 static const char *const sweeps[][2] = {
     {"fig2.ini", "[experiment]\nname = mmoe-fig2\nrepeats = 3\nseed = 2\n"
@@ -52,6 +56,27 @@ static const char *const sweeps[][2] = {
     {"gates.ini", "[experiment]\nname = mmoe-gates\nrepeats = 2\nseed = 6\n"
                   "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
                   "[model]\nname = omoe, mmoe\n" TINY_MOE},
+    /* AdaTT (issue 12): four tasks in two groups, the adatt- figures' experiments. */
+    {"adatt-comparison.ini",
+     "[experiment]\nname = adatt-comparison\nrepeats = 2\nseed = 7\n[data]\n" TINY_GROUPS TINY_DATA
+     "[train]\n" TINY_TRAIN "[model]\nname = shared_bottom, mmoe, adatt_sp, adatt\n" TINY_FUSION},
+    {"adatt-ablation.ini",
+     "[experiment]\nname = adatt-ablation\nrepeats = 2\nseed = 8\n[data]\n" TINY_GROUPS TINY_DATA
+     "[train]\n" TINY_TRAIN "[model]\nname = adatt_sp\nnative_lf = on, off\nexpert_hidden = 4\n"},
+    {"adatt-experts.ini",
+     "[experiment]\nname = adatt-experts\nrepeats = 2\nseed = 9\n[data]\n" TINY_GROUPS TINY_DATA
+     "[train]\n" TINY_TRAIN "[model]\nname = adatt_sp\ntask_experts = 1, 2\nexpert_hidden = 4\n"},
+    {"adatt-levels.ini",
+     "[experiment]\nname = adatt-levels\nrepeats = 2\nseed = 10\n[data]\n" TINY_GROUPS TINY_DATA
+     "[train]\n" TINY_TRAIN "[model]\nname = adatt_sp\nlevels = 1, 2\nexpert_hidden = 4\n"},
+    {"adatt-between.ini", "[experiment]\nname = adatt-between\nrepeats = 2\nseed = "
+                          "11\n[data]\nwithin = 0.9\nbetween = 0, "
+                          "0.9\n" TINY_GROUPS TINY_DATA "[train]\n" TINY_TRAIN
+                          "[model]\nname = shared_bottom, mmoe, adatt_sp, adatt\n" TINY_FUSION},
+    {"baselines.ini", "[experiment]\nname = mmoe-baselines\nrepeats = 2\nseed = "
+                      "12\n[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\n" TINY_TRAIN
+                      "[model]\nname = shared_bottom, mmoe, l2_constrained\n" TINY_MODEL
+                      "[model.l2_constrained]\ncolumn_hidden = 4\nl2_alpha = 0.001, 0.01\n"},
 };
 #define N_SWEEPS ((int)(sizeof sweeps / sizeof sweeps[0]))
 

@@ -414,7 +414,7 @@ typedef struct {
     int n_blocks;
     bool varies[4];      /* per series key: takes more than one value */
     char **series_label; /* per series: its varying keys' labels */
-    int cz; /* GP_HEATMAP: the colour column (-1 when absent) */
+    int cz;              /* GP_HEATMAP: the colour column (-1 when absent) */
 } gp_plan_t;
 
 static void plan_free(gp_plan_t *p) {
