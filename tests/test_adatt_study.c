@@ -461,7 +461,7 @@ START_TEST(test_baselines_choice) {
 }
 END_TEST
 
-/* The claims: all eight AdaTT claims run on the comparison; the statistic
+/* The claims: all nine AdaTT claims run on the comparison; the statistic
  * of "ML-MMoE is worse than MMoE" on task 1 is mean(ML-MMoE MSE) -
  * mean(MMoE MSE) over the repeats. */
 START_TEST(test_claims) {
