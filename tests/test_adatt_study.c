@@ -471,7 +471,8 @@ START_TEST(test_claims) {
     static const char *const claims[] = {"adatt-beats-gated",       "adatt-sp-beats-cross-stitch",
                                          "cross-stitch-weakest",    "fusion-beats-shared-bottom",
                                          "ml-mmoe-worse-than-mmoe", "more-experts-better",
-                                         "more-levels-better",      "native-lf-helps"};
+                                         "more-levels-better",      "native-lf-helps",
+                                         "fig3-group-blocks"};
     for (size_t i = 0; i < sizeof claims / sizeof claims[0]; i++)
         ck_assert_msg(strstr(out, claims[i]), "no line for %s", claims[i]);
     const char *key = "\"ml-mmoe-worse-than-mmoe\",\"between=0.3 task=t1 a=ml_mmoe b=mmoe\",";
