@@ -135,8 +135,8 @@ static const struct plot_layout layout_gates_hist = {
 
 /* AdaTT (issue 12): experiments/adatt/, sql/figures/adatt-*.sql. */
 static const struct plot_layout layout_adatt_bars = {
-    .title = "Difference from Shared-Bottom per task, % (task 1: MSE, tasks 2-4: NE; mean ± 1 "
-             "SE over {runs} paired runs; lower is better)",
+    .title = "Difference from Shared-Bottom per task (%, t1 MSE, t2-4 NE; mean ± 1 SE, {runs} "
+             "runs)",
     .xlabel = "task",
     .ylabel = "difference from Shared-Bottom (%)",
     .series = {"model"},
@@ -144,7 +144,7 @@ static const struct plot_layout layout_adatt_bars = {
     .y = "diff_pct",
     .err = "se_pct",
     .runs = "n",
-    .key = "top right",
+    .key = "bottom right",
     .style = GP_BARS,
     .panel_w = 900,
     .panel_h = 520,
@@ -152,8 +152,8 @@ static const struct plot_layout layout_adatt_bars = {
 };
 
 static const struct plot_layout layout_adatt_between = {
-    .title = "Difference from Shared-Bottom (%, NE or MSE) by between-group correlation (mean ± "
-             "1 SE over {runs} paired runs)",
+    .title = "Difference from Shared-Bottom (%, t1 MSE, t2-4 NE) by between-group correlation "
+             "(mean ± 1 SE, {runs} runs)",
     .xlabel = "between-group correlation",
     .ylabel = "difference from Shared-Bottom (%)",
     .col = "task",
@@ -187,8 +187,7 @@ static const struct plot_layout layout_adatt_heatmap = {
 };
 
 static const struct plot_layout layout_adatt_heatmap_between = {
-    .title = "AdaTT-sp effective expert weight per task and expert by between-group correlation, "
-             "mean of {runs} runs",
+    .title = "AdaTT-sp effective expert weight by between-group correlation (mean of {runs} runs)",
     .xlabel = "expert (expert k is task k's)",
     .ylabel = "task",
     .row = "between",
@@ -205,8 +204,7 @@ static const struct plot_layout layout_adatt_heatmap_between = {
 
 /* MMoE §6 baselines (experiments/mmoe/baselines.ini). */
 static const struct plot_layout layout_mmoe_baselines = {
-    .title = "{metric} by task correlation, each family at its best grid point by validation "
-             "loss (mean ± 1 SE over {runs} runs)",
+    .title = "{metric}, each family at its best grid point (mean ± 1 SE, {runs} runs)",
     .xlabel = "task correlation",
     .ylabel = "{metric}",
     .series = {"model"},
@@ -215,7 +213,7 @@ static const struct plot_layout layout_mmoe_baselines = {
     .err = "se",
     .err_scale = 1,
     .runs = "n",
-    .key = "top right",
+    .key = "top center",
     .style = GP_ERRORLINES,
     .panel_w = 820,
     .panel_h = 540,
