@@ -518,6 +518,8 @@ START_TEST(test_reproduce) {
         {"fig4.ini", "mmoe-fig4", "0.5, 0.9, 1", "20", "0.001, 0.01", "shared_bottom, omoe, mmoe"},
         {"fig5.ini", "mmoe-fig5", "0.5, 1", "20", "0.001", "shared_bottom, omoe, mmoe"},
         {"gates.ini", "mmoe-gates", "0, 1", "20", "0.001", "omoe, mmoe"},
+        {"baselines.ini", "mmoe-baselines", "0.5, 1", "20", "0.001",
+         "shared_bottom, mmoe, l2_constrained"},
     };
     for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++) {
         char text[1024];
@@ -532,9 +534,10 @@ START_TEST(test_reproduce) {
     const char *args[] = {"reproduce", "--quiet", "--no-render", "--jobs", "2", NULL};
     int rc = run_mtlab_in(dir, &out, &err, args);
     ck_assert_msg(rc == 0, "reproduce exited %d: %s", rc, err);
-    const char *outputs[] = {"mmoe-fig2.gp",  "mmoe-fig3.gp",      "mmoe-fig4.gp",
-                             "mmoe-fig5.gp",  "mmoe-gates.gp",     "mmoe-gates-hist.gp",
-                             "mmoe-table.md", "mmoe-table-fig4.md"};
+    const char *outputs[] = {"mmoe-fig2.gp",           "mmoe-fig3.gp",       "mmoe-fig4.gp",
+                             "mmoe-fig5.gp",           "mmoe-gates.gp",      "mmoe-gates-hist.gp",
+                             "mmoe-table.md",          "mmoe-table-fig4.md", "mmoe-baselines.gp",
+                             "mmoe-table-baselines.md"};
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) {
         char path[700];
         snprintf(path, sizeof path, "%s/plots/%s", dir, outputs[i]);
@@ -548,9 +551,9 @@ START_TEST(test_reproduce) {
                   "the second run trained again: %s", out);
     char *dbp = test_join(dir, "results.db");
     sqlite3 *db = open_db(dbp);
-    /* fig2: 3 x 2, fig3: 2 x 2, fig4: 18 x 2, fig5: 6 x 2, gates: 4 x 2 */
+    /* fig2: 3 x 2, fig3: 2 x 2, fig4: 18 x 2, fig5: 6 x 2, gates: 4 x 2, baselines: 6 x 2 */
     ck_assert_int_eq(q(db, "SELECT count(*) FROM trial WHERE status = 'done'"),
-                     6 + 4 + 36 + 12 + 8);
+                     6 + 4 + 36 + 12 + 8 + 12);
     sqlite3_close(db);
     free(out);
     free(err);
