@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/data_path.h"
 #include "core/mem.h"
 #include "cli/opts.h"
 #include "cli/run_report.h"
@@ -35,12 +36,14 @@ static double now(void) {
 static int run_sweeps(const char *scale, const char *db, int jobs, bool progress, err_t *err) {
     const int n = (int)(sizeof sweep_files / sizeof sweep_files[0]);
     for (int i = 0; i < n; i++) {
-        if (access(sweep_files[i], R_OK) != 0)
+        char installed[4200]; /* the installed copy, when not in the current directory */
+        const char *file = cli_data_path(sweep_files[i], installed, sizeof installed);
+        if (access(file, R_OK) != 0)
             return err_set(err, ERR_USAGE,
                            "%s not found: run mtlab reproduce from the repository root",
                            sweep_files[i]);
         sweep_t *sw;
-        if (sweep_load_scaled(sweep_files[i], strcmp(scale, "quick") == 0 ? "quick" : NULL, &sw,
+        if (sweep_load_scaled(file, strcmp(scale, "quick") == 0 ? "quick" : NULL, &sw,
                               err))
             return -1;
         printf("[%d/%d] %s: %d trials\n", i + 1, n, sw->name, sw->n_trials);
@@ -114,7 +117,8 @@ int cmd_reproduce(int argc, char **argv) {
     int rc = cli_options("reproduce", "mtlab reproduce [--scale quick|paper] [OPTIONS]",
                          "Runs the MMoE paper's synthetic study (experiments/mmoe/*.ini) into the\n"
                          "store and makes every figure and table (mtlab plot --list).  Re-running\n"
-                         "resumes: finished trials are kept.  Run it from the repository root.",
+                         "resumes: finished trials are kept.  Run it from the repository root (an\n"
+                         "installed mtlab reads PREFIX/share/mtlab/experiments/mmoe/ instead).",
                          opts, n_opts, argc, argv, pos, 0, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
     err_t err = {0};
