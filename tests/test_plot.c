@@ -417,7 +417,7 @@ END_TEST
 /* Fig 5: each panel's bins count all its runs; a row's panels share edges
  * that span the row's final losses. */
 START_TEST(test_fig5_bins) {
-    plot_params_t params = {NULL, NULL, 7};
+    plot_params_t params = {NULL, NULL, 7, NULL};
     store_table_t *t = query(full_db, plot_find("mmoe-fig5"), &params);
     ck_assert_int_eq(t->n_rows, 2 * 3 * 7);
     for (int p = 0; p < 6; p++) {
@@ -602,7 +602,7 @@ START_TEST(test_overrides) {
     int rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--metric", "val/loss/t2", "--no-render");
     ck_assert_msg(rc == 0, "%s", err);
     char *script = path_in(dir, "mmoe-fig3.gp");
-    plot_params_t params = {NULL, "val/loss/t2", 0};
+    plot_params_t params = {NULL, "val/loss/t2", 0, NULL};
     store_table_t *t = query(full_db, plot_find("mmoe-fig3"), &params);
     check_script_data(script, t);
     char *gp = slurp_file(script, NULL);
@@ -616,7 +616,7 @@ START_TEST(test_overrides) {
     /* Fig 3's drawing of the fig4 experiment: one line per model, lr, correlation. */
     rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--experiment", "mmoe-fig4", "--no-render");
     ck_assert_msg(rc == 0, "%s", err);
-    params = (plot_params_t){"mmoe-fig4", NULL, 0};
+    params = (plot_params_t){"mmoe-fig4", NULL, 0, NULL};
     t = query(full_db, plot_find("mmoe-fig3"), &params);
     ck_assert_int_eq(t->n_rows, 3 * 2 * 2 * 2);
     check_script_data(script, t);

@@ -332,7 +332,9 @@ int cmd_plot(int argc, char **argv) {
          "--curves: comma-separated runs-table columns (model, data.correlation, train.lr, ...)", 1,
          0, 0},
         {"band", OPT_STRING, &band, "B",
-         "--curves: ci95 (Student t), se, sd (sample, n - 1) or none", 1, 0, 0},
+         "--curves and the paper figures' curves (mmoe-fig3, -fig4): ci95 (Student t), se, sd "
+         "(sample, n - 1) or none",
+         1, 0, 0},
         {"where", OPT_STRING, &where, "EXPR",
          "--curves: only the trials where this condition on the runs table holds", 1, 0, 0},
         {"facet", OPT_STRING, &facet, "COL",
@@ -368,6 +370,12 @@ int cmd_plot(int argc, char **argv) {
         opts, n_opts, argc, argv, names, PLOT_MAX_NAMES, &n_names);
     if (rc != CLI_CONTINUE) return rc;
     err_t err = {0};
+    const bool band_seen = opts_seen_name(opts, n_opts, "band");
+    curves_band_t band_kind;
+    if (band_seen && curves_band_parse(band, &band_kind)) {
+        err_set(&err, ERR_USAGE, "--band: ci95, se, sd or none, not '%s'", band);
+        return cli_fail("plot", &err);
+    }
 
     if (query) {
         if (curves || all || n_names > 0 || list || data || experiment || metric || bins ||
@@ -433,7 +441,7 @@ int cmd_plot(int argc, char **argv) {
     if (store_open(&s, db, STORE_READONLY, &err)) return cli_fail("plot", &err);
     store_close(s);
 
-    plot_params_t params = {experiment, metric, bins};
+    plot_params_t params = {experiment, metric, bins, band_seen ? band : NULL};
     int status = 0;
     if (data) {
         int n_reg;
