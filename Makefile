@@ -9,8 +9,9 @@ DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlit
            libcsv-dev gnuplot-nox
 # Slurm and munge: the cluster test (tests/test_cluster.c) starts a one-node Slurm.
 DEBS    += slurmctld slurmd slurm-client munge
-# chromium: tests/test_install.c opens `mtlab report` in headless chromium.
-DEBS    += chromium
+# chromium: tests/test_install.c opens `mtlab report` in headless chromium;
+# groff-base: it renders the generated man page (groff -man -ww).
+DEBS    += chromium groff-base
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc

@@ -319,6 +319,10 @@ START_TEST(test_make_install) {
                              "SANITIZE=1",
 #endif
                              NULL};
+    /* a make of its own: not the jobserver or variables of a `make check` above */
+    unsetenv("MAKEFLAGS");
+    unsetenv("MFLAGS");
+    unsetenv("MAKELEVEL");
     char *out, *err;
     int rc = run_in(NULL, install, &out, &err);
     ck_assert_msg(rc == 0, "make install: exit %d: %s%s", rc, out, err);

@@ -356,7 +356,9 @@ int cmd_plot(int argc, char **argv) {
     const char *names[PLOT_MAX_NAMES];
     int n_names;
     int rc = cli_options(
-        "plot", "mtlab plot NAME... | --all | --list | --curves EXP [options]",
+        "plot",
+        "mtlab plot NAME... | --all | --list | --curves EXP [options] | --sql QUERY --x COL --y COL "
+        "[options]",
         "Redraws the papers' figures from a store: runs each figure's SQL (sql/figures/),\n"
         "writes DIR/NAME.gp -- a self-contained gnuplot script with the data inline --\n"
         "and runs gnuplot on it (when installed) to make DIR/NAME.png (svg, pdf).\n"
