@@ -141,6 +141,30 @@ static int help_options(const char *cmd, char **text, const char **names, int ma
     return n;
 }
 
+/* What `mtlab help` and each `mtlab CMD --help` list, read once for the
+ * test case (an unchecked fixture: the forked tests inherit it). */
+static struct {
+    char *help_text;
+    const char *cmds[64];
+    int n_cmds;
+    char *opts_text[64];
+    const char *opts[64][80];
+    int n_opts[64];
+} cli;
+
+static void cli_tables_load(void) {
+    cli.n_cmds = help_commands(&cli.help_text, cli.cmds, 64);
+    for (int i = 0; i < cli.n_cmds; i++)
+        cli.n_opts[i] = help_options(cli.cmds[i], &cli.opts_text[i], cli.opts[i], 80);
+}
+
+static void cli_tables_free(void) {
+    for (int i = 0; i < cli.n_cmds; i++)
+        free(cli.opts_text[i]);
+    free(cli.help_text);
+    memset(&cli, 0, sizeof cli);
+}
+
 /* ---- the man page ---------------------------------------------------------------- */
 
 /* Every command `mtlab help` lists has a section; every option its --help
@@ -156,9 +180,8 @@ START_TEST(test_man_page) {
     ck_assert_ptr_nonnull(strstr(man, "\n.SH NAME\n"));
     ck_assert_ptr_nonnull(strstr(man, "\n.SH SYNOPSIS\n"));
     ck_assert_ptr_nonnull(strstr(man, "\n.SH OPTIONS\n"));
-    char *help_text;
-    const char *cmds[64];
-    int n_cmds = help_commands(&help_text, cmds, 64);
+    const int n_cmds = cli.n_cmds;
+    const char *const *cmds = cli.cmds;
     ck_assert_int_ge(n_cmds, 20);
     for (int i = 0; i < n_cmds; i++) {
         char head[128];
@@ -167,9 +190,8 @@ START_TEST(test_man_page) {
         ck_assert_msg(section != NULL, "the man page has no section for %s", cmds[i]);
         char *end = strstr(section + 1, "\n.SS ");
         if (!end) end = strstr(section, "\n.SH ");
-        char *opts_text;
-        const char *opts[80];
-        int n_opts = help_options(cmds[i], &opts_text, opts, 80);
+        const int n_opts = cli.n_opts[i];
+        const char *const *opts = cli.opts[i];
         for (int k = 0; k < n_opts; k++) {
             char want[160], roff_name[120];
             size_t m = 0;
@@ -182,9 +204,7 @@ START_TEST(test_man_page) {
             char *at = strstr(section, want);
             ck_assert_msg(at && at < end, "man page: %s lacks --%s", cmds[i], opts[k]);
         }
-        free(opts_text);
     }
-    free(help_text);
 
     char groff[512];
     if (on_path("groff", groff, sizeof groff)) {
@@ -262,9 +282,8 @@ START_TEST(test_completion) {
 
     /* every option of every command completes from its "--" prefix (one
      * bash: a line "CMD: candidates" per command) */
-    char *help_text;
-    const char *cmds[64];
-    int n_cmds = help_commands(&help_text, cmds, 64);
+    const int n_cmds = cli.n_cmds;
+    const char *const *cmds = cli.cmds;
     size_t len = (size_t)snprintf(probe, sizeof probe, "source '%s'\nfor cmd in", path);
     for (int i = 0; i < n_cmds; i++)
         len += (size_t)snprintf(probe + len, sizeof probe - len, " %s", cmds[i]);
@@ -281,9 +300,8 @@ START_TEST(test_completion) {
             line = (line = strchr(line, '\n')) ? line + 1 : NULL;
         ck_assert_msg(line != NULL, "no completion line for %s: %s", cmds[i], out);
         char *words = strndup(line + strlen(head) - 1, strcspn(line, "\n") - strlen(head) + 1);
-        char *opts_text;
-        const char *opts[80];
-        int n_opts = help_options(cmds[i], &opts_text, opts, 80);
+        const int n_opts = cli.n_opts[i];
+        const char *const *opts = cli.opts[i];
         for (int k = 0; k < n_opts; k++) {
             char word[128];
             snprintf(word, sizeof word, " --%s ", opts[k]);
@@ -291,10 +309,8 @@ START_TEST(test_completion) {
                           opts[k], words);
         }
         free(words);
-        free(opts_text);
     }
     free(out);
-    free(help_text);
     free(path);
     free(script);
     free(db);
@@ -515,6 +531,7 @@ Suite *install_suite(void) {
     Suite *s = suite_create("install");
     TCase *tc = tcase_create("install");
     tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, cli_tables_load, cli_tables_free);
     tcase_add_test(tc, test_man_page);
     tcase_add_test(tc, test_completion);
     tcase_add_test(tc, test_make_install);
