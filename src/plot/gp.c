@@ -160,7 +160,7 @@ void gp_put_quoted(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* Replaces {fixed}, {metric} and {runs} in a layout string; an empty
+/* Replaces {fixed}, {metric}, {runs} and {band} in a layout string; an empty
  * {fixed} takes the separator after it (": ", ", ") with it. */
 static void expand(const char *templ, const char *fixed, const char *metric, const char *runs,
                    const char *band, char *out, size_t size) {
