@@ -389,9 +389,11 @@ done:
 static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *sum, err_t *err) {
     sqlite3_stmt *st;
     const char *check =
-        "SELECT a.name, a.src, b.src, a.spec IS NOT b.spec, a.identity IS NOT b.identity, "
+        "SELECT a.name, a.src, b.src, a.spec IS NOT b.spec, (a.identity IS NOT b.identity OR "
+        "a.draws IS NOT b.draws), "
         "a.code_version, b.code_version FROM s_experiment a JOIN s_experiment b ON a.name = b.name "
-        "AND a.src < b.src WHERE a.spec IS NOT b.spec OR a.identity IS NOT b.identity OR (?1 = 0 "
+        "AND a.src < b.src WHERE a.spec IS NOT b.spec OR a.identity IS NOT b.identity OR a.draws "
+        "IS NOT b.draws OR (?1 = 0 "
         "AND a.code_version IS NOT b.code_version) ORDER BY a.name, a.src, b.src LIMIT 1";
     if (sqlite3_prepare_v2(m->db, check, -1, &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "%s: %s", m->out_path, sqlite3_errmsg(m->db));
@@ -409,7 +411,7 @@ static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *s
         else if (sqlite3_column_int(st, 4))
             rc = err_set(err, ERR_FAIL,
                          "experiment '%s': %s and %s made its trial configs by different identity "
-                         "rules (experiment.identity)",
+                         "or draw rules (experiment.identity, experiment.draws)",
                          name, a, b);
         else {
             const char *va = (const char *)sqlite3_column_text(st, 5),
@@ -460,6 +462,10 @@ static int merge_entities(merge_t *m, err_t *err) {
         if (t->kind != TABLE_ENTITY) continue;
         sql_reset(&q);
         const char *id = t->cols[t->alias];
+        /* An entity of an experiment (spec: experiment_id) has its
+         * experiment_id mapped through exp_map, and every row is carried
+         * (an experiment's spec history), not only those a trial names. */
+        const bool owned = col_index(t, "experiment_id") >= 0;
         sql_add(&q, "INSERT INTO main.\"%s\" (\"%s\", ", t->name, id);
         add_cols(&q, t, "", true, false);
         sql_add(&q,
@@ -468,16 +474,26 @@ static int merge_entities(merge_t *m, err_t *err) {
                 id, t->name);
         add_cols(&q, t, "", true, false);
         sql_add(&q, "), * FROM (SELECT ");
-        add_cols(&q, t, "", true, false);
+        for (int c = 0, first = 1; c < t->n_cols; c++) {
+            if (c == t->alias) continue;
+            if (owned && strcmp(t->cols[c], "experiment_id") == 0)
+                sql_add(&q,
+                        "%s(SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
+                        "s.experiment_id)",
+                        first ? "" : ", ");
+            else
+                sql_add(&q, "%ss.\"%s\"", first ? "" : ", ", t->cols[c]);
+            first = 0;
+        }
         sql_add(&q,
-                " FROM temp.\"s_%s\" s WHERE src > 0 AND EXISTS (SELECT 1 FROM win w JOIN "
+                " FROM temp.\"s_%s\" s WHERE src > 0 AND (%d OR EXISTS (SELECT 1 FROM win w JOIN "
                 "s_trial x ON x.src = w.src AND x.id = w.old_id WHERE w.src = s.src AND (0",
-                t->name);
+                t->name, owned);
         const table_t *trial = find_table(m, "trial");
         for (int c = 0; c < trial->n_cols; c++)
             if (strcmp(trial->refs[c], t->name) == 0)
                 sql_add(&q, " OR x.\"%s\" = s.\"%s\"", trial->cols[c], id);
-        sql_add(&q, ")) EXCEPT SELECT ");
+        sql_add(&q, "))) EXCEPT SELECT ");
         add_cols(&q, t, "", true, false);
         sql_add(&q, " FROM main.\"%s\");", t->name);
         sql_add(&q,
@@ -485,7 +501,14 @@ static int merge_entities(merge_t *m, err_t *err) {
                 "AS new_id FROM temp.\"s_%s\" s JOIN main.\"%s\" x ON 1",
                 t->name, id, id, t->name, t->name);
         for (int c = 0; c < t->n_cols; c++)
-            if (c != t->alias) sql_add(&q, " AND s.\"%s\" IS x.\"%s\"", t->cols[c], t->cols[c]);
+            if (c == t->alias)
+                continue;
+            else if (owned && strcmp(t->cols[c], "experiment_id") == 0)
+                sql_add(&q,
+                        " AND (SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
+                        "s.experiment_id) IS x.experiment_id");
+            else
+                sql_add(&q, " AND s.\"%s\" IS x.\"%s\"", t->cols[c], t->cols[c]);
         sql_add(&q,
                 " WHERE s.src > 0 GROUP BY s.src, s.\"%s\";"
                 "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",
