@@ -450,6 +450,66 @@ static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *s
     return rc;
 }
 
+/* Whether column c of an experiment's entity is bookkeeping of when and by
+ * what it was registered (not part of what the row is). */
+static bool bookkeeping_col(const char *col) {
+    return strcmp(col, "created") == 0 || strcmp(col, "code_version") == 0;
+}
+
+/* An entity of an experiment (spec: experiment_id, referenced by trial):
+ * every input row is carried -- an experiment's whole spec history, not
+ * only the rows a winning trial names -- with experiment_id mapped through
+ * exp_map.  Rows are one when they agree on everything but when and by what
+ * they were registered (the same spec text run on two shards is one spec;
+ * the earliest created and code_version are kept), so a merge of duplicates
+ * adds nothing and the result does not depend on the order of the inputs. */
+static void owned_entity_sql(const table_t *t, sql_t *q) {
+    const char *id = t->cols[t->alias];
+    sql_add(q, "CREATE TEMP TABLE \"o_%s\" AS SELECT s.src, s.\"%s\" AS old_id", t->name, id);
+    for (int c = 0; c < t->n_cols; c++) {
+        if (c == t->alias) continue;
+        if (strcmp(t->cols[c], "experiment_id") == 0)
+            sql_add(q, ", (SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
+                       "s.experiment_id) AS experiment_id");
+        else
+            sql_add(q, ", s.\"%s\"", t->cols[c]);
+    }
+    sql_add(q, " FROM temp.\"s_%s\" s WHERE s.src > 0;", t->name);
+    /* "k1", "k2", ...: the identifying columns */
+    sql_t keys = {0}, match = {0};
+    for (int c = 0, first = 1; c < t->n_cols; c++) {
+        if (c == t->alias || bookkeeping_col(t->cols[c])) continue;
+        sql_add(&keys, "%s\"%s\"", first ? "" : ", ", t->cols[c]);
+        sql_add(&match, " AND x.\"%s\" IS o.\"%s\"", t->cols[c], t->cols[c]);
+        first = 0;
+    }
+    if (keys.failed || match.failed) {
+        q->failed = true;
+    } else {
+        sql_add(q, "INSERT INTO main.\"%s\" (\"%s\", %s", t->name, id, keys.text);
+        for (int c = 0; c < t->n_cols; c++)
+            if (c != t->alias && bookkeeping_col(t->cols[c])) sql_add(q, ", \"%s\"", t->cols[c]);
+        sql_add(q,
+                ") SELECT (SELECT coalesce(max(\"%s\"), 0) FROM main.\"%s\") + row_number() OVER "
+                "(ORDER BY %s), * FROM (SELECT %s",
+                id, t->name, keys.text, keys.text);
+        for (int c = 0; c < t->n_cols; c++)
+            if (c != t->alias && bookkeeping_col(t->cols[c]))
+                sql_add(q, ", min(\"%s\")", t->cols[c]);
+        sql_add(q,
+                " FROM \"o_%s\" o WHERE NOT EXISTS (SELECT 1 FROM main.\"%s\" x WHERE 1%s) "
+                "GROUP BY %s);",
+                t->name, t->name, match.text, keys.text);
+        sql_add(q,
+                "CREATE TEMP TABLE \"map_%s\" AS SELECT o.src, o.old_id, min(x.\"%s\") AS new_id "
+                "FROM \"o_%s\" o JOIN main.\"%s\" x ON 1%s GROUP BY o.src, o.old_id;"
+                "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",
+                t->name, id, t->name, t->name, match.text, t->name, t->name);
+    }
+    mem_free(keys.text);
+    mem_free(match.text);
+}
+
 /* Tables the trial table references (e.g. run): the rows that the trials
  * taken from the inputs reference (after choose_trials) are carried, rows
  * of equal content being one row; new contents get ids in content order.  temp.map_NAME (src,
@@ -461,11 +521,12 @@ static int merge_entities(merge_t *m, err_t *err) {
         const table_t *t = &m->tables[i];
         if (t->kind != TABLE_ENTITY) continue;
         sql_reset(&q);
+        if (col_index(t, "experiment_id") >= 0) { /* an experiment's (spec) */
+            owned_entity_sql(t, &q);
+            rc = exec_q(m, &q, "cannot merge an experiment's referenced table", err);
+            continue;
+        }
         const char *id = t->cols[t->alias];
-        /* An entity of an experiment (spec: experiment_id) has its
-         * experiment_id mapped through exp_map, and every row is carried
-         * (an experiment's spec history), not only those a trial names. */
-        const bool owned = col_index(t, "experiment_id") >= 0;
         sql_add(&q, "INSERT INTO main.\"%s\" (\"%s\", ", t->name, id);
         add_cols(&q, t, "", true, false);
         sql_add(&q,
@@ -474,26 +535,16 @@ static int merge_entities(merge_t *m, err_t *err) {
                 id, t->name);
         add_cols(&q, t, "", true, false);
         sql_add(&q, "), * FROM (SELECT ");
-        for (int c = 0, first = 1; c < t->n_cols; c++) {
-            if (c == t->alias) continue;
-            if (owned && strcmp(t->cols[c], "experiment_id") == 0)
-                sql_add(&q,
-                        "%s(SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
-                        "s.experiment_id)",
-                        first ? "" : ", ");
-            else
-                sql_add(&q, "%ss.\"%s\"", first ? "" : ", ", t->cols[c]);
-            first = 0;
-        }
+        add_cols(&q, t, "", true, false);
         sql_add(&q,
-                " FROM temp.\"s_%s\" s WHERE src > 0 AND (%d OR EXISTS (SELECT 1 FROM win w JOIN "
+                " FROM temp.\"s_%s\" s WHERE src > 0 AND EXISTS (SELECT 1 FROM win w JOIN "
                 "s_trial x ON x.src = w.src AND x.id = w.old_id WHERE w.src = s.src AND (0",
-                t->name, owned);
+                t->name);
         const table_t *trial = find_table(m, "trial");
         for (int c = 0; c < trial->n_cols; c++)
             if (strcmp(trial->refs[c], t->name) == 0)
                 sql_add(&q, " OR x.\"%s\" = s.\"%s\"", trial->cols[c], id);
-        sql_add(&q, "))) EXCEPT SELECT ");
+        sql_add(&q, ")) EXCEPT SELECT ");
         add_cols(&q, t, "", true, false);
         sql_add(&q, " FROM main.\"%s\");", t->name);
         sql_add(&q,
@@ -501,14 +552,7 @@ static int merge_entities(merge_t *m, err_t *err) {
                 "AS new_id FROM temp.\"s_%s\" s JOIN main.\"%s\" x ON 1",
                 t->name, id, id, t->name, t->name);
         for (int c = 0; c < t->n_cols; c++)
-            if (c == t->alias)
-                continue;
-            else if (owned && strcmp(t->cols[c], "experiment_id") == 0)
-                sql_add(&q,
-                        " AND (SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
-                        "s.experiment_id) IS x.experiment_id");
-            else
-                sql_add(&q, " AND s.\"%s\" IS x.\"%s\"", t->cols[c], t->cols[c]);
+            if (c != t->alias) sql_add(&q, " AND s.\"%s\" IS x.\"%s\"", t->cols[c], t->cols[c]);
         sql_add(&q,
                 " WHERE s.src > 0 GROUP BY s.src, s.\"%s\";"
                 "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",

@@ -1354,8 +1354,8 @@ static int apply_overrides(ctx_t *c, const sweep_opts_t *o, int n_lines, overrid
         if (check_section(c, &header, err)) return -1;
         if (is_scale_section(it->section))
             return usage_at(c, err, it->line,
-                            "[%s] is a scale: give --scale %s, or the key it sets", it->section,
-                            it->section + 6);
+                            "a [scale.<name>] section is applied with --scale NAME; override "
+                            "the key itself (e.g. train.steps=100)");
         if (!(it->value = mem_strdup(eq + 1)))
             return err_set(err, ERR_FAIL, "%s: out of memory for the overrides", c->path);
         const bool model_section = is_model_section(it->section);
