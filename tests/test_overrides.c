@@ -68,16 +68,26 @@ START_TEST(test_override_run_resume) {
     char *dir = test_tmpdir();
     char *ini = test_write_file(dir, "ov.ini", tiny_ini), *db = test_join(dir, "r.db");
     /* A list makes a grid in the file's place; a [model.NAME] key for one model. */
-    const char *dry[] = {"run",          ini,        "data.correlation=0.2,0.4,0.6",
-                         "model.mmoe.experts=3", "--db", db, "--dry-run", NULL};
+    const char *dry[] = {
+        "run",       ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=3", "--db", db,
+        "--dry-run", NULL};
     char *out = test_mtlab_ok(0, NULL, dry);
-    ck_assert_msg(strstr(out, "6 points x 1 repeats = 6 trials") &&
-                      strstr(out, "# overrides: data.correlation=0.2,0.4,0.6 model.mmoe.experts=3") &&
-                      strstr(out, "every trial is new"),
-                  "%s", out);
+    ck_assert_msg(
+        strstr(out, "6 points x 1 repeats = 6 trials") &&
+            strstr(out, "# overrides: data.correlation=0.2,0.4,0.6 model.mmoe.experts=3") &&
+            strstr(out, "every trial is new"),
+        "%s", out);
     free(out);
-    const char *run[] = {"run", ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=3",
-                         "--db", db, "--jobs", "1", "--quiet", NULL};
+    const char *run[] = {"run",
+                         ini,
+                         "data.correlation=0.2,0.4,0.6",
+                         "model.mmoe.experts=3",
+                         "--db",
+                         db,
+                         "--jobs",
+                         "1",
+                         "--quiet",
+                         NULL};
     out = test_mtlab_ok(0, NULL, run);
     ck_assert_msg(strstr(out, "6 trials (6 new): 6 done"), "%s", out);
     free(out);
@@ -109,8 +119,16 @@ START_TEST(test_override_run_resume) {
     out = test_mtlab_ok(0, NULL, run);
     ck_assert_msg(strstr(out, "6 trials (0 new): 6 done"), "%s", out);
     free(out);
-    const char *other[] = {"run", ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=4",
-                           "--db", db, "--jobs", "1", "--quiet", NULL};
+    const char *other[] = {"run",
+                           ini,
+                           "data.correlation=0.2,0.4,0.6",
+                           "model.mmoe.experts=4",
+                           "--db",
+                           db,
+                           "--jobs",
+                           "1",
+                           "--quiet",
+                           NULL};
     char *err;
     out = test_mtlab_ok(2, &err, other);
     ck_assert_str_eq(out, "");
@@ -122,8 +140,9 @@ START_TEST(test_override_run_resume) {
     free(err);
     ck_assert_double_eq(test_query(db, "SELECT count(*) FROM spec"), 1);
     /* The dry run says what would change: the diff and the trials. */
-    const char *other_dry[] = {"run",  ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=4",
-                               "--db", db,  "--dry-run",                    NULL};
+    const char *other_dry[] = {
+        "run",       ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=4", "--db", db,
+        "--dry-run", NULL};
     out = test_mtlab_ok(0, NULL, other_dry);
     ck_assert_msg(strstr(out, "has another spec (2 lines differ") &&
                       strstr(out, "#   -; mtlab run override: model.mmoe.experts=3\n") &&
@@ -132,8 +151,17 @@ START_TEST(test_override_run_resume) {
                   "%s", out);
     free(out);
     /* --replace-spec appends to the history; the new trials know their spec. */
-    const char *replace[] = {"run",  ini, "data.correlation=0.2,0.4,0.6", "model.mmoe.experts=4",
-                             "--db", db,  "--jobs", "1", "--quiet", "--replace-spec", NULL};
+    const char *replace[] = {"run",
+                             ini,
+                             "data.correlation=0.2,0.4,0.6",
+                             "model.mmoe.experts=4",
+                             "--db",
+                             db,
+                             "--jobs",
+                             "1",
+                             "--quiet",
+                             "--replace-spec",
+                             NULL};
     out = test_mtlab_ok(0, NULL, replace);
     ck_assert_msg(strstr(out, "6 trials (3 new)"), "%s", out);
     free(out);
@@ -146,7 +174,8 @@ START_TEST(test_override_run_resume) {
     const char *history[] = {"ls", "--db", db, "--history", "ov", NULL};
     out = test_mtlab_ok(0, NULL, history);
     ck_assert_msg(strstr(out, "spec 1: registered") && strstr(out, "added 6 trials") &&
-                      strstr(out, "spec 2 (current): registered") && strstr(out, "added 3 trials") &&
+                      strstr(out, "spec 2 (current): registered") &&
+                      strstr(out, "added 3 trials") &&
                       strstr(out, "    -; mtlab run override: model.mmoe.experts=3\n"),
                   "%s", out);
     free(out);
@@ -180,7 +209,8 @@ START_TEST(test_override_errors) {
         const char *override, *expect;
     } cases[] = {
         {"train.lr=abc", "argument 'train.lr=abc': [train] lr: 'abc' is not a number"},
-        {"trian.lr=0.1", "argument 'trian.lr=0.1': unknown section [trian] (did you mean [train]?)"},
+        {"trian.lr=0.1",
+         "argument 'trian.lr=0.1': unknown section [trian] (did you mean [train]?)"},
         {"train.lrr=0.1", "unknown key 'lrr' in [train] (did you mean 'lr'?)"},
         {"data.lr=0.1", "unknown key 'lr' in [data] (it belongs in [train])"},
         {"train.lr", "argument 'train.lr': expected section.key=value"},
@@ -245,7 +275,8 @@ START_TEST(test_override_in_place) {
     /* correlation (outermost, the file's first list), then lr, then the model */
     ck_assert_int_eq(s->n_points, 8);
     static const char *const corr[] = {"0.1", "0.1", "0.1", "0.1", "0.3", "0.3", "0.3", "0.3"};
-    static const char *const lr[] = {"0.001", "0.001", "0.1", "0.1", "0.001", "0.001", "0.1", "0.1"};
+    static const char *const lr[] = {"0.001", "0.001", "0.1", "0.1",
+                                     "0.001", "0.001", "0.1", "0.1"};
     for (int p = 0; p < 8; p++) {
         char want[64];
         snprintf(want, sizeof want, "data.correlation=%s;", corr[p]);
@@ -258,7 +289,8 @@ START_TEST(test_override_in_place) {
     /* An overridden key has no file line (errors name the argument). */
     ck_assert_int_eq(sweep_key_line(s, 0, "data.correlation"), 0);
     ck_assert_int_eq(sweep_key_line(s, 0, "train.batch"), 12);
-    ck_assert_str_eq(s->overrides, "data.correlation=0.1,0.3\ntrain.lr=0.001,0.1\ndata.noise=0.2\n");
+    ck_assert_str_eq(s->overrides,
+                     "data.correlation=0.1,0.3\ntrain.lr=0.001,0.1\ndata.noise=0.2\n");
     sweep_free(s);
     sweep_free(plain);
     free(path);
@@ -359,23 +391,22 @@ START_TEST(test_stored_rule_kept) {
     char *ini = test_write_file(dir, "rs.ini", ini_text), *db = test_join(dir, "old.db");
     /* The old store: the file run with independent draws, then its spec text
      * made the file's own (what a store of an older mtlab holds). */
-    const char *ind[] = {"run",  ini, "experiment.draws=independent", "--db", db, "--jobs", "1",
+    const char *ind[] = {"run",     ini, "experiment.draws=independent", "--db", db, "--jobs", "1",
                          "--quiet", NULL};
     char *out = test_mtlab_ok(0, NULL, ind);
     free(out);
     sqlite3 *h;
     ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
     sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(h, "UPDATE experiment SET spec = ?1",
-                                        -1, &st, NULL),
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "UPDATE experiment SET spec = ?1", -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(st, 1, ini_text, -1, SQLITE_STATIC);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
     sqlite3_finalize(st);
-    ck_assert_int_eq(sqlite3_exec(h, "UPDATE spec SET text = (SELECT spec FROM experiment), "
-                                     "overrides = ''",
-                                  NULL,
-                                  NULL, NULL),
+    ck_assert_int_eq(sqlite3_exec(h,
+                                  "UPDATE spec SET text = (SELECT spec FROM experiment), "
+                                  "overrides = ''",
+                                  NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(h);
     ck_assert_double_eq(test_query(db, "SELECT count(DISTINCT p.value) FROM param p WHERE "
@@ -456,15 +487,15 @@ START_TEST(test_merge_history) {
     char *ini = test_write_file(dir, "ov.ini", tiny_ini);
     char *a = test_join(dir, "a.db"), *b = test_join(dir, "b.db"), *m = test_join(dir, "m.db");
     const char *a1[] = {"run", ini, "train.steps=10", "--db", a, "--jobs", "1", "--quiet", NULL};
-    const char *a2[] = {"run", ini,  "train.steps=10", "train.lr=0.02", "--db", a, "--jobs", "1",
-                        "--quiet", "--replace-spec", NULL};
+    const char *a2[] = {"run",    ini, "train.steps=10", "train.lr=0.02",  "--db", a,
+                        "--jobs", "1", "--quiet",        "--replace-spec", NULL};
     const char *b1[] = {"run", ini, "train.steps=10", "--db", b, "--jobs", "1", "--quiet", NULL};
     free(test_mtlab_ok(0, NULL, a1));
     free(test_mtlab_ok(0, NULL, a2));
     free(test_mtlab_ok(0, NULL, b1));
     /* b, then a: the final spec texts must agree, so b gets a's last one. */
-    const char *b2[] = {"run", ini,  "train.steps=10", "train.lr=0.02", "--db", b, "--jobs", "1",
-                        "--quiet", "--replace-spec", "--limit", "1", NULL};
+    const char *b2[] = {"run", ini,       "train.steps=10", "train.lr=0.02", "--db", b,   "--jobs",
+                        "1",   "--quiet", "--replace-spec", "--limit",       "1",    NULL};
     free(test_mtlab_ok(0, NULL, b2));
     const char *merge[] = {"merge", m, a, b, NULL};
     free(test_mtlab_ok(0, NULL, merge));
@@ -504,8 +535,8 @@ static char *file_bytes(const char *path, size_t *n) {
 START_TEST(test_rerun) {
     char *dir = test_tmpdir();
     char *ini = test_write_file(dir, "ov.ini", tiny_ini), *db = test_join(dir, "r.db");
-    const char *run[] = {"run",   ini,   "train.lr=0.01,1e7", "--db", db, "--jobs", "1",
-                         "--quiet", NULL};
+    const char *run[] = {"run",    ini, "train.lr=0.01,1e7", "--db", db,
+                         "--jobs", "1", "--quiet",           NULL};
     free(test_mtlab_ok(0, NULL, run)); /* lr 1e7 diverges: failed trials */
     const int done = (int)test_query(db, "SELECT min(id) FROM trial WHERE status = 'done'");
     const int failed = (int)test_query(db, "SELECT min(id) FROM trial WHERE status = 'failed'");

@@ -52,9 +52,8 @@ static int rerun_metrics(const trial_result_t *res, int T, int final_step, rerun
         }
         for (int i = 0; i < T; i++)
             for (int j = i + 1; j < T && n < cap; j++) {
-                metric_name(
-                    (metric_id_t){METRIC_DATA, MEASURE_PEARSON, metric_pair_index(i, j, T)}, T,
-                    out[n].name, METRIC_NAME_MAX);
+                metric_name((metric_id_t){METRIC_DATA, MEASURE_PEARSON, metric_pair_index(i, j, T)},
+                            T, out[n].name, METRIC_NAME_MAX);
                 out[n].step = 0;
                 out[n++].value = res->label_pearson[i][j];
             }
@@ -237,8 +236,9 @@ int cmd_rerun(int argc, char **argv) {
     if (rc != CLI_CONTINUE) return rc;
     long long id;
     if (n_pos != 1 || parse_long(pos[0], &id) || id < 1) {
-        err_set(&err, ERR_USAGE, "expected one trial id (a positive integer; mtlab trials EXP "
-                                 "lists them)");
+        err_set(&err, ERR_USAGE,
+                "expected one trial id (a positive integer; mtlab trials EXP "
+                "lists them)");
         return cli_fail("rerun", &err);
     }
     store_t *s;

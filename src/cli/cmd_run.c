@@ -105,7 +105,6 @@ static void dry_run(const sweep_t *sw, int shard, int shards) {
     }
 }
 
-
 /* Loads the sweep with its overrides.  A file with distributions that does
  * not say how to draw them follows the rule stored with its experiment, when
  * the store has it (experiments stored before paired draws existed keep
@@ -123,7 +122,7 @@ static int load_sweep(const char *path, const char *scale, const char *const *ov
     store_close(st);
     if (found != 1) return 0;
     so.draws = sweep_draws_parse(info.draws) == SWEEP_DRAWS_INDEPENDENT ? SWEEP_DRAWS_INDEPENDENT
-                                                                          : SWEEP_DRAWS_PAIRED;
+                                                                        : SWEEP_DRAWS_PAIRED;
     store_experiment_info_free(&info);
     if (so.draws == (*sw)->draws) return 0;
     sweep_free(*sw);

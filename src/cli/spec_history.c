@@ -71,7 +71,8 @@ int cli_spec_history(store_t *s, const char *experiment, FILE *f, err_t *err) {
     mem_free(previous);
     if (rc != SQLITE_DONE)
         return err_set(err, ERR_FAIL, "cannot read the spec history: %s", sqlite3_errmsg(db));
-    if (n == 0) return err_set(err, ERR_USAGE, "no experiment '%s' (mtlab ls lists them)", experiment);
+    if (n == 0)
+        return err_set(err, ERR_USAGE, "no experiment '%s' (mtlab ls lists them)", experiment);
     sqlite3_stmt *old;
     if (sqlite3_prepare_v2(db,
                            "SELECT count(*) FROM trial t JOIN experiment e ON e.id = "

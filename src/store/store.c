@@ -60,7 +60,7 @@ struct store {
     bool restricted; /* claims limited to temp.claimable (store_restrict_claims) */
     long fail_after; /* test hook: write steps left before an injected failure, -1 off */
     int64_t run_id;  /* the run (invocation) its claims record in trial.run_id, 0: none */
-    int64_t spec_id; /* the spec (store_experiment_ex) new trials record in trial.spec_id, 0: none */
+    int64_t spec_id; /* the spec new trials record in trial.spec_id, 0: none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -655,8 +655,7 @@ static int add_spec(store_t *s, int64_t id, const store_experiment_spec_t *e, co
 static int current_spec(store_t *s, int64_t id, const store_experiment_spec_t *e, const char *now,
                         err_t *err) {
     sqlite3_stmt *st;
-    if (prepare(s, &st,
-                "SELECT max(id) FROM spec WHERE experiment_id = ? AND text = ?", err))
+    if (prepare(s, &st, "SELECT max(id) FROM spec WHERE experiment_id = ? AND text = ?", err))
         return -1;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, e->spec_text, -1, SQLITE_STATIC);

@@ -211,8 +211,8 @@ void store_test_fail_writes(store_t *s, long n_ok);
  * (NULL: keep; a new experiment gets "paired") becomes experiment.draws. */
 typedef struct {
     const char *name, *description, *spec_text;
-    int identity;      /* SWEEP_IDENTITY */
-    bool replace_spec; /* continue it with a changed text */
+    int identity;          /* SWEEP_IDENTITY */
+    bool replace_spec;     /* continue it with a changed text */
     const char *overrides; /* the command-line overrides, one per line; NULL or "": none */
     const char *draws;     /* "paired" or "independent" */
 } store_experiment_spec_t;

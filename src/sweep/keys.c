@@ -253,7 +253,7 @@ static void set_samples(sweep_t *s, const char *t) {
 }
 static void set_draws(sweep_t *s, const char *t) {
     s->draws = sweep_draws_parse(t) == SWEEP_DRAWS_INDEPENDENT ? SWEEP_DRAWS_INDEPENDENT
-                                                              : SWEEP_DRAWS_PAIRED;
+                                                               : SWEEP_DRAWS_PAIRED;
 }
 static void set_gates(sweep_t *s, const char *t) {
     s->record_gates = strcmp(t, "true") == 0;

@@ -1324,7 +1324,8 @@ static int apply_overrides(ctx_t *c, const sweep_opts_t *o, int n_lines, overrid
     ov->items = mem_calloc((size_t)n, sizeof *ov->items);
     ov->labels = mem_calloc((size_t)n_lines + (size_t)n, sizeof *ov->labels);
     ov->label_text = mem_calloc((size_t)n, sizeof *ov->label_text);
-    entry_t *grown = mem_realloc(c->entries, sizeof *grown * ((size_t)c->n_entries + (size_t)n + 1));
+    entry_t *grown =
+        mem_realloc(c->entries, sizeof *grown * ((size_t)c->n_entries + (size_t)n + 1));
     if (grown) c->entries = grown;
     if (!ov->items || !ov->labels || !ov->label_text || !grown)
         return err_set(err, ERR_FAIL, "%s: out of memory for the overrides", c->path);
@@ -1369,8 +1370,7 @@ static int apply_overrides(ctx_t *c, const sweep_opts_t *o, int n_lines, overrid
                             hp_list(it->section + 6, (char[400]){0}, 400));
         int at = -1;
         for (int e = 0; e < c->n_entries && at < 0; e++)
-            if (c->entries[e].key == key && strcmp(c->entries[e].section, it->section) == 0)
-                at = e;
+            if (c->entries[e].key == key && strcmp(c->entries[e].section, it->section) == 0) at = e;
         if (at >= 0 && label_of(c, c->entries[at].line))
             return usage_at(c, err, it->line, "[%s] %s: given twice (%s and %s)", it->section,
                             it->key, label_of(c, c->entries[at].line), label_of(c, it->line));

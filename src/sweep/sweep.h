@@ -90,7 +90,7 @@ typedef struct {
     bool record_weights; /* [record] weights (default true): store final parameters */
     char *text;    /* the file's bytes, stored with the experiment (plus the scale line) */
     char scale[32]; /* the applied [scale.<name>], or "" */
-    int draws;        /* sweep_draws_t: how distributions are drawn */
+    int draws;      /* sweep_draws_t: how distributions are drawn */
     bool draws_given; /* the file or an override sets [experiment] draws */
     bool random;      /* some key is a distribution (draws matters) */
     /* The command-line overrides, "section.key=value" one per line in the
