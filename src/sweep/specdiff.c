@@ -93,12 +93,12 @@ static int edit_script(const line_t *a, int na, const line_t *b, int nb, char **
         if (i < na && j < nb && same_line(a[i], b[j])) {
             (*ops)[n++] = '=';
             i++, j++;
-        } else if (j < nb && (i == na || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j])) {
+        } else if (i < na && (j == nb || lcs[(i + 1) * w + j] >= lcs[i * w + j + 1])) {
+            (*ops)[n++] = '-'; /* removed lines first, as diff -u shows a change */
+            i++;
+        } else {
             (*ops)[n++] = '+';
             j++;
-        } else {
-            (*ops)[n++] = '-';
-            i++;
         }
     }
     mem_free(lcs);
