@@ -113,6 +113,15 @@ START_TEST(test_override_run_resume) {
     ck_assert_str_eq(overrides, "data.correlation=0.2,0.4,0.6\nmodel.mmoe.experts=3\n");
     free(overrides);
     ck_assert_double_eq(test_query(db, "SELECT count(*) FROM trial WHERE spec_id = 1"), 6);
+    /* v_best_lr tells the settings apart: 6 settings, 3 data settings that
+     * each pair the two models. */
+    ck_assert_double_eq(test_query(db, "SELECT count(DISTINCT setting_id) FROM v_best_lr "
+                                       "WHERE rank = 1"),
+                        6);
+    ck_assert_double_eq(test_query(db, "SELECT count(*) FROM (SELECT data_setting_id FROM "
+                                       "v_best_lr GROUP BY data_setting_id HAVING count(DISTINCT "
+                                       "model) = 2)"),
+                        3);
 
     /* The same overrides resume (nothing new); others are refused, naming
      * the line that differs, with nothing on stdout and nothing stored. */
