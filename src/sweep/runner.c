@@ -56,12 +56,17 @@ int runner_shard_size(int n_trials, int shard, int shards) {
     return n_trials / shards + (shard < n_trials % shards ? 1 : 0);
 }
 
-/* The changed-spec refusal, with what differs: the file's lines and the
- * overrides (a resume needs the same file, scale and overrides). */
+/* A refusal to register the experiment (*err, ERR_USAGE), with what
+ * differs when the stored spec text is another: the file's lines, scale and
+ * overrides (a resume needs the same). */
 static int spec_refusal(store_t *st, const sweep_t *sw, err_t *err) {
     store_experiment_info_t info;
     err_t ignored = {0};
     if (store_experiment_find(st, sw->name, &info, &ignored) != 1) return -1;
+    if (strcmp(info.spec, sw->text) == 0) { /* refused for another reason */
+        store_experiment_info_free(&info);
+        return -1;
+    }
     char what[400];
     specdiff_summary(info.spec, sw->text, what, sizeof what);
     char msg[sizeof err->msg];
@@ -83,9 +88,7 @@ static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *
                                        .overrides = sw->overrides,
                                        .draws = sweep_draws_name(sw->draws)};
     if (store_experiment_ex(st, &e, exp_id, err))
-        return err->kind == ERR_USAGE && !o->replace_spec && strstr(err->msg, "different spec")
-                   ? spec_refusal(st, sw, err)
-                   : -1;
+        return err->kind == ERR_USAGE && !o->replace_spec ? spec_refusal(st, sw, err) : -1;
     /* The points' params as store records, back to back: point p's start at
      * kv + first[p]. */
     size_t n_kv = 0;

@@ -88,7 +88,7 @@ typedef struct {
     uint64_t seed; /* [experiment] seed (default 1) */
     bool record_gates;   /* [record] gates   (default true) */
     bool record_weights; /* [record] weights (default true): store final parameters */
-    char *text;    /* the file's bytes, stored with the experiment (plus the scale line) */
+    char *text; /* the file's bytes, stored with the experiment (plus scale, override lines) */
     char scale[32]; /* the applied [scale.<name>], or "" */
     int draws;      /* sweep_draws_t: how distributions are drawn */
     bool draws_given; /* the file or an override sets [experiment] draws */
