@@ -78,5 +78,6 @@ Suite *workbench_suite(void);
 Suite *cluster_suite(void);
 Suite *report_suite(void);
 Suite *install_suite(void);
+Suite *overrides_suite(void);
 
 #endif

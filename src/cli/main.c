@@ -35,6 +35,7 @@ static const command_t commands[] = {
     {"slurm", cmd_slurm, "run a sweep on a Slurm cluster as a job array of shards"},
     {"diff", cmd_diff, "compare two trials: config, seeds, final metrics, curves overlaid"},
     {"report", cmd_report, "write an experiment as one self-contained HTML report"},
+    {"rerun", cmd_rerun, "retrain a stored trial in memory and compare its final metrics' bits"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
