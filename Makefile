@@ -9,6 +9,9 @@ DEBS    := build-essential pkg-config libopenblas-dev check libsqlite3-dev sqlit
            libcsv-dev gnuplot-nox
 # Slurm and munge: the cluster test (tests/test_cluster.c) starts a one-node Slurm.
 DEBS    += slurmctld slurmd slurm-client munge
+# chromium: tests/test_install.c opens `mtlab report` in headless chromium;
+# groff-base: it renders the generated man page (groff -man -ww).
+DEBS    += chromium groff-base
 
 BASE_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
                -ffp-contract=off -fno-fast-math -MMD -MP -Isrc
@@ -130,3 +133,33 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man page and
+# bash completion -- both written by the binary from its own command and
+# option tables (mtlab help --man / --completion) -- and the sweep files in
+# PREFIX/share/mtlab/experiments (where an installed `mtlab reproduce` looks).
+# make uninstall removes exactly these.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_BIN  = $(DESTDIR)$(PREFIX)/bin
+INSTALL_MAN  = $(DESTDIR)$(PREFIX)/share/man/man1
+INSTALL_COMP = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+INSTALL_DATA = $(DESTDIR)$(PREFIX)/share/mtlab
+EXPERIMENT_FILES := $(shell find experiments -type f -name '*.ini' 2>/dev/null | sort)
+.PHONY: install uninstall
+
+$(BUILD)/mtlab.1: $(BUILD)/mtlab FORCE
+	$(BUILD)/mtlab help --man > $@.tmp && mv $@.tmp $@
+$(BUILD)/mtlab.bash: $(BUILD)/mtlab FORCE
+	$(BUILD)/mtlab help --completion > $@.tmp && mv $@.tmp $@
+
+install: $(BUILD)/mtlab $(BUILD)/mtlab.1 $(BUILD)/mtlab.bash
+	install -d $(INSTALL_BIN) $(INSTALL_MAN) $(INSTALL_COMP)
+	install -m 755 $(BUILD)/mtlab $(INSTALL_BIN)/mtlab
+	install -m 644 $(BUILD)/mtlab.1 $(INSTALL_MAN)/mtlab.1
+	install -m 644 $(BUILD)/mtlab.bash $(INSTALL_COMP)/mtlab
+	for f in $(EXPERIMENT_FILES); do install -D -m 644 $$f $(INSTALL_DATA)/$$f || exit 1; done
+
+uninstall:
+	rm -f $(INSTALL_BIN)/mtlab $(INSTALL_MAN)/mtlab.1 $(INSTALL_COMP)/mtlab
+	rm -rf $(INSTALL_DATA)

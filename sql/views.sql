@@ -78,7 +78,12 @@ SELECT e.name AS experiment,
 -- Learning rates compared by validation loss: per experiment, model and
 -- setting (the config without its train.lr key), the mean final
 -- val/loss/total of each lr over its done repeats (n), ranked (rank 1: the
--- lowest validation loss), with the mean final test/loss/total at that lr.
+-- lowest validation loss), with the mean final test/loss/total at that lr;
+-- setting_id numbers the settings of an experiment (1, 2, ... in setting
+-- order), so rank-1 rows of different settings are told apart at a glance;
+-- data_setting_id numbers their data and train part (the config before its
+-- model keys), the same for every model trained at that setting, so the
+-- families' rows pair up (with paired random draws, at the same lrs).
 --   SELECT * FROM v_best_lr WHERE rank = 1
 CREATE VIEW v_best_lr AS
 WITH final AS (
@@ -111,7 +116,13 @@ SELECT e.name AS experiment,
        b.val_loss,
        b.test_loss,
        rank() OVER (PARTITION BY b.experiment_id, b.model, b.setting
-                    ORDER BY b.val_loss) AS rank
+                    ORDER BY b.val_loss) AS rank,
+       dense_rank() OVER (PARTITION BY b.experiment_id ORDER BY b.setting) AS setting_id,
+       dense_rank() OVER (PARTITION BY b.experiment_id
+                          ORDER BY CASE WHEN instr(b.setting, ';model.name=') > 0
+                                        THEN substr(b.setting, 1,
+                                                    instr(b.setting, ';model.name=') - 1)
+                                        ELSE b.setting END) AS data_setting_id
   FROM by_lr b
   JOIN experiment e ON e.id = b.experiment_id;
 

@@ -442,7 +442,7 @@ END_TEST
 /* Fig 5: each panel's bins count all its runs; a row's panels share edges
  * that span the row's final losses. */
 START_TEST(test_fig5_bins) {
-    plot_params_t params = {NULL, NULL, 7};
+    plot_params_t params = {NULL, NULL, 7, NULL};
     store_table_t *t = query(full_db, plot_find("mmoe-fig5"), &params);
     ck_assert_int_eq(t->n_rows, 2 * 3 * 7);
     for (int p = 0; p < 6; p++) {
@@ -627,7 +627,7 @@ START_TEST(test_overrides) {
     int rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--metric", "val/loss/t2", "--no-render");
     ck_assert_msg(rc == 0, "%s", err);
     char *script = path_in(dir, "mmoe-fig3.gp");
-    plot_params_t params = {NULL, "val/loss/t2", 0};
+    plot_params_t params = {NULL, "val/loss/t2", 0, NULL};
     store_table_t *t = query(full_db, plot_find("mmoe-fig3"), &params);
     check_script_data(script, t);
     char *gp = slurp_file(script, NULL);
@@ -641,7 +641,7 @@ START_TEST(test_overrides) {
     /* Fig 3's drawing of the fig4 experiment: one line per model, lr, correlation. */
     rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--experiment", "mmoe-fig4", "--no-render");
     ck_assert_msg(rc == 0, "%s", err);
-    params = (plot_params_t){"mmoe-fig4", NULL, 0};
+    params = (plot_params_t){"mmoe-fig4", NULL, 0, NULL};
     t = query(full_db, plot_find("mmoe-fig3"), &params);
     ck_assert_int_eq(t->n_rows, 3 * 2 * 2 * 2);
     check_script_data(script, t);
@@ -736,6 +736,261 @@ START_TEST(test_gnuplot_missing_or_failing) {
 }
 END_TEST
 
+/* ---- bands, --sql, --facet (issue 15) --------------------------------------------- */
+
+#include "plot/curves.h"
+
+/* The values behind one point of a curve figure, from the metric table:
+ * the done trials of (experiment, model, lr, correlation) at step. */
+static int point_values(const char *db, const char *experiment, const store_table_t *t, int r,
+                        const char *metric, double *v, int max) {
+    sqlite3 *h;
+    ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st;
+    const char *sql =
+        "SELECT m.value FROM metric m JOIN trial t ON t.id = m.trial_id "
+        "JOIN experiment e ON e.id = t.experiment_id "
+        "JOIN param pl ON pl.trial_id = t.id AND pl.key = 'train.lr' "
+        "JOIN param pc ON pc.trial_id = t.id AND pc.key = 'data.correlation' "
+        "WHERE e.name = ?1 AND t.status = 'done' AND t.model = ?2 AND pl.value = ?3 "
+        "AND pc.value = ?4 AND m.name = ?5 AND m.step = ?6 AND m.value IS NOT NULL";
+    ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, experiment, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, text(t, r, "model"), -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, num(t, r, "lr"));
+    sqlite3_bind_double(st, 4, num(t, r, "correlation"));
+    sqlite3_bind_text(st, 5, metric, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 6, num(t, r, "step"));
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < max)
+        v[n++] = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+/* Figs 3 and 4: every row's lo and hi are the mean -+ the half-width of the
+ * chosen band, computed here from the raw values (two-pass sample sd; the
+ * view sums in one pass: 1e-6 relative); none and n < 2 leave them NULL. */
+START_TEST(test_fig_bands) {
+    const char *figs[] = {"mmoe-fig3", "mmoe-fig4"};
+    const char *bands[] = {"ci95", "se", "sd", "none"};
+    for (int fi = 0; fi < 2; fi++)
+        for (int bi = 0; bi < 4; bi++) {
+            plot_params_t params = {NULL, NULL, 0, bands[bi]};
+            const plot_figure_t *fig = plot_find(figs[fi]);
+            store_table_t *t = query(full_db, fig, &params);
+            ck_assert_int_gt(t->n_rows, 0);
+            for (int r = 0; r < t->n_rows; r++) {
+                double v[64];
+                int n = point_values(full_db, fig->experiment, t, r, fig->metric, v, 64);
+                ck_assert_int_eq(n, (int)num(t, r, "n"));
+                double mean, sd, se;
+                curves_stats(v, n, &mean, &sd, &se);
+                ck_assert_double_eq_tol(num(t, r, "mean"), mean, 1e-12 * fabs(mean));
+                double half = bi == 0 ? curves_t975(n - 1) * se : bi == 1 ? se : sd;
+                if (bi == 3 || n < 2) {
+                    ck_assert_ptr_null(text(t, r, "lo"));
+                    ck_assert_ptr_null(text(t, r, "hi"));
+                    continue;
+                }
+                ck_assert_double_eq_tol(num(t, r, "sd_sample"), sd, 1e-6 * sd + 1e-12);
+                ck_assert_double_eq_tol(num(t, r, "se"), se, 1e-6 * se + 1e-12);
+                ck_assert_msg(fabs(num(t, r, "lo") - (mean - half)) <= 1e-6 * half + 1e-12 &&
+                                  fabs(num(t, r, "hi") - (mean + half)) <= 1e-6 * half + 1e-12,
+                              "%s --band %s row %d: [%g, %g], want %g -+ %g", figs[fi],
+                              bands[bi], r, num(t, r, "lo"), num(t, r, "hi"), mean, half);
+            }
+            store_table_free(t);
+        }
+    /* The command: the script holds the rows of the band asked for, draws
+     * them as filled curves (none: not at all) and the title says which. */
+    char *dir = test_tmpdir(), *out, *err;
+    char *script = path_in(dir, "mmoe-fig4.gp");
+    int rc = plot(full_db, dir, &out, &err, "mmoe-fig4", "--band", "se", "--no-render");
+    ck_assert_msg(rc == 0, "%s", err);
+    plot_params_t se_params = {NULL, NULL, 0, "se"};
+    store_table_t *t = query(full_db, plot_find("mmoe-fig4"), &se_params);
+    check_script_data(script, t);
+    check_gnuplot_runs(script);
+    char *gp = slurp_file(script, NULL);
+    ck_assert_ptr_nonnull(strstr(gp, "with filledcurves"));
+    ck_assert_ptr_nonnull(strstr(gp, "band: ± 1 standard error"));
+    free(gp);
+    store_table_free(t);
+    free(out);
+    free(err);
+    rc = plot(full_db, dir, &out, &err, "mmoe-fig4", "--band", "none", "--no-render");
+    ck_assert_msg(rc == 0, "%s", err);
+    gp = slurp_file(script, NULL);
+    ck_assert_ptr_null(strstr(gp, "filledcurves"));
+    ck_assert_ptr_null(strstr(gp, "band:"));
+    free(gp);
+    free(out);
+    free(err);
+    /* the default is ci95 */
+    rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--no-render", NULL, NULL);
+    ck_assert_msg(rc == 0, "%s", err);
+    free(script);
+    script = path_in(dir, "mmoe-fig3.gp");
+    gp = slurp_file(script, NULL);
+    ck_assert_ptr_nonnull(strstr(gp, "band: 95% CI of the mean"));
+    ck_assert_ptr_nonnull(strstr(gp, "with filledcurves"));
+    free(gp);
+    free(out);
+    free(err);
+    rc = plot(full_db, dir, &out, &err, "mmoe-fig3", "--band", "ci90", NULL);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_nonnull(strstr(err, "--band: ci95, se, sd or none, not 'ci90'"));
+    free(out);
+    free(err);
+    free(script);
+    free(dir);
+}
+END_TEST
+
+/* `mtlab plot --sql`: one datablock per --group value, in order of first
+ * appearance, holding exactly the query's (x, y, lo, hi) of that group in
+ * query order; and the errors, each exit 2 with one line. */
+START_TEST(test_sql_plot) {
+    const char *query_text =
+        "SELECT model, step, mean, mean - se AS lo, mean + se AS hi FROM v_curve "
+        "WHERE experiment = 'mmoe-fig5' AND name = 'test/loss/t1' AND correlation = 0.5 "
+        "ORDER BY CASE model WHEN 'mmoe' THEN 0 ELSE 1 END, model, step";
+    char *dir = test_tmpdir(), *out, *err;
+    const char *args[] = {"plot",   "--db",      full_db, "--out",     dir,  "--sql", query_text,
+                          "--x",    "step",      "--y",   "mean",      "--group", "model",
+                          "--band-lo", "lo",     "--band-hi", "hi",    "--name",  "mine",
+                          "--no-render", NULL};
+    int rc = run_mtlab(&out, &err, args);
+    ck_assert_msg(rc == 0, "%s", err);
+    char *script = path_in(dir, "mine.gp");
+    char expect[600];
+    snprintf(expect, sizeof expect, "wrote %s (3 lines)\n", script);
+    ck_assert_str_eq(out, expect);
+    free(out);
+    free(err);
+    store_t *s;
+    err_t e = {0};
+    ck_assert(store_open(&s, full_db, STORE_READONLY, &e) == 0);
+    store_table_t *t;
+    ck_assert_msg(store_query(s, query_text, &t, &e) == 0, "%s", e.msg);
+    store_close(s);
+    ck_assert_int_eq(t->n_rows, 3 * 2); /* models x evaluations */
+    char *gp = slurp_file(script, NULL);
+    /* walk the blocks: $l1 is mmoe (first in the query), rows as queried */
+    const char *order[] = {"mmoe", "omoe", "shared_bottom"};
+    const char *p = gp;
+    for (int l = 0; l < 3; l++) {
+        char head[128];
+        snprintf(head, sizeof head, "$l%d << EOD\n# model %s\n", l + 1, order[l]);
+        p = strstr(p, head);
+        ck_assert_msg(p != NULL, "no block '%s' in:\n%s", head, gp);
+        p += strlen(head);
+        for (int r = 0; r < t->n_rows; r++) {
+            if (strcmp(store_table_cell(t, r, 0), order[l]) != 0) continue;
+            double got[4];
+            ck_assert_int_eq(sscanf(p, "%lf %lf %lf %lf", &got[0], &got[1], &got[2], &got[3]), 4);
+            for (int c = 0; c < 4; c++)
+                ck_assert_msg(got[c] == strtod(store_table_cell(t, r, c + 1), NULL),
+                              "line %d row %d column %d: %.17g vs %s", l, r, c, got[c],
+                              store_table_cell(t, r, c + 1));
+            p = strchr(p, '\n') + 1;
+        }
+        ck_assert_msg(strncmp(p, "EOD\n", 4) == 0, "%s", p);
+    }
+    ck_assert_ptr_nonnull(strstr(gp, "$l1 using 1:3:4 with filledcurves"));
+    ck_assert_ptr_nonnull(strstr(gp, "title \"model omoe\""));
+    free(gp);
+    store_table_free(t);
+    check_gnuplot_runs(script);
+
+    const struct {
+        const char *args[12];
+        const char *fragment;
+    } bad[] = {
+        {{"--sql", "SELEC step FROM v_curve", "--x", "step", "--y", "mean"}, "syntax error"},
+        {{"--sql", "SELECT step, mean FROM v_curve", "--x", "step", "--y", "maen"},
+         "--y: the query has no column 'maen' (it has: step, mean)"},
+        {{"--sql", "SELECT step, mean FROM v_curve", "--x", "step", "--y", "mean", "--group", "g"},
+         "--group: the query has no column 'g'"},
+        {{"--sql", "SELECT model, mean FROM v_curve", "--x", "model", "--y", "mean"},
+         "--x: column 'model' holds"},
+        {{"--sql", "SELECT step, mean FROM v_curve", "--x", "step", "--y", "mean", "--band-lo",
+          "mean"},
+         "--band-lo and --band-hi go together"},
+        {{"--sql", "SELECT step, mean FROM v_curve", "--y", "mean"}, "--sql needs --x COL and --y"},
+        {{"--sql", "DELETE FROM trial", "--x", "a", "--y", "b"}, "read-only"},
+        {{"--sql", "SELECT 1 AS a, 2 AS b WHERE 0", "--x", "a", "--y", "b"}, "no rows"},
+        {{"--x", "a"}, "go with --sql"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[20] = {"plot", "--db", full_db, "--out", dir, "--no-render"};
+        int n = 6;
+        for (int k = 0; k < 12 && bad[i].args[k]; k++)
+            argv[n++] = bad[i].args[k];
+        argv[n] = NULL;
+        rc = run_mtlab(&out, &err, argv);
+        ck_assert_msg(rc == 2 && strstr(err, bad[i].fragment) && test_count_lines(err) == 1,
+                      "case %zu: exit %d, '%s' not in: %s", i, rc, bad[i].fragment, err);
+        free(out);
+        free(err);
+    }
+    ck_assert_int_eq(sql1(full_db, "SELECT count(*) FROM trial") > 0, 1); /* DELETE refused */
+    free(script);
+    free(dir);
+}
+END_TEST
+
+/* `--curves --facet`: one panel per value, the other keys as lines, each
+ * line in the same colour in every panel. */
+START_TEST(test_curves_facet) {
+    char *dir = test_tmpdir(), *out, *err;
+    const char *args[] = {"plot", "--db", full_db, "--out", dir, "--curves", "mmoe-fig5",
+                          "--metric", "test/loss/t1", "--facet", "data.correlation",
+                          "--group-by", "model", "--no-render", NULL};
+    int rc = run_mtlab(&out, &err, args);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "(6 lines)"));
+    char *script = path_in(dir, "mmoe-fig5-test-loss-t1.gp");
+    char *gp = slurp_file(script, NULL);
+    ck_assert_ptr_nonnull(strstr(gp, "set multiplot layout 1,2"));
+    ck_assert_ptr_nonnull(strstr(gp, "set title \"data.correlation 0.5\"\nplot"));
+    ck_assert_ptr_nonnull(strstr(gp, "set title \"data.correlation 1\"\nplot"));
+    ck_assert_ptr_nonnull(strstr(gp, "$c1 << EOD\n# data.correlation 0.5, model mmoe\n"));
+    ck_assert_ptr_nonnull(strstr(gp, "$c6 << EOD\n# data.correlation 1, model shared_bottom\n"));
+    /* the same model, the same linetype in both panels */
+    const char *models[] = {"mmoe", "omoe", "shared_bottom"};
+    for (int m = 0; m < 3; m++) {
+        char a[128], b[128];
+        snprintf(a, sizeof a, "$c%d using 1:3 with lines lt %d title \"model %s\"", m + 1, m + 1,
+                 models[m]);
+        snprintf(b, sizeof b, "$c%d using 1:3 with lines lt %d title \"model %s\"", m + 4, m + 1,
+                 models[m]);
+        ck_assert_msg(strstr(gp, a) && strstr(gp, b), "'%s' / '%s' not in:\n%s", a, b, gp);
+    }
+    free(gp);
+    check_gnuplot_runs(script);
+    free(out);
+    free(err);
+    const char *bad[] = {"plot", "--db", full_db, "--curves", "mmoe-fig5", "--facet",
+                         "data.corelation", NULL};
+    rc = run_mtlab(&out, &err, bad);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(strstr(err, "--facet: no column 'data.corelation'"), "%s", err);
+    free(out);
+    free(err);
+    const char *bad2[] = {"plot", "--db", full_db, "mmoe-fig3", "--facet", "model", NULL};
+    rc = run_mtlab(&out, &err, bad2);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_nonnull(strstr(err, "--facet goes with --curves"));
+    free(out);
+    free(err);
+    free(script);
+    free(dir);
+}
+END_TEST
+
 Suite *plot_suite(void) {
     Suite *s = suite_create("plot");
     TCase *tc = tcase_create("plot");
@@ -755,6 +1010,9 @@ Suite *plot_suite(void) {
     tcase_add_test(tc, test_overrides);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_gnuplot_missing_or_failing);
+    tcase_add_test(tc, test_fig_bands);
+    tcase_add_test(tc, test_sql_plot);
+    tcase_add_test(tc, test_curves_facet);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -586,9 +586,12 @@ END_TEST
 
 /* ---- random search ------------------------------------------------------- */
 
+/* draws = independent: the rule of every experiment stored before paired
+ * draws (their golden values below); test_overrides pins the paired rule. */
 static const char search_ini[] = "[experiment]\n"
                                  "name = search\n"
                                  "samples = 4\n"
+                                 "draws = independent\n"
                                  "[data]\n"
                                  "correlation = 0.5, 0.9\n"
                                  "[train]\n"

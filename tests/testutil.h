@@ -77,6 +77,8 @@ Suite *fusion2_suite(void);
 Suite *workbench_suite(void);
 Suite *cluster_suite(void);
 Suite *report_suite(void);
+Suite *install_suite(void);
+Suite *overrides_suite(void);
 Suite *adatt_study_suite(void);
 
 #endif

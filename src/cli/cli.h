@@ -6,6 +6,7 @@
 #define MTLAB_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "core/err.h"
 
@@ -29,6 +30,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_slurm(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_rerun(int argc, char **argv);
 
 /* Prints "mtlab CMD: msg" and returns the exit status for err->kind. */
 int cli_fail(const char *cmd, const err_t *err);
@@ -47,5 +49,10 @@ int cli_options(const char *cmd, const char *usage, const char *description, str
 struct store;
 int cli_runs_query(struct store *s, const char *experiment, bool all_keys, const char *where,
                    const char *sort, const char *cols, char **sql, err_t *err);
+
+/* `mtlab ls --history EXPERIMENT` (a name or id): every spec text it was run
+ * with, oldest first, with overrides, draw rule, trials added and the line
+ * diff from the one before.  ERR_USAGE when there is no such experiment. */
+int cli_spec_history(struct store *s, const char *experiment, FILE *f, err_t *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/help_gen.h"
 #include "cli/opts.h"
 
 int cli_fail(const char *cmd, const err_t *err) {
@@ -13,6 +14,12 @@ int cli_fail(const char *cmd, const err_t *err) {
 int cli_options(const char *cmd, const char *usage, const char *description, opt_t *opts,
                 int n_opts, int argc, char **argv, const char **pos, int max_pos, int *n_pos) {
     err_t err = {0};
+    /* `mtlab CMD --help=describe`: the tables, for the man page and the
+     * completion (cli/help_gen.h); before MTLAB_DB changes a default. */
+    if (argc == 2 && strcmp(argv[1], HELP_DESCRIBE) == 0) {
+        help_describe(stdout, usage, description, opts, n_opts);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     /* MTLAB_DB: the store every command uses when --db is not given (and
      * what its --help shows as the default). */
     const char *env_db = getenv("MTLAB_DB");

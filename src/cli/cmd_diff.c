@@ -222,7 +222,7 @@ static int write_plot(store_t *s, const char *db, int64_t a, int64_t b, const ch
     if (!f) return err_set(err, ERR_FAIL, "--plot: cannot write %s", path);
     char origin[256];
     snprintf(origin, sizeof origin, "mtlab diff %" PRId64 " %" PRId64 " --metric %s", a, b, metric);
-    curves_job_t job = {db, title, metric, "png", image, CURVES_BAND_NONE, origin};
+    curves_job_t job = {db, title, metric, "png", image, CURVES_BAND_NONE, origin, NULL};
     int n_lines = 0;
     int rc = curves_write(s, sql, &job, f, &n_lines, err);
     if (fclose(f) != 0 && rc == 0) rc = err_set(err, ERR_FAIL, "--plot: cannot write %s", path);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/data_path.h"
 #include "core/mem.h"
 #include "cli/opts.h"
 #include "cli/run_report.h"
@@ -72,12 +73,14 @@ static int run_sweeps(const paper_t *p, const char *scale, const char *db, int j
                       bool progress, err_t *err) {
     const int n = p->n_sweeps;
     for (int i = 0; i < n; i++) {
-        if (access(p->sweeps[i], R_OK) != 0)
+        char installed[4200]; /* the installed copy, when not in the current directory */
+        const char *file = cli_data_path(p->sweeps[i], installed, sizeof installed);
+        if (access(file, R_OK) != 0)
             return err_set(err, ERR_USAGE,
                            "%s not found: run mtlab reproduce from the repository root",
                            p->sweeps[i]);
         sweep_t *sw;
-        if (sweep_load_scaled(p->sweeps[i], scale_section(scale), &sw, err)) return -1;
+        if (sweep_load_scaled(file, scale_section(scale), &sw, err)) return -1;
         printf("[%d/%d] %s: %d trials\n", i + 1, n, sw->name, sw->n_trials);
         fflush(stdout);
         run_report_t report = {.cmd = "reproduce", .sw = sw, .progress = progress};
@@ -180,13 +183,15 @@ int cmd_reproduce(int argc, char **argv) {
     int len = snprintf(help, sizeof help,
                        "Runs a paper's synthetic study (its sweeps in experiments/) into the\n"
                        "store and makes its figures and tables (mtlab plot --list).  Re-running\n"
-                       "resumes: finished trials are kept.  Run it from the repository root.\n"
+                       "resumes: finished trials are kept.  Run it from the repository root (an\n"
+                       "installed mtlab reads PREFIX/share/mtlab/experiments/ instead).\n"
                        "Papers (--paper):");
     for (int i = 0; i < N_PAPERS && len > 0 && (size_t)len < sizeof help; i++)
         len += snprintf(help + len, sizeof help - (size_t)len, "\n  %-6s %s", papers[i].name,
                         papers[i].title);
-    int rc = cli_options("reproduce", "mtlab reproduce [--paper P|all] [--scale quick|paper] [OPTIONS]",
-                         help, opts, n_opts, argc, argv, pos, 0, &n_pos);
+    int rc = cli_options("reproduce",
+                         "mtlab reproduce [--paper P|all] [--scale quick|paper] [OPTIONS]", help,
+                         opts, n_opts, argc, argv, pos, 0, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
     err_t err = {0};
     int n_run;

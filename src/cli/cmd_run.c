@@ -1,6 +1,7 @@
 /* cmd_run.c -- `mtlab run SWEEP.ini`: expand a sweep and run its missing
  * trials into the store with N worker processes (see sweep/runner.h). */
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/run_report.h"
+#include "core/mem.h"
+#include "store/store.h"
+#include "sweep/specdiff.h"
 #include "sweep/keys.h"
 #include "sweep/runner.h"
 #include "sweep/sweep.h"
@@ -66,6 +70,21 @@ static void dry_run(const sweep_t *sw, int shard, int shards) {
     if (shards > 1)
         printf("# shard %d/%d: %d trials\n", shard, shards,
                runner_shard_size(sw->n_trials, shard, shards));
+    if (sw->overrides && sw->overrides[0]) {
+        printf("# overrides:");
+        for (const char *o = sw->overrides; *o;) {
+            const char *nl = strchr(o, '\n');
+            int len = nl ? (int)(nl - o) : (int)strlen(o);
+            printf(" %.*s", len, o);
+            o += len + (nl != NULL);
+        }
+        printf("\n");
+    }
+    if (sw->random)
+        printf("# draws: %s (%s)\n", sweep_draws_name(sw->draws),
+               sw->draws == SWEEP_DRAWS_PAIRED
+                   ? "every grid point and model gets the same sampled values"
+                   : "each grid point and model draws its own");
     key_seen_t seen[SWEEP_MAX_KEYS];
     const int n_seen = varying_keys(sw, seen, SWEEP_MAX_KEYS);
     printf("%6s %6s %-14s %20s %20s  %s\n", "index", "repeat", "model", "data_seed", "init_seed",
@@ -86,6 +105,151 @@ static void dry_run(const sweep_t *sw, int shard, int shards) {
     }
 }
 
+/* Loads the sweep with its overrides.  A file with distributions that does
+ * not say how to draw them follows the rule stored with its experiment, when
+ * the store has it (experiments stored before paired draws existed keep
+ * drawing independently, so their file keeps expanding to their trials). */
+static int load_sweep(const char *path, const char *scale, const char *const *overrides,
+                      int n_overrides, const char *db, sweep_t **sw, err_t *err) {
+    sweep_opts_t so = {.scale = scale, .overrides = overrides, .n_overrides = n_overrides};
+    if (sweep_load_opts(path, &so, sw, err)) return -1;
+    if (!(*sw)->random || (*sw)->draws_given || access(db, F_OK) != 0) return 0;
+    store_t *st;
+    err_t ignored = {0};
+    if (store_open(&st, db, STORE_READONLY, &ignored)) return 0; /* the run says why */
+    store_experiment_info_t info;
+    int found = store_experiment_find(st, (*sw)->name, &info, &ignored);
+    store_close(st);
+    if (found != 1) return 0;
+    so.draws = sweep_draws_parse(info.draws) == SWEEP_DRAWS_INDEPENDENT ? SWEEP_DRAWS_INDEPENDENT
+                                                                        : SWEEP_DRAWS_PAIRED;
+    store_experiment_info_free(&info);
+    if (so.draws == (*sw)->draws) return 0;
+    sweep_free(*sw);
+    *sw = NULL;
+    return sweep_load_opts(path, &so, sw, err);
+}
+
+/* (config, repeat) of a stored trial, sorted for lookups. */
+typedef struct {
+    char *config;
+    int repeat;
+    int64_t id;
+    char status[8];
+    char model[32];
+} stored_trial_t;
+
+static int stored_cmp(const void *a, const void *b) {
+    const stored_trial_t *x = a, *y = b;
+    int c = strcmp(x->config, y->config);
+    return c ? c : (x->repeat > y->repeat) - (x->repeat < y->repeat);
+}
+
+/* What --dry-run says about the store: the stored spec against this one
+ * (a line diff), and which trials are stored, new, or stored but no longer
+ * described by this file. */
+static void dry_run_store(const sweep_t *sw, const char *db, int shard, int shards) {
+    if (access(db, F_OK) != 0) {
+        printf("# store %s: not there yet; every trial is new\n", db);
+        return;
+    }
+    store_t *st;
+    err_t err = {0};
+    if (store_open(&st, db, STORE_READONLY, &err)) {
+        printf("# store %s: cannot read it (%s)\n", db, err.msg);
+        return;
+    }
+    store_experiment_info_t info;
+    int found = store_experiment_find(st, sw->name, &info, &err);
+    if (found != 1) {
+        printf("# store %s: no experiment '%s' yet; every trial is new\n", db, sw->name);
+        store_close(st);
+        return;
+    }
+    int changed = 0;
+    char *diff = specdiff_text(info.spec, sw->text, &changed);
+    if (changed == 0)
+        printf("# store %s: experiment '%s' has this spec\n", db, sw->name);
+    else {
+        printf("# store %s: experiment '%s' has another spec (%d lines differ; mtlab run "
+               "refuses it without --replace-spec):\n",
+               db, sw->name, changed);
+        for (const char *line = diff; line && *line;) {
+            const char *nl = strchr(line, '\n');
+            int len = nl ? (int)(nl - line) : (int)strlen(line);
+            printf("#   %.*s\n", len, line);
+            line += len + (nl != NULL);
+        }
+    }
+    mem_free(diff);
+    /* The stored trials, sorted by (config, repeat). */
+    sqlite3_stmt *q;
+    stored_trial_t *rows = NULL;
+    int n = 0, cap = 0;
+    if (sqlite3_prepare_v2(store_db(st),
+                           "SELECT config, repeat, id, status, model FROM trial WHERE "
+                           "experiment_id = ?",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, info.id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 256;
+                stored_trial_t *grown = mem_realloc(rows, sizeof *rows * (size_t)cap);
+                if (!grown) break;
+                rows = grown;
+            }
+            stored_trial_t *r = &rows[n];
+            r->config = mem_strdup((const char *)sqlite3_column_text(q, 0));
+            if (!r->config) break;
+            r->repeat = sqlite3_column_int(q, 1);
+            r->id = sqlite3_column_int64(q, 2);
+            snprintf(r->status, sizeof r->status, "%s", (const char *)sqlite3_column_text(q, 3));
+            snprintf(r->model, sizeof r->model, "%s", (const char *)sqlite3_column_text(q, 4));
+            n++;
+        }
+        sqlite3_finalize(q);
+    }
+    if (n > 1) qsort(rows, (size_t)n, sizeof *rows, stored_cmp);
+    bool *in_file = mem_calloc((size_t)n + 1, sizeof *in_file);
+    int stored = 0, fresh = 0, done = 0, total = 0;
+    for (int i = 0; in_file && i < sw->n_trials; i++) {
+        if (!runner_in_shard(i, shard, shards)) continue;
+        int point, repeat;
+        sweep_trial(sw, i, &point, &repeat, NULL);
+        stored_trial_t key = {.config = sw->points[point].config, .repeat = repeat};
+        stored_trial_t *hit = n ? bsearch(&key, rows, (size_t)n, sizeof *rows, stored_cmp) : NULL;
+        total++;
+        if (!hit) {
+            fresh++;
+            continue;
+        }
+        in_file[hit - rows] = true;
+        stored++;
+        done += strcmp(hit->status, "done") == 0;
+    }
+    int removed = 0;
+    for (int i = 0; in_file && i < n; i++)
+        removed += !in_file[i];
+    printf("# trials of this file%s: %d stored (%d done), %d new; %d stored trials are not in "
+           "this file%s\n",
+           shards > 1 ? " (this shard)" : "", stored, done, fresh, removed,
+           removed ? " (kept; mtlab rm removes them):" : "");
+    int shown = 0;
+    for (int i = 0; in_file && i < n && shown < 10; i++)
+        if (!in_file[i]) {
+            printf("#   not in this file: trial %" PRId64 " %s repeat %d (%s)\n", rows[i].id,
+                   rows[i].model, rows[i].repeat, rows[i].status);
+            shown++;
+        }
+    if (removed > shown) printf("#   ... and %d more\n", removed - shown);
+    (void)total;
+    for (int i = 0; i < n; i++)
+        mem_free(rows[i].config);
+    mem_free(rows);
+    mem_free(in_file);
+    store_experiment_info_free(&info);
+    store_close(st);
+}
 /* "8G", "512M", "1.5GiB", "100000000" (bytes) -> bytes.  -1 on junk. */
 static int parse_size(const char *text, size_t *out) {
     char *end;
@@ -202,18 +366,21 @@ int cmd_run(int argc, char **argv) {
     };
     const int n_opts = (int)(sizeof opts / sizeof opts[0]);
     err_t err = {0};
-    const char *pos[1];
+    const char *pos[1 + SWEEP_MAX_OVERRIDES + 1];
     int n_pos;
     int rc = cli_options(
-        "run", "mtlab run SWEEP.ini [OPTIONS]",
+        "run", "mtlab run SWEEP.ini [SECTION.KEY=VALUE[,VALUE...] ...] [OPTIONS]",
         "Expands the sweep and trains every trial not yet in the store, with N\n"
         "worker processes (one BLAS thread each).  Re-running the same file resumes:\n"
         "finished trials are kept, trials left running by a killed run are redone.\n"
         "Ctrl-C (SIGINT), SIGTERM and SIGHUP stop the workers and put their trials back\n"
-        "to pending.  Exit status: 0 ok, 1 failure, 2 bad input, 128+N stopped by signal N.",
-        opts, n_opts, argc, argv, pos, 1, &n_pos);
+        "to pending.  Arguments SECTION.KEY=VALUE[,VALUE...] override the file's value of\n"
+        "that key (a list makes a grid: train.lr=0.001,0.01; model.NAME.KEY=... sets\n"
+        "[model.NAME]); they are stored with the experiment's spec, so a resume needs\n"
+        "the same ones.  Exit status: 0 ok, 1 failure, 2 bad input, 128+N stopped by signal N.",
+        opts, n_opts, argc, argv, pos, 1 + SWEEP_MAX_OVERRIDES + 1, &n_pos);
     if (rc != CLI_CONTINUE) return rc;
-    if (n_pos != 1) {
+    if (n_pos < 1) {
         err_set(&err, ERR_USAGE, "expected one sweep file (see --help)");
         return cli_fail("run", &err);
     }
@@ -229,7 +396,11 @@ int cmd_run(int argc, char **argv) {
         return cli_fail("run", &err);
     }
     sweep_t *sw;
-    if (sweep_load_scaled(pos[0], scale, &sw, &err)) return cli_fail("run", &err);
+    if (n_pos > 1 + SWEEP_MAX_OVERRIDES) {
+        err_set(&err, ERR_USAGE, "%d overrides: at most %d", n_pos - 1, SWEEP_MAX_OVERRIDES);
+        return cli_fail("run", &err);
+    }
+    if (load_sweep(pos[0], scale, pos + 1, n_pos - 1, db, &sw, &err)) return cli_fail("run", &err);
     if (dry) {
         int fit = jobs;
         size_t largest;
@@ -238,6 +409,7 @@ int cmd_run(int argc, char **argv) {
             return cli_fail("run", &err);
         }
         dry_run(sw, shard, shards);
+        dry_run_store(sw, db, shard, shards);
         printf("# largest trial: about %.1f MiB; %d of %d workers fit in memory\n",
                largest / 1048576.0, fit, jobs);
         sweep_free(sw);

@@ -6,16 +6,13 @@
 #include <sqlite3.h>
 
 #include "cli/cli.h"
+#include "cli/help_gen.h"
 #include "core/real.h"
 #include "core/version.h"
 #include "sweep/keys.h"
 #include "core/provenance.h"
 
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} command_t;
+typedef cli_command_t command_t; /* cli/help_gen.h */
 
 static const command_t commands[] = {
     {"run", cmd_run, "run a sweep (experiments/*.ini) into the SQLite store, resuming"},
@@ -38,6 +35,7 @@ static const command_t commands[] = {
     {"slurm", cmd_slurm, "run a sweep on a Slurm cluster as a job array of shards"},
     {"diff", cmd_diff, "compare two trials: config, seeds, final metrics, curves overlaid"},
     {"report", cmd_report, "write an experiment as one self-contained HTML report"},
+    {"rerun", cmd_rerun, "retrain a stored trial in memory and compare its final metrics' bits"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -81,6 +79,16 @@ int main(int argc, char **argv) {
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) return print_version();
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
         if (argc > 2) {
+            /* mtlab help --man | --completion: generated from the tables */
+            if (strcmp(argv[2], "--man") == 0 || strcmp(argv[2], "--completion") == 0) {
+                err_t err = {0};
+                int rc = argv[2][2] == 'm'
+                             ? help_man(stdout, commands, n_commands, mtlab_version(), &err)
+                             : help_completion(stdout, commands, n_commands, &err);
+                if (rc == 0 && fflush(stdout) != 0) rc = err_set(&err, ERR_FAIL, "cannot write");
+                if (rc) fprintf(stderr, "mtlab help: %s\n", err.msg);
+                return rc ? 1 : 0;
+            }
             for (int i = 0; i < n_commands; i++)
                 if (strcmp(commands[i].name, argv[2]) == 0) {
                     char *help_argv[] = {argv[2], "--help", NULL};

@@ -20,6 +20,8 @@
 
 #define CURVES_WIDTH  900 /* pixels of the image (png; svg and pdf alike) */
 #define CURVES_HEIGHT 560
+#define CURVES_PANEL_W 520 /* pixels per panel of a faceted or multi-panel image */
+#define CURVES_PANEL_H 400
 #define CURVES_FONT   "DejaVu Sans,11"
 
 /* ---- statistics ------------------------------------------------------------ */
@@ -72,6 +74,7 @@ typedef struct {
 typedef struct {
     char *key;   /* the group's cells joined by \x1f (to tell groups apart) */
     char *label; /* "model mmoe, data.correlation 0.5" */
+    char *facet; /* the facet column's value ("" without a facet) */
     int first, n_points;
 } group_t;
 
@@ -85,12 +88,14 @@ typedef struct {
     double step;
     bool open; /* a (group, step) is being gathered */
     int n_keys;
+    bool facet; /* the first key column is the facet: not in the label */
 } gather_t;
 
 static void gather_free(gather_t *g) {
     for (int i = 0; i < g->n_groups; i++) {
         mem_free(g->groups[i].key);
         mem_free(g->groups[i].label);
+        mem_free(g->groups[i].facet);
     }
     mem_free(g->groups);
     mem_free(g->points);
@@ -137,21 +142,26 @@ static int on_row(void *ctx, const store_row_t *row, err_t *err) {
         len += strlen(row->cells[c] ? row->cells[c] : "") + 1;
         label_len += strlen(row->names[c]) + strlen(row->cells[c] ? row->cells[c] : "-") + 3;
     }
-    char *key = mem_alloc(len), *label = mem_alloc(label_len);
-    if (!key || !label) {
+    const int first = g->facet && k > 0 ? 1 : 0; /* the first label column */
+    char *key = mem_alloc(len), *label = mem_alloc(label_len + 16),
+         *facet = mem_strdup(first && row->cells[0] ? row->cells[0] : first ? "-" : "");
+    if (!key || !label || !facet) {
         mem_free(key);
         mem_free(label);
+        mem_free(facet);
         return err_set(err, ERR_FAIL, "out of memory");
     }
     key[0] = label[0] = '\0';
     for (int c = 0; c < k; c++) {
         strcat(key, row->cells[c] ? row->cells[c] : "");
         strcat(key, "\x1f");
-        if (c) strcat(label, ", ");
+        if (c < first) continue;
+        if (c > first) strcat(label, ", ");
         strcat(label, row->names[c]);
         strcat(label, " ");
         strcat(label, row->cells[c] ? row->cells[c] : "-");
     }
+    if (first == k) strcat(label, "all trials");
     const double step = row->cells[k] ? strtod(row->cells[k], NULL) : NAN;
     const bool new_group = g->n_groups == 0 || strcmp(g->groups[g->n_groups - 1].key, key) != 0;
     if (new_group || step != g->step) {
@@ -162,11 +172,12 @@ static int on_row(void *ctx, const store_row_t *row, err_t *err) {
             err_set(err, ERR_FAIL, "out of memory");
             goto fail;
         }
-        g->groups[g->n_groups++] = (group_t){key, label, g->n_points, 0};
-        key = label = NULL;
+        g->groups[g->n_groups++] = (group_t){key, label, facet, g->n_points, 0};
+        key = label = facet = NULL;
     }
     mem_free(key);
     mem_free(label);
+    mem_free(facet);
     g->step = step;
     g->open = true;
     if (row->cells[k + 1] && row->types[k + 1] != SQLITE_NULL) {
@@ -178,6 +189,7 @@ static int on_row(void *ctx, const store_row_t *row, err_t *err) {
 fail:
     mem_free(key);
     mem_free(label);
+    mem_free(facet);
     return -1;
 }
 
@@ -219,19 +231,28 @@ static double half_width(const point_t *p, curves_band_t b) {
     }
 }
 
-static void put_terminal(FILE *f, const curves_job_t *job) {
+/* The terminal for an image of cols x rows panels (1 x 1: the default
+ * size) and the output next to the script (SCRIPT's directory, ARG0). */
+static void put_terminal(FILE *f, const char *format, const char *image_name, int cols, int rows) {
+    const bool grid = cols * rows > 1;
+    const int w = grid ? CURVES_PANEL_W * cols : CURVES_WIDTH,
+              h = grid ? CURVES_PANEL_H * rows : CURVES_HEIGHT;
     fprintf(f,
             "# The terminal and output: %s next to this script.  Define keep_terminal to\n"
             "# draw elsewhere: gnuplot -p -e \"keep_terminal = 1; set terminal qt\" SCRIPT\n"
             "if (!exists(\"keep_terminal\")) {\n",
-            job->image_name);
-    if (strcmp(job->format, "svg") == 0)
+            image_name);
+    if (strcmp(format, "svg") == 0)
         fprintf(f, "    set terminal svg size %d,%d dynamic font \"%s\" background rgb \"white\"\n",
-                CURVES_WIDTH, CURVES_HEIGHT, CURVES_FONT);
-    else if (strcmp(job->format, "pdf") == 0)
+                w, h, CURVES_FONT);
+    else if (strcmp(format, "pdf") == 0 && !grid)
         fprintf(f,
                 "    set terminal pdfcairo size 9in,5.6in font \"%s\" background rgb \"white\"\n",
                 CURVES_FONT);
+    else if (strcmp(format, "pdf") == 0)
+        fprintf(f,
+                "    set terminal pdfcairo size %gin,%gin font \"%s\" background rgb \"white\"\n",
+                w / 100.0, h / 100.0, CURVES_FONT);
     else
         fprintf(f,
                 "    if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
@@ -239,13 +260,13 @@ static void put_terminal(FILE *f, const curves_job_t *job) {
                 "    } else {\n"
                 "        set terminal png size %d,%d\n"
                 "    }\n",
-                CURVES_WIDTH, CURVES_HEIGHT, CURVES_FONT, CURVES_WIDTH, CURVES_HEIGHT);
+                w, h, CURVES_FONT, w, h);
     fprintf(f, "    mtlab_dir = \"\"\n"
                "    do for [i = strlen(ARG0) : 1 : -1] {\n"
                "        if (mtlab_dir eq \"\" && ARG0[i:i] eq \"/\") { mtlab_dir = ARG0[1:i] }\n"
                "    }\n"
                "    set output mtlab_dir . ");
-    gp_put_quoted(f, job->image_name);
+    gp_put_quoted(f, image_name);
     fprintf(f, "\n}\n");
 }
 
@@ -253,9 +274,65 @@ static const char *const colors[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
                                      "#e69f00", "#56b4e9", "#f0e442", "#000000"};
 #define N_COLORS ((int)(sizeof colors / sizeof colors[0]))
 
+void curves_put_preamble(FILE *f, const char *format, const char *image_name, int cols,
+                         int rows) {
+    put_terminal(f, format, image_name, cols, rows);
+    fprintf(f, "set encoding utf8\nset termoption noenhanced\n");
+    for (int i = 0; i < N_COLORS; i++)
+        fprintf(f, "set linetype %d lc rgb \"%s\" lw 2 dt solid\n", i + 1, colors[i]);
+    fprintf(f,
+            "set linetype cycle %d\n"
+            "set grid back lc rgb \"#dddddd\" lw 1 dt solid\n"
+            "set tics nomirror out\n"
+            "set key below left noautotitle samplen 2.5\n",
+            N_COLORS);
+}
+
+void curves_grid(int panels, int *cols, int *rows) {
+    int c = 1;
+    while (c * c < panels)
+        c++;
+    *cols = c;
+    *rows = (panels + c - 1) / c;
+}
+
+/* The linetype of group i: groups with the same label share one (a facet's
+ * panels draw the same setting in the same colour). */
+static int group_linetype(const gather_t *g, int i) {
+    int distinct = 0;
+    for (int j = 0; j < i; j++) {
+        bool seen = false;
+        for (int k = 0; k < j && !seen; k++)
+            seen = strcmp(g->groups[k].label, g->groups[j].label) == 0;
+        if (strcmp(g->groups[j].label, g->groups[i].label) == 0) return distinct % N_COLORS + 1;
+        if (!seen) distinct++;
+    }
+    return distinct % N_COLORS + 1;
+}
+
+/* The plot command of the groups [from, to). */
+static void put_plot(FILE *f, const curves_job_t *job, const gather_t *g, int from, int to) {
+    fprintf(f, "plot");
+    for (int i = from; i < to; i++) {
+        const int lt = job->facet ? group_linetype(g, i) : i % N_COLORS + 1;
+        if (job->band != CURVES_BAND_NONE)
+            fprintf(f,
+                    "%s \\\n    $c%d using 1:6:7 with filledcurves lt %d fs transparent solid "
+                    "0.18 noborder notitle",
+                    i > from ? "," : "", i + 1, lt);
+        fprintf(f, "%s \\\n    $c%d using 1:3 with lines lt %d title ",
+                job->band != CURVES_BAND_NONE || i > from ? "," : "", i + 1, lt);
+        gp_put_quoted(f, g->groups[i].label);
+    }
+    fprintf(f, "\n");
+}
+
 static void put_script(FILE *f, const curves_job_t *job, const gather_t *g) {
     char words[128], title[512];
     gp_metric_words(job->metric, words, sizeof words);
+    int panels = 0;
+    for (int i = 0; i < g->n_groups; i++)
+        panels += i == 0 || strcmp(g->groups[i].facet, g->groups[i - 1].facet) != 0;
     if (job->origin)
         fprintf(f, "# %s: %d line%s, %s over the trials\n", job->origin, g->n_groups,
                 g->n_groups == 1 ? "" : "s", band_words(job->band));
@@ -267,25 +344,24 @@ static void put_script(FILE *f, const curves_job_t *job, const gather_t *g) {
             "# of each group, from %s.  Columns of each datablock: step, n (values at\n"
             "# the step), mean, sd (sample, n - 1), se (sd / sqrt(n)), lo, hi (the band).\n",
             job->db_path);
-    put_terminal(f, job);
-    fprintf(f, "set encoding utf8\nset termoption noenhanced\n");
-    for (int i = 0; i < N_COLORS; i++)
-        fprintf(f, "set linetype %d lc rgb \"%s\" lw 2 dt solid\n", i + 1, colors[i]);
-    fprintf(f,
-            "set linetype cycle %d\n"
-            "set grid back lc rgb \"#dddddd\" lw 1 dt solid\n"
-            "set tics nomirror out\n"
-            "set key below left noautotitle samplen 2.5\n",
-            N_COLORS);
+    if (job->facet)
+        fprintf(f, "# One panel per value of %s (%d panels).\n", job->facet, panels);
+    int cols = 1, rows = 1;
+    if (job->facet) curves_grid(panels, &cols, &rows);
+    curves_put_preamble(f, job->format, job->image_name, cols, rows);
     snprintf(title, sizeof title, "%s: %s, %s", job->experiment, words, band_words(job->band));
-    fprintf(f, "set title ");
-    gp_put_quoted(f, title);
-    fprintf(f, "\nset xlabel \"step\"\nset ylabel ");
+    if (!job->facet) {
+        fprintf(f, "set title ");
+        gp_put_quoted(f, title);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "set xlabel \"step\"\nset ylabel ");
     gp_put_quoted(f, words);
     fprintf(f, "\n");
     for (int i = 0; i < g->n_groups; i++) {
         const group_t *gr = &g->groups[i];
         fprintf(f, "$c%d << EOD\n# ", i + 1);
+        if (job->facet) fprintf(f, "%s %s, ", job->facet, gr->facet);
         fputs(gr->label, f);
         fprintf(f, "\n# step n mean sd se lo hi\n");
         for (int j = 0; j < gr->n_points; j++) {
@@ -306,24 +382,32 @@ static void put_script(FILE *f, const curves_job_t *job, const gather_t *g) {
         }
         fprintf(f, "EOD\n");
     }
-    fprintf(f, "plot");
-    for (int i = 0; i < g->n_groups; i++) {
-        const int lt = i % N_COLORS + 1;
-        if (job->band != CURVES_BAND_NONE)
-            fprintf(f,
-                    "%s \\\n    $c%d using 1:6:7 with filledcurves lt %d fs transparent solid "
-                    "0.18 noborder notitle",
-                    i ? "," : "", i + 1, lt);
-        fprintf(f, "%s \\\n    $c%d using 1:3 with lines lt %d title ",
-                job->band != CURVES_BAND_NONE || i ? "," : "", i + 1, lt);
-        gp_put_quoted(f, g->groups[i].label);
+    if (!job->facet) {
+        put_plot(f, job, g, 0, g->n_groups);
+        return;
     }
+    fprintf(f, "set multiplot layout %d,%d title ", rows, cols);
+    gp_put_quoted(f, title);
     fprintf(f, "\n");
+    for (int from = 0; from < g->n_groups;) {
+        int to = from + 1;
+        while (to < g->n_groups && strcmp(g->groups[to].facet, g->groups[from].facet) == 0)
+            to++;
+        char panel[512];
+        snprintf(panel, sizeof panel, "%s %s", job->facet, g->groups[from].facet);
+        fprintf(f, "set title ");
+        gp_put_quoted(f, panel);
+        fprintf(f, "\n");
+        put_plot(f, job, g, from, to);
+        from = to;
+    }
+    fprintf(f, "unset multiplot\n");
 }
 
 int curves_write(store_t *s, const char *sql, const curves_job_t *job, FILE *f, int *n_lines,
                  err_t *err) {
     gather_t g = {0};
+    g.facet = job->facet != NULL;
     *n_lines = 0;
     int rc = store_query_each(s, sql, NULL, on_row, &g, err);
     if (rc == 0) rc = flush_step(&g, err);

@@ -40,11 +40,24 @@ typedef struct {
     curves_band_t band;
     const char *origin; /* the command named in the script's first comment (NULL:
                            "mtlab plot --curves EXPERIMENT --metric METRIC") */
+    const char *facet;  /* NULL, or the name of the query's FIRST key column: one
+                           panel per value (a multiplot grid, in query order), the
+                           other keys make the lines, coloured alike in every panel */
 } curves_job_t;
 
 /* Runs `sql` on s and writes the script to f.  *n_lines receives the
  * number of lines (groups) drawn.  ERR_USAGE when the query has no rows. */
 int curves_write(store_t *s, const char *sql, const curves_job_t *job, FILE *f, int *n_lines,
                  err_t *err);
+
+/* ---- shared with plot/sqlplot.c ------------------------------------------ */
+
+/* The start of every curves-style script: the terminal for an image of cols
+ * x rows panels and its output next to the script, the colours (8
+ * linetypes), grid, tics and a legend below. */
+void curves_put_preamble(FILE *f, const char *format, const char *image_name, int cols,
+                         int rows);
+/* A near-square grid for n panels: cols = ceil(sqrt(n)), rows to fit. */
+void curves_grid(int panels, int *cols, int *rows);
 
 #endif

@@ -161,10 +161,10 @@ void gp_put_quoted(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-/* Replaces {fixed}, {metric} and {runs} in a layout string; an empty
+/* Replaces {fixed}, {metric}, {runs} and {band} in a layout string; an empty
  * {fixed} takes the separator after it (": ", ", ") with it. */
 static void expand(const char *templ, const char *fixed, const char *metric, const char *runs,
-                   char *out, size_t size) {
+                   const char *band, char *out, size_t size) {
     size_t len = 0;
     out[0] = '\0';
     while (*templ && len + 1 < size) {
@@ -176,6 +176,8 @@ static void expand(const char *templ, const char *fixed, const char *metric, con
             with = metric, skip = 8;
         else if (strncmp(templ, "{runs}", 6) == 0)
             with = runs, skip = 6;
+        else if (strncmp(templ, "{band}", 6) == 0)
+            with = band, skip = 6;
         if (with) {
             len += (size_t)snprintf(out + len, size - len, "%s", with);
             templ += skip;
@@ -187,6 +189,15 @@ static void expand(const char *templ, const char *fixed, const char *metric, con
         }
         if (len >= size) len = size - 1;
     }
+}
+
+/* {band}: what the figure's band is, "" when it has none. */
+static const char *band_words(const struct plot_layout *L, const char *band) {
+    if (!L->band_lo || !band) return "";
+    if (strcmp(band, "ci95") == 0) return ", band: 95% CI of the mean";
+    if (strcmp(band, "se") == 0) return ", band: ± 1 standard error";
+    if (strcmp(band, "sd") == 0) return ", band: ± 1 sample sd";
+    return "";
 }
 
 /* One datablock: rows [first, first + n) of one panel and line. */
@@ -405,7 +416,7 @@ static void put_plot_item(FILE *f, const struct plot_layout *L, int k, int cx, i
 
 typedef struct {
     /* columns (-1 when absent) */
-    int cx, cy, ce, clo, chi, cruns, crow, ccol, cnote;
+    int cx, cy, ce, clo, chi, cruns, crow, ccol, cnote, cblo, cbhi;
     int cseries[4], n_series_keys;
     /* grouping */
     strset_t rows, cols, series;
@@ -448,7 +459,8 @@ static int plan_make(gp_plan_t *p, const gp_job_t *job, const store_table_t *t, 
         need_col(t, job, L->err, &p->ce, err) || need_col(t, job, L->lo, &p->clo, err) ||
         need_col(t, job, L->hi, &p->chi, err) || need_col(t, job, L->runs, &p->cruns, err) ||
         need_col(t, job, L->row, &p->crow, err) || need_col(t, job, L->col, &p->ccol, err) ||
-        need_col(t, job, L->note, &p->cnote, err))
+        need_col(t, job, L->note, &p->cnote, err) || need_col(t, job, L->band_lo, &p->cblo, err) ||
+        need_col(t, job, L->band_hi, &p->cbhi, err))
         return -1;
     for (int k = 0; k < 4 && L->series[k]; k++)
         if (need_col(t, job, L->series[k], &p->cseries[p->n_series_keys++], err)) return -1;
@@ -513,6 +525,15 @@ oom:
     return err_set(err, ERR_FAIL, "out of memory drawing %s", job->fig->name);
 }
 
+/* Whether block b has a band to draw: band columns and at least one row
+ * with both edges (gnuplot warns on a plot without a valid point). */
+static bool has_band(const gp_plan_t *p, const store_table_t *t, const block_t *b) {
+    if (p->cblo < 0 || p->cbhi < 0) return false;
+    for (int r = b->first; r < b->first + b->n; r++)
+        if (store_table_cell(t, r, p->cblo) && store_table_cell(t, r, p->cbhi)) return true;
+    return false;
+}
+
 /* {fixed}: the labels of the series keys that take one value. */
 static void fixed_words(const gp_plan_t *p, const struct plot_layout *L, const store_table_t *t,
                         char *out, size_t size) {
@@ -567,10 +588,11 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
     gp_metric_words(job->metric ? job->metric : "", metric, sizeof metric);
     fixed_words(&p, L, t, fixed, sizeof fixed);
     runs_words(&p, t, runs, sizeof runs);
-    expand(L->title, fixed, metric, runs, title, sizeof title);
+    const char *band = band_words(L, job->band);
+    expand(L->title, fixed, metric, runs, band, title, sizeof title);
     title[0] = (char)toupper((unsigned char)title[0]);
-    expand(L->xlabel, fixed, metric, runs, xlabel, sizeof xlabel);
-    expand(L->ylabel, fixed, metric, runs, ylabel, sizeof ylabel);
+    expand(L->xlabel, fixed, metric, runs, band, xlabel, sizeof xlabel);
+    expand(L->ylabel, fixed, metric, runs, band, ylabel, sizeof ylabel);
 
     /* Header. */
     fprintf(f, "# %s.gp -- %s\n", job->fig->name, job->fig->description);
@@ -715,6 +737,19 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
                 }
                 double offset = (i - (n_in - 1) / 2.0) * bar;
                 fprintf(f, "%s \\\n    ", i ? "," : "");
+                if (has_band(&p, t, b)) { /* under its line, the line's colour, see-through */
+                    const int lo = p.cblo + 1, hi = p.cbhi + 1;
+                    if (L->flags & GP_LOG_Y) /* a band reaching 0 or below: to the axis */
+                        fprintf(f,
+                                "$d%d using %d:($%d > 0 ? $%d : 1e-300):%d with filledcurves "
+                                "lt %d fs transparent solid 0.15 noborder notitle, \\\n    ",
+                                k + 1, p.cx + 1, lo, lo, hi, b->series % GP_N_COLORS + 1);
+                    else
+                        fprintf(f,
+                                "$d%d using %d:%d:%d with filledcurves lt %d fs transparent "
+                                "solid 0.15 noborder notitle, \\\n    ",
+                                k + 1, p.cx + 1, lo, hi, b->series % GP_N_COLORS + 1);
+                }
                 if (L->style == GP_HEATMAP)
                     gp_heatmap_item(f, k, p.cx + 1, p.cy + 1, p.cz + 1);
                 else

@@ -43,7 +43,8 @@ enum {
 
 /* In title, xlabel and ylabel: {fixed} the key values shared by the whole
  * figure ("Shared-Bottom, lr 0.001"), {metric} the metric as words ("test
- * loss, task 1"), {runs} the runs behind a point ("200" or "180-200"). */
+ * loss, task 1"), {runs} the runs behind a point ("200" or "180-200"),
+ * {band} what the band is (", band: 95% CI of the mean"; "" for none). */
 struct plot_layout {
     const char *title, *xlabel, *ylabel;
     const char *row, *col;   /* panel grid keys (NULL: one row / one column) */
@@ -58,6 +59,8 @@ struct plot_layout {
     gp_style_t style;
     int panel_w, panel_h; /* pixels per panel (png; svg and pdf scale alike) */
     unsigned flags;
+    const char *band_lo, *band_hi; /* GP_LINES: a filled band between these columns under
+                                      each line (a NULL cell: no band there) */
     const char *z; /* GP_HEATMAP: the column that colours a cell */
 };
 
@@ -68,6 +71,7 @@ typedef struct {
     const char *experiment, *metric;
     const char *format;     /* "png", "svg" or "pdf" */
     const char *image_name; /* file name of the image, written next to the script */
+    const char *band;       /* the band drawn (band_lo/hi): ci95, se, sd or none, for {band} */
 } gp_job_t;
 
 /* Writes the whole script for table t (the figure's query result). */

@@ -47,7 +47,7 @@ static const struct plot_layout layout_fig2 = {
 };
 
 static const struct plot_layout layout_fig3 = {
-    .title = "{fixed}: {metric} (mean of {runs} runs) by task correlation",
+    .title = "{fixed}: {metric} (mean of {runs} runs{band}) by task correlation",
     .xlabel = "training step",
     .ylabel = "{metric}",
     .series = {"model", "lr", "correlation"},
@@ -56,14 +56,16 @@ static const struct plot_layout layout_fig3 = {
     .runs = "n",
     .key = "top right",
     .style = GP_LINES,
+    .band_lo = "lo",
+    .band_hi = "hi",
     .panel_w = 820,
     .panel_h = 540,
     .flags = GP_X_FROM_0 | GP_LOG_Y,
 };
 
 static const struct plot_layout layout_fig4 = {
-    .title = "{fixed}: {metric} (mean of {runs} runs), each model at its best lr by validation "
-             "loss",
+    .title = "{fixed}: {metric} (mean of {runs} runs{band}), each model at its best lr by "
+             "validation loss",
     .xlabel = "training step",
     .ylabel = "{metric}",
     .col = "correlation",
@@ -74,6 +76,8 @@ static const struct plot_layout layout_fig4 = {
     .runs = "n",
     .key = "top right",
     .style = GP_LINES,
+    .band_lo = "lo",
+    .band_hi = "hi",
     .panel_w = 520,
     .panel_h = 460,
     .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_LOG_Y,
@@ -336,6 +340,12 @@ static int bind_params(sqlite3_stmt *st, const plot_figure_t *fig, const plot_pa
             const char *metric = param_metric(fig, params);
             if (!metric) return err_set(err, ERR_USAGE, "%s needs a metric", fig->name);
             rc = sqlite3_bind_text(st, i, metric, -1, SQLITE_TRANSIENT);
+        } else if (name && strcmp(name, ":band") == 0) {
+            const char *band = params && params->band ? params->band : PLOT_DEFAULT_BAND;
+            if (strcmp(band, "ci95") != 0 && strcmp(band, "se") != 0 && strcmp(band, "sd") != 0 &&
+                strcmp(band, "none") != 0)
+                return err_set(err, ERR_USAGE, "--band: ci95, se, sd or none, not '%s'", band);
+            rc = sqlite3_bind_text(st, i, band, -1, SQLITE_TRANSIENT);
         } else if (name && strcmp(name, ":bins") == 0) {
             int bins = params && params->bins > 0 ? params->bins : PLOT_DEFAULT_BINS;
             rc = sqlite3_bind_int(st, i, bins);
@@ -744,8 +754,9 @@ int plot_make_with(const char *db_path, const char *name, const plot_params_t *p
     char image_name[512];
     snprintf(image_name, sizeof image_name, "%s.%s", fig->name, format);
     snprintf(out->script, sizeof out->script, "%s/%s.gp", out_dir, fig->name);
-    gp_job_t job = {fig,    db_path,   param_experiment(fig, params), param_metric(fig, params),
-                    format, image_name};
+    gp_job_t job = {fig,        db_path,   param_experiment(fig, params),
+                    param_metric(fig, params), format, image_name,
+                    params && params->band ? params->band : PLOT_DEFAULT_BAND};
     write_ctx_t w = {&job, t, format};
     rc = write_atomically(out->script, write_script, &w, err);
     store_table_free(t);

@@ -7,6 +7,8 @@
  *   :experiment  the experiment the entry reads ("mmoe-fig4")
  *   :metric      the metric it draws ("test/loss/t1")
  *   :bins        histogram bins (mmoe-fig5)
+ *   :band        the band around a curve figure's lines (mmoe-fig3, -fig4):
+ *                ci95 (default), se, sd or none -- its lo and hi columns
  * A figure becomes DIR/NAME.gp: a self-contained gnuplot 5 script holding
  * the query's rows inline as datablocks, that sets its own terminal and
  * writes DIR/NAME.png (svg, pdf) next to itself when run as
@@ -64,9 +66,12 @@ typedef struct {
     const char *experiment;
     const char *metric;
     int bins; /* default PLOT_DEFAULT_BINS */
+    const char *band; /* :band of the curve figures: "ci95" (default), "se", "sd" or "none" */
 } plot_params_t;
 
 #define PLOT_DEFAULT_BINS 20
+#define PLOT_DEFAULT_BAND "ci95"
+
 
 /* What plot_make wrote. */
 typedef struct {

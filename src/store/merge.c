@@ -389,9 +389,11 @@ done:
 static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *sum, err_t *err) {
     sqlite3_stmt *st;
     const char *check =
-        "SELECT a.name, a.src, b.src, a.spec IS NOT b.spec, a.identity IS NOT b.identity, "
+        "SELECT a.name, a.src, b.src, a.spec IS NOT b.spec, (a.identity IS NOT b.identity OR "
+        "a.draws IS NOT b.draws), "
         "a.code_version, b.code_version FROM s_experiment a JOIN s_experiment b ON a.name = b.name "
-        "AND a.src < b.src WHERE a.spec IS NOT b.spec OR a.identity IS NOT b.identity OR (?1 = 0 "
+        "AND a.src < b.src WHERE a.spec IS NOT b.spec OR a.identity IS NOT b.identity OR a.draws "
+        "IS NOT b.draws OR (?1 = 0 "
         "AND a.code_version IS NOT b.code_version) ORDER BY a.name, a.src, b.src LIMIT 1";
     if (sqlite3_prepare_v2(m->db, check, -1, &st, NULL) != SQLITE_OK)
         return err_set(err, ERR_FAIL, "%s: %s", m->out_path, sqlite3_errmsg(m->db));
@@ -409,7 +411,7 @@ static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *s
         else if (sqlite3_column_int(st, 4))
             rc = err_set(err, ERR_FAIL,
                          "experiment '%s': %s and %s made its trial configs by different identity "
-                         "rules (experiment.identity)",
+                         "or draw rules (experiment.identity, experiment.draws)",
                          name, a, b);
         else {
             const char *va = (const char *)sqlite3_column_text(st, 5),
@@ -448,6 +450,66 @@ static int merge_experiments(merge_t *m, bool allow_versions, merge_summary_t *s
     return rc;
 }
 
+/* Whether column c of an experiment's entity is bookkeeping of when and by
+ * what it was registered (not part of what the row is). */
+static bool bookkeeping_col(const char *col) {
+    return strcmp(col, "created") == 0 || strcmp(col, "code_version") == 0;
+}
+
+/* An entity of an experiment (spec: experiment_id, referenced by trial):
+ * every input row is carried -- an experiment's whole spec history, not
+ * only the rows a winning trial names -- with experiment_id mapped through
+ * exp_map.  Rows are one when they agree on everything but when and by what
+ * they were registered (the same spec text run on two shards is one spec;
+ * the earliest created and code_version are kept), so a merge of duplicates
+ * adds nothing and the result does not depend on the order of the inputs. */
+static void owned_entity_sql(const table_t *t, sql_t *q) {
+    const char *id = t->cols[t->alias];
+    sql_add(q, "CREATE TEMP TABLE \"o_%s\" AS SELECT s.src, s.\"%s\" AS old_id", t->name, id);
+    for (int c = 0; c < t->n_cols; c++) {
+        if (c == t->alias) continue;
+        if (strcmp(t->cols[c], "experiment_id") == 0)
+            sql_add(q, ", (SELECT new_id FROM exp_map e WHERE e.src = s.src AND e.old_id = "
+                       "s.experiment_id) AS experiment_id");
+        else
+            sql_add(q, ", s.\"%s\"", t->cols[c]);
+    }
+    sql_add(q, " FROM temp.\"s_%s\" s WHERE s.src > 0;", t->name);
+    /* "k1", "k2", ...: the identifying columns */
+    sql_t keys = {0}, match = {0};
+    for (int c = 0, first = 1; c < t->n_cols; c++) {
+        if (c == t->alias || bookkeeping_col(t->cols[c])) continue;
+        sql_add(&keys, "%s\"%s\"", first ? "" : ", ", t->cols[c]);
+        sql_add(&match, " AND x.\"%s\" IS o.\"%s\"", t->cols[c], t->cols[c]);
+        first = 0;
+    }
+    if (keys.failed || match.failed) {
+        q->failed = true;
+    } else {
+        sql_add(q, "INSERT INTO main.\"%s\" (\"%s\", %s", t->name, id, keys.text);
+        for (int c = 0; c < t->n_cols; c++)
+            if (c != t->alias && bookkeeping_col(t->cols[c])) sql_add(q, ", \"%s\"", t->cols[c]);
+        sql_add(q,
+                ") SELECT (SELECT coalesce(max(\"%s\"), 0) FROM main.\"%s\") + row_number() OVER "
+                "(ORDER BY %s), * FROM (SELECT %s",
+                id, t->name, keys.text, keys.text);
+        for (int c = 0; c < t->n_cols; c++)
+            if (c != t->alias && bookkeeping_col(t->cols[c]))
+                sql_add(q, ", min(\"%s\")", t->cols[c]);
+        sql_add(q,
+                " FROM \"o_%s\" o WHERE NOT EXISTS (SELECT 1 FROM main.\"%s\" x WHERE 1%s) "
+                "GROUP BY %s);",
+                t->name, t->name, match.text, keys.text);
+        sql_add(q,
+                "CREATE TEMP TABLE \"map_%s\" AS SELECT o.src, o.old_id, min(x.\"%s\") AS new_id "
+                "FROM \"o_%s\" o JOIN main.\"%s\" x ON 1%s GROUP BY o.src, o.old_id;"
+                "CREATE INDEX temp.\"map_%s_i\" ON \"map_%s\" (src, old_id);",
+                t->name, id, t->name, t->name, match.text, t->name, t->name);
+    }
+    mem_free(keys.text);
+    mem_free(match.text);
+}
+
 /* Tables the trial table references (e.g. run): the rows that the trials
  * taken from the inputs reference (after choose_trials) are carried, rows
  * of equal content being one row; new contents get ids in content order.  temp.map_NAME (src,
@@ -459,6 +521,11 @@ static int merge_entities(merge_t *m, err_t *err) {
         const table_t *t = &m->tables[i];
         if (t->kind != TABLE_ENTITY) continue;
         sql_reset(&q);
+        if (col_index(t, "experiment_id") >= 0) { /* an experiment's (spec) */
+            owned_entity_sql(t, &q);
+            rc = exec_q(m, &q, "cannot merge an experiment's referenced table", err);
+            continue;
+        }
         const char *id = t->cols[t->alias];
         sql_add(&q, "INSERT INTO main.\"%s\" (\"%s\", ", t->name, id);
         add_cols(&q, t, "", true, false);

@@ -60,6 +60,7 @@ struct store {
     bool restricted; /* claims limited to temp.claimable (store_restrict_claims) */
     long fail_after; /* test hook: write steps left before an injected failure, -1 off */
     int64_t run_id;  /* the run (invocation) its claims record in trial.run_id, 0: none */
+    int64_t spec_id; /* the spec new trials record in trial.spec_id, 0: none */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -619,8 +620,63 @@ static int check_identity(store_t *s, const char *name, int64_t id, int stored, 
 
 int store_experiment(store_t *s, const char *name, const char *description, const char *spec_text,
                      int identity, bool replace_spec, int64_t *id, err_t *err) {
+    const store_experiment_spec_t e = {.name = name,
+                                       .description = description,
+                                       .spec_text = spec_text,
+                                       .identity = identity,
+                                       .replace_spec = replace_spec};
+    return store_experiment_ex(s, &e, id, err);
+}
+
+/* Appends a row to the spec history of experiment `id` and makes it this
+ * connection's current spec (store_add_trials records it with new trials). */
+static int add_spec(store_t *s, int64_t id, const store_experiment_spec_t *e, const char *now,
+                    err_t *err) {
+    sqlite3_stmt *st;
+    if (prepare(s, &st,
+                "INSERT INTO spec (experiment_id, text, overrides, draws, created, code_version) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, e->spec_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e->overrides ? e->overrides : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e->draws ? e->draws : "paired", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, mtlab_version(), -1, SQLITE_STATIC);
+    int status = write_step(s, st, "cannot record the spec history", err);
+    sqlite3_finalize(st);
+    if (status == 0) s->spec_id = sqlite3_last_insert_rowid(s->db);
+    return status;
+}
+
+/* The latest spec row of experiment `id` with this text (a re-run of the
+ * same file), made current; none (a store edited by hand): a new row. */
+static int current_spec(store_t *s, int64_t id, const store_experiment_spec_t *e, const char *now,
+                        err_t *err) {
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT max(id) FROM spec WHERE experiment_id = ? AND text = ?", err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_text(st, 2, e->spec_text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int64_t spec = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return db_fail(s, err, "cannot read the spec history");
+    if (spec > 0) {
+        s->spec_id = spec;
+        return 0;
+    }
+    return add_spec(s, id, e, now, err);
+}
+
+int store_experiment_ex(store_t *s, const store_experiment_spec_t *e, int64_t *id, err_t *err) {
+    const char *name = e->name, *description = e->description, *spec_text = e->spec_text;
+    const int identity = e->identity;
+    const bool replace_spec = e->replace_spec;
     char now[32];
     now_iso(now);
+    s->spec_id = 0;
     sqlite3_stmt *find = NULL, *write = NULL;
     if (begin_write(s, err)) return -1;
     if (prepare(s, &find, "SELECT id, spec, identity FROM experiment WHERE name = ?", err))
@@ -647,7 +703,7 @@ int store_experiment(store_t *s, const char *name, const char *description, cons
         } else {
             if (prepare(s, &write,
                         "UPDATE experiment SET spec = ?, description = ?, updated = ?, "
-                        "code_version = ? WHERE id = ?",
+                        "code_version = ?, draws = coalesce(?6, draws) WHERE id = ?5",
                         err))
                 goto fail;
             sqlite3_bind_text(write, 1, spec_text, -1, SQLITE_STATIC);
@@ -655,12 +711,14 @@ int store_experiment(store_t *s, const char *name, const char *description, cons
             sqlite3_bind_text(write, 3, now, -1, SQLITE_STATIC);
             sqlite3_bind_text(write, 4, mtlab_version(), -1, SQLITE_STATIC);
             sqlite3_bind_int64(write, 5, *id);
+            if (e->draws) sqlite3_bind_text(write, 6, e->draws, -1, SQLITE_STATIC);
         }
         if (write_step(s, write, "cannot update the experiment", err)) goto fail;
+        if (same ? current_spec(s, *id, e, now, err) : add_spec(s, *id, e, now, err)) goto fail;
     } else if (rc == SQLITE_DONE) {
         if (prepare(s, &write,
                     "INSERT INTO experiment (name, description, spec, created, updated, "
-                    "code_version, identity) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "code_version, identity, draws) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     err))
             goto fail;
         sqlite3_bind_text(write, 1, name, -1, SQLITE_STATIC);
@@ -670,8 +728,10 @@ int store_experiment(store_t *s, const char *name, const char *description, cons
         sqlite3_bind_text(write, 5, now, -1, SQLITE_STATIC);
         sqlite3_bind_text(write, 6, mtlab_version(), -1, SQLITE_STATIC);
         sqlite3_bind_int(write, 7, identity);
+        sqlite3_bind_text(write, 8, e->draws ? e->draws : "paired", -1, SQLITE_STATIC);
         if (write_step(s, write, "cannot add the experiment", err)) goto fail;
         *id = sqlite3_last_insert_rowid(s->db);
+        if (add_spec(s, *id, e, now, err)) goto fail;
     } else {
         db_fail(s, err, "cannot read experiments");
         goto fail;
@@ -683,6 +743,7 @@ fail:
     sqlite3_finalize(find);
     sqlite3_finalize(write);
     rollback(s);
+    s->spec_id = 0;
     return -1;
 }
 
@@ -694,7 +755,7 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
     if (begin_write(s, err)) return -1;
     if (prepare(s, &ins,
                 "INSERT OR IGNORE INTO trial (experiment_id, model, repeat, config, data_seed, "
-                "init_seed, n_params, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                "init_seed, n_params, status, spec_id) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
                 err) ||
         prepare(s, &par, "INSERT INTO param (trial_id, key, value) VALUES (?, ?, ?)", err) ||
         prepare(s, &reseed,
@@ -726,6 +787,10 @@ int store_add_trials(store_t *s, int64_t experiment_id, const store_trial_t *tri
             sqlite3_bind_int64(ins, 7, t->model_params);
         else
             sqlite3_bind_null(ins, 7);
+        if (s->spec_id > 0)
+            sqlite3_bind_int64(ins, 8, s->spec_id);
+        else
+            sqlite3_bind_null(ins, 8);
         if (write_step(s, ins, "cannot add trials", err)) goto fail;
         if (sqlite3_changes(s->db) == 0) { /* already there, params too */
             sqlite3_bind_int64(reseed, 1, experiment_id);
@@ -1351,4 +1416,34 @@ int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return db_fail(s, err, "cannot count trials");
     return 0;
+}
+
+int store_experiment_find(store_t *s, const char *name, store_experiment_info_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (prepare(s, &st, "SELECT id, spec, draws FROM experiment WHERE name = ?", err)) return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    if (rc != SQLITE_ROW) {
+        db_fail(s, err, "cannot read experiments");
+        sqlite3_finalize(st);
+        return -1;
+    }
+    out->id = sqlite3_column_int64(st, 0);
+    const char *spec = (const char *)sqlite3_column_text(st, 1);
+    const char *draws = (const char *)sqlite3_column_text(st, 2);
+    out->spec = mem_strdup(spec ? spec : "");
+    snprintf(out->draws, sizeof out->draws, "%s", draws ? draws : "paired");
+    sqlite3_finalize(st);
+    if (!out->spec) return err_set(err, ERR_FAIL, "out of memory");
+    return 1;
+}
+
+void store_experiment_info_free(store_experiment_info_t *info) {
+    mem_free(info->spec);
+    info->spec = NULL;
 }

@@ -28,8 +28,9 @@ typedef struct sqlite3 sqlite3;
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
  * conventions, trial.n_params for every trial; 5: experiment.identity;
  * 6: the run table, trial.run_id -- provenance, store/run_record.h;
- * 7: tag and note). */
-#define STORE_SCHEMA_VERSION 7
+ * 7: tag and note; 9: the spec table, trial.spec_id, experiment.draws --
+ * the spec history, store_experiment_ex). */
+#define STORE_SCHEMA_VERSION 9
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -200,5 +201,31 @@ int store_counts(store_t *s, int64_t experiment_id, store_counts_t *out, err_t *
  * reset with n_ok < 0 (the default).  The caller then sees the real error
  * path: the transaction is rolled back and -1 returned. */
 void store_test_fail_writes(store_t *s, long n_ok);
+
+/* store_experiment with the spec history (schema version 9): every spec text
+ * an experiment is run with is kept as a row of the spec table (with its
+ * overrides, draw rule and time): a new experiment's first, and each text
+ * that --replace-spec brings.  The spec row of this run (new, or the latest
+ * one of the same text) becomes the connection's current spec, which
+ * store_add_trials records as trial.spec_id of the trials it adds.  draws
+ * (NULL: keep; a new experiment gets "paired") becomes experiment.draws. */
+typedef struct {
+    const char *name, *description, *spec_text;
+    int identity;          /* SWEEP_IDENTITY */
+    bool replace_spec;     /* continue it with a changed text */
+    const char *overrides; /* the command-line overrides, one per line; NULL or "": none */
+    const char *draws;     /* "paired" or "independent" */
+} store_experiment_spec_t;
+int store_experiment_ex(store_t *s, const store_experiment_spec_t *e, int64_t *id, err_t *err);
+
+/* An experiment as stored: id, its latest spec text, its draw rule. */
+typedef struct {
+    int64_t id;
+    char *spec; /* mem_free (store_experiment_info_free) */
+    char draws[16];
+} store_experiment_info_t;
+/* Looks up experiment `name`: 1 and *out when it exists, 0 when not, -1. */
+int store_experiment_find(store_t *s, const char *name, store_experiment_info_t *out, err_t *err);
+void store_experiment_info_free(store_experiment_info_t *info);
 
 #endif

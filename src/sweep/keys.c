@@ -251,6 +251,10 @@ static void set_seed(sweep_t *s, const char *t) {
 static void set_samples(sweep_t *s, const char *t) {
     s->samples = text_int(t);
 }
+static void set_draws(sweep_t *s, const char *t) {
+    s->draws = sweep_draws_parse(t) == SWEEP_DRAWS_INDEPENDENT ? SWEEP_DRAWS_INDEPENDENT
+                                                               : SWEEP_DRAWS_PAIRED;
+}
 static void set_gates(sweep_t *s, const char *t) {
     s->record_gates = strcmp(t, "true") == 0;
 }
@@ -287,6 +291,11 @@ static const sweep_key_t keys[] = {
      .help = "base seed of the whole experiment"},
     {K("experiment", "samples"), .type = KEY_INT, RANGE(1, 1e6), .def = "1",
      .set_sweep = set_samples, .help = "random-search draws per grid point"},
+    {K("experiment", "draws"), .type = KEY_WORD, .words = "paired independent", .def = "paired",
+     .set_sweep = set_draws,
+     .help = "random search: paired (draw s of a distribution is the same value at every grid "
+             "point and for every model) or independent (each grid point and model draws its "
+             "own; experiments stored before paired draws keep this)"},
 
     {K("data", "source"), .type = KEY_WORD, .words = "synthetic", POINT(def_synthetic, set_nothing),
      .check = check_source, .help = "where the data comes from: synthetic (SPEC 3)"},
@@ -708,7 +717,7 @@ static int key_index(const char *param) {
 static const char *describe(const sweep_resolve_t *r, const char *param, char *out, size_t n) {
     const int k = key_index(param);
     const char *value = r->text[k] ? r->text[k] : "?";
-    if (r->line[k] && r->labels)
+    if (r->line[k] && r->labels && r->labels[r->line[k] - 1])
         snprintf(out, n, "%s = %s (%s)", param, value, r->labels[r->line[k] - 1]);
     else if (r->line[k])
         snprintf(out, n, "%s = %s (line %d)", param, value, r->line[k]);

@@ -17,6 +17,7 @@
 #include "core/provenance.h"
 #include "store/run_record.h"
 #include "store/store.h"
+#include "sweep/specdiff.h"
 
 static double now(void) {
     struct timespec t;
@@ -55,14 +56,39 @@ int runner_shard_size(int n_trials, int shard, int shards) {
     return n_trials / shards + (shard < n_trials % shards ? 1 : 0);
 }
 
+/* A refusal to register the experiment (*err, ERR_USAGE), with what
+ * differs when the stored spec text is another: the file's lines, scale and
+ * overrides (a resume needs the same). */
+static int spec_refusal(store_t *st, const sweep_t *sw, err_t *err) {
+    store_experiment_info_t info;
+    err_t ignored = {0};
+    if (store_experiment_find(st, sw->name, &info, &ignored) != 1) return -1;
+    if (strcmp(info.spec, sw->text) == 0) { /* refused for another reason */
+        store_experiment_info_free(&info);
+        return -1;
+    }
+    char what[400];
+    specdiff_summary(info.spec, sw->text, what, sizeof what);
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    err_set(err, ERR_USAGE, "%s; %s (mtlab run --dry-run shows the diff)", msg, what);
+    store_experiment_info_free(&info);
+    return -1;
+}
+
 /* Registers the experiment and the trials of this runner's shard (all of
  * them without --shard). */
 static int register_trials(store_t *st, const sweep_t *sw, const runner_opts_t *o, int64_t *exp_id,
                            int *added, err_t *err) {
-    const bool replace = o->replace_spec;
-    if (store_experiment(st, sw->name, sw->description, sw->text, SWEEP_IDENTITY, replace, exp_id,
-                         err))
-        return -1;
+    const store_experiment_spec_t e = {.name = sw->name,
+                                       .description = sw->description,
+                                       .spec_text = sw->text,
+                                       .identity = SWEEP_IDENTITY,
+                                       .replace_spec = o->replace_spec,
+                                       .overrides = sw->overrides,
+                                       .draws = sweep_draws_name(sw->draws)};
+    if (store_experiment_ex(st, &e, exp_id, err))
+        return err->kind == ERR_USAGE && !o->replace_spec ? spec_refusal(st, sw, err) : -1;
     /* The points' params as store records, back to back: point p's start at
      * kv + first[p]. */
     size_t n_kv = 0;
@@ -538,6 +564,7 @@ static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int jobs, in
     store_t *st;
     if (store_open(&st, o->db_path, 0, err)) return -1;
     int rc = register_trials(st, sw, o, exp_id, &sum->added, err);
+    if (rc == 0) sum->total = runner_shard_size(sw->n_trials, o->shard, o->shards);
     if (rc == 0) {
         provenance_t prov;
         provenance_collect(&prov);
@@ -554,7 +581,8 @@ static int prepare_store(const sweep_t *sw, const runner_opts_t *o, int jobs, in
 
 int runner_run(const sweep_t *sw, const runner_opts_t *o, runner_summary_t *sum, err_t *err) {
     memset(sum, 0, sizeof *sum);
-    sum->total = runner_shard_size(sw->n_trials, o->shard, o->shards);
+    /* sum->total stays 0 until the trials are registered: a refused run
+     * (a changed spec) prints no summary of zeros */
     double t0 = now();
     int jobs = o->jobs > 0 ? o->jobs : 1;
     size_t largest;

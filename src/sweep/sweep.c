@@ -31,7 +31,14 @@
  * where G lists the grid point's given values in key-table order
  * ("key=value;", a distribution as its canonical text, model.name included).
  * So draws do not depend on file order, on other distribution keys or on the
- * sample count, and differ between grid points and models.  uniform(a,b) is
+ * sample count, and differ between grid points and models.  That is the
+ * INDEPENDENT rule ([experiment] draws = independent; every experiment
+ * stored before schema version 9).  The default PAIRED rule shares the draws
+ * across grid points and models:
+ *     seed = H(experiment seed, "paired|" + K + "=" + D, s)
+ * where D is the distribution's canonical text, so draw s of the same
+ * distribution is the same value everywhere (a [model.<name>] distribution
+ * of other bounds draws its own).  uniform(a,b) is
  * a + (b-a)u, loguniform(a,b) is exp(ln a + (ln b - ln a)u), u = rng_uniform;
  * randint(a,b) is a + rng_below(b-a+1) (a 64-bit variant for wide ranges);
  * choice picks an item with rng_below(n).
@@ -184,6 +191,7 @@ void sweep_free(sweep_t *s) {
         mem_free(s->points[p].params); /* the point's one allocation (see add_point) */
     mem_free(s->points);
     mem_free(s->text);
+    mem_free(s->overrides);
     mem_free(f->slots);
     mem_free(f->key_lines);
     mem_free(f);
@@ -353,10 +361,18 @@ typedef struct {
     int n_entries;
     int experiment_line; /* line of the first [experiment] header, or 0 */
     int model_line;      /* line of the first [model] header, or 0 */
-    /* sweep_from_settings: labels[line - 1] names the setting of a "line" in
-     * errors (a file's errors name FILE:LINE); NULL for a file. */
+    /* labels[line - 1], when not NULL, names the setting of a "line" in
+     * errors (a file's lines name FILE:LINE): every line of
+     * sweep_from_settings, the command-line overrides of sweep_load_opts
+     * (numbered after the file's last line).  NULL: none. */
     const char *const *labels;
+    bool settings; /* sweep_from_settings: one trial from settings, no file */
 } ctx_t;
+
+/* The label of `line` (see ctx_t), or NULL for a file's line. */
+static const char *label_of(const ctx_t *c, int line) {
+    return c->labels && line > 0 ? c->labels[line - 1] : NULL;
+}
 
 static const char *const dist_names[] = {"", "uniform", "loguniform", "randint", "choice"};
 
@@ -368,7 +384,7 @@ static int usage_at(ctx_t *c, err_t *err, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (line > 0 && c->labels) return err_set(err, ERR_USAGE, "%s: %s", c->labels[line - 1], msg);
+    if (label_of(c, line)) return err_set(err, ERR_USAGE, "%s: %s", label_of(c, line), msg);
     if (line > 0) return err_set(err, ERR_USAGE, "%s:%d: %s", c->path, line, msg);
     return err_set(err, ERR_USAGE, "%s: %s", c->path, msg);
 }
@@ -668,7 +684,7 @@ static int add_entry(ctx_t *c, const item_t *it, err_t *err) {
                         it->section);
     if (key < 0) return unknown_key(c, it, base, err);
     const entry_t *dup = find_entry(c, it->section, key);
-    if (dup && c->labels)
+    if (dup && label_of(c, dup->line) && label_of(c, it->line))
         return usage_at(c, err, it->line, "[%s] %s: given twice (%s and %s)", it->section, it->key,
                         c->labels[dup->line - 1], c->labels[it->line - 1]);
     if (dup)
@@ -740,7 +756,7 @@ static const char *model_list(const entry_t *names, char *out, size_t n) {
 /* Rules that involve several keys or the whole file. */
 static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
     sweep_t *s = &c->f->pub;
-    for (int i = 0; i < c->n_keys && !c->labels; i++)
+    for (int i = 0; i < c->n_keys && !c->settings; i++)
         if ((c->keys[i].flags & KEY_REQUIRED) && !find_key(c, c->keys[i].section, c->keys[i].name))
             return usage_at(
                 c, err,
@@ -788,7 +804,7 @@ static int check_file(ctx_t *c, const item_t *items, int n_items, err_t *err) {
     }
     const entry_t *corr = find_key(c, "data", "correlation"),
                   *groups = find_key(c, "data", "groups");
-    if (corr && groups && c->labels)
+    if (corr && groups && (label_of(c, corr->line) || label_of(c, groups->line)))
         return usage_at(c, err, corr->line > groups->line ? corr->line : groups->line,
                         "[data] correlation and groups exclude each other: with groups, give "
                         "within and between");
@@ -856,7 +872,10 @@ static uint64_t below64(rng_t *rng, uint64_t bound) {
 static void draw(const sweep_t *s, const sweep_key_t *k, const entry_t *e, const char *g,
                  int sample, char *out, size_t n) {
     char label[8192];
-    snprintf(label, sizeof label, "draw|%s|%s", g, k->param);
+    if (s->draws == SWEEP_DRAWS_PAIRED) /* the same at every grid point, for every model */
+        snprintf(label, sizeof label, "paired|%s=%s", k->param, e->dist_text);
+    else
+        snprintf(label, sizeof label, "draw|%s|%s", g, k->param);
     rng_t rng;
     rng_seed(&rng, sweep_hash(s->seed, label, (uint64_t)sample), RNG_STREAM_SWEEP_DRAW);
     char raw[64], msg[256];
@@ -1019,7 +1038,7 @@ static int make_point(ctx_t *c, choice_t *ch, const char *model, int sample, poi
     if (sweep_resolve_finish(&r, err)) {
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);
-        if (c->labels) return usage_at(c, err, r.err_line, "%s", msg);
+        if (c->settings) return usage_at(c, err, r.err_line, "%s", msg);
         return usage_at(c, err, r.err_line, "point %d (%s): %s", s->n_points, label, msg);
     }
     pt->spec = r.spec;
@@ -1237,7 +1256,7 @@ static int keep_key_lines(ctx_t *c, err_t *err) {
         const entry_t *e = &c->entries[i];
         key_line_t *kl = &f->key_lines[f->n_key_lines++];
         kl->key = e->key;
-        kl->line = e->line;
+        kl->line = label_of(c, e->line) ? 0 : e->line; /* an override has no file line */
         snprintf(kl->model, sizeof kl->model, "%s", e->model ? e->model : "");
     }
     return 0;
@@ -1256,11 +1275,177 @@ static int mark_scale(sweep_t *s, const char *scale, err_t *err) {
     return 0;
 }
 
+const char *sweep_draws_name(int draws) {
+    return draws == SWEEP_DRAWS_INDEPENDENT ? "independent" : "paired";
+}
+
+int sweep_draws_parse(const char *word) {
+    if (strcmp(word, "paired") == 0) return SWEEP_DRAWS_PAIRED;
+    if (strcmp(word, "independent") == 0) return SWEEP_DRAWS_INDEPENDENT;
+    return -1;
+}
+
+/* The command-line overrides of a load: their items (line n_lines + 1 + i)
+ * and the labels naming them in errors. */
+typedef struct {
+    item_t *items;
+    const char **labels; /* [n_lines + n]: NULL for the file's lines */
+    char (*label_text)[160];
+    int n;
+} overrides_t;
+
+static void overrides_free(overrides_t *o) {
+    for (int i = 0; o->items && i < o->n; i++)
+        mem_free(o->items[i].value);
+    mem_free(o->items);
+    mem_free(o->labels);
+    mem_free(o->label_text);
+}
+
+/* Moves the last entry to position `at` (an override takes the place of the
+ * file's entry, so the grid keeps the file's order). */
+static void move_last_entry(ctx_t *c, int at) {
+    entry_t moved = c->entries[c->n_entries - 1];
+    memmove(&c->entries[at + 1], &c->entries[at], sizeof *c->entries * (c->n_entries - 1 - at));
+    c->entries[at] = moved;
+    for (int j = at; j < c->n_entries; j++) /* a model points into its own section */
+        if (c->entries[j].model) c->entries[j].model = c->entries[j].section + 6;
+}
+
+/* Parses and applies the overrides (see sweep_opts_t) after the file's
+ * entries: each is checked as a line "key = value" of its section would be,
+ * then replaces the entry of that key in place or is appended. */
+static int apply_overrides(ctx_t *c, const sweep_opts_t *o, int n_lines, overrides_t *ov,
+                           err_t *err) {
+    const int n = o ? o->n_overrides : 0;
+    if (n == 0) return 0;
+    if (n > SWEEP_MAX_OVERRIDES)
+        return err_set(err, ERR_USAGE, "%d overrides: at most %d", n, SWEEP_MAX_OVERRIDES);
+    ov->items = mem_calloc((size_t)n, sizeof *ov->items);
+    ov->labels = mem_calloc((size_t)n_lines + (size_t)n, sizeof *ov->labels);
+    ov->label_text = mem_calloc((size_t)n, sizeof *ov->label_text);
+    entry_t *grown =
+        mem_realloc(c->entries, sizeof *grown * ((size_t)c->n_entries + (size_t)n + 1));
+    if (grown) c->entries = grown;
+    if (!ov->items || !ov->labels || !ov->label_text || !grown)
+        return err_set(err, ERR_FAIL, "%s: out of memory for the overrides", c->path);
+    ov->n = n;
+    c->labels = ov->labels;
+    for (int i = 0; i < n; i++) {
+        const char *text = o->overrides[i];
+        item_t *it = &ov->items[i];
+        it->line = n_lines + 1 + i;
+        snprintf(ov->label_text[i], sizeof ov->label_text[i], "argument '%.120s%s'", text,
+                 strlen(text) > 120 ? "..." : "");
+        ov->labels[it->line - 1] = ov->label_text[i];
+        if (strlen(text) > 1000 || strpbrk(text, "\n\r"))
+            return usage_at(c, err, it->line, "an override is one line of at most 1000 characters");
+        const char *eq = strchr(text, '=');
+        const char *dot = NULL;
+        for (const char *p = text; eq && p < eq; p++)
+            if (*p == '.') dot = p;
+        if (!eq || !dot || dot == text || dot + 1 == eq)
+            return usage_at(c, err, it->line,
+                            "expected section.key=value[,value...] (e.g. train.lr=0.001,0.01 "
+                            "or model.mmoe.experts=8)");
+        trim_copy(it->section, sizeof it->section, text, (size_t)(dot - text));
+        trim_copy(it->key, sizeof it->key, dot + 1, (size_t)(eq - dot - 1));
+        item_t header = *it;
+        header.header = true;
+        if (check_section(c, &header, err)) return -1;
+        if (is_scale_section(it->section))
+            return usage_at(c, err, it->line,
+                            "a [scale.<name>] section is applied with --scale NAME; override "
+                            "the key itself (e.g. train.steps=100)");
+        if (!(it->value = mem_strdup(eq + 1)))
+            return err_set(err, ERR_FAIL, "%s: out of memory for the overrides", c->path);
+        const bool model_section = is_model_section(it->section);
+        const int key = sweep_key_find(model_section ? "model" : it->section, it->key);
+        if (key < 0) return unknown_key(c, it, model_section ? "model" : it->section, err);
+        if (model_section && strcmp(it->key, "name") != 0 &&
+            !sweep_key_declared(&c->keys[key], it->section + 6))
+            return usage_at(c, err, it->line,
+                            "[%s] %s: model %s has no such hyper-parameter (it declares: %s)",
+                            it->section, it->key, it->section + 6,
+                            hp_list(it->section + 6, (char[400]){0}, 400));
+        int at = -1;
+        for (int e = 0; e < c->n_entries && at < 0; e++)
+            if (c->entries[e].key == key && strcmp(c->entries[e].section, it->section) == 0) at = e;
+        if (at >= 0 && label_of(c, c->entries[at].line))
+            return usage_at(c, err, it->line, "[%s] %s: given twice (%s and %s)", it->section,
+                            it->key, label_of(c, c->entries[at].line), label_of(c, it->line));
+        if (at >= 0) {
+            mem_free(c->entries[at].values);
+            memmove(&c->entries[at], &c->entries[at + 1],
+                    sizeof *c->entries * (size_t)(c->n_entries - at - 1));
+            c->n_entries--;
+            for (int j = at; j < c->n_entries; j++)
+                if (c->entries[j].model) c->entries[j].model = c->entries[j].section + 6;
+        }
+        if (add_entry(c, it, err)) return -1;
+        if (at >= 0) move_last_entry(c, at);
+    }
+    /* A [model.<name>] override needs <name> among the models (which an
+     * override may have changed too). */
+    const entry_t *names = find_key(c, "model", "name");
+    for (int i = 0; i < n; i++) {
+        if (!is_model_section(ov->items[i].section)) continue;
+        const char *model = ov->items[i].section + 6;
+        bool listed = false;
+        for (int v = 0; names && v < names->n_values; v++)
+            listed = listed || strcmp(names->values[v], model) == 0;
+        if (!listed)
+            return usage_at(c, err, ov->items[i].line, "[%s]: model '%s' is not in [model] name",
+                            ov->items[i].section, model);
+    }
+    return 0;
+}
+
+/* The stored text's override lines and sweep_t.overrides. */
+static int mark_overrides(sweep_t *s, const sweep_opts_t *o, err_t *err) {
+    const int n = o ? o->n_overrides : 0;
+    size_t extra = 1, lines = 1;
+    for (int i = 0; i < n; i++) {
+        extra += strlen(o->overrides[i]) + 40;
+        lines += strlen(o->overrides[i]) + 1;
+    }
+    char *text = mem_alloc(strlen(s->text) + extra);
+    char *list = mem_alloc(lines);
+    if (!text || !list) {
+        mem_free(text);
+        mem_free(list);
+        return err_set(err, ERR_FAIL, "out of memory");
+    }
+    size_t t = (size_t)sprintf(text, "%s", s->text), l = 0;
+    list[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        /* one line each: a newline in an argument would end the comment */
+        char one[1024];
+        snprintf(one, sizeof one, "%s", o->overrides[i]);
+        for (char *p = one; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+        t += (size_t)sprintf(text + t, "%s; mtlab run override: %s\n",
+                             t && text[t - 1] != '\n' ? "\n" : "", one);
+        l += (size_t)sprintf(list + l, "%s\n", one);
+    }
+    mem_free(s->text);
+    s->text = text;
+    s->overrides = list;
+    return 0;
+}
+
 int sweep_load(const char *path, sweep_t **out, err_t *err) {
-    return sweep_load_scaled(path, NULL, out, err);
+    return sweep_load_opts(path, NULL, out, err);
 }
 
 int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err) {
+    sweep_opts_t o = {.scale = scale};
+    return sweep_load_opts(path, &o, out, err);
+}
+
+int sweep_load_opts(const char *path, const sweep_opts_t *opts, sweep_t **out, err_t *err) {
+    const char *scale = opts ? opts->scale : NULL;
+    overrides_t ov = {0};
     *out = NULL;
     sweep_full_t *f = mem_calloc(1, sizeof *f);
     if (!f) return err_set(err, ERR_FAIL, "out of memory loading %s", path);
@@ -1285,6 +1470,8 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
     }
     for (int k = 0; k < c.n_keys; k++) /* sweep-level defaults */
         if (c.keys[k].set_sweep && c.keys[k].def) c.keys[k].set_sweep(s, c.keys[k].def);
+    s->draws = opts && opts->draws == SWEEP_DRAWS_INDEPENDENT ? SWEEP_DRAWS_INDEPENDENT
+                                                              : SWEEP_DRAWS_PAIRED;
 
     rd.text = s->text;
     int syntax_line = ini_parse_stream(read_line, &rd, on_pair, &rd);
@@ -1329,15 +1516,21 @@ int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t 
         usage_at(&c, err, stop, "expected 'key = value' or '[section]'");
         goto done;
     }
+    if (apply_overrides(&c, opts, rd.line, &ov, err)) goto done;
+    s->draws_given = find_key(&c, "experiment", "draws") != NULL;
+    for (int i = 0; i < c.n_entries; i++)
+        s->random = s->random || c.entries[i].dist != DIST_NONE;
     if (check_file(&c, rd.items, rd.n_items, err) || keep_key_lines(&c, err) || expand(&c, err))
         goto done;
     if (scale && mark_scale(s, scale, err)) goto done;
+    if (mark_overrides(s, opts, err)) goto done;
     status = 0;
 done:
     for (int i = 0; i < c.n_entries; i++)
         mem_free(c.entries[i].values);
     mem_free(c.entries);
     reader_free(&rd);
+    overrides_free(&ov);
     if (status) {
         sweep_free(s);
         return -1;
@@ -1355,7 +1548,7 @@ int sweep_from_settings(const char *const *settings, const char *const *labels, 
     /* labels of the settings, then of the default model name */
     const char **all_labels = mem_calloc((size_t)n + 1, sizeof *all_labels);
     item_t *items = mem_calloc((size_t)n + 1, sizeof *items);
-    ctx_t c = {.path = "arguments", .f = f, .labels = all_labels};
+    ctx_t c = {.path = "arguments", .f = f, .labels = all_labels, .settings = true};
     int status = -1, n_items = 0;
     if (!f || !all_labels || !items) {
         err_set(err, ERR_FAIL, "out of memory reading the settings");

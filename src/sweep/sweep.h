@@ -47,6 +47,20 @@
  * (`mtlab run /dev/zero`) is refused instead of filling memory. */
 #define SWEEP_FILE_MAX (4 << 20)
 
+/* How random-search draws are shared ([experiment] draws; README "Paired
+ * draws").  PAIRED: draw s of key K is the same at every grid point and for
+ * every model (the same distribution gives the same values), so families and
+ * settings are compared at the same sampled values.  INDEPENDENT: each grid
+ * point and model draws its own (every experiment stored before schema
+ * version 9 was drawn so, and keeps that rule: sweep_opts_t.draws). */
+typedef enum { SWEEP_DRAWS_PAIRED = 0, SWEEP_DRAWS_INDEPENDENT = 1 } sweep_draws_t;
+/* The word of a rule ("paired", "independent"), and back (-1: unknown). */
+const char *sweep_draws_name(int draws);
+int sweep_draws_parse(const char *word);
+
+/* Command-line overrides at most (`mtlab run FILE section.key=value ...`). */
+#define SWEEP_MAX_OVERRIDES 64
+
 /* One resolved key of a point.  Both strings belong to the sweep: key is the
  * key table's static name, value lives in its point's allocation. */
 typedef struct {
@@ -74,8 +88,14 @@ typedef struct {
     uint64_t seed; /* [experiment] seed (default 1) */
     bool record_gates;   /* [record] gates   (default true) */
     bool record_weights; /* [record] weights (default true): store final parameters */
-    char *text;    /* the file's bytes, stored with the experiment (plus the scale line) */
+    char *text; /* the file's bytes, stored with the experiment (plus scale, override lines) */
     char scale[32]; /* the applied [scale.<name>], or "" */
+    int draws;      /* sweep_draws_t: how distributions are drawn */
+    bool draws_given; /* the file or an override sets [experiment] draws */
+    bool random;      /* some key is a distribution (draws matters) */
+    /* The command-line overrides, "section.key=value" one per line in the
+     * order given ("" none); they are also in text (sweep_load_opts). */
+    char *overrides;
     int n_points;
     sweep_point_t *points;
     int n_trials;  /* n_points * repeats */
@@ -91,6 +111,29 @@ int sweep_load(const char *path, sweep_t **out, err_t *err);
  * (experiment.repeats = 10, train.steps = 1000, model.mmoe.experts = 4) that
  * replace the file's values; its name is appended to the stored text. */
 int sweep_load_scaled(const char *path, const char *scale, sweep_t **out, err_t *err);
+
+/* Everything sweep_load_opts applies on top of the file. */
+typedef struct {
+    const char *scale; /* [scale.<name>] to apply, or NULL */
+    /* Command-line overrides "section.key=value[,value...]" (a list makes a
+     * grid, a distribution draws; "model.NAME.key=..." sets [model.NAME]),
+     * applied after the scale: each replaces the file's value of that key in
+     * place (the grid keeps its order) or adds the key.  Validated as the
+     * file's lines are; errors name "argument 'section.key=value'". */
+    const char *const *overrides;
+    int n_overrides;
+    /* The draw rule when neither the file nor an override sets [experiment]
+     * draws (sweep_draws_t; 0: paired).  `mtlab run` passes the rule stored
+     * with an existing experiment, so its file keeps expanding to its
+     * trials. */
+    int draws;
+} sweep_opts_t;
+
+/* sweep_load_scaled with overrides and a default draw rule.  The stored
+ * text (s->text) is the file, then "; mtlab run --scale NAME" when scaled,
+ * then one "; mtlab run override: section.key=value" line per override:
+ * a resume needs the same scale and overrides.  opts NULL: none. */
+int sweep_load_opts(const char *path, const sweep_opts_t *opts, sweep_t **out, err_t *err);
 void sweep_free(sweep_t *s);
 
 /* One point from settings "section.key=value" (`mtlab train`'s arguments):
