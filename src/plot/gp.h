@@ -61,7 +61,7 @@ struct plot_layout {
     unsigned flags;
     const char *band_lo, *band_hi; /* GP_LINES: a filled band between these columns under
                                       each line (a NULL cell: no band there) */
-    const char *z; /* GP_HEATMAP: the column that colours a cell */
+    const char *z;                 /* GP_HEATMAP: the column that colours a cell */
 };
 
 /* What the script is about, for its comments, title and output. */
