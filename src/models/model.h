@@ -230,6 +230,9 @@ typedef struct model_ops {
      * connection (and whatever only it fed) is removed, at the current
      * parameters; model_serving_params() is n_weights without the hook. */
     size_t (*serving_params)(const model_t *m);
+    /* Optional (SNR): projects the parameters onto their constraints (the
+     * log-alpha clamp) after every optimiser step; train_step calls it. */
+    void (*constrain)(model_t *m);
 } model_ops_t;
 
 typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */

@@ -316,6 +316,7 @@ int train_step(train_state_t *s, double *batch_loss) {
     const bool weight_turn = arch != TRAIN_ARCH_ALTERNATE || s->step % 2 == 1;
     if (weight_turn) adam_step(&s->adam, m->params, m->grads);
     if (arch_turn) adam_step(&s->arch_adam, m->params + m->n_weights, m->grads + m->n_weights);
+    if (m->ops->constrain) m->ops->constrain(m);
     return 0;
 }
 
