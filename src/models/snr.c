@@ -135,17 +135,22 @@ typedef struct {
     int n_src, n_dst;
     int log_alpha; /* tensor [n_dst, n_src] */
     double *z;     /* this pass's z (sample or ẑ) */
+    real *zr;      /* the same as reals (the mixing kernels') */
+    real *acc;     /* aver: [n_dst·n_src, h_src] per-unit sums of dL/dz over the batch */
     double *dz;    /* dz/dlog α of this pass's z (0 in MODEL_EVAL) */
     double *gz;    /* dL/dz of the last backward (zeroed at its start) */
 } coding_t;
 
-/* A transformation routing layer (trans). */
+/* A transformation routing layer (trans).  With the coding variables of the
+ * pass folded into the weights, Weff = W ⊙ Z (block (j, i) of W times z_ij),
+ * the layer is one dense ReLU layer over the concatenated source units:
+ *   out = relu(in · Weff + b)
+ * so a pass is the GEMMs of a dense layer plus O(|W|) element-wise work. */
 typedef struct {
     int W, b; /* [n_src·h_src, n_dst·h_dst], [1, n_dst·h_dst] */
     int h_src, h_dst;
-    real *P; /* [max_batch, n_src·n_dst·h_dst]: P_j = h_j · W_j (all dst) at column j·n_dst·h_dst */
-    real *dP;         /* [max_batch, n_dst·h_dst] scratch: one P_j's gradient */
-    real *out, *dout; /* [max_batch, n_dst·h_dst] post-ReLU; its gradient (accumulated) */
+    real *Weff, *dWeff; /* [n_src·h_src, n_dst·h_dst]: W ⊙ Z of this pass; its gradient */
+    real *out, *dout;   /* [max_batch, n_dst·h_dst] post-ReLU; its gradient (accumulated) */
 } trans_t;
 
 /* An averaging layer (aver, l >= 2): n sub-networks reading their mixtures. */
@@ -214,14 +219,16 @@ static int snr_sizes(const model_config_t *c, bool aver, model_sizes_t *out, err
             if (size_add(&total, total, conn) || size_add(&routes, routes, 3 * conn)) goto overflow;
             tensors += 1;
             size_tally_blocks(&out->act, 3, conn, sizeof(double)); /* z, dz, gz */
+            size_tally_block(&out->act, conn, sizeof(real));       /* zr */
+            if (aver) size_tally_block(&out->act, conn * (size_t)h_src, sizeof(real)); /* acc */
         }
         if (!aver) {
             if (block_count(&p, src_w, dst_w, 1) || size_add(&total, total, p) ||
                 size_add(&total, total, dst_w))
                 goto overflow;
             tensors += 2;
-            size_tally_block(&out->act, (size_t)B * n_src * dst_w, sizeof(real)); /* P */
-            size_tally_blocks(&out->act, 3, (size_t)B * dst_w, sizeof(real)); /* dP, out, dout */
+            size_tally_blocks(&out->act, 2, p, sizeof(real));                 /* Weff, dWeff */
+            size_tally_blocks(&out->act, 2, (size_t)B * dst_w, sizeof(real)); /* out, dout */
         } else if (l == 1) {
             if (experts_sizes(d, n, D[0], B, true, &p, &out->act, err)) return -1;
             if (size_add(&total, total, p)) goto overflow;
@@ -268,7 +275,10 @@ static int snr_aver_sizes(const model_config_t *c, model_sizes_t *out, err_t *er
 
 /* ---- build ---- */
 
-static int coding_build(model_t *m, coding_t *cd, int l, int n_src, int n_dst, err_t *err) {
+/* acc_cols: the width of the sources of an averaging layer (its per-unit
+ * accumulators), 0 for a transformation layer. */
+static int coding_build(model_t *m, coding_t *cd, int l, int n_src, int n_dst, int acc_cols,
+                        err_t *err) {
     char name[48];
     snprintf(name, sizeof name, "l%d.log_alpha", l);
     cd->n_src = n_src;
@@ -278,10 +288,12 @@ static int coding_build(model_t *m, coding_t *cd, int l, int n_src, int n_dst, e
     const size_t conn = (size_t)n_src * n_dst;
     if (!(cd->z = model_work(m, sizeof(double) * conn, err)) ||
         !(cd->dz = model_work(m, sizeof(double) * conn, err)) ||
-        !(cd->gz = model_work(m, sizeof(double) * conn, err)))
+        !(cd->gz = model_work(m, sizeof(double) * conn, err)) ||
+        !(cd->zr = model_work(m, sizeof(real) * conn, err)))
         return -1;
+    if (acc_cols > 0 && !(cd->acc = model_work(m, sizeof(real) * conn * acc_cols, err))) return -1;
     for (size_t k = 0; k < conn; k++) /* before any pass: z = 1, as a dense layer */
-        cd->z[k] = 1;
+        cd->z[k] = cd->zr[k] = 1;
     return 0;
 }
 
@@ -315,10 +327,10 @@ static int snr_build(model_t *m, bool aver, err_t *err) {
             t->b = model_declare_bias(m, name, dst_w, src_w);
             if (t->W < 0 || t->b < 0)
                 return err_set(err, ERR_FAIL, "out of memory declaring %s", name);
-            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, err)) return -1;
-            size_t p_cols = (size_t)n_src * dst_w; /* checked by the sizes hook */
-            if (!(t->P = model_work(m, sizeof(real) * c->max_batch * p_cols, err)) ||
-                !(t->dP = model_act(m, dst_w, err)) || !(t->out = model_act(m, dst_w, err)) ||
+            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, 0, err)) return -1;
+            const size_t w_bytes = sizeof(real) * (size_t)src_w * dst_w; /* checked by sizes */
+            if (!(t->Weff = model_work(m, w_bytes, err)) ||
+                !(t->dWeff = model_work(m, w_bytes, err)) || !(t->out = model_act(m, dst_w, err)) ||
                 !(t->dout = model_act_grad(m, dst_w, err)))
                 return -1;
         } else if (l == 1) {
@@ -332,14 +344,14 @@ static int snr_build(model_t *m, bool aver, err_t *err) {
                 snprintf(name, sizeof name, "l%d.s%d", l, i + 1);
                 if (dense_declare(m, &a->sub[i], name, a->h_src, a->h_dst, true, err)) return -1;
             }
-            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, err)) return -1;
+            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, a->h_src, err)) return -1;
             if (!(a->mix = model_act(m, n_dst * a->h_src, err)) ||
                 !(a->dmix = model_act_grad(m, n_dst * a->h_src, err)) ||
                 !(a->out = model_act(m, n_dst * a->h_dst, err)) ||
                 !(a->dout = model_act_grad(m, n_dst * a->h_dst, err)))
                 return -1;
         } else {
-            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, err)) return -1;
+            if (coding_build(m, &s->code[l - 1], l, n_src, n_dst, s->D[L - 1], err)) return -1;
             if (!(s->v = model_act(m, T * s->D[L - 1], err)) ||
                 !(s->dv = model_act_grad(m, T * s->D[L - 1], err)))
                 return -1;
@@ -388,6 +400,7 @@ static void coding_draw(model_t *m, const snr_t *s, coding_t *cd, model_mode_t m
             cd->z[k] = hc_serving(&s->hc, la[k]);
             cd->dz[k] = 0;
         }
+        cd->zr[k] = (real)cd->z[k];
     }
 }
 
@@ -400,98 +413,155 @@ static void coding_backward(model_t *m, const coding_t *cd) {
 
 /* ---- trans ---- */
 
-/* out[B, n_dst·h_dst] = relu(b + Σ_j z_ij · P_j[:, i-block]), P_j = in_j · W_j. */
-static void trans_forward(const model_t *m, trans_t *t, const coding_t *cd, const real *in, int ldi,
-                          int B) {
-    const int n_src = cd->n_src, n_dst = cd->n_dst, hd = t->h_dst, dst_w = n_dst * hd,
-              ldp = n_src * dst_w;
-    const real *W = model_param(m, t->W), *bias = model_param(m, t->b);
-    for (int j = 0; j < n_src; j++) /* P_j[B, n_dst·hd] = in_j[B, h_src] · W[j rows] */
-        dense_forward_ld(t->P + (size_t)j * dst_w, ldp, in + (size_t)j * t->h_src, ldi,
-                         W + (size_t)j * t->h_src * dst_w, NULL, B, t->h_src, dst_w);
-    for (int b = 0; b < B; b++) {
-        const real *P = t->P + (size_t)b * ldp;
-        real *out = t->out + (size_t)b * dst_w;
-        for (int i = 0; i < n_dst; i++)
-            for (int k = 0; k < hd; k++) {
-                double pre = bias[i * hd + k];
-                for (int j = 0; j < n_src; j++)
-                    pre += cd->z[i * n_src + j] * P[(size_t)j * dst_w + i * hd + k];
-                out[i * hd + k] = pre > 0 ? (real)pre : 0;
-            }
+/* The element-wise loops are written as nn/layers.c's kernels are:
+ * blocks of LANES elements (loops of constant length, which GCC's -O2
+ * vectoriser takes) on restrict rows, compiled for AVX2 and the baseline
+ * (target_clones); vectorised across independent elements, so no sum is
+ * reordered. */
+#define LANES 8
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SNR_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define SNR_KERNEL
+#endif
+
+/* o[n] = z · x[n] */
+static inline void scale_row(real *restrict o, real z, const real *restrict x, int n) {
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++)
+            o[k + l] = z * x[k + l];
+    for (; k < n; k++)
+        o[k] = z * x[k];
+}
+
+/* acc[n] += u[n] · d[n];  du[n] += z · d[n] */
+static inline void products_axpy(real *restrict acc, real *restrict du, real z,
+                                 const real *restrict u, const real *restrict d, int n) {
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int l = 0; l < LANES; l++) {
+            acc[k + l] += u[k + l] * d[k + l];
+            du[k + l] += z * d[k + l];
+        }
+    for (; k < n; k++) {
+        acc[k] += u[k] * d[k];
+        du[k] += z * d[k];
     }
 }
 
-/* From dout (overwritten: ReLU): grads of W, b, dL/dz (cd->gz), din (NULL: data). */
+/* Units per block of the per-unit accumulators of a batch sum. */
+#define SNR_CHUNK 64
+
+/* Weff = W ⊙ Z: the rows of source unit j, columns of destination unit i,
+ * scaled by z_ij. */
+SNR_KERNEL static void trans_fold(const model_t *m, trans_t *t, const coding_t *cd) {
+    const int src_w = cd->n_src * t->h_src, dst_w = cd->n_dst * t->h_dst;
+    const real *W = model_param(m, t->W);
+    for (int r = 0; r < src_w; r++)
+        for (int i = 0; i < cd->n_dst; i++) {
+            const size_t at = (size_t)r * dst_w + (size_t)i * t->h_dst;
+            scale_row(t->Weff + at, cd->zr[i * cd->n_src + r / t->h_src], W + at, t->h_dst);
+        }
+}
+
+/* out[B, n_dst·h_dst] = relu(in[B, n_src·h_src] (stride ldi) · Weff + b), i.e.
+ * h_i = relu(Σ_j z_ij in_j W_ij + b_i). */
+static void trans_forward(const model_t *m, trans_t *t, const coding_t *cd, const real *in, int ldi,
+                          int B) {
+    const int src_w = cd->n_src * t->h_src, dst_w = cd->n_dst * t->h_dst;
+    trans_fold(m, t, cd);
+    dense_relu_forward_ld(t->out, dst_w, in, ldi, t->Weff, model_param(m, t->b), B, src_w, dst_w);
+}
+
+/* dW_ij += z_ij · dWeff_ij;  dL/dz_ij += Σ dWeff_ij ⊙ W_ij (per column summed
+ * over the block's rows in order, then over the columns). */
+SNR_KERNEL static void trans_unfold(model_t *m, trans_t *t, coding_t *cd) {
+    const int dst_w = cd->n_dst * t->h_dst, hs = t->h_src, hd = t->h_dst;
+    const real *W = model_param(m, t->W);
+    real *dW = model_grad(m, t->W);
+    for (int j = 0; j < cd->n_src; j++)
+        for (int i = 0; i < cd->n_dst; i++) {
+            const real z = cd->zr[i * cd->n_src + j];
+            double g = 0;
+            for (int k0 = 0; k0 < hd; k0 += SNR_CHUNK) {
+                const int kn = hd - k0 < SNR_CHUNK ? hd - k0 : SNR_CHUNK;
+                real acc[SNR_CHUNK] = {0};
+                for (int r = j * hs; r < (j + 1) * hs; r++) {
+                    const size_t at = (size_t)r * dst_w + (size_t)i * hd + k0;
+                    products_axpy(acc, dW + at, z, W + at, t->dWeff + at, kn);
+                }
+                for (int k = 0; k < kn; k++)
+                    g += acc[k];
+            }
+            cd->gz[i * cd->n_src + j] += g;
+        }
+}
+
+/* From dout (overwritten: ReLU): dWeff = inᵀ · dpre, then trans_unfold; db;
+ * din += dpre · Weffᵀ (NULL: data). */
 static void trans_backward(model_t *m, trans_t *t, coding_t *cd, const real *in, int ldi, int B,
                            real *din) {
-    const int n_src = cd->n_src, n_dst = cd->n_dst, hd = t->h_dst, dst_w = n_dst * hd,
-              ldp = n_src * dst_w;
-    const real *W = model_param(m, t->W);
-    real *dW = model_grad(m, t->W), *db = model_grad(m, t->b);
-    relu_backward(t->dout, t->out, (size_t)B * dst_w); /* dpre */
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < dst_w; k++)
-            db[k] += t->dout[(size_t)b * dst_w + k];
-    for (int j = 0; j < n_src; j++) {
-        for (int i = 0; i < n_dst; i++) { /* dL/dz_ij = Σ_b <P_j[b, i-block], dpre[b, i-block]> */
-            double g = 0;
-            for (int b = 0; b < B; b++) {
-                const real *P = t->P + (size_t)b * ldp + (size_t)j * dst_w + i * hd;
-                const real *dp = t->dout + (size_t)b * dst_w + i * hd;
-                for (int k = 0; k < hd; k++)
-                    g += (double)P[k] * dp[k];
-            }
-            cd->gz[i * n_src + j] += g;
-        }
-        for (int b = 0; b < B; b++) /* dP_j[b, i-block] = z_ij · dpre[b, i-block] */
-            for (int i = 0; i < n_dst; i++) {
-                const real z = (real)cd->z[i * n_src + j];
-                for (int k = 0; k < hd; k++)
-                    t->dP[(size_t)b * dst_w + i * hd + k] =
-                        z * t->dout[(size_t)b * dst_w + i * hd + k];
-            }
-        /* dW[j rows] += in_jᵀ · dP_j;  din_j += dP_j · W[j rows]ᵀ */
-        dense_backward_ld(din ? din + (size_t)j * t->h_src : NULL, ldi,
-                          dW + (size_t)j * t->h_src * dst_w, NULL, t->dP, dst_w,
-                          in + (size_t)j * t->h_src, W + (size_t)j * t->h_src * dst_w, B, t->h_src,
-                          dst_w);
-    }
+    const int src_w = cd->n_src * t->h_src, dst_w = cd->n_dst * t->h_dst;
+    memset(t->dWeff, 0, sizeof(real) * (size_t)src_w * dst_w);
+    dense_relu_backward_ld(din, ldi, t->dWeff, model_grad(m, t->b), t->dout, dst_w, in, t->Weff,
+                           t->out, B, src_w, dst_w);
+    trans_unfold(m, t, cd);
 }
 
 /* ---- aver ---- */
 
-/* mix[B, n_dst·h] (stride ld_mix) = Σ_j z_ij · u_j, u_j at column j·h of u (stride ldu). */
-static void aver_mix(const coding_t *cd, const real *u, int ldu, int h, int B, real *mix,
-                     int ld_mix) {
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < cd->n_dst; i++)
-            for (int k = 0; k < h; k++) {
-                double sum = 0;
-                for (int j = 0; j < cd->n_src; j++)
-                    sum += cd->z[i * cd->n_src + j] * u[(size_t)b * ldu + j * h + k];
-                mix[(size_t)b * ld_mix + i * h + k] = (real)sum;
-            }
+/* o[h] = Σ_j z[j] · e[j, h] (e: n rows of h, contiguous), summed over j in order. */
+static inline void mix_row(real *restrict o, const real *restrict z, const real *restrict e, int n,
+                           int h) {
+    int k = 0;
+    for (; k + LANES <= h; k += LANES) {
+        real acc[LANES] = {0};
+        for (int j = 0; j < n; j++)
+            for (int l = 0; l < LANES; l++)
+                acc[l] += z[j] * e[(size_t)j * h + k + l];
+        for (int l = 0; l < LANES; l++)
+            o[k + l] = acc[l];
+    }
+    for (; k < h; k++) {
+        real acc = 0;
+        for (int j = 0; j < n; j++)
+            acc += z[j] * e[(size_t)j * h + k];
+        o[k] = acc;
+    }
 }
 
-/* Its backward: du += z_ij · dmix_i, dL/dz_ij += Σ <u_j, dmix_i>. */
-static void aver_mix_backward(coding_t *cd, const real *u, int ldu, int h, int B, const real *dmix,
-                              int ld_mix, real *du) {
-    for (int i = 0; i < cd->n_dst; i++)
-        for (int j = 0; j < cd->n_src; j++) {
-            const real z = (real)cd->z[i * cd->n_src + j];
-            double g = 0;
-            for (int b = 0; b < B; b++) {
-                const real *dm = dmix + (size_t)b * ld_mix + i * h;
-                const real *uj = u + (size_t)b * ldu + j * h;
-                real *duj = du + (size_t)b * ldu + j * h;
-                for (int k = 0; k < h; k++) {
-                    g += (double)uj[k] * dm[k];
-                    duj[k] += z * dm[k];
-                }
-            }
-            cd->gz[i * cd->n_src + j] += g;
-        }
+/* mix[B, n_dst·h] (stride ld_mix) = Σ_j z_ij · u_j, u_j at column j·h of u
+ * (stride ldu). */
+SNR_KERNEL static void aver_mix(const coding_t *cd, const real *u, int ldu, int h, int B, real *mix,
+                                int ld_mix) {
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < cd->n_dst; i++)
+            mix_row(mix + (size_t)b * ld_mix + (size_t)i * h, cd->zr + (size_t)i * cd->n_src,
+                    u + (size_t)b * ldu, cd->n_src, h);
+}
+
+/* Its backward: du_j += z_ij · dmix_i;  dL/dz_ij += Σ_b <u_j, dmix_i>, where
+ * each unit's products are summed over the batch first (in order of b, into
+ * cd->acc), then over the units in order: no long chain of dependent adds,
+ * and each batch row is read once. */
+SNR_KERNEL static void aver_mix_backward(coding_t *cd, const real *u, int ldu, int h, int B,
+                                         const real *dmix, int ld_mix, real *du) {
+    const int n_src = cd->n_src, conn = n_src * cd->n_dst;
+    memset(cd->acc, 0, sizeof(real) * (size_t)conn * h);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < cd->n_dst; i++)
+            for (int j = 0; j < n_src; j++)
+                products_axpy(cd->acc + (size_t)(i * n_src + j) * h,
+                              du + (size_t)b * ldu + (size_t)j * h, cd->zr[i * n_src + j],
+                              u + (size_t)b * ldu + (size_t)j * h,
+                              dmix + (size_t)b * ld_mix + (size_t)i * h, h);
+    for (int c = 0; c < conn; c++) {
+        double g = 0;
+        for (int k = 0; k < h; k++)
+            g += cd->acc[(size_t)c * h + k];
+        cd->gz[c] += g;
+    }
 }
 
 /* ---- passes ---- */
