@@ -1065,8 +1065,9 @@ END_TEST
 /* `mtlab train model.name=snr_trans` with its defaults on the standard
  * synthetic data, and `mtlab run` of both families into a store: route_step
  * holds every evaluation's routes, route the final ones (equal to the last
- * step's), model/serving_params a value per evaluation, and `mtlab show`'s
- * command reproduces the stored test losses bit for bit. */
+ * step's), model/serving_params a value per evaluation; `mtlab merge`
+ * carries route_step; `mtlab show`'s command reproduces the stored test
+ * losses bit for bit. */
 START_TEST(test_cli) {
     const char *train[] = {"train", "model.name=snr_trans", "train.steps=200", "data.train=2000",
                            NULL};
@@ -1104,6 +1105,27 @@ START_TEST(test_cli) {
                        "m.trial_id WHERE t.model = 'snr_trans' AND m.name = "
                        "'model/serving_params' AND m.step = 150"),
         test_query(db, "SELECT n_params - 18 FROM trial WHERE model = 'snr_trans'"));
+    /* `mtlab merge` carries route_step (the table is picked from the schema),
+     * `mtlab schema` shows it. */
+    char *merged = test_join(dir, "merged.db");
+    const char *merge[] = {"merge", merged, db, NULL};
+    free(test_mtlab_ok(0, NULL, merge));
+    ck_assert_double_eq(test_query(merged, "SELECT count(*) FROM route_step"), 2 * 3 * (18 + 15));
+    ck_assert_double_eq(test_query(merged, "SELECT count(*) FROM route_step s JOIN trial t ON "
+                                           "t.id = s.trial_id WHERE t.model = 'snr_aver'"),
+                        2 * 3 * 15);
+    /* ... with every row's own src (the staging tables number their inputs in a
+     * column of that name too) */
+    static const char checksum[] =
+        "SELECT sum((step * 7 + layer * 5 + src * 3 + dst) * length(kind) + value) FROM route_step";
+    ck_assert_double_eq_tol(test_query(merged, checksum), test_query(db, checksum), 1e-9);
+    ck_assert_double_eq(test_query(merged, "SELECT count(DISTINCT src) FROM route WHERE layer = 2"),
+                        3);
+    const char *schema[] = {"schema", "--db", merged, NULL};
+    char *text = test_mtlab_ok(0, NULL, schema);
+    ck_assert_ptr_nonnull(strstr(text, "CREATE TABLE route_step"));
+    free(text);
+    free(merged);
     for (int id = 1; id <= 2; id++) {
         char sql[160];
         double stored[2];
