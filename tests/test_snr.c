@@ -909,6 +909,17 @@ START_TEST(test_serving_and_routes) {
     ck_assert_int_eq(model_sizes("snr_aver", &mc, &sz, &err), 0);
     /* 100·64 + 64 + 4·(16·16 + 16) + 16 + 8 + 2·(16·8 + 8 + 8 + 1) */
     ck_assert_uint_eq(sz.n_params, 6400 + 64 + 4 * 272 + 16 + 8 + 2 * 145);
+    /* Sizes that overflow are refused with the quantity named, before anything is allocated. */
+    for (int f = 0; f < 2; f++) {
+        const char *family = f ? "snr_aver" : "snr_trans";
+        model_config_default(&mc, model_find(family));
+        test_set_hp(&mc, family, "experts", 4096);
+        test_set_hp(&mc, family, "expert_hidden", 1000000);
+        err = (err_t){0};
+        ck_assert_int_eq(model_sizes(family, &mc, &sz, &err), -1);
+        ck_assert_msg(err.kind == ERR_USAGE && strstr(err.msg, "overflows"), "%s: %s", family,
+                      err.msg);
+    }
 }
 END_TEST
 

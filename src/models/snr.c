@@ -179,10 +179,9 @@ typedef struct {
 } snr_t;
 
 /* Routing layer l (1-based)'s source and destination units. */
-static void layer_units(bool aver, int l, int L, int n, int T, int *n_src, int *n_dst) {
+static void layer_units(int l, int L, int n, int T, int *n_src, int *n_dst) {
     *n_src = l == 1 ? 1 : n;
     *n_dst = l == L + 1 ? T : n;
-    (void)aver;
 }
 
 /* ---- sizes ---- */
@@ -198,7 +197,7 @@ static int snr_sizes(const model_config_t *c, bool aver, model_sizes_t *out, err
     int tensors = 0;
     for (int l = 1; l <= L + 1; l++) {
         int n_src, n_dst;
-        layer_units(aver, l, L, n, T, &n_src, &n_dst);
+        layer_units(l, L, n, T, &n_src, &n_dst);
         const int h_src = l == 1 ? d : D[l - 2],
                   h_dst = l == L + 1 ? (aver ? D[L - 1] : th) : D[l - 1];
         size_t src_w, dst_w, rows, conn;
@@ -211,9 +210,9 @@ static int snr_sizes(const model_config_t *c, bool aver, model_sizes_t *out, err
         if (size_mul(&conn, n_src, n_dst) || conn > INT_MAX / 3)
             return err_set(err, ERR_USAGE, "routing layer %d: %d x %d connections overflows", l,
                            n_src, n_dst);
-        if (block_count(&rows, B, n_src, dst_w) || block_count(&rows, B, src_w, 1))
-            return err_set(err, ERR_USAGE, "routing layer %d: max_batch %d x %d x %zu overflows", l,
-                           B, n_src, dst_w);
+        if (block_count(&rows, B, dst_w, 1) || block_count(&rows, B, src_w, 1))
+            return err_set(err, ERR_USAGE, "routing layer %d: max_batch %d x %zu units overflows",
+                           l, B, src_w > dst_w ? src_w : dst_w);
         /* coding variables (aver: none at layer 1) */
         if (!aver || l > 1) {
             if (size_add(&total, total, conn) || size_add(&routes, routes, 3 * conn)) goto overflow;
@@ -315,7 +314,7 @@ static int snr_build(model_t *m, bool aver, err_t *err) {
     char name[48];
     for (int l = 1; l <= L + 1; l++) {
         int n_src, n_dst;
-        layer_units(aver, l, L, n, T, &n_src, &n_dst);
+        layer_units(l, L, n, T, &n_src, &n_dst);
         if (!aver) {
             trans_t *t = &s->trans[l - 1];
             t->h_src = l == 1 ? d : s->D[l - 2];
