@@ -1083,7 +1083,10 @@ START_TEST(test_cli) {
     const char *train[] = {"train", "model.name=snr_trans", "train.steps=200", "data.train=2000",
                            NULL};
     char *out = test_mtlab_ok(0, NULL, train);
-    ck_assert_msg(strstr(out, "parameters: 11710") && strstr(out, "final test loss:"), "%s", out);
+    ck_assert_msg(strstr(out, "parameters: 11710") && strstr(out, "final test loss:") &&
+                      strstr(out, "serving parameters: ") &&
+                      strstr(out, "layer 3 (to the tasks)\n  t1 "),
+                  "%s", out);
     free(out);
 
     char *dir = test_tmpdir(), *db = test_join(dir, "results.db");
