@@ -5,8 +5,10 @@
  * after the last step) hands an evaluation to a callback: the mean training
  * loss since the previous evaluation, and the validation and test losses per
  * task and in total; for binary tasks also AUC and normalised entropy on the
- * validation and test sets (metrics.h), and for a model with a penalty the
- * mean penalty since the previous evaluation.  Callers (the `train` command,
+ * validation and test sets (metrics.h), for a model with a penalty the
+ * mean penalty since the previous evaluation, and for a model with a
+ * serving_params hook (SNR) its serving size at that step.  After every
+ * optimiser step a model's constrain hook (SNR's log-alpha clamp) runs.  Callers (the `train` command,
  * the sweep runner) decide what to print or store.  Deterministic: the same
  * model, data, config and batch seed give bit-identical results.
  *
