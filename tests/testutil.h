@@ -79,5 +79,6 @@ Suite *cluster_suite(void);
 Suite *report_suite(void);
 Suite *install_suite(void);
 Suite *overrides_suite(void);
+Suite *snr_suite(void);
 
 #endif
