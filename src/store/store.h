@@ -28,8 +28,9 @@ typedef struct sqlite3 sqlite3;
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
  * conventions, trial.n_params for every trial; 5: experiment.identity;
  * 6: the run table, trial.run_id -- provenance, store/run_record.h;
- * 7: tag and note). */
-#define STORE_SCHEMA_VERSION 7
+ * 7: tag and note; 11: the route views of sql/routes/recovery.sql and the
+ * metric model/route_recovery). */
+#define STORE_SCHEMA_VERSION 11
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */

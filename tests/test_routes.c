@@ -1,0 +1,435 @@
+/* test_routes.c -- the route recovery score and the SNR study's figures
+ * (sql/routes/recovery.sql, sql/figures/snr-*.sql, experiments/snr/).
+ *
+ * Recovery: hand-made stores whose trials are finished through the store API
+ * (store_finish, so the recorder's metric model/route_recovery is checked
+ * with the views) with routes or gates chosen so every overlap is a simple
+ * fraction: the score, the within/between means, the use and utilisation
+ * rows are compared with values worked out by hand (exact up to rounding,
+ * 1e-12).  Then a real MMoE run on grouped tasks: its stored score equals an
+ * independent computation from its gate rows.
+ *
+ * Figures: a hand-made store with the experiments the snr-* entries read;
+ * each script's inline data equals its query's rows, gnuplot accepts it
+ * (when installed), and the rows mean what they say (checked with
+ * independent SQL). */
+#define _GNU_SOURCE
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "plot/plot.h"
+#include "store/query.h"
+#include "store/store.h"
+#include "testutil.h"
+
+#define EXACT 1e-12
+
+/* ---- a hand-made store ------------------------------------------------------ */
+
+static store_t *open_store(const char *path) {
+    store_t *s = NULL;
+    err_t err = {0};
+    ck_assert_msg(store_open(&s, path, 0, &err) == 0, "%s", err.msg);
+    return s;
+}
+
+static int64_t add_experiment(store_t *s, const char *name) {
+    int64_t id = 0;
+    err_t err = {0};
+    ck_assert_msg(store_experiment(s, name, "", name, 2, false, &id, &err) == 0, "%s", err.msg);
+    return id;
+}
+
+/* Registers, claims and finishes one trial of `model` with params (a NULL-
+ * terminated key, value list) and the given records; returns its id. */
+static int64_t finish_trial(store_t *s, int64_t exp, const char *model, int repeat,
+                            const char *const *kv, const store_result_t *r) {
+    store_kv_t params[16];
+    int n = 0;
+    char config[1024] = "";
+    for (; kv[2 * n]; n++) {
+        params[n] = (store_kv_t){kv[2 * n], kv[2 * n + 1]};
+        size_t len = strlen(config);
+        snprintf(config + len, sizeof config - len, "%s%s=%s", n ? ";" : "", kv[2 * n],
+                 kv[2 * n + 1]);
+    }
+    store_trial_t t = {.repeat = repeat,
+                       .model = model,
+                       .config = config,
+                       .data_seed = 1,
+                       .init_seed = 2,
+                       .n_params = n,
+                       .params = params,
+                       .model_params = 100};
+    int added;
+    err_t err = {0};
+    ck_assert_msg(store_add_trials(s, exp, &t, 1, &added, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(added, 1);
+    store_claim_t c;
+    ck_assert_int_eq(store_claim(s, exp, &c, &err), 1);
+    ck_assert_str_eq(c.config, config);
+    ck_assert_msg(store_finish(s, c.id, r, &err) == 0, "%s", err.msg);
+    return c.id;
+}
+
+/* One value of `sql` (a %lld for the trial id) on the store; NAN when no row
+ * or NULL. */
+static double q(store_t *s, const char *fmt, long long id) {
+    char sql[2048];
+    snprintf(sql, sizeof sql, fmt, id);
+    sqlite3_stmt *st;
+    ck_assert_msg(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(store_db(s)));
+    double v = NAN;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static double score_of(store_t *s, int64_t id) {
+    return q(s, "SELECT score FROM v_route_recovery WHERE trial_id = %lld", (long long)id);
+}
+static double metric_of(store_t *s, int64_t id) {
+    return q(s,
+             "SELECT value FROM metric WHERE trial_id = %lld AND name = 'model/route_recovery' "
+             "AND step = 40",
+             (long long)id);
+}
+static double use_of(store_t *s, int64_t id, int task, int unit) {
+    char fmt[256];
+    snprintf(fmt, sizeof fmt,
+             "SELECT use FROM v_route_use WHERE trial_id = %%lld AND task = %d AND unit = %d", task,
+             unit);
+    return q(s, fmt, (long long)id);
+}
+
+#define ASSERT_NEAR(a, b) ck_assert_msg(fabs((a) - (b)) < EXACT, "%s = %.17g, expected %.17g", #a, \
+                                        (double)(a), (double)(b))
+
+/* A 2-layer SNR-like route: layer 1 input -> units 0..3 (unit 3 closed),
+ * layer 2 unit j -> task t open for the pairs in `open2` (4 x 4, [j][t]). */
+static int snr_routes(store_route_t *out, const int open1[4], const int open2[4][4]) {
+    int n = 0;
+    for (int j = 0; j < 4; j++) {
+        out[n++] = (store_route_t){1, 0, j, "z", open1[j] ? 0.5 + 0.1 * j : 0.0};
+        out[n++] = (store_route_t){1, 0, j, "p_open", open1[j] ? 0.9 : 0.05};
+    }
+    for (int j = 0; j < 4; j++)
+        for (int t = 0; t < 4; t++) {
+            out[n++] = (store_route_t){2, j, t, "z", open2[j][t] ? 1.0 : 0.0};
+            out[n++] = (store_route_t){2, j, t, "log_alpha", open2[j][t] ? 2.0 : -5.0};
+        }
+    return n;
+}
+
+/* Groups {t1, t2}, {t3, t4}; t1 uses {0, 1}, t2 {0, 1, 2}, t3 {2} (its
+ * edge from the closed unit 3 does not count), t4 {2}.  Within: (t1, t2)
+ * 2/3, (t3, t4) 1 -> 5/6; between: (t1, t3) 0, (t1, t4) 0, (t2, t3) 1/3,
+ * (t2, t4) 1/3 -> 1/6; score 2/3. */
+START_TEST(test_recovery_routes) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "r.db");
+    store_t *s = open_store(db);
+    int64_t exp = add_experiment(s, "hand");
+    const int open1[4] = {1, 1, 1, 0};
+    const int open2[4][4] = {{1, 1, 0, 0}, {1, 1, 0, 0}, {0, 1, 1, 1}, {0, 0, 1, 0}};
+    store_route_t routes[64];
+    store_result_t r = {.final_step = 40};
+    r.n_routes = snr_routes(routes, open1, open2);
+    r.routes = routes;
+    const char *kv[] = {"data.groups", "2 2", "model.name", "snr_trans", NULL};
+    int64_t id = finish_trial(s, exp, "snr_trans", 0, kv, &r);
+
+    ASSERT_NEAR(score_of(s, id), 2.0 / 3.0);
+    ASSERT_NEAR(metric_of(s, id), 2.0 / 3.0); /* the recorder stored the same */
+    ASSERT_NEAR(q(s, "SELECT within_groups FROM v_route_recovery WHERE trial_id = %lld", id),
+                5.0 / 6.0);
+    ASSERT_NEAR(q(s, "SELECT between_groups FROM v_route_recovery WHERE trial_id = %lld", id),
+                1.0 / 6.0);
+    ck_assert_int_eq((int)q(s, "SELECT n_within FROM v_route_recovery WHERE trial_id = %lld", id),
+                     2);
+    ck_assert_int_eq((int)q(s, "SELECT n_between FROM v_route_recovery WHERE trial_id = %lld", id),
+                     4);
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld", id), 16);
+    ASSERT_NEAR(use_of(s, id, 3, 2), 1.0);
+    ASSERT_NEAR(use_of(s, id, 3, 3), 0.0); /* unit 3 is not fed */
+    ASSERT_NEAR(use_of(s, id, 1, 2), 0.0);
+    ASSERT_NEAR(q(s,
+                  "SELECT utilisation FROM v_route_utilisation WHERE trial_id = %lld AND task = 2",
+                  id),
+                0.75);
+    ASSERT_NEAR(q(s, "SELECT used FROM v_route_utilisation WHERE trial_id = %lld AND task = 4", id),
+                1.0);
+    ASSERT_NEAR(q(s,
+                  "SELECT overlap FROM v_route_overlap WHERE trial_id = %lld AND task_a = 1 AND "
+                  "task_b = 2",
+                  id),
+                2.0 / 3.0);
+    ck_assert_int_eq(
+        (int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld AND source = 'route'", id),
+        16);
+
+    /* The same routes with every task on every unit: the sharing ignores the
+     * groups, score 0; everything closed: 0 too (no task uses anything). */
+    const int all1[4] = {1, 1, 1, 1}, none1[4] = {0, 0, 0, 0};
+    const int all2[4][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}};
+    r.n_routes = snr_routes(routes, all1, all2);
+    int64_t dense = finish_trial(s, exp, "snr_trans", 1, kv, &r);
+    ASSERT_NEAR(score_of(s, dense), 0.0);
+    ASSERT_NEAR(q(s, "SELECT within_groups FROM v_route_recovery WHERE trial_id = %lld", dense),
+                1.0);
+    r.n_routes = snr_routes(routes, none1, all2);
+    int64_t closed = finish_trial(s, exp, "snr_trans", 2, kv, &r);
+    ASSERT_NEAR(score_of(s, closed), 0.0);
+    ASSERT_NEAR(metric_of(s, closed), 0.0);
+    ASSERT_NEAR(q(s, "SELECT sum(use) FROM v_route_use WHERE trial_id = %lld", closed), 0.0);
+
+    /* Perfect separation: t1, t2 on {0, 1}; t3, t4 on {2, 3}: score 1. */
+    const int sep2[4][4] = {{1, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 1}, {0, 0, 1, 1}};
+    r.n_routes = snr_routes(routes, all1, sep2);
+    int64_t sep = finish_trial(s, exp, "snr_trans", 3, kv, &r);
+    ASSERT_NEAR(score_of(s, sep), 1.0);
+
+    /* No data.groups: use and utilisation, but no score and no metric;
+     * groups "1 3" -> within pairs only in the second group. */
+    const char *nogroups[] = {"data.correlation", "0.5", NULL};
+    int64_t ng = finish_trial(s, exp, "snr_trans", 4, nogroups, &r);
+    ck_assert(isnan(score_of(s, ng)));
+    ck_assert(isnan(metric_of(s, ng)));
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_utilisation WHERE trial_id = %lld",
+                            ng),
+                     4);
+    const char *singles[] = {"data.groups", "1 1 1 1", NULL};
+    int64_t sg = finish_trial(s, exp, "snr_trans", 5, singles, &r);
+    ck_assert(isnan(score_of(s, sg))); /* no pair within a group */
+    ck_assert(isnan(metric_of(s, sg)));
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM metric WHERE trial_id = %lld", sg), 0);
+    store_close(s);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* Three routing layers (input -> 3 units -> 2 units -> 3 tasks), groups "2
+ * 1": a task reaches a bottom unit only through open edges of every layer.
+ * t1: mid 0 <- {0, 1}; t2: mid 0 and mid 1 <- {2} but the edge 2 -> mid 1 is
+ * closed, so t2 uses {0, 1}; t3: mid 1 <- {2} closed -> nothing.  Within
+ * (t1, t2) 1; between (t1, t3) 0, (t2, t3) 0; score 1. */
+START_TEST(test_recovery_deep) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "r.db");
+    store_t *s = open_store(db);
+    int64_t exp = add_experiment(s, "deep");
+    store_route_t routes[] = {
+        {1, 0, 0, "z", 1},   {1, 0, 1, "z", 1},   {1, 0, 2, "z", 0.3},                     /* */
+        {2, 0, 0, "z", 0.7}, {2, 1, 0, "z", 0.2}, {2, 2, 0, "z", 0},   {2, 0, 1, "z", 0},  /* */
+        {2, 1, 1, "z", 0},   {2, 2, 1, "z", 0},                                            /* */
+        {3, 0, 0, "z", 1},   {3, 0, 1, "z", 1},   {3, 1, 1, "z", 1},   {3, 1, 2, "z", 1},  /* */
+        {3, 0, 2, "z", 0},
+    };
+    store_result_t r = {.final_step = 40,
+                        .n_routes = (int)(sizeof routes / sizeof routes[0]),
+                        .routes = routes};
+    const char *kv[] = {"data.groups", "2 1", NULL};
+    int64_t id = finish_trial(s, exp, "snr_trans", 0, kv, &r);
+    ASSERT_NEAR(score_of(s, id), 1.0);
+    ASSERT_NEAR(use_of(s, id, 2, 1), 1.0);
+    ASSERT_NEAR(use_of(s, id, 2, 2), 0.0);
+    ASSERT_NEAR(q(s, "SELECT sum(use) FROM v_route_use WHERE trial_id = %lld AND task = 3", id),
+                0.0);
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld", id), 9);
+    /* MTNAS 'value' edges count the same way; 'query' and 'prob' do not. */
+    store_route_t mtnas[] = {
+        {2, 0, 0, "value", 1}, {2, 1, 0, "value", 1}, {2, 1, 1, "value", 1},
+        {2, 2, 2, "value", 1}, {2, 2, 0, "query", 1}, {2, 0, 2, "prob", 0.9},
+    };
+    r.n_routes = 6;
+    r.routes = mtnas;
+    const char *kv3[] = {"data.groups", "2 1", NULL};
+    int64_t m = finish_trial(s, exp, "mtnas", 1, kv3, &r);
+    /* t1 {0, 1}, t2 {1}, t3 {2}: within 1/2, between 0 -> 1/2. */
+    ASSERT_NEAR(score_of(s, m), 0.5);
+    ASSERT_NEAR(metric_of(s, m), 0.5);
+    store_close(s);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+static store_gate_t gate(const char *name, int level, const char *owner, int expert, double mean) {
+    return (store_gate_t){.gate = name, .expert = expert, .mean = mean, .level = level,
+                          .owner = owner, .kind = "softmax", .hist_hi = 1};
+}
+
+/* MMoE: gate masses over 2 experts t1 (.75, .25), t2 (.5, .5), t3 and t4
+ * (.25, .75), groups "2 2".  Overlaps: (t1, t2) .75/1.25 = .6, (t3, t4) 1,
+ * (t1, t3) = (t1, t4) = .5/1.5 = 1/3, (t2, t3) = (t2, t4) = .75/1.25 = .6:
+ * within .8, between (2/3 + 1.2)/4 = 7/15, score 1/3.
+ * ML-MMoE, 2 levels x 2 experts: l2/t1 (1, 0), l2/t2 (.5, .5), l2/t3 (0, 1);
+ * l1/e1 (.2, .8), l1/e2 (.6, .4): level-1 masses t1 (.2, .8), t2 (.4, .6), t3
+ * (.6, .4); groups "2 1": within (t1, t2) .8/1.2 = 2/3, between (t1, t3)
+ * .6/1.4 = 3/7 and (t2, t3) 2/3 -> 23/42; score 5/42.  PLE with the same
+ * gates: not scored (its gates index per-task experts). */
+START_TEST(test_recovery_gates) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "g.db");
+    store_t *s = open_store(db);
+    int64_t exp = add_experiment(s, "gates");
+    store_gate_t g[] = {
+        gate("t1", 1, "t1", 0, .75), gate("t1", 1, "t1", 1, .25), gate("t2", 1, "t2", 0, .5),
+        gate("t2", 1, "t2", 1, .5),  gate("t3", 1, "t3", 0, .25), gate("t3", 1, "t3", 1, .75),
+        gate("t4", 1, "t4", 0, .25), gate("t4", 1, "t4", 1, .75),
+    };
+    store_result_t r = {.final_step = 40, .n_gates = 8, .gates = g};
+    const char *kv[] = {"data.groups", "2 2", NULL};
+    int64_t id = finish_trial(s, exp, "mmoe", 0, kv, &r);
+    ASSERT_NEAR(score_of(s, id), 1.0 / 3.0);
+    ASSERT_NEAR(metric_of(s, id), 1.0 / 3.0);
+    ASSERT_NEAR(q(s, "SELECT between_groups FROM v_route_recovery WHERE trial_id = %lld", id),
+                7.0 / 15.0);
+    ASSERT_NEAR(use_of(s, id, 1, 0), .75);
+    ck_assert_int_eq(
+        (int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld AND source = 'gate'", id),
+        8);
+
+    store_gate_t ml[] = {
+        gate("l2/t1", 2, "t1", 0, 1),  gate("l2/t1", 2, "t1", 1, 0),  gate("l2/t2", 2, "t2", 0, .5),
+        gate("l2/t2", 2, "t2", 1, .5), gate("l2/t3", 2, "t3", 0, 0),  gate("l2/t3", 2, "t3", 1, 1),
+        gate("l1/e1", 1, "e1", 0, .2), gate("l1/e1", 1, "e1", 1, .8), gate("l1/e2", 1, "e2", 0, .6),
+        gate("l1/e2", 1, "e2", 1, .4),
+    };
+    store_result_t rm = {.final_step = 40, .n_gates = 10, .gates = ml};
+    const char *kv3[] = {"data.groups", "2 1", NULL};
+    int64_t mid = finish_trial(s, exp, "ml_mmoe", 1, kv3, &rm);
+    ASSERT_NEAR(use_of(s, mid, 2, 0), .4);
+    ASSERT_NEAR(use_of(s, mid, 3, 1), .4);
+    ASSERT_NEAR(score_of(s, mid), 5.0 / 42.0);
+    ASSERT_NEAR(metric_of(s, mid), 5.0 / 42.0);
+    ASSERT_NEAR(q(s, "SELECT sum(utilisation) FROM v_route_utilisation WHERE trial_id = %lld", mid),
+                1.5); /* each task's masses sum to 1, over 2 experts */
+
+    int64_t ple = finish_trial(s, exp, "ple", 2, kv3, &rm);
+    ck_assert(isnan(score_of(s, ple)));
+    ck_assert(isnan(metric_of(s, ple)));
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld", ple), 0);
+    store_close(s);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* Group parsing: sizes with extra blanks or commas; tasks numbered from 1. */
+START_TEST(test_task_groups) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "p.db");
+    store_t *s = open_store(db);
+    int64_t exp = add_experiment(s, "groups");
+    store_result_t r = {.final_step = 40};
+    const char *kv[] = {"data.groups", " 2  1,3 ", NULL};
+    int64_t id = finish_trial(s, exp, "mmoe", 0, kv, &r);
+    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_task_group WHERE trial_id = %lld", id),
+                     6);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT group_concat(grp, '') = '112333' FROM (SELECT grp FROM v_route_task_group "
+             "WHERE trial_id = %lld ORDER BY task)",
+             (long long)id);
+    ck_assert_int_eq((int)test_query(db, sql), 1);
+    store_close(s);
+    free(db);
+    free(dir);
+}
+END_TEST
+
+/* A real MMoE run on grouped tasks: each trial's stored score equals the
+ * score computed here from its gate rows (weighted Jaccard of the gate
+ * means, within minus between groups "2 2"). */
+START_TEST(test_recovery_mmoe_run) {
+    char *dir = test_tmpdir();
+    char *ini = test_write_file(dir, "g.ini",
+                                "[experiment]\nname = grouped\nrepeats = 2\nseed = 7\n"
+                                "[data]\ntasks = 4\ngroups = 2 2\nwithin = 0.9\nbetween = 0\n"
+                                "dim = 8\ntrain = 300\nvalidation = 50\ntest = 100\n"
+                                "[train]\nsteps = 60\neval_every = 30\nbatch = 32\nlr = 0.01\n"
+                                "[model]\nname = mmoe, ml_mmoe\nexperts = 3\nexpert_hidden = 4\n"
+                                "tower_hidden = 4\n");
+    char *db = test_join(dir, "g.db");
+    const char *args[] = {"run", ini, "--db", db, "--jobs", "2", "--quiet", NULL};
+    free(test_mtlab_ok(0, NULL, args));
+    store_t *s = open_store(db);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(store_db(s),
+                                        "SELECT t.id, t.model, m.value FROM trial t JOIN metric m "
+                                        "ON m.trial_id = t.id AND m.name = 'model/route_recovery' "
+                                        "AND m.step = t.final_step ORDER BY t.id",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    int n = 0, n_ml = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        long long id = sqlite3_column_int64(st, 0);
+        const char *model = (const char *)sqlite3_column_text(st, 1);
+        double stored = sqlite3_column_double(st, 2);
+        n++;
+        if (strcmp(model, "ml_mmoe") == 0) {
+            n_ml++;
+            ASSERT_NEAR(stored, score_of(s, id));
+            continue;
+        }
+        /* mmoe: use[t][e] = mean of gate t<t+1> at expert e. */
+        double use[4][3];
+        for (int t = 0; t < 4; t++)
+            for (int e = 0; e < 3; e++) {
+                char fmt[200];
+                snprintf(fmt, sizeof fmt,
+                         "SELECT mean FROM gate WHERE trial_id = %%lld AND owner = 't%d' AND "
+                         "expert = %d",
+                         t + 1, e);
+                use[t][e] = q(s, fmt, id);
+                ck_assert(isfinite(use[t][e]));
+            }
+        double within = 0, between = 0;
+        int nw = 0, nb = 0;
+        for (int a = 0; a < 4; a++)
+            for (int b = a + 1; b < 4; b++) {
+                double lo = 0, hi = 0;
+                for (int e = 0; e < 3; e++) {
+                    lo += fmin(use[a][e], use[b][e]);
+                    hi += fmax(use[a][e], use[b][e]);
+                }
+                if (a / 2 == b / 2) {
+                    within += lo / hi;
+                    nw++;
+                } else {
+                    between += lo / hi;
+                    nb++;
+                }
+            }
+        ck_assert_int_eq(nw, 2);
+        ck_assert_int_eq(nb, 4);
+        ck_assert_msg(fabs(stored - (within / nw - between / nb)) < 1e-9, "trial %lld: %g vs %g",
+                      id, stored, within / nw - between / nb);
+        ck_assert(stored > -1 && stored < 1);
+    }
+    sqlite3_finalize(st);
+    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(n_ml, 2);
+    store_close(s);
+    free(db);
+    free(ini);
+    free(dir);
+}
+END_TEST
+
+Suite *routes_suite(void) {
+    Suite *s = suite_create("routes");
+    TCase *tc = tcase_create("recovery");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_recovery_routes);
+    tcase_add_test(tc, test_recovery_deep);
+    tcase_add_test(tc, test_recovery_gates);
+    tcase_add_test(tc, test_task_groups);
+    tcase_add_test(tc, test_recovery_mmoe_run);
+    suite_add_tcase(s, tc);
+    return s;
+}
