@@ -421,6 +421,340 @@ START_TEST(test_recovery_mmoe_run) {
 }
 END_TEST
 
+/* ---- the figures ------------------------------------------------------------ */
+
+/* The connections of a 2-layer route (input -> 4 units -> 4 tasks): 'z' 1
+ * and 'p_open' .9 where open, 0 and .05 where closed. */
+static int route_rows(store_route_t *out, const int open1[4], const int open2[4][4]) {
+    int n = 0;
+    for (int j = 0; j < 4; j++) {
+        out[n++] = (store_route_t){1, 0, j, "z", open1[j] ? 1.0 : 0.0};
+        out[n++] = (store_route_t){1, 0, j, "p_open", open1[j] ? 0.9 : 0.05};
+    }
+    for (int j = 0; j < 4; j++)
+        for (int t = 0; t < 4; t++) {
+            out[n++] = (store_route_t){2, j, t, "z", open2[j][t] ? 1.0 : 0.0};
+            out[n++] = (store_route_t){2, j, t, "p_open", open2[j][t] ? 0.9 : 0.05};
+        }
+    return n;
+}
+
+static const int ALL1[4] = {1, 1, 1, 1}, NONE1[4] = {0, 0, 0, 0};
+static const int ALL2[4][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}, {1, 1, 1, 1}};
+static const int SEP2[4][4] = {{1, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 1}, {0, 0, 1, 1}};
+static const int NONE2[4][4] = {{0}};
+
+/* A finished trial with routes (or MMoE gates when `gates`), a test loss and
+ * a serving size at step 40. */
+static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat,
+                         const char *lambda, const char *between, const int *open1,
+                         const int (*open2)[4], bool gates, double loss, double serving) {
+    store_route_t routes[64];
+    store_gate_t g[8];
+    store_metric_t m[2] = {{"test/loss/total", 40, loss}, {"model/serving_params", 40, serving}};
+    store_result_t r = {.final_step = 40, .n_metrics = serving > 0 ? 2 : 1, .metrics = m};
+    if (open1) {
+        r.n_routes = route_rows(routes, open1, open2);
+        r.routes = routes;
+    }
+    if (gates) { /* the masses of test_recovery_gates: score 1/3 */
+        static const char *const owner[4] = {"t1", "t2", "t3", "t4"};
+        static const double w[4] = {.75, .5, .25, .25};
+        for (int t = 0; t < 4; t++) {
+            g[2 * t] = gate(owner[t], 1, owner[t], 0, w[t]);
+            g[2 * t + 1] = gate(owner[t], 1, owner[t], 1, 1 - w[t]);
+        }
+        r.n_gates = 8;
+        r.gates = g;
+    }
+    const char *kv[12] = {"data.groups", "2 2", "model.name", model};
+    int n = 4;
+    if (lambda) kv[n++] = "model.lambda", kv[n++] = lambda;
+    if (between) kv[n++] = "data.between", kv[n++] = between;
+    kv[n] = NULL;
+    finish_trial(s, exp, model, repeat, kv, &r);
+}
+
+static char fig_dir[256], fig_db[300];
+
+/* Once for the tcase: the experiments the snr-* entries read, by hand.
+ *   snr-lambda:   snr_trans and snr_aver at λ 0 (all open), 1e-4 (grouped:
+ *                 t1, t2 on units 0-1, t3, t4 on 2-3), 0.01 (all closed);
+ *                 2 repeats each, the same routes.
+ *   snr-size:     snr_trans at λ 1e-4 with two serving sizes (losses .5,
+ *                 .3), shared_bottom (n_params from the trial: 100).
+ *   snr-recovery: snr_trans grouped (score 1) and mmoe gates (1/3) at
+ *                 between 0; snr_trans dense (0) at between 0.5. */
+static void make_figure_store(void) {
+    snprintf(fig_dir, sizeof fig_dir, "/tmp/mtlab-routes-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(fig_dir));
+    snprintf(fig_db, sizeof fig_db, "%s/snr.db", fig_dir);
+    store_t *s = open_store(fig_db);
+    int64_t lam = add_experiment(s, "snr-lambda");
+    const char *const models[] = {"snr_trans", "snr_aver"};
+    for (int m = 0; m < 2; m++)
+        for (int rep = 0; rep < 2; rep++) {
+            figure_trial(s, lam, models[m], rep, "0", NULL, ALL1, ALL2, false, 0.4, 2000);
+            figure_trial(s, lam, models[m], rep, "0.0001", NULL, ALL1, SEP2, false, 0.35, 1200);
+            figure_trial(s, lam, models[m], rep, "0.01", NULL, NONE1, NONE2, false, 1.0, 50);
+        }
+    int64_t size = add_experiment(s, "snr-size");
+    figure_trial(s, size, "snr_trans", 0, "0.0001", "0", ALL1, SEP2, false, 0.5, 800);
+    figure_trial(s, size, "snr_trans", 1, "0.0001", "0", ALL1, SEP2, false, 0.7, 1000);
+    figure_trial(s, size, "shared_bottom", 0, NULL, "0", NULL, NULL, false, 0.6, 0);
+    int64_t rec = add_experiment(s, "snr-recovery");
+    for (int rep = 0; rep < 2; rep++) {
+        figure_trial(s, rec, "snr_trans", rep, "0.001", "0", ALL1, SEP2, false, 0.3, 900);
+        figure_trial(s, rec, "mmoe", rep, NULL, "0", NULL, NULL, true, 0.3, 0);
+        figure_trial(s, rec, "snr_trans", rep, "0.001", "0.5", ALL1, ALL2, false, 0.3, 2000);
+    }
+    store_close(s);
+}
+
+static void remove_figure_store(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fig_dir);
+    if (fig_dir[0] && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", fig_dir);
+}
+
+static int split_fields(char *line, char **fields, int max) {
+    int n = 0;
+    char *p = line;
+    while (*p && n < max) {
+        while (*p == ' ')
+            p++;
+        if (!*p) break;
+        if (*p == '"') {
+            fields[n++] = ++p;
+            while (*p && *p != '"')
+                p++;
+        } else {
+            fields[n++] = p;
+            while (*p && *p != ' ')
+                p++;
+        }
+        if (*p) *p++ = '\0';
+    }
+    return n;
+}
+
+/* Every data row of the script's datablocks equals the query's rows, in
+ * order: numbers exactly, text as text, NULL as NaN. */
+static void check_script_data(const char *script, const store_table_t *t) {
+    char *gp = test_read_file(script);
+    int row = 0;
+    bool in_block = false;
+    for (char *line = strtok(gp, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!in_block) {
+            in_block = line[0] == '$' && strstr(line, " << EOD");
+            continue;
+        }
+        if (strcmp(line, "EOD") == 0) {
+            in_block = false;
+            continue;
+        }
+        if (line[0] == '#') continue;
+        ck_assert_msg(row < t->n_rows, "%s: more data rows than the query's %d", script, t->n_rows);
+        char *fields[64];
+        int n = split_fields(line, fields, 64);
+        ck_assert_int_eq(n, t->n_cols);
+        for (int c = 0; c < n; c++) {
+            const char *want = store_table_cell(t, row, c);
+            int type = store_table_type(t, row, c);
+            if (!want) {
+                ck_assert_str_eq(fields[c], "NaN");
+            } else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
+                char *end;
+                double got = strtod(fields[c], &end);
+                ck_assert_msg(*end == '\0' && got == strtod(want, NULL), "%s row %d %s: %s vs %s",
+                              script, row, t->names[c], fields[c], want);
+            } else {
+                ck_assert_str_eq(fields[c], want);
+            }
+        }
+        row++;
+    }
+    ck_assert_msg(row == t->n_rows, "%s: %d data rows, the query has %d", script, row, t->n_rows);
+    free(gp);
+}
+
+/* gnuplot (when installed) runs the script without a word on stderr. */
+static void check_gnuplot_accepts(const char *script) {
+    if (!plot_have_gnuplot()) return;
+    char cmd[5000];
+    snprintf(cmd, sizeof cmd,
+             "gnuplot -e \"keep_terminal = 1; set terminal dumb size 160,60; set output "
+             "'/dev/null'\" '%s' 2>&1",
+             script);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char said[2048];
+    size_t n = fread(said, 1, sizeof said - 1, p);
+    said[n] = '\0';
+    int rc = pclose(p);
+    ck_assert_msg(rc == 0 && n == 0, "gnuplot %s: status %d: %s", script, rc, said);
+}
+
+static store_table_t *fig_rows(const char *name) {
+    store_t *s;
+    err_t err = {0};
+    ck_assert_msg(store_open(&s, fig_db, STORE_READONLY, &err) == 0, "%s", err.msg);
+    store_table_t *t = NULL;
+    ck_assert_msg(plot_query(s, plot_find(name), NULL, &t, &err) == 0, "%s: %s", name, err.msg);
+    store_close(s);
+    return t;
+}
+
+/* The cell of row r in column `name` as a number (NAN for NULL). */
+static double cell(const store_table_t *t, int r, const char *name) {
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcmp(t->names[c], name) == 0) {
+            const char *v = store_table_cell(t, r, c);
+            return v ? strtod(v, NULL) : NAN;
+        }
+    ck_abort_msg("no column %s", name);
+    return NAN;
+}
+static const char *text(const store_table_t *t, int r, const char *name) {
+    for (int c = 0; c < t->n_cols; c++)
+        if (strcmp(t->names[c], name) == 0) return store_table_cell(t, r, c);
+    ck_abort_msg("no column %s", name);
+    return NULL;
+}
+
+/* Every snr-* entry: its file, the script's data = its query's rows, and
+ * gnuplot accepts the script; tables: one markdown line a row. */
+START_TEST(test_snr_entries) {
+    int n, seen = 0;
+    const plot_figure_t *reg = plot_registry(&n);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(reg[i].name, "snr-", 4) != 0) continue;
+        seen++;
+        char *dir = test_tmpdir();
+        plot_output_t out;
+        err_t err = {0};
+        ck_assert_msg(plot_make(fig_db, reg[i].name, dir, NULL, false, &out, &err) == 0, "%s: %s",
+                      reg[i].name, err.msg);
+        store_table_t *t = fig_rows(reg[i].name);
+        ck_assert_msg(t->n_rows > 0, "%s: no rows", reg[i].name);
+        ck_assert_int_eq(out.n_rows, t->n_rows);
+        if (reg[i].kind == PLOT_FIGURE) {
+            check_script_data(out.script, t);
+            check_gnuplot_accepts(out.script);
+        } else {
+            char *md = test_read_file(out.table);
+            ck_assert_int_eq(test_count_lines(md), t->n_rows + 2);
+            free(md);
+        }
+        store_table_free(t);
+        free(dir);
+    }
+    ck_assert_int_eq(seen, 6);
+}
+END_TEST
+
+/* What the rows say, against the store made by hand. */
+START_TEST(test_snr_values) {
+    /* Sparsity: per model, 2 measures x 3 λ; at λ 1e-4, 12 of 20 connections
+     * open, expected L0 (12 x .9 + 8 x .05) / 20 = .56; λ = 0 drawn at 1e-5. */
+    store_table_t *t = fig_rows("snr-sparsity");
+    ck_assert_int_eq(t->n_rows, 12);
+    int checked = 0;
+    for (int r = 0; r < t->n_rows; r++) {
+        ck_assert_int_eq((int)cell(t, r, "n"), 2);
+        ck_assert_int_eq((int)cell(t, r, "conn"), 20);
+        ASSERT_NEAR(cell(t, r, "sd"), 0.0);
+        double lambda = cell(t, r, "lambda"), mean = cell(t, r, "mean");
+        bool open = strcmp(text(t, r, "measure"), "open connections") == 0;
+        if (lambda == 0) {
+            ASSERT_NEAR(cell(t, r, "x"), 1e-5);
+            ASSERT_NEAR(mean, open ? 1.0 : 0.9);
+        } else if (lambda == 1e-4) {
+            ASSERT_NEAR(mean, open ? 0.6 : 0.56);
+            checked++;
+        } else {
+            ASSERT_NEAR(mean, open ? 0.0 : 0.05);
+        }
+    }
+    ck_assert_int_eq(checked, 4);
+    store_table_free(t);
+
+    /* Utilisation: 2 of 4 bottom units per task at λ 1e-4, all at 0, none
+     * at 0.01. */
+    t = fig_rows("snr-utilisation");
+    ck_assert_int_eq(t->n_rows, 2 * 3 * 4);
+    for (int r = 0; r < t->n_rows; r++) {
+        double lambda = cell(t, r, "lambda");
+        ASSERT_NEAR(cell(t, r, "mean"), lambda == 0 ? 1.0 : lambda == 1e-4 ? 0.5 : 0.0);
+    }
+    store_table_free(t);
+
+    /* Recovery vs between: snr_trans 1 at 0 and 0 at 0.5; mmoe 1/3 at 0. */
+    t = fig_rows("snr-recovery");
+    ck_assert_int_eq(t->n_rows, 3);
+    ck_assert_str_eq(text(t, 0, "model"), "snr_trans");
+    ASSERT_NEAR(cell(t, 0, "between"), 0.0);
+    ASSERT_NEAR(cell(t, 0, "mean"), 1.0);
+    ASSERT_NEAR(cell(t, 1, "between"), 0.5);
+    ASSERT_NEAR(cell(t, 1, "mean"), 0.0);
+    ck_assert_str_eq(text(t, 2, "model"), "mmoe");
+    ASSERT_NEAR(cell(t, 2, "mean"), 1.0 / 3.0);
+    ck_assert_int_eq((int)cell(t, 2, "n"), 2);
+    store_table_free(t);
+
+    /* Size: shared_bottom serves its n_params; snr_trans its serving metric,
+     * each config a point (mean over its repeats). */
+    t = fig_rows("snr-size");
+    ck_assert_int_eq(t->n_rows, 2);
+    ck_assert_str_eq(text(t, 0, "model"), "shared_bottom");
+    ASSERT_NEAR(cell(t, 0, "serving"), 100);
+    ASSERT_NEAR(cell(t, 0, "mean"), 0.6);
+    ASSERT_NEAR(cell(t, 1, "serving"), 900);
+    ASSERT_NEAR(cell(t, 1, "mean"), 0.6);
+    ASSERT_NEAR(cell(t, 1, "sd"), sqrt(0.02));
+    store_table_free(t);
+
+    /* Routes: the repeat-0 snr_trans trials of snr-recovery (mmoe has no
+     * routes), 20 edges each; node coordinates centred on their level. */
+    t = fig_rows("snr-routes");
+    ck_assert_int_eq(t->n_rows, 40);
+    for (int r = 0; r < t->n_rows; r++) {
+        int layer = (int)cell(t, r, "layer"), src = (int)cell(t, r, "src"),
+            dst = (int)cell(t, r, "dst");
+        ASSERT_NEAR(cell(t, r, "x1"), layer - 1);
+        ASSERT_NEAR(cell(t, r, "y1"), layer == 1 ? 0.0 : src - 1.5);
+        ASSERT_NEAR(cell(t, r, "y2"), dst - 1.5);
+        char want_src[16], want_dst[16];
+        snprintf(want_src, sizeof want_src, layer == 1 ? "x" : "s1.%d", src + 1);
+        snprintf(want_dst, sizeof want_dst, layer == 1 ? "s1.%d" : "t%d", dst + 1);
+        ck_assert_str_eq(text(t, r, "src_label"), want_src);
+        ck_assert_str_eq(text(t, r, "dst_label"), want_dst);
+        ASSERT_NEAR(cell(t, r, "p_open"), cell(t, r, "z") > 0 ? 0.9 : 0.05);
+    }
+    ASSERT_NEAR(cell(t, 0, "between"), 0.0);
+    ASSERT_NEAR(cell(t, 39, "between"), 0.5);
+    store_table_free(t);
+
+    /* The table: λ 1e-4 of snr_trans: 20 connections, l0 11.2, 12 open,
+     * serving 1200, loss .35, recovery 1. */
+    t = fig_rows("snr-table");
+    ck_assert_int_eq(t->n_rows, 6);
+    int r = 0;
+    while (r < t->n_rows && !(strcmp(text(t, r, "model"), "snr_trans") == 0 &&
+                              cell(t, r, "lambda") == 1e-4))
+        r++;
+    ck_assert_int_lt(r, t->n_rows);
+    ASSERT_NEAR(cell(t, r, "conn"), 20);
+    ASSERT_NEAR(cell(t, r, "l0"), 11.2);
+    ASSERT_NEAR(cell(t, r, "open"), 12);
+    ASSERT_NEAR(cell(t, r, "serving"), 1200);
+    ASSERT_NEAR(cell(t, r, "loss"), 0.35);
+    ASSERT_NEAR(cell(t, r, "recovery"), 1.0);
+    ck_assert_int_eq((int)cell(t, r, "failed"), 0);
+    store_table_free(t);
+}
+END_TEST
+
 Suite *routes_suite(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("recovery");
@@ -431,5 +765,11 @@ Suite *routes_suite(void) {
     tcase_add_test(tc, test_task_groups);
     tcase_add_test(tc, test_recovery_mmoe_run);
     suite_add_tcase(s, tc);
+    TCase *fig = tcase_create("figures");
+    tcase_add_unchecked_fixture(fig, make_figure_store, remove_figure_store);
+    tcase_set_timeout(fig, 60);
+    tcase_add_test(fig, test_snr_entries);
+    tcase_add_test(fig, test_snr_values);
+    suite_add_tcase(s, fig);
     return s;
 }
