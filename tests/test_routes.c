@@ -469,7 +469,7 @@ static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat,
     }
     const char *kv[12] = {"data.groups", "2 2", "model.name", model};
     int n = 4;
-    if (lambda) kv[n++] = "model.lambda", kv[n++] = lambda;
+    if (lambda) kv[n++] = "model.l0_lambda", kv[n++] = lambda;
     if (between) kv[n++] = "data.between", kv[n++] = between;
     kv[n] = NULL;
     finish_trial(s, exp, model, repeat, kv, &r);
@@ -755,6 +755,79 @@ START_TEST(test_snr_values) {
 }
 END_TEST
 
+/* ---- the study -------------------------------------------------------------- */
+
+/* `mtlab reproduce --paper snr --scale tiny --no-render` on a copy of
+ * experiments/snr/ (the repository's files, read from the working directory
+ * the tests run in): every sweep runs, every snr-* figure and table is
+ * written, the SNR trials record their routes and serving size, and every
+ * trial with routes or scored gates has its recovery metric. */
+START_TEST(test_reproduce_snr_tiny) {
+    static const char *const files[] = {"lambda.ini", "recovery.ini", "size.ini"};
+    char *dir = test_tmpdir();
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/experiments/snr", dir);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", sub);
+    ck_assert_int_eq(system(cmd), 0);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char src[128];
+        snprintf(src, sizeof src, "experiments/snr/%s", files[i]);
+        char *text = test_read_file(src);
+        free(test_write_file(sub, files[i], text));
+        free(text);
+    }
+    const char *args[] = {"reproduce", "--paper", "snr", "--scale", "tiny", "--no-render",
+                          "--quiet",   "--jobs",  "2",   NULL};
+    char *out, *err;
+    int rc = run_mtlab_in(dir, &out, &err, args);
+    ck_assert_msg(rc == 0, "reproduce exited %d: %s\n%s", rc, err, out);
+    int n;
+    const plot_figure_t *reg = plot_registry(&n);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(reg[i].name, "snr-", 4) != 0) continue;
+        char path[900];
+        snprintf(path, sizeof path, "%s/plots/tiny/%s.%s", dir, reg[i].name,
+                 reg[i].kind == PLOT_FIGURE ? "gp" : "md");
+        struct stat sb;
+        ck_assert_msg(stat(path, &sb) == 0 && sb.st_size > 0, "%s missing; stdout: %s", path, out);
+    }
+    char *db = test_join(dir, "results-tiny.db");
+    /* lambda: 2 models x 2 λ; recovery: 4 models x 2 between; size: SNR 2
+     * models x 2 λ, SB, MMoE and ML-MMoE at 1 width (tiny: expert_hidden 4)
+     * plus SB's 4 bottom widths. */
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial WHERE status <> 'done'"), 0);
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t JOIN experiment e ON "
+                                         "e.id = t.experiment_id WHERE e.name = 'snr-lambda'"),
+                     4);
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t JOIN experiment e ON "
+                                         "e.id = t.experiment_id WHERE e.name = 'snr-recovery'"),
+                     8);
+    /* every SNR trial: routes of each kind, a serving-size curve, a score */
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t WHERE t.model LIKE 'snr%' "
+                                         "AND (NOT EXISTS (SELECT 1 FROM route r WHERE r.trial_id "
+                                         "= t.id AND r.kind = 'p_open') OR NOT EXISTS (SELECT 1 "
+                                         "FROM metric m WHERE m.trial_id = t.id AND m.name = "
+                                         "'model/serving_params'))"),
+                     0);
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t WHERE t.model IN "
+                                         "('snr_trans', 'snr_aver', 'mmoe', 'ml_mmoe') AND NOT "
+                                         "EXISTS (SELECT 1 FROM metric m WHERE m.trial_id = t.id "
+                                         "AND m.name = 'model/route_recovery' AND m.step = "
+                                         "t.final_step)"),
+                     0);
+    ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t JOIN metric m ON "
+                                         "m.trial_id = t.id AND m.name = 'model/route_recovery' "
+                                         "JOIN v_route_recovery r ON r.trial_id = t.id WHERE "
+                                         "m.value <> r.score"),
+                     0);
+    free(db);
+    free(out);
+    free(err);
+    free(dir);
+}
+END_TEST
+
 Suite *routes_suite(void) {
     Suite *s = suite_create("routes");
     TCase *tc = tcase_create("recovery");
@@ -771,5 +844,9 @@ Suite *routes_suite(void) {
     tcase_add_test(fig, test_snr_entries);
     tcase_add_test(fig, test_snr_values);
     suite_add_tcase(s, fig);
+    TCase *study = tcase_create("study");
+    tcase_set_timeout(study, 120);
+    tcase_add_test(study, test_reproduce_snr_tiny);
+    suite_add_tcase(s, study);
     return s;
 }

@@ -7,14 +7,14 @@
 -- (metric model/serving_params at the final step: connections with ẑ = 0
 -- removed; a family without routes serves all its weights, trial.n_params),
 -- and the mean and sample sd (n - 1) of the final :metric (default
--- test/loss/total).  λ is model.lambda (NULL for the baselines).  Ordered by
+-- test/loss/total).  λ is model.l0_lambda (NULL for the baselines).  Ordered by
 -- serving size within each (model, λ), so a line joins a model's sizes.
 --
 --   sqlite3 results.db -cmd ".param set :experiment 'snr-size'" \
 --       -cmd ".param set :metric 'test/loss/total'" < sql/figures/snr-size.sql
 WITH tr AS (
     SELECT t.id, t.model, t.config, t.final_step,
-           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.lambda')
+           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.l0_lambda')
                AS lambda,
            coalesce((SELECT m.value FROM metric m
                       WHERE m.trial_id = t.id AND m.name = 'model/serving_params'

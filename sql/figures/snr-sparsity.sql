@@ -8,13 +8,13 @@
 --   'expected L0'       Σ P(z != 0) over the connections ('p_open' routes),
 --   'open connections'  the connections with ẑ > 0 ('z' routes),
 -- each as a FRACTION of the trial's connections (conn: their count), at the
--- end of training.  λ is model.lambda; x is λ, or for λ = 0 a tenth of the
+-- end of training.  λ is model.l0_lambda; x is λ, or for λ = 0 a tenth of the
 -- smallest λ > 0 of the experiment (a log axis has no 0; the figure says so).
 --
 --   sqlite3 results.db -cmd ".param set :experiment 'snr-lambda'" < sql/figures/snr-sparsity.sql
 WITH tr AS (
     SELECT t.id, t.model,
-           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.lambda')
+           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.l0_lambda')
                AS lambda
       FROM trial t
       JOIN experiment e ON e.id = t.experiment_id

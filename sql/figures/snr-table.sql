@@ -1,5 +1,5 @@
 -- snr-table.sql -- the λ sweep in numbers (the findings' table): per model
--- and λ (model.lambda) of experiment :experiment (default snr-lambda), over
+-- and λ (model.l0_lambda) of experiment :experiment (default snr-lambda), over
 -- the n done trials (failed: diverged ones), the means of: the connections
 -- (conn), the expected L0 Σ P(z != 0) (l0) with its sample sd, the open
 -- connections ẑ > 0 (open) with its sd, the serving parameter count
@@ -10,7 +10,7 @@
 --       -cmd ".param set :metric 'test/loss/total'" < sql/figures/snr-table.sql
 WITH tr AS (
     SELECT t.id, t.model, t.status, t.final_step,
-           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.lambda')
+           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.l0_lambda')
                AS lambda
       FROM trial t
       JOIN experiment e ON e.id = t.experiment_id

@@ -5,12 +5,12 @@
 --
 -- One row per (model, λ, task) of experiment :experiment (default
 -- snr-lambda): over the n done trials, the mean and sample sd (n - 1) of the
--- task's utilisation.  λ is model.lambda (NULL without one).
+-- task's utilisation.  λ is model.l0_lambda (NULL without one).
 --
 --   sqlite3 results.db -cmd ".param set :experiment 'snr-lambda'" < sql/figures/snr-utilisation.sql
 WITH u AS (
     SELECT t.model,
-           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.lambda')
+           (SELECT p.value FROM param p WHERE p.trial_id = t.id AND p.key = 'model.l0_lambda')
                AS lambda,
            v.task, v.utilisation AS f
       FROM trial t
