@@ -260,9 +260,9 @@ START_TEST(schema_applied) {
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 10);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
-    const char *names[] = {"meta",    "experiment", "trial",    "param",  "metric",
-                           "gate",    "gate_hist",  "route",    "tensor", "weights",
-                           "v_final", "v_curve",    "v_best_lr"};
+    const char *names[] = {"meta",    "experiment", "trial",     "param",     "metric",
+                           "gate",    "gate_hist",  "route",     "tensor",    "weights",
+                           "v_final", "v_curve",    "v_best_lr", "route_step"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", names[i]);

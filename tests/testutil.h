@@ -77,6 +77,7 @@ Suite *fusion2_suite(void);
 Suite *workbench_suite(void);
 Suite *cluster_suite(void);
 Suite *report_suite(void);
+Suite *snr_suite(void);
 Suite *routes_suite(void);
 
 #endif
