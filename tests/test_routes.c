@@ -453,9 +453,22 @@ static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat,
     store_gate_t g[8];
     store_metric_t m[2] = {{"test/loss/total", 40, loss}, {"model/serving_params", 40, serving}};
     store_result_t r = {.final_step = 40, .n_metrics = serving > 0 ? 2 : 1, .metrics = m};
+    store_route_step_t steps[128];
     if (open1) {
         r.n_routes = route_rows(routes, open1, open2);
         r.routes = routes;
+        /* route_step: every route at step 20 with p_open .5, and the final
+         * ones at step 40 */
+        for (int i = 0; i < r.n_routes; i++) {
+            const store_route_t *x = &routes[i];
+            bool p = strcmp(x->kind, "p_open") == 0;
+            steps[2 * i] = (store_route_step_t){20, x->layer, x->src, x->dst, x->kind,
+                                                p ? 0.5 : x->value};
+            steps[2 * i + 1] = (store_route_step_t){40, x->layer, x->src, x->dst, x->kind,
+                                                    x->value};
+        }
+        r.n_route_steps = 2 * r.n_routes;
+        r.route_steps = steps;
     }
     if (gates) { /* the masses of test_recovery_gates: score 1/3 */
         static const char *const owner[4] = {"t1", "t2", "t3", "t4"};
@@ -649,7 +662,7 @@ START_TEST(test_snr_entries) {
         store_table_free(t);
         free(dir);
     }
-    ck_assert_int_eq(seen, 6);
+    ck_assert_int_eq(seen, 7);
 }
 END_TEST
 
@@ -677,6 +690,19 @@ START_TEST(test_snr_values) {
         }
     }
     ck_assert_int_eq(checked, 4);
+    store_table_free(t);
+
+    /* Expected L0 over the steps: .5 at step 20, the final values at 40. */
+    t = fig_rows("snr-l0-steps");
+    ck_assert_int_eq(t->n_rows, 2 * 3 * 2);
+    for (int r = 0; r < t->n_rows; r++) {
+        double lambda = cell(t, r, "lambda");
+        ck_assert_int_eq((int)cell(t, r, "n"), 2);
+        ASSERT_NEAR(cell(t, r, "mean"), cell(t, r, "step") == 20 ? 0.5
+                                        : lambda == 0             ? 0.9
+                                        : lambda == 1e-4          ? 0.56
+                                                                  : 0.05);
+    }
     store_table_free(t);
 
     /* Utilisation: 2 of 4 bottom units per task at λ 1e-4, all at 0, none

@@ -211,6 +211,22 @@ static const struct plot_layout layout_snr_recovery = {
     .panel_h = 520,
 };
 
+static const struct plot_layout layout_snr_l0_steps = {
+    .title = "Expected L0 during training, per λ (mean of {runs} runs)",
+    .xlabel = "training step",
+    .ylabel = "Σ P(z ≠ 0) / connections",
+    .col = "model",
+    .series = {"lambda"},
+    .x = "step",
+    .y = "mean",
+    .runs = "n",
+    .key = "bottom left",
+    .style = GP_LINES,
+    .panel_w = 560,
+    .panel_h = 440,
+    .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_Y_FROM_0,
+};
+
 static const plot_figure_t registry[] = {
     {"mmoe-fig2", PLOT_FIGURE,
      "MMoE Fig 2: label Pearson correlation vs weight cosine, mean ± 2 sd over datasets",
@@ -261,6 +277,10 @@ static const plot_figure_t registry[] = {
      "Route recovery score vs between-group correlation, per model (SNR, MMoE gates)",
      "sql/figures/snr-recovery.sql", "snr-recovery", NULL, "experiments/snr/recovery.ini",
      &layout_snr_recovery},
+    {"snr-l0-steps", PLOT_FIGURE,
+     "SNR expected L0 (as a fraction of the connections) over training, a line per λ",
+     "sql/figures/snr-l0-steps.sql", "snr-lambda", NULL, "experiments/snr/lambda.ini",
+     &layout_snr_l0_steps},
     {"snr-table", PLOT_TABLE,
      "Table: the λ sweep (connections, expected L0, open, serving size, test loss, recovery)",
      "sql/figures/snr-table.sql", "snr-lambda", "test/loss/total", "experiments/snr/lambda.ini",
