@@ -320,6 +320,52 @@ START_TEST(test_recovery_gates) {
 }
 END_TEST
 
+/* The recorder's score is written in the finishing transaction: every
+ * write of store_finish made to fail in turn (the test hook) leaves the
+ * trial running with no metric and no gate row; the retry that succeeds
+ * writes the score. */
+START_TEST(test_recovery_write_fails) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "f.db");
+    store_t *s = open_store(db);
+    int64_t exp = add_experiment(s, "fail");
+    store_kv_t params[] = {{"data.groups", "2 2"}};
+    store_trial_t t = {.model = "mmoe", .config = "x", .n_params = 1, .params = params,
+                       .model_params = 10};
+    int added;
+    err_t err = {0};
+    ck_assert_int_eq(store_add_trials(s, exp, &t, 1, &added, &err), 0);
+    store_claim_t c;
+    ck_assert_int_eq(store_claim(s, exp, &c, &err), 1);
+    store_gate_t g[8];
+    static const char *const owner[4] = {"t1", "t2", "t3", "t4"};
+    static const double w[4] = {.75, .5, .25, .25};
+    for (int k = 0; k < 4; k++) {
+        g[2 * k] = gate(owner[k], 1, owner[k], 0, w[k]);
+        g[2 * k + 1] = gate(owner[k], 1, owner[k], 1, 1 - w[k]);
+    }
+    store_result_t r = {.final_step = 40, .n_gates = 8, .gates = g};
+    int failures = 0;
+    for (long n_ok = 0;; n_ok++) {
+        store_test_fail_writes(s, n_ok);
+        int rc = store_finish(s, c.id, &r, &err);
+        store_test_fail_writes(s, -1);
+        if (rc == 0) break;
+        failures++;
+        ck_assert_msg(strstr(err.msg, "injected"), "%s", err.msg);
+        ck_assert_int_eq((int)q(s, "SELECT count(*) FROM metric WHERE trial_id = %lld", c.id), 0);
+        ck_assert_int_eq((int)q(s, "SELECT count(*) FROM gate WHERE trial_id = %lld", c.id), 0);
+        ck_assert_int_eq((int)q(s, "SELECT status = 'running' FROM trial WHERE id = %lld", c.id),
+                         1);
+    }
+    /* the 8 gate rows (no histogram bins), the trial update, the score, commit */
+    ck_assert_int_eq(failures, 8 + 1 + 1 + 1);
+    ASSERT_NEAR(metric_of(s, c.id), 1.0 / 3.0);
+    store_close(s);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 /* Group parsing: sizes with extra blanks or commas; tasks numbered from 1. */
 START_TEST(test_task_groups) {
     char *dir = test_tmpdir(), *db = test_join(dir, "p.db");
@@ -862,6 +908,7 @@ Suite *routes_suite(void) {
     tcase_add_test(tc, test_recovery_deep);
     tcase_add_test(tc, test_recovery_gates);
     tcase_add_test(tc, test_task_groups);
+    tcase_add_test(tc, test_recovery_write_fails);
     tcase_add_test(tc, test_recovery_mmoe_run);
     suite_add_tcase(s, tc);
     TCase *fig = tcase_create("figures");

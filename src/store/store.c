@@ -1273,6 +1273,16 @@ static void bind_seconds(sqlite3_stmt *st, int i, const store_result_t *r, doubl
  * when it is defined (routes or scored gates, and data.groups). */
 static int record_recovery(store_t *s, int64_t id, err_t *err) {
     sqlite3_stmt *st = NULL;
+    /* Only a trial with true groups has a score: the views read the whole
+     * store (their recursive parts take no trial filter), so others skip. */
+    if (prepare(s, &st, "SELECT 1 FROM param WHERE trial_id = ? AND key = 'data.groups'", err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int grouped = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (grouped == SQLITE_DONE) return 0;
+    if (grouped != SQLITE_ROW) return db_fail(s, err, "cannot read the trial's data.groups");
     if (prepare(s, &st,
                 "INSERT INTO metric (trial_id, name, step, value) "
                 "SELECT r.trial_id, 'model/route_recovery', t.final_step, r.score "
