@@ -19,7 +19,7 @@ WITH tr AS (
     SELECT tr.id, tr.model, tr.lambda,
            (SELECT count(*) FROM route r WHERE r.trial_id = tr.id AND r.kind = 'z') AS conn,
            (SELECT sum(r.value) FROM route r WHERE r.trial_id = tr.id AND r.kind = 'p_open') AS l0,
-           (SELECT sum(r.value > 0) FROM route r WHERE r.trial_id = tr.id AND r.kind = 'z')
+           (SELECT 1.0 * sum(r.value > 0) FROM route r WHERE r.trial_id = tr.id AND r.kind = 'z')
                AS open,
            (SELECT m.value FROM metric m WHERE m.trial_id = tr.id
                AND m.name = 'model/serving_params' AND m.step = tr.final_step) AS serving,

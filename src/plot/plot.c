@@ -164,7 +164,7 @@ static const struct plot_layout layout_snr_size = {
     .title = "{metric} vs serving size (mean ± sd over {runs} runs per size)",
     .xlabel = "parameters served (connections with ẑ = 0 removed)",
     .ylabel = "{metric}",
-    .series = {"model", "lambda"},
+    .series = {"model", "lambda", "droprate"},
     .x = "serving",
     .y = "mean",
     .err = "sd",
