@@ -6,7 +6,7 @@
 -- One panel per model (rows) and between-group correlation (columns:
 -- data.between, NULL without groups), drawing the repeat-0 trial of each
 -- done (model, config) of experiment :experiment (default snr-recovery)
--- that recorded 'z' routes.  One row per connection, in layer, src, dst
+-- that recorded 'z' routes, shallower networks first.  One row per connection, in layer, src, dst
 -- order: the trial, layer, src, dst; the drawing coordinates (x1, y1) ->
 -- (x2, y2) (x = the level: 0 the input, layer l's units at l; y = the
 -- unit's index centred on its level); z (ẑ) and p_open (P(z != 0)); the
@@ -48,4 +48,4 @@ SELECT tr.model, tr."between", tr.id AS trial_id, r.layer, r.src, r.dst,
   JOIN width w1 ON w1.trial_id = r.trial_id AND w1.level = r.layer - 1
   JOIN width w2 ON w2.trial_id = r.trial_id AND w2.level = r.layer
   JOIN top ON top.trial_id = r.trial_id
- ORDER BY tr.model, tr."between", tr.id, r.layer, r.src, r.dst;
+ ORDER BY tr.model, top.layer, tr."between", tr.id, r.layer, r.src, r.dst;

@@ -13,7 +13,8 @@
  *   nodes                 points at both ends of every edge, labelled.
  * Panels: the rows' (row key, column key, trial_id) runs in query order; a
  * grid row per row-key value (the model), as many columns as its largest
- * row has panels. */
+ * row has panels; each titled with its keys, trial and layers of
+ * sub-networks. */
 #include "core/mem.h"
 #include "plot/gp.h"
 
@@ -163,8 +164,9 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
             if (crow >= 0) gp_value_label(L->row, store_table_cell(t, p->first, crow), a, sizeof a);
             if (ccol >= 0) gp_value_label(L->col, store_table_cell(t, p->first, ccol), b, sizeof b);
             const char *trial = store_table_cell(t, p->first, col[TRIAL]);
-            snprintf(title, sizeof title, "%s%s%s (trial %s)", a, *a && *b ? ", " : "", b,
-                     trial ? trial : "?");
+            const int layers = (int)p->x_hi - 1; /* of sub-networks: the top level is the towers */
+            snprintf(title, sizeof title, "%s%s%s (trial %s, %d layer%s)", a, *a && *b ? ", " : "",
+                     b, trial ? trial : "?", layers, layers == 1 ? "" : "s");
             fprintf(f, "\n# panel %d: %s\nset title ", k + 1, title);
             gp_put_quoted(f, title);
             fprintf(f, "\nset xrange [-0.35:%g]\nset yrange [%g:%g]\n", p->x_hi + 0.35,
