@@ -865,16 +865,15 @@ START_TEST(test_reproduce_snr_tiny) {
         ck_assert_msg(stat(path, &sb) == 0 && sb.st_size > 0, "%s missing; stdout: %s", path, out);
     }
     char *db = test_join(dir, "results-tiny.db");
-    /* lambda: 2 models x 2 λ; recovery: 4 models x 2 between; size: SNR 2
-     * models x 2 λ, SB, MMoE and ML-MMoE at 1 width (tiny: expert_hidden 4)
-     * plus SB's 4 bottom widths. */
+    /* lambda: 2 models x 2 λ; recovery: (2 SNR models x 2 depths + MMoE +
+     * ML-MMoE) x 2 between. */
     ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial WHERE status <> 'done'"), 0);
     ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t JOIN experiment e ON "
                                          "e.id = t.experiment_id WHERE e.name = 'snr-lambda'"),
                      4);
     ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t JOIN experiment e ON "
                                          "e.id = t.experiment_id WHERE e.name = 'snr-recovery'"),
-                     8);
+                     12);
     /* every SNR trial: routes of each kind, a serving-size curve, a score */
     ck_assert_int_eq((int)test_query(db, "SELECT count(*) FROM trial t WHERE t.model LIKE 'snr%' "
                                          "AND (NOT EXISTS (SELECT 1 FROM route r WHERE r.trial_id "
