@@ -108,8 +108,9 @@ static double use_of(store_t *s, int64_t id, int task, int unit) {
     return q(s, fmt, (long long)id);
 }
 
-#define ASSERT_NEAR(a, b) ck_assert_msg(fabs((a) - (b)) < EXACT, "%s = %.17g, expected %.17g", #a, \
-                                        (double)(a), (double)(b))
+#define ASSERT_NEAR(a, b)                                                                          \
+    ck_assert_msg(fabs((a) - (b)) < EXACT, "%s = %.17g, expected %.17g", #a, (double)(a),          \
+                  (double)(b))
 
 /* A 2-layer SNR-like route: layer 1 input -> units 0..3 (unit 3 closed),
  * layer 2 unit j -> task t open for the pairs in `open2` (4 x 4, [j][t]). */
@@ -158,10 +159,9 @@ START_TEST(test_recovery_routes) {
     ASSERT_NEAR(use_of(s, id, 3, 2), 1.0);
     ASSERT_NEAR(use_of(s, id, 3, 3), 0.0); /* unit 3 is not fed */
     ASSERT_NEAR(use_of(s, id, 1, 2), 0.0);
-    ASSERT_NEAR(q(s,
-                  "SELECT utilisation FROM v_route_utilisation WHERE trial_id = %lld AND task = 2",
-                  id),
-                0.75);
+    ASSERT_NEAR(
+        q(s, "SELECT utilisation FROM v_route_utilisation WHERE trial_id = %lld AND task = 2", id),
+        0.75);
     ASSERT_NEAR(q(s, "SELECT used FROM v_route_utilisation WHERE trial_id = %lld AND task = 4", id),
                 1.0);
     ASSERT_NEAR(q(s,
@@ -170,7 +170,8 @@ START_TEST(test_recovery_routes) {
                   id),
                 2.0 / 3.0);
     ck_assert_int_eq(
-        (int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld AND source = 'route'", id),
+        (int)q(s, "SELECT count(*) FROM v_route_use WHERE trial_id = %lld AND source = 'route'",
+               id),
         16);
 
     /* The same routes with every task on every unit: the sharing ignores the
@@ -200,9 +201,8 @@ START_TEST(test_recovery_routes) {
     int64_t ng = finish_trial(s, exp, "snr_trans", 4, nogroups, &r);
     ck_assert(isnan(score_of(s, ng)));
     ck_assert(isnan(metric_of(s, ng)));
-    ck_assert_int_eq((int)q(s, "SELECT count(*) FROM v_route_utilisation WHERE trial_id = %lld",
-                            ng),
-                     4);
+    ck_assert_int_eq(
+        (int)q(s, "SELECT count(*) FROM v_route_utilisation WHERE trial_id = %lld", ng), 4);
     const char *singles[] = {"data.groups", "1 1 1 1", NULL};
     int64_t sg = finish_trial(s, exp, "snr_trans", 5, singles, &r);
     ck_assert(isnan(score_of(s, sg))); /* no pair within a group */
@@ -224,15 +224,14 @@ START_TEST(test_recovery_deep) {
     store_t *s = open_store(db);
     int64_t exp = add_experiment(s, "deep");
     store_route_t routes[] = {
-        {1, 0, 0, "z", 1},   {1, 0, 1, "z", 1},   {1, 0, 2, "z", 0.3},                     /* */
-        {2, 0, 0, "z", 0.7}, {2, 1, 0, "z", 0.2}, {2, 2, 0, "z", 0},   {2, 0, 1, "z", 0},  /* */
-        {2, 1, 1, "z", 0},   {2, 2, 1, "z", 0},                                            /* */
-        {3, 0, 0, "z", 1},   {3, 0, 1, "z", 1},   {3, 1, 1, "z", 1},   {3, 1, 2, "z", 1},  /* */
+        {1, 0, 0, "z", 1},   {1, 0, 1, "z", 1},   {1, 0, 2, "z", 0.3},                    /* */
+        {2, 0, 0, "z", 0.7}, {2, 1, 0, "z", 0.2}, {2, 2, 0, "z", 0},   {2, 0, 1, "z", 0}, /* */
+        {2, 1, 1, "z", 0},   {2, 2, 1, "z", 0},                                           /* */
+        {3, 0, 0, "z", 1},   {3, 0, 1, "z", 1},   {3, 1, 1, "z", 1},   {3, 1, 2, "z", 1}, /* */
         {3, 0, 2, "z", 0},
     };
-    store_result_t r = {.final_step = 40,
-                        .n_routes = (int)(sizeof routes / sizeof routes[0]),
-                        .routes = routes};
+    store_result_t r = {
+        .final_step = 40, .n_routes = (int)(sizeof routes / sizeof routes[0]), .routes = routes};
     const char *kv[] = {"data.groups", "2 1", NULL};
     int64_t id = finish_trial(s, exp, "snr_trans", 0, kv, &r);
     ASSERT_NEAR(score_of(s, id), 1.0);
@@ -260,8 +259,13 @@ START_TEST(test_recovery_deep) {
 END_TEST
 
 static store_gate_t gate(const char *name, int level, const char *owner, int expert, double mean) {
-    return (store_gate_t){.gate = name, .expert = expert, .mean = mean, .level = level,
-                          .owner = owner, .kind = "softmax", .hist_hi = 1};
+    return (store_gate_t){.gate = name,
+                          .expert = expert,
+                          .mean = mean,
+                          .level = level,
+                          .owner = owner,
+                          .kind = "softmax",
+                          .hist_hi = 1};
 }
 
 /* MMoE: gate masses over 2 experts t1 (.75, .25), t2 (.5, .5), t3 and t4
@@ -329,8 +333,8 @@ START_TEST(test_recovery_write_fails) {
     store_t *s = open_store(db);
     int64_t exp = add_experiment(s, "fail");
     store_kv_t params[] = {{"data.groups", "2 2"}};
-    store_trial_t t = {.model = "mmoe", .config = "x", .n_params = 1, .params = params,
-                       .model_params = 10};
+    store_trial_t t = {
+        .model = "mmoe", .config = "x", .n_params = 1, .params = params, .model_params = 10};
     int added;
     err_t err = {0};
     ck_assert_int_eq(store_add_trials(s, exp, &t, 1, &added, &err), 0);
@@ -492,9 +496,9 @@ static const int NONE2[4][4] = {{0}};
 
 /* A finished trial with routes (or MMoE gates when `gates`), a test loss and
  * a serving size at step 40. */
-static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat,
-                         const char *lambda, const char *between, const int *open1,
-                         const int (*open2)[4], bool gates, double loss, double serving) {
+static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat, const char *lambda,
+                         const char *between, const int *open1, const int (*open2)[4], bool gates,
+                         double loss, double serving) {
     store_route_t routes[64];
     store_gate_t g[8];
     store_metric_t m[2] = {{"test/loss/total", 40, loss}, {"model/serving_params", 40, serving}};
@@ -508,10 +512,10 @@ static void figure_trial(store_t *s, int64_t exp, const char *model, int repeat,
         for (int i = 0; i < r.n_routes; i++) {
             const store_route_t *x = &routes[i];
             bool p = strcmp(x->kind, "p_open") == 0;
-            steps[2 * i] = (store_route_step_t){20, x->layer, x->src, x->dst, x->kind,
-                                                p ? 0.5 : x->value};
-            steps[2 * i + 1] = (store_route_step_t){40, x->layer, x->src, x->dst, x->kind,
-                                                    x->value};
+            steps[2 * i] =
+                (store_route_step_t){20, x->layer, x->src, x->dst, x->kind, p ? 0.5 : x->value};
+            steps[2 * i + 1] =
+                (store_route_step_t){40, x->layer, x->src, x->dst, x->kind, x->value};
         }
         r.n_route_steps = 2 * r.n_routes;
         r.route_steps = steps;
@@ -745,9 +749,9 @@ START_TEST(test_snr_values) {
         double lambda = cell(t, r, "lambda");
         ck_assert_int_eq((int)cell(t, r, "n"), 2);
         ASSERT_NEAR(cell(t, r, "mean"), cell(t, r, "step") == 20 ? 0.5
-                                        : lambda == 0             ? 0.9
-                                        : lambda == 1e-4          ? 0.56
-                                                                  : 0.05);
+                                        : lambda == 0            ? 0.9
+                                        : lambda == 1e-4         ? 0.56
+                                                                 : 0.05);
     }
     store_table_free(t);
 
@@ -812,8 +816,8 @@ START_TEST(test_snr_values) {
     t = fig_rows("snr-table");
     ck_assert_int_eq(t->n_rows, 6);
     int r = 0;
-    while (r < t->n_rows && !(strcmp(text(t, r, "model"), "snr_trans") == 0 &&
-                              cell(t, r, "lambda") == 1e-4))
+    while (r < t->n_rows &&
+           !(strcmp(text(t, r, "model"), "snr_trans") == 0 && cell(t, r, "lambda") == 1e-4))
         r++;
     ck_assert_int_lt(r, t->n_rows);
     ASSERT_NEAR(cell(t, r, "conn"), 20);
@@ -849,8 +853,8 @@ START_TEST(test_reproduce_snr_tiny) {
         free(test_write_file(sub, files[i], text));
         free(text);
     }
-    const char *args[] = {"reproduce", "--paper", "snr", "--scale", "tiny", "--no-render",
-                          "--quiet",   "--jobs",  "2",   NULL};
+    const char *args[] = {"reproduce",   "--paper", "snr",    "--scale", "tiny",
+                          "--no-render", "--quiet", "--jobs", "2",       NULL};
     char *out, *err;
     int rc = run_mtlab_in(dir, &out, &err, args);
     ck_assert_msg(rc == 0, "reproduce exited %d: %s\n%s", rc, err, out);

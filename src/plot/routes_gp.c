@@ -27,12 +27,12 @@
 
 #include "core/version.h"
 
-#define ROUTES_PANEL_W 420
-#define ROUTES_PANEL_H 380
+#define ROUTES_PANEL_W  420
+#define ROUTES_PANEL_H  380
 #define ROUTES_TITLE_PX 50
 
 typedef struct {
-    int first, n;        /* rows [first, first + n) */
+    int first, n;         /* rows [first, first + n) */
     int grid_row, column; /* place in the grid */
     double y_lo, y_hi, x_hi;
 } routes_panel_t;
@@ -87,8 +87,8 @@ static void put_rows(FILE *f, const store_table_t *t, const routes_panel_t *p, i
 
 int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t *err) {
     const struct plot_layout *L = job->fig->layout;
-    static const char *const needed[] = {"x1", "y1", "x2", "y2", "z", "src_label", "dst_label",
-                                         "trial_id"};
+    static const char *const needed[] = {"x1", "y1",        "x2",        "y2",
+                                         "z",  "src_label", "dst_label", "trial_id"};
     enum { X1, Y1, X2, Y2, Z, SRC, DST, TRIAL, N_NEEDED };
     int col[N_NEEDED];
     for (int i = 0; i < N_NEEDED; i++)
@@ -109,9 +109,8 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
         } else {
             bool new_row = !last || !same_cell(t, last->first, r, crow);
             if (new_row) n_grid_rows++;
-            panels[n_panels] = (routes_panel_t){r, 1, n_grid_rows - 1,
-                                                new_row ? 0 : last->column + 1, INFINITY,
-                                                -INFINITY, 0};
+            panels[n_panels] = (routes_panel_t){
+                r, 1, n_grid_rows - 1, new_row ? 0 : last->column + 1, INFINITY, -INFINITY, 0};
             if (panels[n_panels].column + 1 > n_grid_cols)
                 n_grid_cols = panels[n_panels].column + 1;
             n_panels++;
@@ -170,7 +169,8 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
             fprintf(f, "\n# panel %d: %s\nset title ", k + 1, title);
             gp_put_quoted(f, title);
             fprintf(f, "\nset xrange [-0.35:%g]\nset yrange [%g:%g]\n", p->x_hi + 0.35,
-                    (isfinite(p->y_lo) ? p->y_lo : 0) - 0.9, (isfinite(p->y_hi) ? p->y_hi : 0) + 0.6);
+                    (isfinite(p->y_lo) ? p->y_lo : 0) - 0.9,
+                    (isfinite(p->y_hi) ? p->y_hi : 0) + 0.6);
             const int x1 = col[X1] + 1, y1 = col[Y1] + 1, x2 = col[X2] + 1, y2 = col[Y2] + 1,
                       z = col[Z] + 1;
             fprintf(f,
@@ -183,9 +183,9 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
                     "    $d%d using %d:%d with points pt 7 ps 1.8 lc rgb \"#444444\" notitle, \\\n"
                     "    $d%d using %d:%d:%d with labels offset 0,0.9 notitle, \\\n"
                     "    $d%d using %d:%d:%d with labels offset 0,0.9 notitle\n",
-                    k + 1, z, x1, y1, x2, x1, y2, y1,        /* closed */
-                    k + 1, z, x1, y1, x2, x1, y2, y1, z,     /* open */
-                    k + 1, x1, y1, k + 1, x2, y2,            /* nodes */
+                    k + 1, z, x1, y1, x2, x1, y2, y1,                          /* closed */
+                    k + 1, z, x1, y1, x2, x1, y2, y1, z,                       /* open */
+                    k + 1, x1, y1, k + 1, x2, y2,                              /* nodes */
                     k + 1, x1, y1, col[SRC] + 1, k + 1, x2, y2, col[DST] + 1); /* labels */
             k++;
         }
