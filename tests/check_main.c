@@ -28,6 +28,7 @@ static const suite_entry_t suites[] = {
     {install_suite, 4.0},
     {overrides_suite, 2.0},
     {snr_suite, 1.9},
+    {routes_suite, 1.0},
 };
 enum { N_SUITES = (int)(sizeof suites / sizeof suites[0]) };
 

@@ -80,5 +80,6 @@ Suite *report_suite(void);
 Suite *install_suite(void);
 Suite *overrides_suite(void);
 Suite *snr_suite(void);
+Suite *routes_suite(void);
 
 #endif

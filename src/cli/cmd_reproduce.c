@@ -39,11 +39,19 @@ static const char *const mmoe_sweeps[] = {
     "experiments/mmoe/fig4.ini", "experiments/mmoe/fig5.ini",
 };
 
+static const char *const snr_sweeps[] = {
+    "experiments/snr/lambda.ini",
+    "experiments/snr/recovery.ini",
+    "experiments/snr/size.ini",
+};
+
 #define SWEEPS(a) a, (int)(sizeof a / sizeof a[0])
 
 /* New papers are appended; `all` runs them in this order. */
 static const paper_t papers[] = {
     {"mmoe", "MMoE (Ma et al., KDD 2018), synthetic section 3-5", "mmoe-", SWEEPS(mmoe_sweeps)},
+    {"snr", "SNR (Ma et al., AAAI 2019) on synthetic grouped tasks: lambda, recovery, size",
+     "snr-", SWEEPS(snr_sweeps)},
 };
 
 #define N_PAPERS ((int)(sizeof papers / sizeof papers[0]))

@@ -30,8 +30,9 @@ typedef struct sqlite3 sqlite3;
  * 6: the run table, trial.run_id -- provenance, store/run_record.h;
  * 7: tag and note; 8: route_step, the routes at every evaluation; 9: the
  * spec table, trial.spec_id, experiment.draws -- the spec history,
- * store_experiment_ex). */
-#define STORE_SCHEMA_VERSION 9
+ * store_experiment_ex; 11: the route views of sql/routes/recovery.sql and
+ * the metric model/route_recovery). */
+#define STORE_SCHEMA_VERSION 11
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
