@@ -42,6 +42,7 @@ LIB_SRC  := $(filter-out src/cli/main.c,$(SRC))
 TEST_SRC := $(wildcard tests/*.c)
 
 SQL_FILES:= $(sort $(wildcard sql/*.sql sql/figures/*.sql sql/migrations/*.sql sql/claims/*.sql sql/claims/*/*.sql))
+SQL_FILES:= $(sort $(SQL_FILES) $(wildcard sql/routes/*.sql))
 GEN_SQL  := $(BUILD)/gen/sql_embedded.c
 
 F_OBJ    := $(SRC:%.c=$(BUILD)/f/%.o) $(GEN_SQL:%.c=$(BUILD)/f/%.o)

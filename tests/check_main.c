@@ -27,6 +27,8 @@ static const suite_entry_t suites[] = {
     {fusion2_suite, 0.5},  {workbench_suite, 2.1}, {cluster_suite, 21.5}, {report_suite, 1.1},
     {install_suite, 4.0},
     {overrides_suite, 2.0},
+    {snr_suite, 1.9},
+    {routes_suite, 1.0},
     {adatt_study_suite, 3.0},
 };
 enum { N_SUITES = (int)(sizeof suites / sizeof suites[0]) };

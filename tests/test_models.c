@@ -44,13 +44,17 @@ typedef struct {
     task_kind_t kind[3];
     real weight[3];
     int B;
+    rng_t noise; /* m->rng where the analytic pass started (stochastic families: SNR) */
 } fixture_t;
 
-/* Total loss Σ_k weight_k loss_k with task 2 binary: exercises MSE and BCE. */
+/* Total loss Σ_k weight_k loss_k with task 2 binary: exercises MSE and BCE.
+ * A training pass with the noise of the analytic pass (f->noise): the same
+ * coding variables every time; deterministic families ignore the mode. */
 static double total_loss(void *ctx) {
     fixture_t *f = ctx;
     const int T = f->m->cfg.tasks;
-    model_forward(f->m, f->x, f->B, f->pred, MODEL_EVAL);
+    f->m->rng = f->noise;
+    model_forward(f->m, f->x, f->B, f->pred, MODEL_TRAIN);
     double sum = 0;
     for (int k = 0; k < T; k++)
         sum += f->weight[k] * loss_task(f->kind[k], f->pred, f->y, f->B, T, k);
@@ -93,6 +97,7 @@ static void check_gradients(const char *name, const char *hp_name, double hp_val
     const int T = m->cfg.tasks;
     /* Analytic gradient. */
     model_zero_grad(m);
+    f.noise = m->rng;
     model_forward(m, f.x, f.B, f.pred, MODEL_TRAIN);
     for (int k = 0; k < T; k++)
         loss_task_grad(f.kind[k], f.pred, f.y, f.B, T, k, f.weight[k], f.dpred);

@@ -69,8 +69,9 @@ int cmd_export(int argc, char **argv) {
     int rc = cli_options(
         "export", "mtlab export --csv DIR [--db FILE] [--blobs] | --runs EXP [--csv DIR]",
         "Writes DIR/TABLE.csv for every table of the store (meta, experiment, trial,\n"
-        "param, metric, gate, gate_hist, route, tensor, weights, tag, note).  weights.csv\n"
-        "holds trial_id, dtype, n and the blob's size in bytes; --blobs adds the blob.\n"
+        "param, metric, gate, gate_hist, route, route_step, tensor, weights, tag, note).\n"
+        "weights.csv holds trial_id, dtype, n and the blob's size in bytes; --blobs\n"
+        "adds the blob.\n"
         "With --runs EXP: the runs table of one experiment (one row per trial, varying\n"
         "keys and final metrics as columns, numbers bare), e.g. for pandas:\n"
         "  mtlab export --runs grid > runs.csv   # pandas.read_csv('runs.csv')",

@@ -9,6 +9,7 @@
  * --width KEY, the KEY value whose model comes closest to N parameters, so a
  * sweep can compare families at matched size) and trains nothing. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,44 @@ static void print_gates(const gate_stats_t *gs) {
         for (int e = 0; e < gs->gate[g].experts; e++)
             printf(" %7.4f", gs->gate[g].mean[e]);
         printf("\n");
+    }
+}
+
+/* A routing family's serving size and its final routes of kind "z" (SNR's
+ * serving estimate), one matrix per routing layer: a row per destination
+ * (the last layer's: the tasks), a column per source. */
+static void print_routes(const trial_result_t *res) {
+    if (res->route_count == 0 || res->n_evals == 0) return;
+    const train_eval_t *last = &res->evals[res->n_evals - 1];
+    if (last->has_serving)
+        printf("\nserving parameters: %.0f of %zu\n", last->serving_params, res->model->n_weights);
+    const model_route_t *r = res->routes + (size_t)(res->n_evals - 1) * res->route_count;
+    int max_layer = 0;
+    for (int i = 0; i < res->route_count; i++)
+        if (strcmp(r[i].kind, "z") == 0 && r[i].layer > max_layer) max_layer = r[i].layer;
+    if (max_layer == 0) return;
+    printf("final routes z (serving estimate; rows: destination, columns: source):\n");
+    for (int l = 1; l <= max_layer; l++) {
+        int n_src = 0, n_dst = 0;
+        for (int i = 0; i < res->route_count; i++)
+            if (r[i].layer == l && strcmp(r[i].kind, "z") == 0) {
+                if (r[i].src >= n_src) n_src = r[i].src + 1;
+                if (r[i].dst >= n_dst) n_dst = r[i].dst + 1;
+            }
+        if (n_src == 0) continue;
+        printf("layer %d%s\n", l, l == max_layer ? " (to the tasks)" : "");
+        for (int dst = 0; dst < n_dst; dst++) {
+            printf("  %s%-4d", l == max_layer ? "t" : "s", dst + 1);
+            for (int src = 0; src < n_src; src++) {
+                double v = NAN;
+                for (int i = 0; i < res->route_count; i++)
+                    if (r[i].layer == l && r[i].src == src && r[i].dst == dst &&
+                        strcmp(r[i].kind, "z") == 0)
+                        v = r[i].value;
+                printf(" %6.3f", v);
+            }
+            printf("\n");
+        }
     }
 }
 
@@ -412,6 +451,7 @@ int cmd_train(int argc, char **argv) {
                 printf("  t%d-t%d %.4f", i + 1, j + 1, res.label_pearson[i][j]);
         printf("\n");
         print_gates(&res.gates);
+        print_routes(&res);
     }
     trial_result_free(&res);
     if (fflush(stdout) != 0 || ferror(stdout)) {

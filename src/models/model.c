@@ -23,6 +23,7 @@ extern const model_ops_t model_single_ops, model_shared_bottom_ops, model_omoe_o
 extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops, model_adatt_sp_ops,
     model_adatt_ops, model_cross_stitch_ops, model_l2_constrained_ops,
     model_tensor_factorization_ops;
+extern const model_ops_t model_snr_trans_ops, model_snr_aver_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list.  New
  * families go at the end: the order of the [model] keys in a trial's config
@@ -40,6 +41,8 @@ static const model_ops_t *const registry[] = {
     &model_cross_stitch_ops,
     &model_l2_constrained_ops,
     &model_tensor_factorization_ops,
+    &model_snr_trans_ops,
+    &model_snr_aver_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {
@@ -155,6 +158,16 @@ int model_add_gate(model_t *m, const model_gate_t *g, err_t *err) {
 int model_gates(const model_t *m, const model_gate_t **out) {
     *out = m->gates;
     return m->n_gates;
+}
+
+/* ---- routes and serving size ---- */
+
+int model_routes(const model_t *m, model_route_t *out) {
+    return m->ops->routes ? m->ops->routes(m, out) : 0;
+}
+
+size_t model_serving_params(const model_t *m) {
+    return m->ops->serving_params ? m->ops->serving_params(m) : m->n_weights;
 }
 
 /* ---- passes ---- */
@@ -519,6 +532,7 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
     /* The family's sizes hook describes its build (memory estimates rely on it). */
     assert(m->n_params == sizes.n_params && m->n_weights == sizes.n_weights &&
            m->n_tensors == sizes.n_tensors && m->n_gates == sizes.n_gates);
+    assert(model_routes(m, NULL) == sizes.n_routes);
     m->params = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     m->grads = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {

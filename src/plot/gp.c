@@ -403,6 +403,7 @@ static void put_plot_item(FILE *f, const struct plot_layout *L, int k, int cx, i
     case GP_STEPS:
         fprintf(f, "(($%d + $%d) / 2):%d with histeps lt %d", clo, chi, cy, color);
         break;
+    case GP_ROUTES: /* drawn by gp_routes_write_script */
     case GP_HEATMAP: /* drawn by gp_heatmap_item */
         break;
     }
@@ -576,6 +577,7 @@ static void panel_title(const gp_plan_t *p, const struct plot_layout *L, const s
 
 int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t *err) {
     const struct plot_layout *L = job->fig->layout;
+    if (L->style == GP_ROUTES) return gp_routes_write_script(f, job, t, err);
     gp_plan_t p;
     if (plan_make(&p, job, t, err)) {
         plan_free(&p);
@@ -667,6 +669,9 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
             fprintf(f, "set xrange [0:%g]\n", all_x.hi);
         else
             fprintf(f, "set xrange [0:*]\n");
+    } else if (L->flags & GP_LOG_X) {
+        fprintf(f, "set logscale x\n");
+        put_log_tics(f, "x", put_range(f, "x", all_x, true, false, GP_PAD));
     } else if (!(L->flags & GP_ROW_RANGES)) {
         put_range(f, "x", all_x, false, false, GP_PAD);
     }
@@ -769,4 +774,16 @@ int gp_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t 
     plan_free(&p);
     if (ferror(f)) return err_set(err, ERR_FAIL, "cannot write the script of %s", job->fig->name);
     return 0;
+}
+
+void gp_put_terminal(FILE *f, const gp_job_t *job, int width, int height) {
+    put_terminal(f, job, width, height);
+}
+
+void gp_put_style(FILE *f) {
+    put_style(f);
+}
+
+void gp_value_label(const char *column, const char *cell, char *out, size_t size) {
+    value_label(column, cell, out, size);
 }

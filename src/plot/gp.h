@@ -27,6 +27,7 @@ typedef enum {
     GP_HISTOGRAM,  /* filled boxes over the bins [lo, hi], height y */
     GP_BARS,       /* at each integer x, one bar per series of the panel, +- err */
     GP_STEPS,      /* a histogram outline per series over the bins [lo, hi] */
+    GP_ROUTES,     /* a route graph per panel (routes_gp.c: gp_routes_write_script) */
     GP_HEATMAP,    /* a coloured cell per (x, y), colour and printed value z (gp_heatmap.c) */
 } gp_style_t;
 
@@ -39,6 +40,7 @@ enum {
     GP_X_FROM_0 = 1 << 6,   /* x axis starts at 0 */
     GP_Y_FROM_0 = 1 << 7,   /* y axis starts at 0 */
     GP_LOG_X_AUTO = 1 << 8, /* with GP_ROW_RANGES: a log x axis for a row whose bins are > 0 */
+    GP_LOG_X = 1 << 9,      /* logarithmic x axis (the query's x > 0) */
 };
 
 /* In title, xlabel and ylabel: {fixed} the key values shared by the whole
@@ -82,6 +84,17 @@ void gp_put_quoted(FILE *f, const char *s);
 /* The metric as words: "test/loss/t1" -> "test loss, task 1". */
 void gp_metric_words(const char *metric, char *out, size_t size);
 
+/* The parts every script shares, for writers of other layouts (routes_gp.c):
+ * the terminal and output of job (a figure width x height pixels) and the
+ * line styles and grid. */
+void gp_put_terminal(FILE *f, const gp_job_t *job, int width, int height);
+void gp_put_style(FILE *f);
+/* The label of one key value, as in legends: "SNR-Trans", "between 0.5". */
+void gp_value_label(const char *column, const char *cell, char *out, size_t size);
+/* The route drawing (GP_ROUTES, routes_gp.c): a panel per (row, col) value
+ * of the layout, each a graph of the rows' edges (x1, y1) -> (x2, y2)
+ * coloured by z, with the node labels src_label and dst_label. */
+int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t, err_t *err);
 /* Heat maps (GP_HEATMAP, gp_heatmap.c): the frame of every panel (palette,
  * colour range over all of column cz, integer x and y tics, y = 1 on top),
  * written once after the figure title; and block k drawn as cells at (x, y)

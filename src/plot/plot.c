@@ -137,6 +137,98 @@ static const struct plot_layout layout_gates_hist = {
     .flags = GP_SHARE_Y | GP_LOG_Y,
 };
 
+/* The SNR study (experiments/snr/; issue 13). */
+static const struct plot_layout layout_snr_routes = {
+    .title = "Learned routes: each connection by its serving estimate ẑ (repeat 0 of each "
+             "setting)",
+    .row = "model",
+    .col = "between",
+    .style = GP_ROUTES,
+};
+
+static const struct plot_layout layout_snr_sparsity = {
+    .title = "Sparsity of the routes vs the L0 weight λ (mean ± sd over {runs} runs)",
+    .xlabel = "λ (λ = 0 drawn at a tenth of the smallest λ > 0)",
+    .ylabel = "fraction of the connections",
+    .col = "model",
+    .series = {"measure"},
+    .x = "x",
+    .y = "mean",
+    .err = "sd",
+    .err_scale = 1,
+    .runs = "n",
+    .key = "top right",
+    .style = GP_ERRORLINES,
+    .panel_w = 560,
+    .panel_h = 440,
+    .flags = GP_LOG_X | GP_SHARE_Y | GP_Y_FROM_0,
+};
+
+static const struct plot_layout layout_snr_size = {
+    .title = "{metric} vs serving size (mean ± sd over {runs} runs per size)",
+    .xlabel = "parameters served (connections with ẑ = 0 removed)",
+    .ylabel = "{metric}",
+    .series = {"model", "lambda", "droprate"},
+    .x = "serving",
+    .y = "mean",
+    .err = "sd",
+    .err_scale = 1,
+    .runs = "n",
+    .key = "top right",
+    .style = GP_ERRORLINES,
+    .panel_w = 820,
+    .panel_h = 560,
+    .flags = GP_LOG_X,
+};
+
+static const struct plot_layout layout_snr_utilisation = {
+    .title = "Bottom sub-networks each task reaches through open connections (mean ± sd over "
+             "{runs} runs)",
+    .xlabel = "task",
+    .ylabel = "fraction of the bottom sub-networks",
+    .col = "lambda",
+    .series = {"model"},
+    .x = "task",
+    .y = "mean",
+    .err = "sd",
+    .runs = "n",
+    .key = "top right",
+    .style = GP_BARS,
+    .panel_w = 420,
+    .panel_h = 380,
+    .flags = GP_SHARE_Y | GP_INT_X | GP_Y_FROM_0,
+};
+
+static const struct plot_layout layout_snr_recovery = {
+    .title = "Route recovery vs the correlation between task groups (mean ± sd over {runs} runs)",
+    .xlabel = "between-group correlation (data.between)",
+    .ylabel = "route recovery (overlap within - between groups)",
+    .series = {"model", "levels"},
+    .x = "between",
+    .y = "mean",
+    .err = "sd",
+    .err_scale = 1,
+    .runs = "n",
+    .key = "top right",
+    .style = GP_ERRORLINES,
+    .panel_w = 760,
+    .panel_h = 520,
+};
+
+static const struct plot_layout layout_snr_l0_steps = {
+    .title = "Expected L0 during training, per λ (mean of {runs} runs)",
+    .xlabel = "training step",
+    .ylabel = "Σ P(z ≠ 0) / connections",
+    .col = "model",
+    .series = {"lambda"},
+    .x = "step",
+    .y = "mean",
+    .runs = "n",
+    .key = "center right",
+    .style = GP_LINES,
+    .panel_w = 560,
+    .panel_h = 440,
+    .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_Y_FROM_0,
 /* AdaTT (issue 12): experiments/adatt/, sql/figures/adatt-*.sql. */
 static const struct plot_layout layout_adatt_bars = {
     .title = "Difference from Shared-Bottom per task (%, t1 MSE, t2-4 NE; mean ± 1 SE, {runs} "
@@ -252,6 +344,33 @@ static const plot_figure_t registry[] = {
     {"mmoe-table-fig4", PLOT_TABLE,
      "Table: Fig 4 at the best lr per model and correlation (val/test loss, mean, sd, min, max)",
      "sql/figures/mmoe-table-fig4.sql", "mmoe-fig4", "test/loss/t1", "experiments/mmoe/fig4.ini",
+     NULL},
+    {"snr-routes", PLOT_FIGURE,
+     "SNR routes as graphs: nodes by layer, edges coloured by ẑ, a panel per model x between",
+     "sql/figures/snr-routes.sql", "snr-recovery", NULL, "experiments/snr/recovery.ini",
+     &layout_snr_routes},
+    {"snr-sparsity", PLOT_FIGURE,
+     "SNR sparsity vs λ: expected L0 and open connections as fractions, mean ± sd",
+     "sql/figures/snr-sparsity.sql", "snr-lambda", NULL, "experiments/snr/lambda.ini",
+     &layout_snr_sparsity},
+    {"snr-size", PLOT_FIGURE,
+     "Test loss vs serving parameter count: SNR-Trans/Aver, SB, MMoE, ML-MMoE at several sizes",
+     "sql/figures/snr-size.sql", "snr-size", "test/loss/total", "experiments/snr/size.ini",
+     &layout_snr_size},
+    {"snr-utilisation", PLOT_FIGURE, "Sub-network utilisation per task (SNR Fig 5), a panel per λ",
+     "sql/figures/snr-utilisation.sql", "snr-lambda", NULL, "experiments/snr/lambda.ini",
+     &layout_snr_utilisation},
+    {"snr-recovery", PLOT_FIGURE,
+     "Route recovery score vs between-group correlation, per model (SNR, MMoE gates)",
+     "sql/figures/snr-recovery.sql", "snr-recovery", NULL, "experiments/snr/recovery.ini",
+     &layout_snr_recovery},
+    {"snr-l0-steps", PLOT_FIGURE,
+     "SNR expected L0 (as a fraction of the connections) over training, a line per λ",
+     "sql/figures/snr-l0-steps.sql", "snr-lambda", NULL, "experiments/snr/lambda.ini",
+     &layout_snr_l0_steps},
+    {"snr-table", PLOT_TABLE,
+     "Table: the λ sweep (connections, expected L0, open, serving size, test loss, recovery)",
+     "sql/figures/snr-table.sql", "snr-lambda", "test/loss/total", "experiments/snr/lambda.ini",
      NULL},
     {"adatt-table-comparison", PLOT_TABLE,
      "AdaTT Tables 1-3: each family's NE / MSE difference from Shared-Bottom per task (%, ± SE)",

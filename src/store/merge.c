@@ -31,6 +31,10 @@
 #define MERGE_MAX_TABLES 64
 #define MERGE_MAX_COLS   64
 #define MERGE_NAME_MAX   64
+/* The staging tables' first column `src` is the input number, so a record
+ * table's own column named src (route, route_step: the source unit of a
+ * route) is staged as STAGED_SRC (staged_col). */
+#define STAGED_SRC "rec_src"
 
 typedef enum {
     TABLE_META,       /* meta: the schema version, checked */
@@ -248,6 +252,16 @@ static int read_schema(merge_t *m, err_t *err) {
                            "does not know how to carry it",
                            m->out_path, t->name);
     }
+    /* Only a record table may have a column named src (staged_col); none
+     * may have one named STAGED_SRC. */
+    for (int i = 0; i < m->n_tables; i++) {
+        const table_t *t = &m->tables[i];
+        if (col_index(t, STAGED_SRC) >= 0 || (t->kind != TABLE_RECORD && col_index(t, "src") >= 0))
+            return err_set(err, ERR_FAIL,
+                           "%s: table %s has a column named src or " STAGED_SRC
+                           ": mtlab merge does not know how to carry it",
+                           m->out_path, t->name);
+    }
     return 0;
 }
 
@@ -264,6 +278,27 @@ static void add_cols(sql_t *q, const table_t *t, const char *prefix, bool skip_a
     }
 }
 
+static const char *staged_col(const char *col) {
+    return strcmp(col, "src") == 0 ? STAGED_SRC : col;
+}
+
+/* add_cols for a record table's staging copy: its columns by their staged
+ * names; with `define`, "col" AS "staged" where they differ (creating it). */
+static void add_staged_cols(sql_t *q, const table_t *t, const char *prefix, bool skip_alias,
+                            bool skip_trial, bool define) {
+    bool first = true;
+    for (int c = 0; c < t->n_cols; c++) {
+        if ((skip_alias && c == t->alias) || (skip_trial && strcmp(t->cols[c], "trial_id") == 0))
+            continue;
+        const char *name = staged_col(t->cols[c]);
+        if (define && name != t->cols[c])
+            sql_add(q, "%s\"%s\" AS \"%s\"", first ? "" : ", ", t->cols[c], name);
+        else
+            sql_add(q, "%s%s\"%s\"", first ? "" : ", ", prefix, name);
+        first = false;
+    }
+}
+
 /* ---- stage 1: the inputs into temp tables -------------------------------- */
 
 static int make_staging(merge_t *m, err_t *err) {
@@ -272,7 +307,10 @@ static int make_staging(merge_t *m, err_t *err) {
         const table_t *t = &m->tables[i];
         if (t->kind == TABLE_META) continue;
         sql_add(&q, "CREATE TEMP TABLE \"s_%s\" AS SELECT 0 AS src, ", t->name);
-        add_cols(&q, t, "", false, false);
+        if (t->kind == TABLE_RECORD)
+            add_staged_cols(&q, t, "", false, false, true);
+        else
+            add_cols(&q, t, "", false, false);
         sql_add(&q, " FROM main.\"%s\" WHERE 0;", t->name);
         if (t->kind == TABLE_RECORD)
             sql_add(&q, "CREATE INDEX temp.\"s_%s_trial\" ON \"s_%s\" (src, trial_id);", t->name,
@@ -727,14 +765,14 @@ static int write_trials(merge_t *m, err_t *err) {
         sql_add(&q, ") SELECT w.new_id");
         for (int c = 0; c < r->n_cols; c++)
             if ((c != r->alias || alias_is_trial) && strcmp(r->cols[c], "trial_id") != 0)
-                sql_add(&q, ", s.\"%s\"", r->cols[c]);
+                sql_add(&q, ", s.\"%s\"", staged_col(r->cols[c]));
         sql_add(&q,
                 " FROM win w JOIN temp.\"s_%s\" s ON s.src = w.src AND s.trial_id = w.old_id "
                 "WHERE w.src > 0 ORDER BY w.new_id",
                 r->name);
         for (int c = 0; c < r->n_cols; c++)
             if (c != r->alias && strcmp(r->cols[c], "trial_id") != 0)
-                sql_add(&q, ", s.\"%s\"", r->cols[c]);
+                sql_add(&q, ", s.\"%s\"", staged_col(r->cols[c]));
         sql_add(&q, ";");
     }
     int rc = exec_q(m, &q, "cannot write the trials", err);
@@ -760,14 +798,18 @@ static int compare_copies(merge_t *m, merge_summary_t *sum, err_t *err) {
         const table_t *r = &m->tables[i];
         if (r->kind != TABLE_RECORD) continue;
         bool alias_is_trial = r->alias >= 0 && strcmp(r->cols[r->alias], "trial_id") == 0;
-        sql_t cols = {0};
+        sql_t cols = {0}, staged = {0}; /* the columns in OUT, in the staging copy */
         add_cols(&cols, r, "", !alias_is_trial, true);
-        if (cols.failed) {
+        add_staged_cols(&staged, r, "", !alias_is_trial, true, false);
+        if (cols.failed || staged.failed) {
+            mem_free(cols.text);
+            mem_free(staged.text);
             q.failed = true;
             break;
         }
         if (cols.len == 0) { /* nothing but trial_id: compare the row counts */
             sql_add(&cols, "count(*)");
+            sql_add(&staged, "count(*)");
         }
         sql_add(&q,
                 "INSERT INTO diff SELECT c.src, c.old_id, '%s' FROM cmp c WHERE "
@@ -775,9 +817,10 @@ static int compare_copies(merge_t *m, merge_summary_t *sum, err_t *err) {
                 "c.old_id EXCEPT SELECT %s FROM main.\"%s\" x WHERE x.trial_id = c.new_id) OR "
                 "EXISTS (SELECT %s FROM main.\"%s\" x WHERE x.trial_id = c.new_id EXCEPT SELECT %s "
                 "FROM temp.\"s_%s\" s WHERE s.src = c.src AND s.trial_id = c.old_id);",
-                r->name, cols.text, r->name, cols.text, r->name, cols.text, r->name, cols.text,
+                r->name, staged.text, r->name, cols.text, r->name, cols.text, r->name, staged.text,
                 r->name);
         mem_free(cols.text);
+        mem_free(staged.text);
     }
     int rc = exec_q(m, &q, "cannot compare the duplicate trials", err);
     mem_free(q.text);

@@ -283,9 +283,10 @@ static int schema_state(store_t *s, schema_state_t *state, long long *version_ou
     return 0;
 }
 
-/* Drops every view of the store and creates those of sql/views.sql.  Views
- * hold no data, so recreating them on every upgrade keeps them in step with
- * this mtlab (schema version 1 -> 2 was only that). */
+/* Drops every view of the store and creates those of sql/views.sql and
+ * sql/routes/recovery.sql.  Views hold no data, so recreating them on every
+ * upgrade keeps them in step with this mtlab (schema version 1 -> 2 was only
+ * that). */
 static int recreate_views(store_t *s, err_t *err) {
     sqlite3_stmt *st;
     if (prepare(s, &st, "SELECT name FROM sqlite_master WHERE type = 'view'", err)) return -1;
@@ -298,7 +299,10 @@ static int recreate_views(store_t *s, err_t *err) {
     }
     sqlite3_finalize(st);
     if (exec_sql(s, drops, "cannot drop the old views", err)) return -1;
-    return exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err);
+    if (exec_sql(s, embedded_sql("sql/views.sql"), "cannot create the views", err)) return -1;
+    /* The route views (use, overlap, the route recovery score). */
+    return exec_sql(s, embedded_sql("sql/routes/recovery.sql"), "cannot create the route views",
+                    err);
 }
 
 /* The number of a migration file "sql/migrations/NNN-what.sql", or -1 when
@@ -1102,6 +1106,8 @@ int store_retry_failed(store_t *s, int64_t experiment_id, int *retried, err_t *e
         "AND status = 'failed')",
         "DELETE FROM route WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
         "AND status = 'failed')",
+        "DELETE FROM route_step WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
         "DELETE FROM tensor WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
         "AND status = 'failed')",
         "DELETE FROM weights WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
@@ -1165,8 +1171,8 @@ static size_t dtype_size(const char *dtype) {
     return 0;
 }
 
-/* Inside a write transaction: the metric, gate, histogram, tensor and weight
- * rows of one trial. */
+/* Inside a write transaction: the metric, gate, histogram, route, route-step,
+ * tensor and weight rows of one trial. */
 static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t *err) {
     sqlite3_stmt *st = NULL, *hist = NULL;
     if (r->n_metrics > 0) {
@@ -1239,6 +1245,26 @@ static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t 
         sqlite3_finalize(st);
         st = NULL;
     }
+    if (r->n_route_steps > 0) {
+        if (prepare(s, &st,
+                    "INSERT INTO route_step (trial_id, step, layer, src, dst, kind, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    err))
+            return -1;
+        for (int i = 0; i < r->n_route_steps; i++) {
+            const store_route_step_t *rt = &r->route_steps[i];
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int(st, 2, rt->step);
+            sqlite3_bind_int(st, 3, rt->layer);
+            sqlite3_bind_int(st, 4, rt->src);
+            sqlite3_bind_int(st, 5, rt->dst);
+            sqlite3_bind_text(st, 6, rt->kind, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 7, rt->value);
+            if (write_step(s, st, "cannot write the routes of each step", err)) goto fail;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     if (r->n_tensors > 0) {
         if (prepare(
                 s, &st,
@@ -1306,6 +1332,35 @@ static void bind_seconds(sqlite3_stmt *st, int i, const store_result_t *r, doubl
         sqlite3_bind_null(st, i);
 }
 
+/* Inside the finishing transaction, after the records and the trial's
+ * final_step: the route recovery score of sql/routes/recovery.sql
+ * (v_route_recovery) as the metric model/route_recovery at the final step,
+ * when it is defined (routes or scored gates, and data.groups). */
+static int record_recovery(store_t *s, int64_t id, err_t *err) {
+    sqlite3_stmt *st = NULL;
+    /* Only a trial with true groups has a score: the views read the whole
+     * store (their recursive parts take no trial filter), so others skip. */
+    if (prepare(s, &st, "SELECT 1 FROM param WHERE trial_id = ? AND key = 'data.groups'", err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int grouped = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (grouped == SQLITE_DONE) return 0;
+    if (grouped != SQLITE_ROW) return db_fail(s, err, "cannot read the trial's data.groups");
+    if (prepare(s, &st,
+                "INSERT INTO metric (trial_id, name, step, value) "
+                "SELECT r.trial_id, 'model/route_recovery', t.final_step, r.score "
+                "FROM v_route_recovery r JOIN trial t ON t.id = r.trial_id "
+                "WHERE r.trial_id = ? AND r.score IS NOT NULL",
+                err))
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = write_step(s, st, "cannot write the route recovery score", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* store_finish and store_fail: one transaction with the records and the
  * trial's final state.  seconds_store is measured from entry up to the final
  * UPDATE (the last statement before COMMIT); the COMMIT itself -- a WAL append
@@ -1344,6 +1399,8 @@ static int close_trial(store_t *s, int64_t id, bool failed, int step, const char
         goto fail;
     sqlite3_finalize(st);
     st = NULL;
+    if (!failed && r && (r->n_routes > 0 || r->n_gates > 0) && record_recovery(s, id, err))
+        goto fail;
     if (commit(s, err)) goto fail;
     return 0;
 fail:

@@ -28,9 +28,11 @@ typedef struct sqlite3 sqlite3;
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
  * conventions, trial.n_params for every trial; 5: experiment.identity;
  * 6: the run table, trial.run_id -- provenance, store/run_record.h;
- * 7: tag and note; 9: the spec table, trial.spec_id, experiment.draws --
- * the spec history, store_experiment_ex). */
-#define STORE_SCHEMA_VERSION 9
+ * 7: tag and note; 8: route_step, the routes at every evaluation; 9: the
+ * spec table, trial.spec_id, experiment.draws -- the spec history,
+ * store_experiment_ex; 11: the route views of sql/routes/recovery.sql and
+ * the metric model/route_recovery). */
+#define STORE_SCHEMA_VERSION 11
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -155,6 +157,14 @@ typedef struct {
     double value;
 } store_route_t;
 
+/* A route at one evaluation step (the route_step table, migration 008). */
+typedef struct {
+    int step; /* the evaluation's step */
+    int layer, src, dst;
+    const char *kind;
+    double value;
+} store_route_step_t;
+
 typedef struct {
     const char *name;
     int rows, cols;
@@ -168,6 +178,8 @@ typedef struct {
     const store_gate_t *gates;
     int n_routes;
     const store_route_t *routes;
+    int n_route_steps; /* routes at every evaluation (route_step) */
+    const store_route_step_t *route_steps;
     int n_tensors;
     const store_tensor_t *tensors;
     const void *weights; /* final parameters, NULL to not store them */
