@@ -229,6 +229,8 @@ static const struct plot_layout layout_snr_l0_steps = {
     .panel_w = 560,
     .panel_h = 440,
     .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_Y_FROM_0,
+};
+
 /* AdaTT (issue 12): experiments/adatt/, sql/figures/adatt-*.sql. */
 static const struct plot_layout layout_adatt_bars = {
     .title = "Difference from Shared-Bottom per task (%, t1 MSE, t2-4 NE; mean ± 1 SE, {runs} "
