@@ -54,13 +54,13 @@ static const char *const snr_sweeps[] = {
 
 #define SWEEPS(a) a, (int)(sizeof a / sizeof a[0])
 
-/* New papers are appended; `all` runs them in this order. */
+/* `all` runs them in this order (the order of the issues' dependencies). */
 static const paper_t papers[] = {
     {"mmoe", "MMoE (Ma et al., KDD 2018), synthetic section 3-5", "mmoe-", SWEEPS(mmoe_sweeps)},
-    {"snr", "SNR (Ma et al., AAAI 2019) on synthetic grouped tasks: lambda, recovery, size",
-     "snr-", SWEEPS(snr_sweeps)},
     {"adatt", "AdaTT (Li et al., KDD 2023) section 4 on grouped synthetic tasks", "adatt-",
      SWEEPS(adatt_sweeps)},
+    {"snr", "SNR (Ma et al., AAAI 2019) on synthetic grouped tasks: lambda, recovery, size",
+     "snr-", SWEEPS(snr_sweeps)},
 };
 
 #define N_PAPERS ((int)(sizeof papers / sizeof papers[0]))
