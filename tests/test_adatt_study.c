@@ -220,7 +220,7 @@ START_TEST(test_reproduce_tiny) {
         const char *experiment;
         int trials; /* points x repeats of the [scale.tiny] section */
     } want[] = {{"adatt-ablation", 2 * 2},    {"adatt-experts", 4 * 2},
-                {"adatt-levels", 4 * 2},      {"adatt-comparison", 7 * 2},
+                {"adatt-levels", 5 * 2},      {"adatt-comparison", 7 * 2},
                 {"adatt-between", 4 * 7 * 1}, {"mmoe-baselines", 3 * 15}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char sql[256];
@@ -337,7 +337,7 @@ START_TEST(test_study_tables) {
         {"adatt-table-ablation", "native_lf", "adatt-ablation", "model.native_lf", "'on'", "'off'",
          2},
         {"adatt-table-experts", "task_experts", "adatt-experts", "model.task_experts", "1", "4", 4},
-        {"adatt-table-levels", "levels", "adatt-levels", "model.levels", "2", "4", 4},
+        {"adatt-table-levels", "levels", "adatt-levels", "model.levels", "2", "5", 5},
     };
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         store_table_t *t = query(tables[i].name);

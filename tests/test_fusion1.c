@@ -104,6 +104,7 @@ static const struct {
     {"ml_mmoe", 2, 3, NULL, 0},
     {"ml_mmoe", 3, 3, NULL, 0},
     {"ml_mmoe", 3, 3, "gate_bias", 1},
+    {"ml_mmoe", 2, 5, NULL, 0}, /* level 5: as wide as level 4 (blocks.h) */
     {"ple", 2, 1, NULL, 0},
     {"ple", 3, 1, NULL, 0},
     {"ple", 2, 2, NULL, 0},
@@ -113,6 +114,7 @@ static const struct {
     {"ple", 3, 3, "gate_bias", 1},
     {"ple", 3, 3, "shared_experts", 0}, /* no shared module */
     {"ple", 2, 3, "task_experts", 1},
+    {"ple", 2, 5, NULL, 0},
     {"cgc", 2, 1, NULL, 0},
     {"cgc", 3, 1, NULL, 0},
     {"cgc", 3, 1, "gate_bias", 1},
@@ -644,12 +646,12 @@ START_TEST(test_bad_levels) {
         const char *name = i ? "ple" : "ml_mmoe";
         model_config_t c = small(name, 2, 1);
         err_t err = {0};
-        ck_assert_int_eq(model_config_set(&c, model_find(name), "levels", 5, &err), -1);
-        c.hp[model_hp_find(model_find(name), "levels")] = 5;
+        ck_assert_int_eq(model_config_set(&c, model_find(name), "levels", 6, &err), -1);
+        c.hp[model_hp_find(model_find(name), "levels")] = 6;
         model_t *m = NULL;
         ck_assert_int_eq(model_new(&m, name, &c, 1, &err), -1);
         ck_assert_int_eq(err.kind, ERR_USAGE);
-        ck_assert_msg(strstr(err.msg, "levels = 5: at most 4 levels"), "%s", err.msg);
+        ck_assert_msg(strstr(err.msg, "levels = 6: at most 5 levels"), "%s", err.msg);
         ck_assert_ptr_null(m);
     }
 }

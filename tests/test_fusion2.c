@@ -142,9 +142,9 @@ static void reference_forward(const model_t *m, const real *x, int B, real *pred
               mt = hp(m, "task_experts", 1), ms = hp(m, "shared_experts", 0),
               th = hp(m, "tower_hidden", 1), native_lf = hp(m, "native_lf", 1);
     const int K = T + (ms > 0), N = T * mt + ms;
-    int width[4] = {hp(m, "expert_hidden", 1), hp(m, "expert_hidden2", 0),
-                    hp(m, "expert_hidden3", 0), hp(m, "expert_hidden4", 0)};
-    for (int l = 1; l < 4; l++)
+    int width[5] = {hp(m, "expert_hidden", 1), hp(m, "expert_hidden2", 0),
+                    hp(m, "expert_hidden3", 0), hp(m, "expert_hidden4", 0), 0};
+    for (int l = 1; l < 5; l++)
         if (width[l] == 0) width[l] = width[l - 1];
     for (int b = 0; b < B; b++) {
         double f[REF_MAX][REF_MAX], next[REF_MAX][REF_MAX] = {{0}}, E[REF_MAX][REF_MAX];
@@ -236,6 +236,7 @@ static const shape_t shapes[] = {
     {"adatt", 3, 1, 2, 2, 1, 0, 0},    {"adatt", 2, 2, 1, 1, 1, 0, 1},
     {"adatt", 3, 3, 2, 2, 1, 0, 0},    {"adatt", 2, 3, 1, 2, 0, 0, 0},
     {"adatt", 3, 2, 1, 1, 1, 1, 1},    {"adatt", 2, 2, 2, 0, 0, 0, 0},
+    {"adatt_sp", 2, 5, 1, 0, 1, 0, 0}, {"adatt", 2, 5, 1, 1, 1, 0, 0}, /* level 5 as wide as 4 */
 };
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
@@ -564,12 +565,12 @@ START_TEST(test_param_counts) {
                       m->n_params, defaults[i].params);
         model_free(m);
     }
-    /* A grid: T 2..8, levels 1..4 with distinct widths, m, m_s, native
+    /* A grid: T 2..8, levels 1..5 with distinct widths, m, m_s, native
      * on/off/ones, gate bias; model_sizes and model_new agree with the hand
      * count (model_sizes on large configurations, without building). */
-    const int widths[4] = {7, 5, 0, 3}, D[4] = {7, 5, 5, 3};
+    const int widths[4] = {7, 5, 0, 3}, D[5] = {7, 5, 5, 3, 3};
     for (int T = 2; T <= 8; T += 3)
-        for (int L = 1; L <= 4; L++)
+        for (int L = 1; L <= 5; L++)
             for (int m = 1; m <= 3; m += 2)
                 for (int ms = 0; ms <= 2; ms++)
                     for (int v = 0; v < 3; v++) {

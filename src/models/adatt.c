@@ -49,7 +49,7 @@
 #include "models/blocks.h"
 #include "nn/layers.h"
 
-#define ADATT_MAX_LEVELS  4
+#define ADATT_MAX_LEVELS  MULTI_LEVEL_MAX
 #define ADATT_MAX_MODULES (MODEL_MAX_TASKS + 1) /* the tasks and the shared module */
 
 /* The hyper-parameters, in the order shared by the fusion families. */
@@ -79,7 +79,7 @@ enum { NATIVE_INIT_PAPER = 0, NATIVE_INIT_ONES = 1 };
             "hidden units per expert at level " #n " (0: as the level below)", NULL, false         \
     }
 #define HP_LEVELS                                                                                  \
-    { "levels", HP_INT, 1, 4, 2, "fusion levels (L)", NULL, false }
+    { "levels", HP_INT, 1, 5, 2, "fusion levels (L; level 5 is as wide as level 4)", NULL, false }
 #define HP_TASK_EXPERTS                                                                            \
     { "task_experts", HP_INT, 1, 4096, 2, "experts per task module and level (m)", NULL, false }
 #define HP_TOWER_HIDDEN                                                                            \
@@ -155,10 +155,11 @@ static void adatt_shape(const model_config_t *c, const model_hp_t *hp, int n_hp,
     s->native_lf = hp_of(c, hp, n_hp, "native_lf", NATIVE_LF_ON) == NATIVE_LF_ON;
     s->native_ones = hp_of(c, hp, n_hp, "native_init", NATIVE_INIT_PAPER) == NATIVE_INIT_ONES;
     s->gate_bias = hp_of(c, hp, n_hp, "gate_bias", 0) != 0;
-    static const char *const widths[ADATT_MAX_LEVELS] = {"expert_hidden", "expert_hidden2",
+    /* level 5 has no width key: it is as wide as level 4 (blocks.h) */
+    static const char *const widths[LEVEL_WIDTH_KEYS] = {"expert_hidden", "expert_hidden2",
                                                          "expert_hidden3", "expert_hidden4"};
     for (int l = 0; l < ADATT_MAX_LEVELS; l++) {
-        int w = (int)hp_of(c, hp, n_hp, widths[l], 0);
+        int w = l < LEVEL_WIDTH_KEYS ? (int)hp_of(c, hp, n_hp, widths[l], 0) : 0;
         s->width[l] = w > 0 || l == 0 ? w : s->width[l - 1];
     }
 }

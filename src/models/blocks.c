@@ -307,7 +307,7 @@ void tower_backward(model_t *m, tower_t *t, const real *in, int ldi, int B, cons
 void level_widths(const model_config_t *c, int first, int levels, int *widths) {
     assert(levels >= 1 && levels <= MULTI_LEVEL_MAX);
     for (int l = 0; l < levels; l++) {
-        const int own = model_hp_int(c, first + l);
+        const int own = l < LEVEL_WIDTH_KEYS ? model_hp_int(c, first + l) : 0;
         widths[l] = l == 0 || own > 0 ? own : widths[l - 1];
     }
 }

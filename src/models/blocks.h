@@ -163,12 +163,15 @@ int block_count(size_t *count, size_t a, size_t b, size_t c);
 
 /* ---- fusion1: multi-level families (ml_mmoe, ple, cgc) ---- */
 
-#define MULTI_LEVEL_MAX 4 /* levels of a multi-level family (the "levels" key: 1..4) */
+#define MULTI_LEVEL_MAX  5 /* levels of a multi-level family (the "levels" key: 1..5) */
+#define LEVEL_WIDTH_KEYS 4 /* expert_hidden .. expert_hidden4; level 5 is as wide as level 4 */
 
 /* The expert width of each level l = 0..levels-1 from the family's
  * consecutive keys expert_hidden, expert_hidden2, expert_hidden3,
  * expert_hidden4 (hp[first + l]): widths[0] = hp[first]; widths[l] =
- * hp[first + l] when > 0, else widths[l - 1] (0: "same as the level below"). */
+ * hp[first + l] when > 0, else widths[l - 1] (0: "same as the level below");
+ * a level past the LEVEL_WIDTH_KEYS keys (level 5) is as wide as the one
+ * below it. */
 void level_widths(const model_config_t *c, int first, int levels, int *widths);
 
 /* An experts_t that names a level's expert buffer [max_batch, ld] as n

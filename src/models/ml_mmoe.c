@@ -43,7 +43,7 @@ static const model_hp_t ml_mmoe_hp[MLM_N_HP] = {
                             "hidden units per expert of level 3 (0: as level 2)"},
     [MLM_EXPERT_HIDDEN4] = {"expert_hidden4", HP_INT, 0, 1e6, 0,
                             "hidden units per expert of level 4 (0: as level 3)"},
-    [MLM_LEVELS] = {"levels", HP_INT, 1, 4, 2, "levels of experts and gates"},
+    [MLM_LEVELS] = {"levels", HP_INT, 1, 5, 2, "levels of experts and gates (level 5 as wide as 4)"},
     [MLM_TOWER_HIDDEN] = {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},
     [MLM_INIT] = MODEL_HP_INIT,
     [MLM_GATE_BIAS] = MODEL_HP_GATE_BIAS,

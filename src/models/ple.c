@@ -59,7 +59,7 @@ static const model_hp_t ple_hp[PLE_N_HP] = {
                             "hidden units per expert of level 3 (0: as level 2)"},
     [PLE_EXPERT_HIDDEN4] = {"expert_hidden4", HP_INT, 0, 1e6, 0,
                             "hidden units per expert of level 4 (0: as level 3)"},
-    [PLE_LEVELS] = {"levels", HP_INT, 1, 4, 2, "extraction levels (1: CGC)"},
+    [PLE_LEVELS] = {"levels", HP_INT, 1, 5, 2, "extraction levels (1: CGC; level 5 as wide as 4)"},
     [PLE_TASK_EXPERTS] = PLE_HP_TASK_EXPERTS,
     [PLE_SHARED_EXPERTS] = PLE_HP_SHARED_EXPERTS,
     [PLE_TOWER_HIDDEN] = PLE_HP_TOWER_HIDDEN,

@@ -91,7 +91,7 @@ enum {
                                 1e6,                                                               \
                                 0,                                                                 \
                                 "units per sub-network of layer 4 (0: as layer 3)"},               \
-        [SNR_LEVELS] = {"levels", HP_INT, 1, 4, 2, "layers of sub-networks"},                      \
+        [SNR_LEVELS] = {"levels", HP_INT, 1, 5, 2, "layers of sub-networks (layer 5 as wide as 4)"},                      \
         [SNR_TOWER_HIDDEN] =                                                                       \
             {"tower_hidden", HP_INT, 1, 1e6, 8, "hidden units of each task tower"},                \
         [SNR_INIT] = MODEL_HP_INIT,                                                                \

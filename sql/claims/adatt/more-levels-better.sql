@@ -25,7 +25,7 @@
     SELECT v.*, (SELECT p.value FROM param p WHERE p.trial_id = v.trial_id AND p.key = 'model.levels') AS k
       FROM v
 ), pairs (a, b) AS (
-    VALUES (1, 2), (2, 3), (3, 4)
+    VALUES (1, 2), (2, 3), (3, 4), (4, 5)
 )
 SELECT 'task=t' || x.task || ' levels=' || p.a || '->' || p.b AS condition, x.repeat, 'a' AS grp,
        x.value
