@@ -77,5 +77,6 @@ Suite *fusion2_suite(void);
 Suite *workbench_suite(void);
 Suite *cluster_suite(void);
 Suite *report_suite(void);
+Suite *mtnas_suite(void);
 
 #endif
