@@ -9,6 +9,7 @@
 #include "gradcheck.h"
 #include "models/model.h"
 #include "testutil.h"
+#include "models/mtnas.h"
 #include "train/reinforce.h"
 
 /* ---- REINFORCE ---- */
@@ -163,6 +164,189 @@ START_TEST(test_bandit_converges) {
 }
 END_TEST
 
+
+/* ---- the mtnas family ---- */
+
+#define D_IN  5
+#define B_MAX 7
+
+typedef struct {
+    int T, L, H;
+    const char *query_set, *gate, *query;
+} shape_t;
+
+static model_config_t small_mtnas(const shape_t *sh) {
+    const model_ops_t *ops = model_find("mtnas");
+    model_config_t c;
+    model_config_default(&c, ops);
+    c.input_dim = D_IN;
+    c.tasks = sh->T;
+    c.max_batch = B_MAX;
+    err_t err = {0};
+    const model_hp_t *hp = ops->hp;
+    ck_assert_int_eq(model_config_set(&c, ops, "bottom_hidden", 4, &err), 0);
+    ck_assert_int_eq(model_config_set(&c, ops, "expert_hidden", 3, &err), 0);
+    ck_assert_int_eq(model_config_set(&c, ops, "tower_hidden", 3, &err), 0);
+    ck_assert_int_eq(model_config_set(&c, ops, "levels", sh->L, &err), 0);
+    ck_assert_int_eq(model_config_set(&c, ops, "subnets", sh->H, &err), 0);
+    const char *words[3][2] = {{"query_set", sh->query_set}, {"gate", sh->gate},
+                               {"query", sh->query}};
+    for (int i = 0; i < 3; i++) {
+        int k = model_hp_find(ops, words[i][0]);
+        int v = model_hp_word_index(&hp[k], words[i][1]);
+        ck_assert_int_ge(v, 0);
+        ck_assert_int_eq(model_config_set(&c, ops, words[i][0], v, &err), 0);
+    }
+    return c;
+}
+
+typedef struct {
+    model_t *m;
+    real x[B_MAX * D_IN], y[B_MAX * 3], pred[B_MAX * 3], dpred[B_MAX * 3];
+} fx_t;
+
+static task_kind_t kind_of(int k) {
+    return k == 1 ? TASK_BINARY : TASK_REGRESSION;
+}
+
+static double fx_loss(void *ctx) {
+    fx_t *f = ctx;
+    const int T = f->m->cfg.tasks;
+    model_forward(f->m, f->x, B_MAX, f->pred, MODEL_TRAIN);
+    double sum = 0;
+    for (int k = 0; k < T; k++) sum += (k + 1) * loss_task(kind_of(k), f->pred, f->y, B_MAX, T, k);
+    return sum;
+}
+
+static void fx_init(fx_t *f, const shape_t *sh, uint64_t seed) {
+    memset(f, 0, sizeof *f);
+    model_config_t c = small_mtnas(sh);
+    err_t err = {0};
+    ck_assert_msg(model_new(&f->m, "mtnas", &c, seed, &err) == 0, "%s", err.msg);
+    rng_t r;
+    rng_seed(&r, seed, 99);
+    for (int i = 0; i < B_MAX * D_IN; i++) f->x[i] = rng_normal(&r);
+    for (int i = 0; i < B_MAX * sh->T; i++) {
+        f->y[i] = rng_normal(&r);
+        if (i % sh->T == 1) f->y[i] = f->y[i] > 0;
+    }
+    for (size_t i = 0; i < f->m->n_params; i++) /* generic point: non-zero biases */
+        if (f->m->params[i] == 0) f->m->params[i] = 0.1 * rng_normal(&r);
+}
+
+static void random_route(const model_t *m, rng_t *r, int *route) {
+    const int *choices;
+    const int n = mtnas_choices(m, &choices);
+    for (int b = 0; b < n; b++) route[b] = (int)rng_below(r, (uint32_t)choices[b]);
+}
+
+static const shape_t grad_shapes[] = {
+    {2, 1, 3, "prev", "softmax", "search"},     {3, 2, 3, "prev", "softmax", "search"},
+    {2, 2, 3, "prev+root", "softmax", "search"}, {2, 3, 2, "prev+root", "softmax", "search"},
+    {3, 2, 3, "prev", "mean", "search"},         {2, 2, 3, "prev", "softmax", "root"},
+    {2, 2, 1, "prev", "softmax", "search"},      {2, 2, 4, "prev+root", "softmax", "search"},
+};
+
+/* Finite differences of every tensor on 4 fixed routes per shape (random,
+ * plus all-values routes), in MODEL_TRAIN mode with the route set; tensors
+ * the route does not use have exactly zero gradient; a second backward
+ * doubles the gradient. */
+START_TEST(test_gradients_fixed_route) {
+    const shape_t *sh = &grad_shapes[_i];
+    fx_t f;
+    fx_init(&f, sh, 11 + _i);
+    model_t *m = f.m;
+    const int T = sh->T;
+    rng_t r;
+    rng_seed(&r, 40 + _i, 0);
+    const int *choices;
+    const int nb = mtnas_choices(m, &choices);
+    ck_assert_int_eq(nb, (sh->L - 1) * sh->H + T);
+    real *analytic = malloc(sizeof(real) * m->n_params);
+    bool *used = malloc(sizeof(bool) * m->n_tensors);
+    for (int rep = 0; rep < 4; rep++) {
+        int route[MTNAS_MAX_BLOCKS];
+        random_route(m, &r, route);
+        if (rep == 3) /* every block reads all values with the last query */
+            for (int b = 0; b < nb; b++) route[b] = choices[b] - 1;
+        mtnas_set_route(m, route);
+        model_zero_grad(m);
+        model_forward(m, f.x, B_MAX, f.pred, MODEL_TRAIN);
+        ck_assert_mem_eq(mtnas_last_route(m), route, sizeof(int) * nb);
+        for (int k = 0; k < T; k++)
+            loss_task_grad(kind_of(k), f.pred, f.y, B_MAX, T, k, k + 1, f.dpred);
+        model_backward(m, f.x, B_MAX, f.dpred);
+        memcpy(analytic, m->grads, sizeof(real) * m->n_params);
+        mtnas_tensors_used(m, route, used);
+        for (int t = 0; t < m->n_tensors; t++) {
+            const tensor_t *ts = &m->tensors[t];
+            size_t n = (size_t)ts->rows * ts->cols, worst = 0;
+            if (!used[t] || ts->group == TENSOR_ARCH)
+                for (size_t i = 0; i < n; i++) ck_assert(analytic[ts->offset + i] == 0);
+            if (!used[t]) continue; /* (and its differences are zero: checked on one shape below) */
+            double e = gradcheck(fx_loss, &f, m->params + ts->offset, analytic + ts->offset, n,
+                                 &worst);
+            ck_assert_msg(e < GRADCHECK_TOL, "shape %d route %d: tensor %s element %zu: %.3g", _i,
+                          rep, ts->name, worst, e);
+        }
+        model_backward(m, f.x, B_MAX, f.dpred);
+        for (size_t i = 0; i < m->n_params; i++)
+            ck_assert(fabs(m->grads[i] - 2 * analytic[i]) <= 1e-12 * (1 + fabs(analytic[i])));
+        if (_i == 1 && rep == 0) /* an unused tensor changes nothing */
+            for (int t = 0; t < m->n_tensors; t++) {
+                if (used[t]) continue;
+                const tensor_t *ts = &m->tensors[t];
+                size_t n = (size_t)ts->rows * ts->cols;
+                ck_assert(gradcheck(fx_loss, &f, m->params + ts->offset, analytic + ts->offset, n,
+                                    NULL) == 0);
+            }
+    }
+    free(used);
+    free(analytic);
+    model_free(m);
+}
+END_TEST
+
+/* The arch_gradient hook: −reward · ∇α log p(u) of the last pass's route,
+ * as reinforce_score_grad computes it, into the architecture slice only. */
+START_TEST(test_arch_gradient_hook) {
+    const shape_t sh = {2, 2, 3, "prev+root", "softmax", "search"};
+    fx_t f;
+    fx_init(&f, &sh, 5);
+    model_t *m = f.m;
+    const int *choices;
+    const int nb = mtnas_choices(m, &choices);
+    reinforce_space_t space = space_of(nb, choices);
+    ck_assert_uint_eq(space.n_logits, m->n_params - m->n_weights);
+    rng_t r;
+    rng_seed(&r, 8, 0);
+    int route[MTNAS_MAX_BLOCKS];
+    random_route(m, &r, route);
+    mtnas_set_route(m, route);
+    model_forward(m, f.x, B_MAX, f.pred, MODEL_TRAIN);
+    model_zero_grad(m);
+    m->ops->arch_gradient(m, 0.3);
+    real *expect = calloc(space.n_logits, sizeof(real));
+    reinforce_score_grad(&space, m->params + m->n_weights, route, -0.3, expect);
+    for (size_t i = 0; i < m->n_weights; i++) ck_assert(m->grads[i] == 0);
+    for (size_t i = 0; i < space.n_logits; i++)
+        ck_assert(fabs(m->grads[m->n_weights + i] - expect[i]) < 1e-15);
+    /* MODEL_EVAL and a cleared route take the derived route (the argmax) */
+    int derived[MTNAS_MAX_BLOCKS], argmax[MTNAS_MAX_BLOCKS];
+    mtnas_derived_route(m, derived);
+    reinforce_argmax(&space, m->params + m->n_weights, argmax);
+    ck_assert_mem_eq(derived, argmax, sizeof(int) * nb);
+    model_forward(m, f.x, B_MAX, f.pred, MODEL_EVAL);
+    ck_assert_mem_eq(mtnas_last_route(m), derived, sizeof(int) * nb);
+    mtnas_set_route(m, NULL);
+    model_forward(m, f.x, B_MAX, f.pred, MODEL_TRAIN);
+    ck_assert_mem_eq(mtnas_last_route(m), derived, sizeof(int) * nb);
+    free(expect);
+    reinforce_space_free(&space);
+    model_free(m);
+}
+END_TEST
+
 Suite *mtnas_suite(void) {
     Suite *s = suite_create("mtnas");
     TCase *rl = tcase_create("reinforce");
@@ -172,5 +356,11 @@ Suite *mtnas_suite(void) {
     tcase_add_test(rl, test_baseline);
     tcase_add_loop_test(rl, test_bandit_converges, 0, 3);
     suite_add_tcase(s, rl);
+    TCase *fam = tcase_create("family");
+    tcase_set_timeout(fam, 60);
+    tcase_add_loop_test(fam, test_gradients_fixed_route, 0,
+                        (int)(sizeof grad_shapes / sizeof grad_shapes[0]));
+    tcase_add_test(fam, test_arch_gradient_hook);
+    suite_add_tcase(s, fam);
     return s;
 }
