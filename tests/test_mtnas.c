@@ -347,6 +347,163 @@ START_TEST(test_arch_gradient_hook) {
 }
 END_TEST
 
+/* ---- a plain-loop reference of §3.1 (L = 2, any H, T; weights read by name) ---- */
+
+static const real *P_(const model_t *m, const char *name) {
+    int t = model_tensor_index(m, name);
+    ck_assert_msg(t >= 0, "no tensor %s", name);
+    return model_param(m, t);
+}
+
+/* out[n] = relu?(in[k] · W[k, n] + b[n]) for one example. */
+static void ref_dense(const real *in, int k, const real *W, const real *b, int n, bool relu,
+                      double *out) {
+    for (int j = 0; j < n; j++) {
+        double z = b ? b[j] : 0;
+        for (int i = 0; i < k; i++) z += in[i] * W[(size_t)i * n + j];
+        out[j] = relu && z < 0 ? 0 : z;
+    }
+}
+
+/* The block output of one example: values prev[H][W], query source q (H: root r). */
+static void ref_block(const model_t *m, const char *label, int k, int H, int W, int W0, int nq,
+                      bool mean, bool qroot, double prev[][8], const double *r, double *y) {
+    unsigned mask = (unsigned)(k / nq) + 1;
+    int q = qroot ? H : k % nq, idx[8], n = 0;
+    for (int i = 0; i < H; i++)
+        if (mask >> i & 1) idx[n++] = i;
+    double g[8];
+    if (mean || n == 1) {
+        for (int i = 0; i < n; i++) g[i] = 1.0 / n;
+    } else {
+        char name[48];
+        if (q == H)
+            snprintf(name, sizeof name, "%s.g%u.qr.W", label, mask);
+        else
+            snprintf(name, sizeof name, "%s.g%u.q%d.W", label, mask, q + 1);
+        const real *G = P_(m, name);
+        const double *qv = q == H ? r : prev[q];
+        const int dq = q == H ? W0 : W;
+        double mx = -INFINITY, sum = 0;
+        for (int i = 0; i < n; i++) {
+            g[i] = 0;
+            for (int c = 0; c < dq; c++) g[i] += qv[c] * G[(size_t)c * n + i];
+            if (g[i] > mx) mx = g[i];
+        }
+        for (int i = 0; i < n; i++) sum += g[i] = exp(g[i] - mx);
+        for (int i = 0; i < n; i++) g[i] /= sum;
+    }
+    for (int c = 0; c < W; c++) {
+        y[c] = 0;
+        for (int i = 0; i < n; i++) y[c] += g[i] * prev[idx[i]][c];
+    }
+}
+
+static const shape_t fwd_shapes[] = {
+    {2, 2, 3, "prev+root", "softmax", "search"},
+    {3, 2, 3, "prev", "softmax", "search"},
+    {2, 2, 3, "prev", "mean", "search"},
+    {2, 2, 2, "prev", "softmax", "root"},
+};
+
+/* The forward pass on 5 random routes against the reference, to 1e-12. */
+START_TEST(test_forward_equations) {
+    const shape_t *sh = &fwd_shapes[_i];
+    fx_t f;
+    fx_init(&f, sh, 21 + _i);
+    model_t *m = f.m;
+    const int H = sh->H, W = 3, W0 = 4, T = sh->T;
+    const bool mean = strcmp(sh->gate, "mean") == 0, qroot = strcmp(sh->query, "root") == 0;
+    const int nq = mean || qroot ? 1 : H + (strcmp(sh->query_set, "prev+root") == 0);
+    rng_t rr;
+    rng_seed(&rr, 3, 0);
+    for (int rep = 0; rep < 5; rep++) {
+        int route[MTNAS_MAX_BLOCKS];
+        random_route(m, &rr, route);
+        mtnas_set_route(m, route);
+        model_forward(m, f.x, B_MAX, f.pred, MODEL_TRAIN);
+        for (int b = 0; b < B_MAX; b++) {
+            double r[8], l1[8][8], l2[8][8], y[8], h[8], out;
+            char name[48], label[16];
+            ref_dense(f.x + b * D_IN, D_IN, P_(m, "root.W"), P_(m, "root.b"), W0, true, r);
+            real rin[8], vin[8];
+            for (int c = 0; c < W0; c++) rin[c] = (real)r[c];
+            for (int j = 0; j < H; j++) {
+                snprintf(name, sizeof name, "l1.s%d.W", j + 1);
+                const real *Wj = P_(m, name);
+                snprintf(name, sizeof name, "l1.s%d.b", j + 1);
+                ref_dense(rin, W0, Wj, P_(m, name), W, true, l1[j]);
+            }
+            for (int j = 0; j < H; j++) {
+                snprintf(label, sizeof label, "l2.s%d", j + 1);
+                ref_block(m, label, route[j], H, W, W0, nq, mean, qroot, l1, r, y);
+                for (int c = 0; c < W; c++) vin[c] = (real)y[c];
+                snprintf(name, sizeof name, "l2.s%d.W", j + 1);
+                const real *Wj = P_(m, name);
+                snprintf(name, sizeof name, "l2.s%d.b", j + 1);
+                ref_dense(vin, W, Wj, P_(m, name), W, true, l2[j]);
+            }
+            for (int t = 0; t < T; t++) {
+                snprintf(label, sizeof label, "t%d", t + 1);
+                ref_block(m, label, route[H + t], H, W, W0, nq, mean, qroot, l2, r, y);
+                for (int c = 0; c < W; c++) vin[c] = (real)y[c];
+                snprintf(name, sizeof name, "tower%d.hidden.W", t + 1);
+                const real *W1 = P_(m, name);
+                snprintf(name, sizeof name, "tower%d.hidden.b", t + 1);
+                ref_dense(vin, W, W1, P_(m, name), 3, true, h);
+                real hin[8];
+                for (int c = 0; c < 3; c++) hin[c] = (real)h[c];
+                snprintf(name, sizeof name, "tower%d.out.W", t + 1);
+                const real *W2 = P_(m, name);
+                snprintf(name, sizeof name, "tower%d.out.b", t + 1);
+                ref_dense(hin, 3, W2, P_(m, name), 1, false, &out);
+                ck_assert_msg(fabs(f.pred[b * T + t] - out) < 1e-12, "shape %d route %d: %g vs %g",
+                              _i, rep, f.pred[b * T + t], out);
+            }
+        }
+    }
+    model_free(m);
+}
+END_TEST
+
+/* Parameter counts: the defaults (d 100, T 2) by hand, and a derived route's. */
+START_TEST(test_param_counts) {
+    model_config_t c;
+    model_config_default(&c, model_find("mtnas"));
+    model_t *m;
+    err_t err = {0};
+    ck_assert_int_eq(model_new(&m, "mtnas", &c, 1, &err), 0);
+    /* root 100x64+64; layer 1 4 x (64x64+64); layer 2 the same; gates: 6
+     * blocks x (subsets of >= 2 of 4 values: Σ C(4,s) s = 12 + 12 + 4 = 28)
+     * x 4 query sources x 64 rows; towers 2 x (64x8+8+8+1); logits 6 x 15 x 4 */
+    const size_t weights = 6464 + 16640 + 16640 + 6 * 28 * 4 * 64 + 2 * 529;
+    ck_assert_uint_eq(m->n_weights, weights);
+    ck_assert_uint_eq(m->n_params, weights + 6 * 60);
+    /* route k = (mask - 1)·4 + query: l2.s1 reads {1,2} (query s3), l2.s2
+     * {4}, l2.s3 and l2.s4 all (query s4), t1 {1} and t2 {2,3} (query s1):
+     * layer 2 uses s1, s2, s3 (l2.s4 and its gate are unused), layer 1 all
+     * four; gates [64, 2] of l2.s1, [64, 4] of l2.s3, [64, 2] of t2 */
+    int route[6] = {(3 - 1) * 4 + 2, (8 - 1) * 4 + 0, 59, 59, (1 - 1) * 4 + 3, (6 - 1) * 4 + 0};
+    const size_t expect = 6464 + 4 * 4160 + 3 * 4160 + 2 * 64 + 4 * 64 + 2 * 64 + 2 * 529;
+    ck_assert_uint_eq(mtnas_route_params(m, route), expect);
+    model_free(m);
+    /* prev+root and query = root change the query sources */
+    const model_ops_t *ops = model_find("mtnas");
+    ck_assert_int_eq(model_config_set(&c, ops, "query_set", 1, &err), 0);
+    model_sizes_t sz;
+    ck_assert_int_eq(model_sizes("mtnas", &c, &sz, &err), 0);
+    ck_assert_uint_eq(sz.n_weights, weights + 6 * 28 * 64);
+    ck_assert_uint_eq(sz.n_params - sz.n_weights, 6 * 15 * 5);
+    ck_assert_int_eq(model_config_set(&c, ops, "query", 1, &err), 0);
+    ck_assert_int_eq(model_sizes("mtnas", &c, &sz, &err), 0);
+    ck_assert_uint_eq(sz.n_weights, weights - 6 * 28 * 3 * 64);
+    ck_assert_uint_eq(sz.n_params - sz.n_weights, 6 * 15);
+    ck_assert_int_eq(model_config_set(&c, ops, "gate", 1, &err), 0); /* mean: no gates */
+    ck_assert_int_eq(model_sizes("mtnas", &c, &sz, &err), 0);
+    ck_assert_uint_eq(sz.n_weights, weights - 6 * 28 * 4 * 64);
+}
+END_TEST
+
 Suite *mtnas_suite(void) {
     Suite *s = suite_create("mtnas");
     TCase *rl = tcase_create("reinforce");
@@ -361,6 +518,9 @@ Suite *mtnas_suite(void) {
     tcase_add_loop_test(fam, test_gradients_fixed_route, 0,
                         (int)(sizeof grad_shapes / sizeof grad_shapes[0]));
     tcase_add_test(fam, test_arch_gradient_hook);
+    tcase_add_loop_test(fam, test_forward_equations, 0,
+                        (int)(sizeof fwd_shapes / sizeof fwd_shapes[0]));
+    tcase_add_test(fam, test_param_counts);
     suite_add_tcase(s, fam);
     return s;
 }
