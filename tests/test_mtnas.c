@@ -6,11 +6,14 @@
 #include <string.h>
 
 #include "core/loss.h"
+#include "data/synth.h"
 #include "gradcheck.h"
 #include "models/model.h"
 #include "testutil.h"
 #include "models/mtnas.h"
 #include "train/reinforce.h"
+#include "train/search.h"
+#include "train/train.h"
 
 /* ---- REINFORCE ---- */
 
@@ -504,6 +507,215 @@ START_TEST(test_param_counts) {
 }
 END_TEST
 
+/* ---- the search ---- */
+
+/* Small synthetic data: d 8, T 2 (task 2 binary when `binary`), 600 / 200 / 200. */
+static void small_data(data_t *data, bool binary) {
+    synth_params_t p;
+    synth_defaults(&p);
+    p.dim = 8;
+    p.n_train = 600;
+    p.n_val = 200;
+    p.n_test = 200;
+    p.binary[1] = binary;
+    err_t err = {0};
+    ck_assert_msg(synth_set_corr_all(&p, 0.0, &err) == 0, "%s", err.msg);
+    ck_assert_msg(synth_generate(&p, 4, data, &err) == 0, "%s", err.msg);
+}
+
+/* A small mtnas for `data`: L 2, H 3, widths 6, batch 32, with extra hps. */
+static model_t *search_model(const data_t *data, uint64_t seed, const char *const *hp,
+                             const double *val, int n_hp) {
+    const model_ops_t *ops = model_find("mtnas");
+    model_config_t c;
+    model_config_default(&c, ops);
+    c.input_dim = data->d;
+    c.tasks = data->T;
+    c.max_batch = 32;
+    err_t err = {0};
+    const char *names[] = {"bottom_hidden", "expert_hidden", "subnets", "tower_hidden"};
+    const double vals[] = {6, 6, 3, 4};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(model_config_set(&c, ops, names[i], vals[i], &err), 0);
+    for (int i = 0; i < n_hp; i++)
+        ck_assert_msg(model_config_set(&c, ops, hp[i], val[i], &err) == 0, "%s", err.msg);
+    model_t *m;
+    ck_assert_msg(model_new(&m, "mtnas", &c, seed, &err) == 0, "%s", err.msg);
+    return m;
+}
+
+static train_config_t search_train(int steps) {
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.batch = 32;
+    tc.steps = steps;
+    tc.eval_every = 20;
+    tc.lr = 0.01;
+    return tc;
+}
+
+typedef struct {
+    int n;
+    train_eval_t ev[64];
+} curve_t;
+
+static void keep_eval(void *ctx, const train_eval_t *ev) {
+    curve_t *c = ctx;
+    ck_assert_int_lt(c->n, 64);
+    c->ev[c->n++] = *ev;
+}
+
+/* The derived route, the logits, the weights and the curve are the same bits
+ * for the same seeds (binary and regression rewards, K = 3, a warmup); a
+ * different batch seed changes the logits.  The search moves the logits and
+ * the model ends on its derived route. */
+START_TEST(test_search_reproducible) {
+    data_t data;
+    small_data(&data, true);
+    const char *hp[] = {"samples", "warmup", "query_set"};
+    const double val[] = {3, 10, 1};
+    model_t *a = search_model(&data, 7, hp, val, 3), *b = search_model(&data, 7, hp, val, 3),
+            *c = search_model(&data, 7, hp, val, 3);
+    ck_assert(search_wanted(a));
+    real *start = malloc(sizeof(real) * a->n_params);
+    memcpy(start, a->params, sizeof(real) * a->n_params);
+    train_config_t tc = search_train(100);
+    train_result_t ra, rb, rc;
+    curve_t ca = {0}, cb = {0};
+    err_t err = {0};
+    ck_assert_msg(train_run(a, &data, &tc, 5, keep_eval, &ca, &ra, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(train_run(b, &data, &tc, 5, keep_eval, &cb, &rb, &err), 0);
+    ck_assert_int_eq(train_run(c, &data, &tc, 6, NULL, NULL, &rc, &err), 0);
+    ck_assert_mem_eq(a->params, b->params, sizeof(real) * a->n_params);
+    ck_assert_int_eq(ca.n, 5);
+    ck_assert_int_eq(cb.n, 5);
+    ck_assert_mem_eq(ca.ev, cb.ev, sizeof(train_eval_t) * ca.n);
+    ck_assert_int_eq(ca.ev[4].step, 100);
+    ck_assert(!isnan(ca.ev[4].auc[METRIC_TEST][1]));
+    int ra_route[MTNAS_MAX_BLOCKS], rb_route[MTNAS_MAX_BLOCKS];
+    mtnas_derived_route(a, ra_route);
+    mtnas_derived_route(b, rb_route);
+    const int *choices;
+    const int nb = mtnas_choices(a, &choices);
+    ck_assert_mem_eq(ra_route, rb_route, sizeof(int) * nb);
+    const size_t na = a->n_params - a->n_weights;
+    ck_assert(memcmp(a->params + a->n_weights, start + a->n_weights, sizeof(real) * na) != 0);
+    ck_assert(memcmp(a->params + a->n_weights, c->params + c->n_weights, sizeof(real) * na) != 0);
+    /* no route left set: a training pass takes the derived route */
+    real x[8] = {0}, pred[2];
+    model_forward(a, x, 1, pred, MODEL_TRAIN);
+    ck_assert_mem_eq(mtnas_last_route(a), ra_route, sizeof(int) * nb);
+    /* an architecture schedule of the trainer's is refused */
+    tc.arch = TRAIN_ARCH_JOINT;
+    ck_assert_int_eq(train_run(a, &data, &tc, 5, NULL, NULL, &ra, &err), -1);
+    ck_assert_int_eq(err.kind, ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "frozen"));
+    free(start);
+    model_free(a);
+    model_free(b);
+    model_free(c);
+    data_free(&data);
+}
+END_TEST
+
+/* Weights of unsampled routes stay untouched, their Adam state too.  Two
+ * warmup steps (routes drawn uniformly from m->rng, replayed here): after
+ * step 1 every tensor route 1 does not read still has its initial bits;
+ * after step 2 the tensors route 1 read and route 2 did not have exactly
+ * their values after step 1 -- a plain Adam would move them again with the
+ * momentum of step 1. */
+START_TEST(test_unsampled_untouched) {
+    data_t data;
+    small_data(&data, false);
+    const char *hp[] = {"warmup"};
+    const double val[] = {5};
+    model_t *one = search_model(&data, 3, hp, val, 1), *two = search_model(&data, 3, hp, val, 1);
+    real *start = malloc(sizeof(real) * one->n_params);
+    memcpy(start, one->params, sizeof(real) * one->n_params);
+    const int *choices;
+    const int nb = mtnas_choices(one, &choices);
+    rng_t r;
+    rng_seed(&r, 3, RNG_STREAM_MODEL);
+    int route1[MTNAS_MAX_BLOCKS], route2[MTNAS_MAX_BLOCKS];
+    for (int b = 0; b < nb; b++) route1[b] = (int)rng_below(&r, (uint32_t)choices[b]);
+    for (int b = 0; b < nb; b++) route2[b] = (int)rng_below(&r, (uint32_t)choices[b]);
+    bool *used1 = malloc(one->n_tensors), *used2 = malloc(one->n_tensors);
+    mtnas_tensors_used(one, route1, used1);
+    mtnas_tensors_used(one, route2, used2);
+    train_config_t tc = search_train(1);
+    train_result_t res;
+    err_t err = {0};
+    ck_assert_int_eq(train_run(one, &data, &tc, 9, NULL, NULL, &res, &err), 0);
+    tc.steps = 2;
+    ck_assert_int_eq(train_run(two, &data, &tc, 9, NULL, NULL, &res, &err), 0);
+    int untouched = 0, kept = 0, moved = 0;
+    for (int t = 0; t < one->n_tensors; t++) {
+        const tensor_t *ts = &one->tensors[t];
+        const size_t n = sizeof(real) * ts->rows * ts->cols;
+        const bool same1 = memcmp(one->params + ts->offset, start + ts->offset, n) == 0;
+        if (ts->group == TENSOR_ARCH) { /* warmup: no architecture step */
+            ck_assert(same1);
+            continue;
+        }
+        ck_assert_msg(same1 == !used1[t], "tensor %s: used %d, unchanged %d", ts->name, used1[t],
+                      same1);
+        untouched += !used1[t];
+        if (used1[t] && !used2[t]) {
+            ck_assert_msg(memcmp(two->params + ts->offset, one->params + ts->offset, n) == 0,
+                          "tensor %s moved at step 2 without being sampled", ts->name);
+            kept++;
+        }
+        if (used2[t]) moved += memcmp(two->params + ts->offset, one->params + ts->offset, n) != 0;
+    }
+    ck_assert_int_gt(untouched, 5);
+    ck_assert_int_gt(kept, 0);
+    ck_assert_int_gt(moved, 5);
+    free(used1);
+    free(used2);
+    free(start);
+    model_free(one);
+    model_free(two);
+    data_free(&data);
+}
+END_TEST
+
+/* retrain = on: the curve has a search phase (steps 20..100) and a retrain
+ * phase (120..200); the retrain equals training, from the initial weights
+ * and with the same batch seed, a model with search = off whose logits are
+ * the searched ones (so its fixed route is the derived route): same weights,
+ * same evaluations, bit for bit. */
+START_TEST(test_retrain_phase) {
+    data_t data;
+    small_data(&data, false);
+    const char *hp[] = {"retrain", "search"};
+    const double on[] = {1, 1}, off[] = {0, 0};
+    model_t *a = search_model(&data, 2, hp, on, 2), *b = search_model(&data, 2, hp, off, 2);
+    ck_assert(!search_wanted(b));
+    ck_assert_mem_eq(a->params, b->params, sizeof(real) * a->n_params);
+    train_config_t tc = search_train(100);
+    train_result_t ra, rb;
+    curve_t ca = {0}, cb = {0};
+    err_t err = {0};
+    ck_assert_msg(train_run(a, &data, &tc, 4, keep_eval, &ca, &ra, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(ca.n, 10);
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(ca.ev[i].step, 20 * (i + 1));
+    memcpy(b->params + b->n_weights, a->params + a->n_weights,
+           sizeof(real) * (a->n_params - a->n_weights));
+    ck_assert_int_eq(train_run(b, &data, &tc, 4, keep_eval, &cb, &rb, &err), 0);
+    ck_assert_int_eq(cb.n, 5);
+    ck_assert_mem_eq(a->params, b->params, sizeof(real) * a->n_params);
+    for (int i = 0; i < 5; i++) {
+        train_eval_t e = cb.ev[i];
+        e.step += 100;
+        ck_assert_mem_eq(&e, &ca.ev[5 + i], sizeof e);
+    }
+    ck_assert_int_eq(ra.final.step, 200);
+    model_free(a);
+    model_free(b);
+    data_free(&data);
+}
+END_TEST
+
 Suite *mtnas_suite(void) {
     Suite *s = suite_create("mtnas");
     TCase *rl = tcase_create("reinforce");
@@ -522,5 +734,11 @@ Suite *mtnas_suite(void) {
                         (int)(sizeof fwd_shapes / sizeof fwd_shapes[0]));
     tcase_add_test(fam, test_param_counts);
     suite_add_tcase(s, fam);
+    TCase *se = tcase_create("search");
+    tcase_set_timeout(se, 60);
+    tcase_add_test(se, test_search_reproducible);
+    tcase_add_test(se, test_unsampled_untouched);
+    tcase_add_test(se, test_retrain_phase);
+    suite_add_tcase(s, se);
     return s;
 }
