@@ -250,8 +250,8 @@ START_TEST(schema_applied) {
     char *dir = test_tmpdir(), *path = path_in(dir, "results.db"), buf[64];
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "7");
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 7);
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "8");
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 8);
     ck_assert_int_eq(
         q_int(s, "SELECT count(*) FROM pragma_table_info('trial') WHERE name = 'kills'"), 1);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM pragma_table_info('gate') WHERE name IN "
@@ -260,9 +260,9 @@ START_TEST(schema_applied) {
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
     ck_assert_str_eq(q_text(s, "PRAGMA journal_mode", buf, sizeof buf), "wal");
     ck_assert_int_eq(q_int(s, "PRAGMA foreign_keys"), 1);
-    const char *names[] = {"meta",    "experiment", "trial",    "param",  "metric",
-                           "gate",    "gate_hist",  "route",    "tensor", "weights",
-                           "v_final", "v_curve",    "v_best_lr"};
+    const char *names[] = {"meta",    "experiment", "trial",     "param",     "metric",
+                           "gate",    "gate_hist",  "route",     "tensor",    "weights",
+                           "v_final", "v_curve",    "v_best_lr", "route_step"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", names[i]);
@@ -327,7 +327,7 @@ START_TEST(older_schema_upgraded) {
         copy_fixture(path);
         store_t *s = open_or_die(path, readonly ? STORE_READONLY : 0);
         ck_assert_str_eq(
-            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "7");
+            q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "8");
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
         ck_assert_int_eq(q_int(s, "SELECT count(*) FROM trial WHERE status = 'done'"), 5);
         /* 004: the old gates are single-level softmax gates owned by their task */
@@ -368,7 +368,7 @@ START_TEST(version1_upgraded) {
     sqlite3_close(db);
     store_t *s = open_or_die(path, 0);
     ck_assert_str_eq(
-        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "7");
+        q_text(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf), "8");
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"), 5);
     ck_assert_int_eq(q_int(s, "SELECT count(*) FROM v_curve WHERE step = 40") > 0, 1);
     store_close(s);
@@ -453,7 +453,7 @@ START_TEST(newer_schema_refused) {
     ck_assert_int_eq(store_open(&s, path, 0, &err), -1);
     ck_assert_ptr_null(s);
     ck_assert_int_eq(err.kind, ERR_FAIL);
-    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 7") &&
+    ck_assert_msg(strstr(err.msg, "has schema version 9, this mtlab understands 8") &&
                       strstr(err.msg, path),
                   "%s", err.msg);
     free(path);

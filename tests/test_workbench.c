@@ -429,7 +429,7 @@ START_TEST(test_schema) {
     char *dir, *db = make_store(&dir), *missing = test_join(dir, "none.db");
     const char *args[] = {"schema", "--db", db, NULL};
     char *out = test_mtlab_ok(0, NULL, args);
-    ck_assert_msg(strstr(out, "-- schema version 7") && strstr(out, "CREATE TABLE trial (") &&
+    ck_assert_msg(strstr(out, "-- schema version 8") && strstr(out, "CREATE TABLE trial (") &&
                       strstr(out, "CREATE TABLE tag (") && strstr(out, "CREATE VIEW v_final AS"),
                   "%s", out);
     sqlite3 *mem;

@@ -78,5 +78,6 @@ Suite *workbench_suite(void);
 Suite *cluster_suite(void);
 Suite *report_suite(void);
 Suite *mtnas_suite(void);
+Suite *snr_suite(void);
 
 #endif

@@ -159,6 +159,16 @@ int model_gates(const model_t *m, const model_gate_t **out) {
     return m->n_gates;
 }
 
+/* ---- routes and serving size ---- */
+
+int model_routes(const model_t *m, model_route_t *out) {
+    return m->ops->routes ? m->ops->routes(m, out) : 0;
+}
+
+size_t model_serving_params(const model_t *m) {
+    return m->ops->serving_params ? m->ops->serving_params(m) : m->n_weights;
+}
+
 /* ---- passes ---- */
 
 void model_forward(model_t *m, const real *x, int B, real *pred, model_mode_t mode) {
@@ -521,6 +531,7 @@ int model_new_ops(model_t **out, const model_ops_t *ops, const model_config_t *c
     /* The family's sizes hook describes its build (memory estimates rely on it). */
     assert(m->n_params == sizes.n_params && m->n_weights == sizes.n_weights &&
            m->n_tensors == sizes.n_tensors && m->n_gates == sizes.n_gates);
+    assert(model_routes(m, NULL) == sizes.n_routes);
     m->params = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     m->grads = mem_calloc(m->n_params ? m->n_params : 1, sizeof(real));
     if (!m->params || !m->grads) {

@@ -35,7 +35,9 @@
  * MMoE, one per task and level (and per shared module) for multi-level
  * fusion models, any number of them -- so the recorder can compute means,
  * spreads and histograms without knowing the model.  Routes (SNR, MTNAS)
- * will get a hook of the same shape. */
+ * come from the optional `routes` hook the same way (counted first, written
+ * without allocating: model_routes), and the serving size from
+ * `serving_params` (model_serving_params). */
 #ifndef MTLAB_MODEL_H
 #define MTLAB_MODEL_H
 
@@ -149,6 +151,18 @@ typedef struct {
     int ld;
 } model_gate_t;
 
+/* One learned route of a routing family (SNR, MTNAS): in routing `layer`
+ * (1-based), the connection src -> dst (0-based units) has `value` of `kind`.
+ * The numbering and the kinds are those of the store's route table
+ * (sql/migrations/004-gates-routes.sql): SNR writes "z" (the serving
+ * estimate ẑ), "log_alpha" and "p_open" (P(z != 0)); MTNAS "value",
+ * "query", "prob".  kind points at a string constant. */
+typedef struct {
+    int layer, src, dst;
+    const char *kind;
+    double value;
+} model_route_t;
+
 typedef enum { MODEL_TRAIN = 0, MODEL_EVAL } model_mode_t;
 
 /* What a model of a given configuration declares and allocates, computed
@@ -163,6 +177,7 @@ typedef struct {
     size_tally_t act;    /* the buffers build() allocates for max_batch rows */
     int n_gates;         /* gates build() registers */
     size_t gate_experts; /* their experts, summed over the gates */
+    int n_routes;        /* routes ops->routes writes (0: no hook) */
     /* filled by model_sizes(): upper estimates of heap bytes */
     size_t model_bytes; /* model_t, tensor table, impl struct, params, grads */
     size_t act_bytes;   /* activation and workspace buffers (act) */
@@ -205,6 +220,16 @@ typedef struct model_ops {
      * of B, for a family whose products the tensor shapes do not describe
      * (a Tucker core is no [In, Out] weight); model_step_flops returns it. */
     uint64_t (*step_flops)(const model_t *m, int B);
+    /* Optional (routing families): the model's current routes.  With out NULL
+     * returns their count, which depends on the configuration only (equal to
+     * model_sizes_t.n_routes); else writes that many into out[] and returns
+     * the count.  Reads the parameters only: allocates nothing, may be called
+     * between any two steps (the trainer records them at every evaluation). */
+    int (*routes)(const model_t *m, model_route_t *out);
+    /* Optional: the parameters a served model keeps once every closed
+     * connection (and whatever only it fed) is removed, at the current
+     * parameters; model_serving_params() is n_weights without the hook. */
+    size_t (*serving_params)(const model_t *m);
 } model_ops_t;
 
 typedef struct model_chunk model_chunk_t; /* a block of the workspace arena (model.c) */
@@ -342,6 +367,17 @@ void model_zero_grad(model_t *m);
 int model_gates(const model_t *m, const model_gate_t **out);
 /* Index of the tensor with this name, or -1. */
 int model_tensor_index(const model_t *m, const char *name);
+
+/* The model's routes (ops->routes): with out NULL their count, else writes
+ * them into out[count] and returns the count; 0 for a family without routes. */
+int model_routes(const model_t *m, model_route_t *out);
+/* Whether the family reports a serving size (has ops->serving_params). */
+static inline int model_has_serving_params(const model_t *m) {
+    return m->ops->serving_params != NULL;
+}
+/* Parameters of the served model at the current parameters: ops->serving_params,
+ * or n_weights (every trained weight; architecture parameters are not served). */
+size_t model_serving_params(const model_t *m);
 
 /* Floating-point operations (2 per multiply-add) of the matrix products of
  * one training step on a batch of B, from the tensor table's shapes: every

@@ -186,6 +186,18 @@ static int count_params(const mt_shape_t *s, size_t *weights, size_t *arch, int 
     return 0;
 }
 
+/* Query sources a block's routes may read: H sub-networks (and the root),
+ * the root alone (query = root), none (gate = mean). */
+static int query_sources(const mt_shape_t *s) {
+    return s->mean ? 0 : s->query_root ? 1 : s->H + s->with_root;
+}
+/* Rows ops->routes writes per block: 'value' and 'prob' per sub-network of
+ * the previous layer, 'query' and 'query_prob' per query source, 'entropy'
+ * and 'top_prob'. */
+static int route_rows(const mt_shape_t *s) {
+    return 2 * s->H + 2 * query_sources(s) + 2;
+}
+
 static int mtnas_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) {
     const mt_shape_t s = shape_of(c);
     const int B = c->max_batch;
@@ -209,6 +221,7 @@ static int mtnas_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) 
     out->n_weights = weights;
     out->n_tensors = tensors;
     out->state_bytes = sizeof(mt_impl_t);
+    out->n_routes = s.n_blocks * route_rows(&s);
     return 0;
 }
 
@@ -572,6 +585,74 @@ size_t mtnas_route_params(const model_t *m, const int *route) {
     return c.n;
 }
 
+/* ---- recorded routes (model.h ops->routes; sql/migrations/004, 008) ----
+ *
+ * Per block, in routing layer l (2..L for sub-network blocks, L + 1 for task
+ * blocks; dst the sub-network or task, 0-based; src a sub-network of layer
+ * l − 1, 0-based, or H for the root feature):
+ *   value       1 when src is in the derived route's value subset, else 0;
+ *   query       1 when src is the derived route's query source (a route with
+ *               one value, or gate = mean, reads no query: all 0);
+ *   prob        P(src ∈ V) under the block's current distribution p = softmax(α);
+ *   query_prob  P(query = src) under p (only with a query choice);
+ *   entropy     H(p) in nats (src = -1);
+ *   top_prob    max_k p_k, the probability of the derived route (src = -1). */
+static int mtnas_routes(const model_t *m, model_route_t *out) {
+    const mt_impl_t *s = m->impl;
+    const mt_shape_t sh = shape_of(&m->cfg);
+    const int per = route_rows(&sh), nqs = query_sources(&sh);
+    if (!out) return s->n_blocks * per;
+    int route[MTNAS_MAX_BLOCKS];
+    argmax_route(m, route);
+    int n = 0;
+    for (int b = 0; b < s->n_blocks; b++) {
+        int layer, dst;
+        mtnas_block_position(m, b, &layer, &dst);
+        const real *a = model_param(m, s->arch[b]);
+        const int nc = s->choices[b];
+        double mx = a[0], sum = 0, h = 0, top = 0;
+        double pin[MTNAS_MAX_SUBNETS] = {0}, pq[MT_MAX_Q] = {0};
+        for (int i = 1; i < nc; i++)
+            if (a[i] > mx) mx = a[i];
+        for (int i = 0; i < nc; i++) sum += exp(a[i] - mx);
+        for (int k = 0; k < nc; k++) {
+            const double p = exp(a[k] - mx) / sum;
+            unsigned mask;
+            int q;
+            decode(s, k, &mask, &q);
+            for (int i = 0; i < s->H; i++)
+                if (mask >> i & 1) pin[i] += p;
+            if (!s->mean && popcount(mask) >= 2) pq[s->query_root ? 0 : q] += p;
+            if (p > 0) h -= p * log(p);
+            if (p > top) top = p;
+        }
+        unsigned mask;
+        int q;
+        decode(s, route[b], &mask, &q);
+        const bool reads_query = !s->mean && popcount(mask) >= 2;
+        for (int i = 0; i < s->H; i++) {
+            out[n++] = (model_route_t){layer, i, dst, "value", (double)(mask >> i & 1)};
+            out[n++] = (model_route_t){layer, i, dst, "prob", pin[i]};
+        }
+        for (int j = 0; j < nqs; j++) {
+            const int src = s->query_root ? s->H : j;
+            const bool chosen = reads_query && (s->query_root || q == j);
+            out[n++] = (model_route_t){layer, src, dst, "query", chosen ? 1.0 : 0.0};
+            out[n++] = (model_route_t){layer, src, dst, "query_prob", pq[j]};
+        }
+        out[n++] = (model_route_t){layer, -1, dst, "entropy", h};
+        out[n++] = (model_route_t){layer, -1, dst, "top_prob", top};
+    }
+    return n;
+}
+
+/* The derived route's parameter count (P5: not the supernet's). */
+static size_t mtnas_serving_params(const model_t *m) {
+    int route[MTNAS_MAX_BLOCKS];
+    argmax_route(m, route);
+    return mtnas_route_params(m, route);
+}
+
 const model_ops_t model_mtnas_ops = {
     .name = "mtnas",
     .summary = "MTNAS supernet: root FC, levels x subnets sub-networks, a route (value subset x "
@@ -584,4 +665,6 @@ const model_ops_t model_mtnas_ops = {
     .backward = mtnas_backward,
     .arch_gradient = mtnas_arch_gradient,
     .init_custom = mtnas_init_custom,
+    .routes = mtnas_routes,
+    .serving_params = mtnas_serving_params,
 };

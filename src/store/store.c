@@ -1037,6 +1037,8 @@ int store_retry_failed(store_t *s, int64_t experiment_id, int *retried, err_t *e
         "AND status = 'failed')",
         "DELETE FROM route WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
         "AND status = 'failed')",
+        "DELETE FROM route_step WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
+        "AND status = 'failed')",
         "DELETE FROM tensor WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
         "AND status = 'failed')",
         "DELETE FROM weights WHERE trial_id IN (SELECT id FROM trial WHERE experiment_id = ?1 "
@@ -1100,8 +1102,8 @@ static size_t dtype_size(const char *dtype) {
     return 0;
 }
 
-/* Inside a write transaction: the metric, gate, histogram, tensor and weight
- * rows of one trial. */
+/* Inside a write transaction: the metric, gate, histogram, route, route-step,
+ * tensor and weight rows of one trial. */
 static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t *err) {
     sqlite3_stmt *st = NULL, *hist = NULL;
     if (r->n_metrics > 0) {
@@ -1170,6 +1172,26 @@ static int write_records(store_t *s, int64_t id, const store_result_t *r, err_t 
             sqlite3_bind_text(st, 5, rt->kind, -1, SQLITE_STATIC);
             sqlite3_bind_double(st, 6, rt->value);
             if (write_step(s, st, "cannot write routes", err)) goto fail;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (r->n_route_steps > 0) {
+        if (prepare(s, &st,
+                    "INSERT INTO route_step (trial_id, step, layer, src, dst, kind, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    err))
+            return -1;
+        for (int i = 0; i < r->n_route_steps; i++) {
+            const store_route_step_t *rt = &r->route_steps[i];
+            sqlite3_bind_int64(st, 1, id);
+            sqlite3_bind_int(st, 2, rt->step);
+            sqlite3_bind_int(st, 3, rt->layer);
+            sqlite3_bind_int(st, 4, rt->src);
+            sqlite3_bind_int(st, 5, rt->dst);
+            sqlite3_bind_text(st, 6, rt->kind, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 7, rt->value);
+            if (write_step(s, st, "cannot write the routes of each step", err)) goto fail;
         }
         sqlite3_finalize(st);
         st = NULL;

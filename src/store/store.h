@@ -28,8 +28,8 @@ typedef struct sqlite3 sqlite3;
  * (3: trial.kills; 4: gate level/owner/kind/histogram range, the route
  * conventions, trial.n_params for every trial; 5: experiment.identity;
  * 6: the run table, trial.run_id -- provenance, store/run_record.h;
- * 7: tag and note). */
-#define STORE_SCHEMA_VERSION 7
+ * 7: tag and note; 8: route_step, the routes at every evaluation). */
+#define STORE_SCHEMA_VERSION 8
 
 enum {
     STORE_READONLY = 1, /* open an existing file read-only (mtlab sql, ls, show) */
@@ -154,6 +154,14 @@ typedef struct {
     double value;
 } store_route_t;
 
+/* A route at one evaluation step (the route_step table, migration 008). */
+typedef struct {
+    int step; /* the evaluation's step */
+    int layer, src, dst;
+    const char *kind;
+    double value;
+} store_route_step_t;
+
 typedef struct {
     const char *name;
     int rows, cols;
@@ -167,6 +175,8 @@ typedef struct {
     const store_gate_t *gates;
     int n_routes;
     const store_route_t *routes;
+    int n_route_steps; /* routes at every evaluation (route_step) */
+    const store_route_step_t *route_steps;
     int n_tensors;
     const store_tensor_t *tensors;
     const void *weights; /* final parameters, NULL to not store them */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* sigabbrev_np */
 #include "sweep/runner.h"
 #include "core/mem.h"
+#include "sweep/routes.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -134,6 +135,7 @@ typedef struct {
     store_metric_t *metrics;
     store_gate_t *gates;
     store_tensor_t *tensors;
+    route_records_t routes; /* the routes at every evaluation and the final ones */
 } records_t;
 
 static void records_free(records_t *r) {
@@ -141,6 +143,7 @@ static void records_free(records_t *r) {
     mem_free(r->metrics);
     mem_free(r->gates);
     mem_free(r->tensors);
+    route_records_free(&r->routes);
 }
 
 /* Builds the records of a (possibly partial) trial result. */
@@ -213,6 +216,10 @@ static int make_records(const sweep_t *sw, const trial_result_t *res, int T, rec
         }
         out->n_gates = n;
         out->gates = rec->gates;
+    }
+    if (route_records(res, &rec->routes, out, err)) {
+        records_free(rec);
+        return -1;
     }
     if (m && sw->record_weights) {
         for (int t = 0; t < m->n_tensors; t++)

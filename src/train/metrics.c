@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *const split_names[METRIC_N_SPLITS] = {"train", "val", "test", "data"};
+static const char *const split_names[METRIC_N_SPLITS] = {"train", "val", "test", "data", "model"};
 static const char *const measure_names[METRIC_N_MEASURES] = {
-    "loss", "auc", "ne", "penalty", "baseline", "pearson",
+    "loss", "auc", "ne", "penalty", "baseline", "pearson", "serving_params",
 };
 
 int metric_pair_index(int i, int j, int T) {

@@ -3,6 +3,7 @@
  * A metric name is "SPLIT/MEASURE/TASK" (sql/schema.sql, table `metric`):
  *     train/loss/t1   val/loss/total   test/auc/t2   test/ne/t2
  *     test/baseline/total   data/pearson/t1-t2   train/penalty
+ *     model/serving_params  (routing families: the curve of the serving size)
  * metric_name() builds every one of them; nothing else formats a name.
  *
  * Measures of binary tasks (labels 0/1, predictions logits):
@@ -31,7 +32,8 @@ typedef enum {
     METRIC_TRAIN = 0, /* mean over the mini-batches since the previous evaluation */
     METRIC_VAL,
     METRIC_TEST,
-    METRIC_DATA, /* properties of the dataset itself (step 0) */
+    METRIC_DATA,  /* properties of the dataset itself (step 0) */
+    METRIC_MODEL, /* properties of the model at an evaluation (its serving size) */
     METRIC_N_SPLITS
 } metric_split_t;
 
@@ -42,6 +44,7 @@ typedef enum {
     MEASURE_PENALTY,  /* the model's penalty term (no task part) */
     MEASURE_BASELINE, /* loss of predicting the training mean */
     MEASURE_PEARSON,  /* label correlation of a pair of tasks */
+    MEASURE_SERVING,  /* parameters of the served model (model_serving_params) */
     METRIC_N_MEASURES
 } metric_measure_t;
 

@@ -333,6 +333,7 @@ int train_eval_metrics(const train_eval_t *ev, metric_id_t *out) {
             for (int k = 0; k < T; k++)
                 if (ev->binary >> k & 1) out[n++] = (metric_id_t){s, measure, k};
     if (ev->has_penalty) out[n++] = (metric_id_t){METRIC_TRAIN, MEASURE_PENALTY, METRIC_WHOLE};
+    if (ev->has_serving) out[n++] = (metric_id_t){METRIC_MODEL, MEASURE_SERVING, METRIC_WHOLE};
     return n;
 }
 
@@ -352,6 +353,10 @@ double train_eval_value(const train_eval_t *ev, metric_id_t id) {
     case MEASURE_PENALTY:
         return id.split == METRIC_TRAIN && id.task == METRIC_WHOLE && ev->has_penalty ? ev->penalty
                                                                                       : NAN;
+    case MEASURE_SERVING:
+        return id.split == METRIC_MODEL && id.task == METRIC_WHOLE && ev->has_serving
+                   ? ev->serving_params
+                   : NAN;
     default:
         return NAN;
     }
@@ -378,6 +383,8 @@ static train_eval_t eval_start(const train_state_t *s, int step) {
     ev.step = step;
     ev.tasks = s->data->T;
     ev.has_penalty = s->m->ops->penalty != NULL;
+    ev.has_serving = model_has_serving_params(s->m);
+    if (ev.has_serving) ev.serving_params = (double)model_serving_params(s->m);
     for (int i = 0; i <= METRIC_TEST; i++)
         for (int k = 0; k < MTLAB_MAX_TASKS; k++)
             ev.auc[i][k] = ev.ne[i][k] = NAN;

@@ -74,16 +74,23 @@ typedef struct {
     double auc[METRIC_TEST + 1][MTLAB_MAX_TASKS];
     double ne[METRIC_TEST + 1][MTLAB_MAX_TASKS];
     double penalty; /* mean penalty over the steps since the last eval (if has_penalty) */
+    /* The served model's parameters at this evaluation (model_serving_params),
+     * for a family with a serving_params hook (has_serving; else 0): the
+     * metric model/serving_params. */
+    int has_serving;
+    int unused; /* 0: keeps the struct free of padding (memcmp) */
+    double serving_params;
 } train_eval_t;
 _Static_assert(MTLAB_MAX_TASKS <= 32, "train_eval_t.binary is a 32-bit mask");
 
 /* The most metrics an evaluation carries (train_eval_metrics). */
-#define TRAIN_EVAL_MAX_METRICS (3 * (MTLAB_MAX_TASKS + 1) + 4 * MTLAB_MAX_TASKS + 1)
+#define TRAIN_EVAL_MAX_METRICS (3 * (MTLAB_MAX_TASKS + 1) + 4 * MTLAB_MAX_TASKS + 2)
 
 /* Lists into out[TRAIN_EVAL_MAX_METRICS] the metrics ev carries, in a fixed
  * order: the losses of train, val and test (tasks, then the total); AUC and
  * NE of each binary task on val, then test; the penalty (only for a model
- * that has one).  Returns their count.  Name them with metric_name(). */
+ * that has one); the serving size (only for a model with a serving_params
+ * hook).  Returns their count.  Name them with metric_name(). */
 int train_eval_metrics(const train_eval_t *ev, metric_id_t *out);
 /* The value of one of those metrics (NAN for one ev does not carry). */
 double train_eval_value(const train_eval_t *ev, metric_id_t id);

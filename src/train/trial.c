@@ -33,21 +33,35 @@ typedef struct {
 
 static void collect(void *ctx, const train_eval_t *ev) {
     collector_t *c = ctx;
-    if (c->out->n_evals == c->cap) { /* not expected: trial_run sizes the curve */
+    trial_result_t *out = c->out;
+    if (out->n_evals == c->cap) { /* not expected: trial_run sizes the curve */
         if (c->cap > INT_MAX / 2) {
             c->oom = 1;
             return;
         }
         int cap = c->cap ? 2 * c->cap : 64;
-        train_eval_t *grown = mem_realloc(c->out->evals, sizeof *grown * cap);
+        train_eval_t *grown = mem_realloc(out->evals, sizeof *grown * cap);
         if (!grown) {
             c->oom = 1;
             return;
         }
-        c->out->evals = grown;
+        out->evals = grown;
+        if (out->route_count > 0) {
+            size_t bytes;
+            model_route_t *routes = NULL;
+            if (!size_mul3(&bytes, (size_t)cap, (size_t)out->route_count, sizeof *routes))
+                routes = mem_realloc(out->routes, bytes);
+            if (!routes) {
+                c->oom = 1;
+                return;
+            }
+            out->routes = routes;
+        }
         c->cap = cap;
     }
-    c->out->evals[c->out->n_evals++] = *ev;
+    if (out->route_count > 0) /* the routes at this evaluation's parameters */
+        model_routes(out->model, out->routes + (size_t)out->n_evals * out->route_count);
+    out->evals[out->n_evals++] = *ev;
     if (c->user_fn) c->user_fn(c->user_ctx, ev);
 }
 
@@ -111,10 +125,17 @@ static size_t trial_eval_count(const train_config_t *tc) {
 int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_eval_fn on_eval,
                      void *ctx, trial_result_t *out, err_t *err) {
     memset(out, 0, sizeof *out);
-    if (!model_find(spec->model)) { /* let model_new word the message */
+    const model_ops_t *ops = model_find(spec->model);
+    if (!ops) { /* let model_new word the message */
         model_t *none;
         return model_new(&none, spec->model, &spec->model_cfg, 0, err);
     }
+    return trial_run_family(spec, ops, cache, on_eval, ctx, out, err);
+}
+
+int trial_run_family(const trial_spec_t *spec, const model_ops_t *ops, trial_data_cache_t *cache,
+                     train_eval_fn on_eval, void *ctx, trial_result_t *out, err_t *err) {
+    memset(out, 0, sizeof *out);
     if (synth_check(&spec->data, err)) return -1;
 
     double t0 = now();
@@ -130,7 +151,7 @@ int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_
     if (spec->train.steps == 0) return 0; /* data-only trial */
 
     model_config_t mc = trial_model_config(spec);
-    int status = model_new(&out->model, spec->model, &mc, spec->init_seed, err);
+    int status = model_new_ops(&out->model, ops, &mc, spec->init_seed, err);
     /* The learning curve, allocated once for every evaluation. */
     collector_t col = {.out = out, .user_fn = on_eval, .user_ctx = ctx};
     const size_t n_evals = trial_eval_count(&spec->train);
@@ -139,6 +160,16 @@ int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_
         if (!out->evals)
             status = err_set(err, ERR_FAIL, "out of memory for a learning curve of %zu evaluations",
                              n_evals);
+        /* The routes at every evaluation, allocated once too. */
+        out->route_count = model_routes(out->model, NULL);
+        if (status == 0 && out->route_count > 0) {
+            size_t bytes;
+            if (size_mul3(&bytes, n_evals, (size_t)out->route_count, sizeof *out->routes) ||
+                !(out->routes = mem_alloc(bytes)))
+                status = err_set(err, ERR_FAIL,
+                                 "out of memory for the routes of %zu evaluations (%d each)",
+                                 n_evals, out->route_count);
+        }
         col.cap = (int)n_evals; /* <= steps */
     }
     if (status == 0) {
@@ -166,6 +197,7 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
 
 void trial_result_free(trial_result_t *r) {
     mem_free(r->evals);
+    mem_free(r->routes);
     gate_stats_free(&r->gates);
     model_free(r->model);
     memset(r, 0, sizeof *r);
@@ -192,6 +224,9 @@ int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *
             return -1;
         size_tally_t curve = {0};
         size_tally_block(&curve, trial_eval_count(&spec->train), sizeof(train_eval_t));
+        if (ms.n_routes > 0) /* the routes at every evaluation */
+            size_tally_block(&curve, trial_eval_count(&spec->train) * (size_t)ms.n_routes,
+                             sizeof(model_route_t));
         /* The training buffers are freed before the gate statistics are
          * taken; summing both keeps the estimate an upper bound. */
         if (size_add(&out->model, ms.model_bytes, tm.adam) || curve.overflow ||

@@ -31,7 +31,13 @@ typedef struct {
     /* Pearson correlation of the labels of tasks i < j on the training split
      * ([i][j]; the MMoE paper's measure of task relatedness, its Fig 2). */
     double label_pearson[MTLAB_MAX_TASKS][MTLAB_MAX_TASKS];
-    model_t *model; /* the trained model: parameters and tensor table */
+    /* The model's routes (model_routes) at every evaluation: route_count per
+     * evaluation, routes[e * route_count + i] taken right after evals[e] (at
+     * the parameters of step evals[e].step); the last evaluation's are the
+     * final routes.  route_count 0 (routes NULL): a family without routes. */
+    int route_count;
+    model_route_t *routes; /* [n_evals * route_count] */
+    model_t *model;        /* the trained model: parameters and tensor table */
     double seconds_data, seconds_train, seconds_gates; /* wall-clock time per phase */
 } trial_result_t;
 
@@ -65,6 +71,11 @@ int trial_run(const trial_spec_t *spec, train_eval_fn on_eval, void *ctx, trial_
 /* trial_run with the data taken from, or generated into, *cache. */
 int trial_run_cached(const trial_spec_t *spec, trial_data_cache_t *cache, train_eval_fn on_eval,
                      void *ctx, trial_result_t *out, err_t *err);
+/* trial_run_cached with the family given by its ops, registered or not
+ * (spec->model is not read): tests run families of their own through the
+ * whole trial. */
+int trial_run_family(const trial_spec_t *spec, const model_ops_t *ops, trial_data_cache_t *cache,
+                     train_eval_fn on_eval, void *ctx, trial_result_t *out, err_t *err);
 void trial_result_free(trial_result_t *r);
 
 /* ---- memory ---- */
