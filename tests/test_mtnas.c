@@ -716,6 +716,129 @@ START_TEST(test_retrain_phase) {
 }
 END_TEST
 
+/* ---- records ---- */
+
+/* The routes hook on hand-set logits: L 1, H 2, prev+root, T 2 (2 task
+ * blocks of 3 subsets x 3 queries).  Block t1 puts its mass on route 8
+ * (values {1,2}, query = the root), t2 on route 0 ({1}, no query read). */
+START_TEST(test_routes_rows) {
+    const shape_t sh = {2, 1, 2, "prev+root", "softmax", "search"};
+    fx_t f;
+    fx_init(&f, &sh, 6);
+    model_t *m = f.m;
+    real *a1 = model_param(m, model_tensor_index(m, "arch.t1"));
+    real *a2 = model_param(m, model_tensor_index(m, "arch.t2"));
+    for (int k = 0; k < 9; k++) {
+        a1[k] = k == 8 ? 2.0 : 0.1 * k;
+        a2[k] = k == 0 ? 1.0 : 0.0;
+    }
+    const int n = model_routes(m, NULL);
+    ck_assert_int_eq(n, 2 * (2 * 2 + 2 * 3 + 2));
+    model_route_t rows[64];
+    ck_assert_int_eq(model_routes(m, rows), n);
+    /* expected, from the definition: route k = (mask - 1)·3 + q */
+    for (int t = 0; t < 2; t++) {
+        const real *a = t ? a2 : a1;
+        double p[9], sum = 0, h = 0, top = 0, pin[2] = {0}, pq[3] = {0};
+        for (int k = 0; k < 9; k++) sum += p[k] = exp(a[k]);
+        for (int k = 0; k < 9; k++) {
+            p[k] /= sum;
+            h -= p[k] * log(p[k]);
+            top = fmax(top, p[k]);
+            unsigned mask = (unsigned)(k / 3) + 1;
+            for (int i = 0; i < 2; i++)
+                if (mask >> i & 1) pin[i] += p[k];
+            if (mask == 3) pq[k % 3] += p[k];
+        }
+        int seen = 0;
+        for (int i = 0; i < n; i++) {
+            const model_route_t *r = &rows[i];
+            if (r->dst != t) continue;
+            seen++;
+            ck_assert_int_eq(r->layer, 2); /* the towers' inputs: layer L + 1 */
+            if (strcmp(r->kind, "value") == 0) /* t1: {1,2}; t2: {1} */
+                ck_assert(r->value == (t == 0 || r->src == 0 ? 1 : 0));
+            else if (strcmp(r->kind, "query") == 0) /* t1 reads the root (src H = 2) */
+                ck_assert(r->value == (t == 0 && r->src == 2 ? 1 : 0));
+            else if (strcmp(r->kind, "prob") == 0)
+                ck_assert(fabs(r->value - pin[r->src]) < 1e-12);
+            else if (strcmp(r->kind, "query_prob") == 0)
+                ck_assert(fabs(r->value - pq[r->src]) < 1e-12);
+            else if (strcmp(r->kind, "entropy") == 0)
+                ck_assert(r->src == -1 && fabs(r->value - h) < 1e-12);
+            else if (strcmp(r->kind, "top_prob") == 0)
+                ck_assert(r->src == -1 && fabs(r->value - top) < 1e-12);
+            else
+                ck_abort_msg("unknown kind %s", r->kind);
+        }
+        ck_assert_int_eq(seen, n / 2);
+    }
+    /* the serving size is the derived route's parameters: root, both
+     * sub-networks, t1's gate [4, 2] from the root (width 4), the towers */
+    const size_t expect = (5 * 4 + 4) + 2 * (4 * 3 + 3) + 4 * 2 + 2 * (3 * 3 + 3 + 3 + 1);
+    ck_assert_uint_eq(model_serving_params(m), expect);
+    model_free(m);
+}
+END_TEST
+
+/* `mtlab run` of a small search sweep stores the final routes, the routes of
+ * every evaluation (route_step: both phases with retrain = on) and the
+ * serving size curve, and `show` -> `train` reproduces the trial's losses bit
+ * for bit. */
+START_TEST(test_routes_recorded) {
+    char *dir = test_tmpdir(), *db = test_join(dir, "r.db");
+    char *ini = test_write_file(dir, "s.ini",
+                                "[experiment]\nname = mt\nrepeats = 1\nseed = 3\n"
+                                "[data]\ntasks = 2\ncorrelation = 0.0\ntrain = 1000\n"
+                                "validation = 200\ntest = 200\ndim = 10\n"
+                                "[train]\nbatch = 32\nsteps = 60\neval_every = 20\n"
+                                "[model]\nname = mtnas\nsubnets = 3\nbottom_hidden = 6\n"
+                                "expert_hidden = 6\nretrain = off, on\n");
+    const char *args[] = {"run", ini, "--db", db, "--jobs", "1", "--quiet", NULL};
+    free(test_mtlab_ok(0, NULL, args));
+    /* per block: 3 value + 3 prob + 3 query + 3 query_prob + entropy + top_prob;
+     * blocks: l2.s1..s3, t1, t2 */
+    const int per_trial = 5 * 14;
+    ck_assert_double_eq(test_query(db, "SELECT count(*) FROM route WHERE trial_id = 1"), per_trial);
+    ck_assert_double_eq(test_query(db, "SELECT count(*) FROM route_step WHERE trial_id = 1"),
+                        3 * per_trial);
+    ck_assert_double_eq(test_query(db, "SELECT count(*) FROM route_step WHERE trial_id = 2"),
+                        6 * per_trial);
+    ck_assert_double_eq(test_query(db, "SELECT max(step) FROM route_step WHERE trial_id = 2"), 120);
+    /* the final routes are the last evaluation's */
+    ck_assert_double_eq(
+        test_query(db, "SELECT count(*) FROM route r JOIN route_step s USING (trial_id, layer, "
+                       "src, dst, kind) WHERE s.step = 60 AND r.trial_id = 1 AND r.value = s.value"),
+        per_trial);
+    /* each block's derived value subset is non-empty; its value rows are 0/1 */
+    ck_assert_double_eq(
+        test_query(db, "SELECT count(*) FROM (SELECT trial_id, layer, dst, sum(value) AS n FROM "
+                       "route WHERE kind = 'value' GROUP BY 1, 2, 3) WHERE n >= 1"),
+        10);
+    ck_assert_double_eq(
+        test_query(db, "SELECT count(*) FROM route WHERE kind = 'value' AND value NOT IN (0, 1)"),
+        0);
+    /* the serving size: fewer parameters than the supernet, at every evaluation */
+    ck_assert_double_eq(test_query(db, "SELECT count(*) FROM metric m JOIN trial t ON t.id = "
+                                       "m.trial_id WHERE m.name = 'model/serving_params' AND "
+                                       "m.value > 0 AND m.value < t.n_params"),
+                        9);
+    char *shown = test_rerun_shown(db, 2);
+    const char *final = strstr(shown, "final test loss:");
+    ck_assert_ptr_nonnull(final);
+    double t[2];
+    ck_assert_int_eq(sscanf(final, "final test loss: t1 %lf t2 %lf", &t[0], &t[1]), 2);
+    ck_assert(t[0] == test_query(db, "SELECT value FROM metric WHERE trial_id = 2 AND name = "
+                                     "'test/loss/t1' AND step = 120"));
+    ck_assert(t[1] == test_query(db, "SELECT value FROM metric WHERE trial_id = 2 AND name = "
+                                     "'test/loss/t2' AND step = 120"));
+    free(shown);
+    free(ini);
+    free(db);
+    free(dir);
+}
+END_TEST
+
 Suite *mtnas_suite(void) {
     Suite *s = suite_create("mtnas");
     TCase *rl = tcase_create("reinforce");
@@ -739,6 +862,8 @@ Suite *mtnas_suite(void) {
     tcase_add_test(se, test_search_reproducible);
     tcase_add_test(se, test_unsampled_untouched);
     tcase_add_test(se, test_retrain_phase);
+    tcase_add_test(se, test_routes_rows);
+    tcase_add_test(se, test_routes_recorded);
     suite_add_tcase(s, se);
     return s;
 }
