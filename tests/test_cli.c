@@ -90,6 +90,8 @@ static const struct {
     {{"gen", "--alpha", "list", "--sinusoids", "2", "--alpha-values", "1", "--beta-values", "1 2"},
      "--alpha-values: 1 numbers for 2 sinusoids"},
     {{"gen", "--alpha-values", "1 2"}, "apply with --alpha list only"},
+    {{"reproduce", "--paper", "nosuch"}, "--paper: unknown paper 'nosuch' (known: mmoe, "},
+    {{"reproduce", "--scale", "a/b"}, "--scale: 'a/b' is not quick, paper or a scale section"},
     {{"nosuch"}, "unknown command 'nosuch'"},
 };
 
