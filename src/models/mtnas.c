@@ -27,6 +27,7 @@
 #include "models/mtnas.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -653,6 +654,31 @@ static size_t mtnas_serving_params(const model_t *m) {
     return mtnas_route_params(m, route);
 }
 
+typedef struct {
+    const model_t *m;
+    int B;
+    uint64_t flops;
+} flop_sum_t;
+
+static void add_flops(void *ctx, int tensor) {
+    flop_sum_t *c = ctx;
+    const tensor_t *t = &c->m->tensors[tensor];
+    if (t->rows < 2) return; /* biases */
+    const mt_impl_t *s = c->m->impl;
+    const uint64_t product = 2 * (uint64_t)c->B * t->rows * t->cols;
+    c->flops += (tensor == s->root.W ? 2 : 3) * product; /* the root reads the data */
+}
+
+/* The FLOPs of one plain training step: the products of the derived route
+ * (the route train_step takes), not of the whole supernet. */
+static uint64_t mtnas_step_flops(const model_t *m, int B) {
+    int route[MTNAS_MAX_BLOCKS];
+    argmax_route(m, route);
+    flop_sum_t c = {m, B, 0};
+    visit_used(m, route, add_flops, &c);
+    return c.flops;
+}
+
 const model_ops_t model_mtnas_ops = {
     .name = "mtnas",
     .summary = "MTNAS supernet: root FC, levels x subnets sub-networks, a route (value subset x "
@@ -665,6 +691,7 @@ const model_ops_t model_mtnas_ops = {
     .backward = mtnas_backward,
     .arch_gradient = mtnas_arch_gradient,
     .init_custom = mtnas_init_custom,
+    .step_flops = mtnas_step_flops,
     .routes = mtnas_routes,
     .serving_params = mtnas_serving_params,
 };
