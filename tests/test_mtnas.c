@@ -823,6 +823,34 @@ START_TEST(test_routes_recorded) {
                                        "m.trial_id WHERE m.name = 'model/serving_params' AND "
                                        "m.value > 0 AND m.value < t.n_params"),
                         9);
+    /* sql/figures/mtnas-overlap.sql against the value subsets read here */
+    int disjoint = 0;
+    for (int id = 1; id <= 2; id++) {
+        char q[256];
+        int bits[2];
+        for (int t = 0; t < 2; t++) {
+            snprintf(q, sizeof q,
+                     "SELECT sum(1 << src) FROM route WHERE trial_id = %d AND kind = 'value' "
+                     "AND value > 0 AND layer = 3 AND dst = %d",
+                     id, t);
+            bits[t] = (int)test_query(db, q);
+            ck_assert_int_gt(bits[t], 0);
+        }
+        disjoint += (bits[0] & bits[1]) == 0;
+    }
+    const char *plot_args[] = {"plot", "mtnas-overlap", "--db", db, "--experiment", "mt",
+                               "--data", NULL};
+    char *csv = test_mtlab_ok(0, NULL, plot_args);
+    const char *row = strchr(csv, '\n');
+    ck_assert_ptr_nonnull(row);
+    int levels, subnets, n, dv;
+    double corr;
+    ck_assert_int_eq(sscanf(row + 1, "%d,%d,%lf,%d,%d", &levels, &subnets, &corr, &n, &dv), 5);
+    ck_assert_int_eq(levels, 2);
+    ck_assert_int_eq(subnets, 3);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(dv, disjoint);
+    free(csv);
     char *shown = test_rerun_shown(db, 2);
     const char *final = strstr(shown, "final test loss:");
     ck_assert_ptr_nonnull(final);

@@ -52,6 +52,15 @@ static const char *const sweeps[][2] = {
     {"gates.ini", "[experiment]\nname = mmoe-gates\nrepeats = 2\nseed = 6\n"
                   "[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
                   "[model]\nname = omoe, mmoe\n" TINY_MOE},
+    /* the MTNAS study's experiments (experiments/mtnas/) */
+    {"rho0.ini", "[experiment]\nname = mtnas-rho0\nrepeats = 3\nseed = 7\n"
+                 "[data]\ncorrelation = 0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                 "[model]\nname = shared_bottom, mmoe, mtnas\n" TINY_MODEL
+                 "[model.mtnas]\nlevels = 1\nsubnets = 3\nbottom_hidden = 6\n"},
+    {"variants.ini", "[experiment]\nname = mtnas-variants\nrepeats = 2\nseed = 8\n"
+                     "[data]\ncorrelation = 0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                     "[model]\nname = mtnas\nsubnets = 2\nbottom_hidden = 6\nexpert_hidden = 4\n"
+                     "gate = softmax, mean\nquery = search, root\n"},
 };
 #define N_SWEEPS ((int)(sizeof sweeps / sizeof sweeps[0]))
 

@@ -38,11 +38,19 @@ static const char *const mmoe_sweeps[] = {
     "experiments/mmoe/fig4.ini", "experiments/mmoe/fig5.ini",
 };
 
+static const char *const mtnas_sweeps[] = {
+    "experiments/mtnas/rho0.ini",
+    "experiments/mtnas/variants.ini",
+    "experiments/mtnas/groups.ini",
+};
+
 #define SWEEPS(a) a, (int)(sizeof a / sizeof a[0])
 
 /* New papers are appended; `all` runs them in this order. */
 static const paper_t papers[] = {
     {"mmoe", "MMoE (Ma et al., KDD 2018), synthetic section 3-5", "mmoe-", SWEEPS(mmoe_sweeps)},
+    {"mtnas", "MTNAS (Chen et al., WWW'21 Companion), synthetic section 5.1 and Table 5", "mtnas-",
+     SWEEPS(mtnas_sweeps)},
 };
 
 #define N_PAPERS ((int)(sizeof papers / sizeof papers[0]))
