@@ -25,7 +25,7 @@ static const suite_entry_t suites[] = {
     {mem_suite, 0.1},      {plot_suite, 1.6},      {blocks_suite, 0.1},   {golden_suite, 0.2},
     {identity_suite, 2.0}, {claims_suite, 2.1},    {fusion1_suite, 1.4},  {fusion3_suite, 0.7},
     {fusion2_suite, 0.5},  {workbench_suite, 2.1}, {cluster_suite, 21.5}, {report_suite, 1.1},
-    {mtnas_suite, 1.0},
+    {mtnas_suite, 3.0},
     {snr_suite, 1.0},
 };
 enum { N_SUITES = (int)(sizeof suites / sizeof suites[0]) };

@@ -33,7 +33,8 @@ START_TEST(test_score_gradient) {
     real alpha[22], grad[22] = {0};
     rng_t r;
     rng_seed(&r, 5, 0);
-    for (int i = 0; i < 22; i++) alpha[i] = rng_normal(&r);
+    for (int i = 0; i < 22; i++)
+        alpha[i] = rng_normal(&r);
     const int route[] = {2, 0, 11, 1};
     reinforce_score_grad(&s, alpha, route, 0.7, grad);
     for (int i = 0; i < 22; i++) {
@@ -148,7 +149,8 @@ START_TEST(test_bandit_converges) {
             for (int j = 0; j < K; j++) {
                 reinforce_sample(&s, a, &draw, routes + 3 * j);
                 rewards[j] = 0.5 * rng_normal(&noise);
-                for (int b = 0; b < 3; b++) rewards[j] += mean[b][routes[3 * j + b]];
+                for (int b = 0; b < 3; b++)
+                    rewards[j] += mean[b][routes[3 * j + b]];
             }
             reinforce_update(&rl, a, routes, rewards);
         }
@@ -166,7 +168,6 @@ START_TEST(test_bandit_converges) {
     reinforce_space_free(&s);
 }
 END_TEST
-
 
 /* ---- the mtnas family ---- */
 
@@ -192,8 +193,8 @@ static model_config_t small_mtnas(const shape_t *sh) {
     ck_assert_int_eq(model_config_set(&c, ops, "tower_hidden", 3, &err), 0);
     ck_assert_int_eq(model_config_set(&c, ops, "levels", sh->L, &err), 0);
     ck_assert_int_eq(model_config_set(&c, ops, "subnets", sh->H, &err), 0);
-    const char *words[3][2] = {{"query_set", sh->query_set}, {"gate", sh->gate},
-                               {"query", sh->query}};
+    const char *words[3][2] = {
+        {"query_set", sh->query_set}, {"gate", sh->gate}, {"query", sh->query}};
     for (int i = 0; i < 3; i++) {
         int k = model_hp_find(ops, words[i][0]);
         int v = model_hp_word_index(&hp[k], words[i][1]);
@@ -217,7 +218,8 @@ static double fx_loss(void *ctx) {
     const int T = f->m->cfg.tasks;
     model_forward(f->m, f->x, B_MAX, f->pred, MODEL_TRAIN);
     double sum = 0;
-    for (int k = 0; k < T; k++) sum += (k + 1) * loss_task(kind_of(k), f->pred, f->y, B_MAX, T, k);
+    for (int k = 0; k < T; k++)
+        sum += (k + 1) * loss_task(kind_of(k), f->pred, f->y, B_MAX, T, k);
     return sum;
 }
 
@@ -228,7 +230,8 @@ static void fx_init(fx_t *f, const shape_t *sh, uint64_t seed) {
     ck_assert_msg(model_new(&f->m, "mtnas", &c, seed, &err) == 0, "%s", err.msg);
     rng_t r;
     rng_seed(&r, seed, 99);
-    for (int i = 0; i < B_MAX * D_IN; i++) f->x[i] = rng_normal(&r);
+    for (int i = 0; i < B_MAX * D_IN; i++)
+        f->x[i] = rng_normal(&r);
     for (int i = 0; i < B_MAX * sh->T; i++) {
         f->y[i] = rng_normal(&r);
         if (i % sh->T == 1) f->y[i] = f->y[i] > 0;
@@ -240,11 +243,12 @@ static void fx_init(fx_t *f, const shape_t *sh, uint64_t seed) {
 static void random_route(const model_t *m, rng_t *r, int *route) {
     const int *choices;
     const int n = mtnas_choices(m, &choices);
-    for (int b = 0; b < n; b++) route[b] = (int)rng_below(r, (uint32_t)choices[b]);
+    for (int b = 0; b < n; b++)
+        route[b] = (int)rng_below(r, (uint32_t)choices[b]);
 }
 
 static const shape_t grad_shapes[] = {
-    {2, 1, 3, "prev", "softmax", "search"},     {3, 2, 3, "prev", "softmax", "search"},
+    {2, 1, 3, "prev", "softmax", "search"},      {3, 2, 3, "prev", "softmax", "search"},
     {2, 2, 3, "prev+root", "softmax", "search"}, {2, 3, 2, "prev+root", "softmax", "search"},
     {3, 2, 3, "prev", "mean", "search"},         {2, 2, 3, "prev", "softmax", "root"},
     {2, 2, 1, "prev", "softmax", "search"},      {2, 2, 4, "prev+root", "softmax", "search"},
@@ -271,7 +275,8 @@ START_TEST(test_gradients_fixed_route) {
         int route[MTNAS_MAX_BLOCKS];
         random_route(m, &r, route);
         if (rep == 3) /* every block reads all values with the last query */
-            for (int b = 0; b < nb; b++) route[b] = choices[b] - 1;
+            for (int b = 0; b < nb; b++)
+                route[b] = choices[b] - 1;
         mtnas_set_route(m, route);
         model_zero_grad(m);
         model_forward(m, f.x, B_MAX, f.pred, MODEL_TRAIN);
@@ -285,10 +290,11 @@ START_TEST(test_gradients_fixed_route) {
             const tensor_t *ts = &m->tensors[t];
             size_t n = (size_t)ts->rows * ts->cols, worst = 0;
             if (!used[t] || ts->group == TENSOR_ARCH)
-                for (size_t i = 0; i < n; i++) ck_assert(analytic[ts->offset + i] == 0);
+                for (size_t i = 0; i < n; i++)
+                    ck_assert(analytic[ts->offset + i] == 0);
             if (!used[t]) continue; /* (and its differences are zero: checked on one shape below) */
-            double e = gradcheck(fx_loss, &f, m->params + ts->offset, analytic + ts->offset, n,
-                                 &worst);
+            double e =
+                gradcheck(fx_loss, &f, m->params + ts->offset, analytic + ts->offset, n, &worst);
             ck_assert_msg(e < GRADCHECK_TOL, "shape %d route %d: tensor %s element %zu: %.3g", _i,
                           rep, ts->name, worst, e);
         }
@@ -331,7 +337,8 @@ START_TEST(test_arch_gradient_hook) {
     m->ops->arch_gradient(m, 0.3);
     real *expect = calloc(space.n_logits, sizeof(real));
     reinforce_score_grad(&space, m->params + m->n_weights, route, -0.3, expect);
-    for (size_t i = 0; i < m->n_weights; i++) ck_assert(m->grads[i] == 0);
+    for (size_t i = 0; i < m->n_weights; i++)
+        ck_assert(m->grads[i] == 0);
     for (size_t i = 0; i < space.n_logits; i++)
         ck_assert(fabs(m->grads[m->n_weights + i] - expect[i]) < 1e-15);
     /* MODEL_EVAL and a cleared route take the derived route (the argmax) */
@@ -363,7 +370,8 @@ static void ref_dense(const real *in, int k, const real *W, const real *b, int n
                       double *out) {
     for (int j = 0; j < n; j++) {
         double z = b ? b[j] : 0;
-        for (int i = 0; i < k; i++) z += in[i] * W[(size_t)i * n + j];
+        for (int i = 0; i < k; i++)
+            z += in[i] * W[(size_t)i * n + j];
         out[j] = relu && z < 0 ? 0 : z;
     }
 }
@@ -377,7 +385,8 @@ static void ref_block(const model_t *m, const char *label, int k, int H, int W, 
         if (mask >> i & 1) idx[n++] = i;
     double g[8];
     if (mean || n == 1) {
-        for (int i = 0; i < n; i++) g[i] = 1.0 / n;
+        for (int i = 0; i < n; i++)
+            g[i] = 1.0 / n;
     } else {
         char name[48];
         if (q == H)
@@ -390,15 +399,19 @@ static void ref_block(const model_t *m, const char *label, int k, int H, int W, 
         double mx = -INFINITY, sum = 0;
         for (int i = 0; i < n; i++) {
             g[i] = 0;
-            for (int c = 0; c < dq; c++) g[i] += qv[c] * G[(size_t)c * n + i];
+            for (int c = 0; c < dq; c++)
+                g[i] += qv[c] * G[(size_t)c * n + i];
             if (g[i] > mx) mx = g[i];
         }
-        for (int i = 0; i < n; i++) sum += g[i] = exp(g[i] - mx);
-        for (int i = 0; i < n; i++) g[i] /= sum;
+        for (int i = 0; i < n; i++)
+            sum += g[i] = exp(g[i] - mx);
+        for (int i = 0; i < n; i++)
+            g[i] /= sum;
     }
     for (int c = 0; c < W; c++) {
         y[c] = 0;
-        for (int i = 0; i < n; i++) y[c] += g[i] * prev[idx[i]][c];
+        for (int i = 0; i < n; i++)
+            y[c] += g[i] * prev[idx[i]][c];
     }
 }
 
@@ -430,7 +443,8 @@ START_TEST(test_forward_equations) {
             char name[48], label[16];
             ref_dense(f.x + b * D_IN, D_IN, P_(m, "root.W"), P_(m, "root.b"), W0, true, r);
             real rin[8], vin[8];
-            for (int c = 0; c < W0; c++) rin[c] = (real)r[c];
+            for (int c = 0; c < W0; c++)
+                rin[c] = (real)r[c];
             for (int j = 0; j < H; j++) {
                 snprintf(name, sizeof name, "l1.s%d.W", j + 1);
                 const real *Wj = P_(m, name);
@@ -440,7 +454,8 @@ START_TEST(test_forward_equations) {
             for (int j = 0; j < H; j++) {
                 snprintf(label, sizeof label, "l2.s%d", j + 1);
                 ref_block(m, label, route[j], H, W, W0, nq, mean, qroot, l1, r, y);
-                for (int c = 0; c < W; c++) vin[c] = (real)y[c];
+                for (int c = 0; c < W; c++)
+                    vin[c] = (real)y[c];
                 snprintf(name, sizeof name, "l2.s%d.W", j + 1);
                 const real *Wj = P_(m, name);
                 snprintf(name, sizeof name, "l2.s%d.b", j + 1);
@@ -449,13 +464,15 @@ START_TEST(test_forward_equations) {
             for (int t = 0; t < T; t++) {
                 snprintf(label, sizeof label, "t%d", t + 1);
                 ref_block(m, label, route[H + t], H, W, W0, nq, mean, qroot, l2, r, y);
-                for (int c = 0; c < W; c++) vin[c] = (real)y[c];
+                for (int c = 0; c < W; c++)
+                    vin[c] = (real)y[c];
                 snprintf(name, sizeof name, "tower%d.hidden.W", t + 1);
                 const real *W1 = P_(m, name);
                 snprintf(name, sizeof name, "tower%d.hidden.b", t + 1);
                 ref_dense(vin, W, W1, P_(m, name), 3, true, h);
                 real hin[8];
-                for (int c = 0; c < 3; c++) hin[c] = (real)h[c];
+                for (int c = 0; c < 3; c++)
+                    hin[c] = (real)h[c];
                 snprintf(name, sizeof name, "tower%d.out.W", t + 1);
                 const real *W2 = P_(m, name);
                 snprintf(name, sizeof name, "tower%d.out.b", t + 1);
@@ -637,8 +654,10 @@ START_TEST(test_unsampled_untouched) {
     rng_t r;
     rng_seed(&r, 3, RNG_STREAM_MODEL);
     int route1[MTNAS_MAX_BLOCKS], route2[MTNAS_MAX_BLOCKS];
-    for (int b = 0; b < nb; b++) route1[b] = (int)rng_below(&r, (uint32_t)choices[b]);
-    for (int b = 0; b < nb; b++) route2[b] = (int)rng_below(&r, (uint32_t)choices[b]);
+    for (int b = 0; b < nb; b++)
+        route1[b] = (int)rng_below(&r, (uint32_t)choices[b]);
+    for (int b = 0; b < nb; b++)
+        route2[b] = (int)rng_below(&r, (uint32_t)choices[b]);
     bool *used1 = malloc(one->n_tensors), *used2 = malloc(one->n_tensors);
     mtnas_tensors_used(one, route1, used1);
     mtnas_tensors_used(one, route2, used2);
@@ -698,7 +717,8 @@ START_TEST(test_retrain_phase) {
     err_t err = {0};
     ck_assert_msg(train_run(a, &data, &tc, 4, keep_eval, &ca, &ra, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(ca.n, 10);
-    for (int i = 0; i < 10; i++) ck_assert_int_eq(ca.ev[i].step, 20 * (i + 1));
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(ca.ev[i].step, 20 * (i + 1));
     memcpy(b->params + b->n_weights, a->params + a->n_weights,
            sizeof(real) * (a->n_params - a->n_weights));
     ck_assert_int_eq(train_run(b, &data, &tc, 4, keep_eval, &cb, &rb, &err), 0);
@@ -740,7 +760,8 @@ START_TEST(test_routes_rows) {
     for (int t = 0; t < 2; t++) {
         const real *a = t ? a2 : a1;
         double p[9], sum = 0, h = 0, top = 0, pin[2] = {0}, pq[3] = {0};
-        for (int k = 0; k < 9; k++) sum += p[k] = exp(a[k]);
+        for (int k = 0; k < 9; k++)
+            sum += p[k] = exp(a[k]);
         for (int k = 0; k < 9; k++) {
             p[k] /= sum;
             h -= p[k] * log(p[k]);
@@ -755,7 +776,7 @@ START_TEST(test_routes_rows) {
             const model_route_t *r = &rows[i];
             if (r->dst != t) continue;
             seen++;
-            ck_assert_int_eq(r->layer, 2); /* the towers' inputs: layer L + 1 */
+            ck_assert_int_eq(r->layer, 2);     /* the towers' inputs: layer L + 1 */
             if (strcmp(r->kind, "value") == 0) /* t1: {1,2}; t2: {1} */
                 ck_assert(r->value == (t == 0 || r->src == 0 ? 1 : 0));
             else if (strcmp(r->kind, "query") == 0) /* t1 reads the root (src H = 2) */
@@ -807,8 +828,9 @@ START_TEST(test_routes_recorded) {
     ck_assert_double_eq(test_query(db, "SELECT max(step) FROM route_step WHERE trial_id = 2"), 120);
     /* the final routes are the last evaluation's */
     ck_assert_double_eq(
-        test_query(db, "SELECT count(*) FROM route r JOIN route_step s USING (trial_id, layer, "
-                       "src, dst, kind) WHERE s.step = 60 AND r.trial_id = 1 AND r.value = s.value"),
+        test_query(db,
+                   "SELECT count(*) FROM route r JOIN route_step s USING (trial_id, layer, "
+                   "src, dst, kind) WHERE s.step = 60 AND r.trial_id = 1 AND r.value = s.value"),
         per_trial);
     /* each block's derived value subset is non-empty; its value rows are 0/1 */
     ck_assert_double_eq(
@@ -838,8 +860,8 @@ START_TEST(test_routes_recorded) {
         }
         disjoint += (bits[0] & bits[1]) == 0;
     }
-    const char *plot_args[] = {"plot", "mtnas-overlap", "--db", db, "--experiment", "mt",
-                               "--data", NULL};
+    const char *plot_args[] = {"plot", "mtnas-overlap", "--db", db, "--experiment",
+                               "mt",   "--data",        NULL};
     char *csv = test_mtlab_ok(0, NULL, plot_args);
     const char *row = strchr(csv, '\n');
     ck_assert_ptr_nonnull(row);

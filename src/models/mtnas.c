@@ -96,10 +96,10 @@ typedef struct {
     dense_ref_t sub[MTNAS_MAX_LEVELS][MTNAS_MAX_SUBNETS];
     tower_t tower[MODEL_MAX_TASKS];
     int choices[MTNAS_MAX_BLOCKS];
-    int arch[MTNAS_MAX_BLOCKS];                             /* tensor of block b's logits */
+    int arch[MTNAS_MAX_BLOCKS];                                   /* tensor of block b's logits */
     dense_ref_t gate[MTNAS_MAX_BLOCKS][MT_MAX_SUBSETS][MT_MAX_Q]; /* W = -1: none */
-    real *r, *dr;                            /* [B, W0] */
-    real *layer[MTNAS_MAX_LEVELS];           /* [B, H·W] */
+    real *r, *dr;                                                 /* [B, W0] */
+    real *layer[MTNAS_MAX_LEVELS];                                /* [B, H·W] */
     real *dlayer[MTNAS_MAX_LEVELS];
     real *y[MTNAS_MAX_BLOCKS], *dy[MTNAS_MAX_BLOCKS]; /* [B, W] block outputs */
     real *p[MTNAS_MAX_BLOCKS];                        /* [B, H] gate weights */
@@ -143,7 +143,8 @@ static int query_source(const mt_shape_t *s, int q) {
 
 static int popcount(unsigned v) {
     int n = 0;
-    for (; v; v &= v - 1) n++;
+    for (; v; v &= v - 1)
+        n++;
     return n;
 }
 
@@ -209,14 +210,16 @@ static int mtnas_sizes(const model_config_t *c, model_sizes_t *out, err_t *err) 
     if (block_count(&n, B, s.H, s.W) || block_count(&n, B, s.W0, 1))
         return err_set(err, ERR_USAGE, "mtnas: max_batch %d x %d sub-networks x %d units overflows",
                        B, s.H, s.W);
-    size_tally_blocks(&out->act, 2, (size_t)B * s.W0, sizeof(real));            /* r, dr */
+    size_tally_blocks(&out->act, 2, (size_t)B * s.W0, sizeof(real));                    /* r, dr */
     size_tally_blocks(&out->act, 2 * (size_t)s.L, (size_t)B * s.H * s.W, sizeof(real)); /* layers */
     size_tally_blocks(&out->act, 2 * (size_t)s.n_blocks, (size_t)B * s.W, sizeof(real)); /* y, dy */
-    size_tally_blocks(&out->act, (size_t)s.n_blocks + 3, (size_t)B * s.H, sizeof(real)); /* p, scratch */
+    size_tally_blocks(&out->act, (size_t)s.n_blocks + 3, (size_t)B * s.H,
+                      sizeof(real)); /* p, scratch */
     size_tally_t tower_act = {0};
     size_t tower;
     if (tower_sizes(s.W, s.th, B, &tower, &tower_act, err)) return -1;
-    for (int k = 0; k < s.T; k++) size_tally_add(&out->act, &tower_act);
+    for (int k = 0; k < s.T; k++)
+        size_tally_add(&out->act, &tower_act);
     if (size_add(&out->n_params, weights, arch))
         return err_set(err, ERR_USAGE, "mtnas: the parameter count overflows");
     out->n_weights = weights;
@@ -299,7 +302,8 @@ static void mtnas_init_custom(model_t *m, rng_t *rng) {
     const mt_impl_t *s = m->impl;
     for (int b = 0; b < s->n_blocks; b++) { /* ProxylessNAS: N(0, 1e-3²) */
         real *a = model_param(m, s->arch[b]);
-        for (int i = 0; i < s->choices[b]; i++) a[i] = (real)(1e-3 * rng_normal(rng));
+        for (int i = 0; i < s->choices[b]; i++)
+            a[i] = (real)(1e-3 * rng_normal(rng));
     }
 }
 
@@ -366,7 +370,8 @@ static void block_forward(const model_t *m, mt_impl_t *s, int b, int k, int B) {
     real *y = s->y[b], *p = s->p[b];
     if (s->mean || n == 1) {
         for (int r = 0; r < B; r++)
-            for (int i = 0; i < n; i++) p[(size_t)r * n + i] = (real)1.0 / n;
+            for (int i = 0; i < n; i++)
+                p[(size_t)r * n + i] = (real)1.0 / n;
     } else {
         const real *qin;
         real *unused;
@@ -377,10 +382,12 @@ static void block_forward(const model_t *m, mt_impl_t *s, int b, int k, int B) {
     }
     for (int r = 0; r < B; r++) { /* y[r] = Σ_i p[r, i] · P[r, idx_i] */
         real *yr = y + (size_t)r * W;
-        for (int c = 0; c < W; c++) yr[c] = 0;
+        for (int c = 0; c < W; c++)
+            yr[c] = 0;
         for (int i = 0; i < n; i++) {
             const real g = p[(size_t)r * n + i], *v = P + (size_t)r * ld + (size_t)idx[i] * W;
-            for (int c = 0; c < W; c++) yr[c] += g * v[c];
+            for (int c = 0; c < W; c++)
+                yr[c] += g * v[c];
         }
     }
 }
@@ -477,7 +484,8 @@ static void mtnas_arch_gradient(model_t *m, double reward) {
         double mx = a[0], sum = 0;
         for (int i = 1; i < n; i++)
             if (a[i] > mx) mx = a[i];
-        for (int i = 0; i < n; i++) sum += exp(a[i] - mx);
+        for (int i = 0; i < n; i++)
+            sum += exp(a[i] - mx);
         for (int i = 0; i < n; i++)
             g[i] += (real)(-reward * ((i == s->last[b]) - exp(a[i] - mx) / sum));
     }
@@ -615,7 +623,8 @@ static int mtnas_routes(const model_t *m, model_route_t *out) {
         double pin[MTNAS_MAX_SUBNETS] = {0}, pq[MT_MAX_Q] = {0};
         for (int i = 1; i < nc; i++)
             if (a[i] > mx) mx = a[i];
-        for (int i = 0; i < nc; i++) sum += exp(a[i] - mx);
+        for (int i = 0; i < nc; i++)
+            sum += exp(a[i] - mx);
         for (int k = 0; k < nc; k++) {
             const double p = exp(a[k] - mx) / sum;
             unsigned mask;

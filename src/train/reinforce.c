@@ -40,8 +40,10 @@ void reinforce_probs(const reinforce_space_t *s, const real *alpha, int b, doubl
     double mx = a[0], sum = 0;
     for (int i = 1; i < n; i++)
         if (a[i] > mx) mx = a[i];
-    for (int i = 0; i < n; i++) sum += p[i] = exp(a[i] - mx);
-    for (int i = 0; i < n; i++) p[i] /= sum;
+    for (int i = 0; i < n; i++)
+        sum += p[i] = exp(a[i] - mx);
+    for (int i = 0; i < n; i++)
+        p[i] /= sum;
 }
 
 void reinforce_sample(const reinforce_space_t *s, const real *alpha, rng_t *rng, int *route) {
@@ -51,7 +53,8 @@ void reinforce_sample(const reinforce_space_t *s, const real *alpha, rng_t *rng,
         double mx = a[0], sum = 0;
         for (int i = 1; i < n; i++)
             if (a[i] > mx) mx = a[i];
-        for (int i = 0; i < n; i++) sum += exp(a[i] - mx);
+        for (int i = 0; i < n; i++)
+            sum += exp(a[i] - mx);
         const double u = rng_uniform(rng) * sum; /* u in [0, sum) */
         double acc = 0;
         int pick = n - 1; /* rounding: the last choice takes what is left */
@@ -82,7 +85,8 @@ double reinforce_entropy(const reinforce_space_t *s, const real *alpha, int b) {
     double mx = a[0], sum = 0, h = 0;
     for (int i = 1; i < n; i++)
         if (a[i] > mx) mx = a[i];
-    for (int i = 0; i < n; i++) sum += exp(a[i] - mx);
+    for (int i = 0; i < n; i++)
+        sum += exp(a[i] - mx);
     const double log_sum = log(sum);
     for (int i = 0; i < n; i++) {
         double logp = a[i] - mx - log_sum;
@@ -99,7 +103,8 @@ double reinforce_log_prob(const reinforce_space_t *s, const real *alpha, const i
         double mx = a[0], sum = 0;
         for (int i = 1; i < n; i++)
             if (a[i] > mx) mx = a[i];
-        for (int i = 0; i < n; i++) sum += exp(a[i] - mx);
+        for (int i = 0; i < n; i++)
+            sum += exp(a[i] - mx);
         lp += a[route[b]] - mx - log(sum);
     }
     return lp;
@@ -114,7 +119,8 @@ void reinforce_score_grad(const reinforce_space_t *s, const real *alpha, const i
         double mx = a[0], sum = 0;
         for (int i = 1; i < n; i++)
             if (a[i] > mx) mx = a[i];
-        for (int i = 0; i < n; i++) sum += exp(a[i] - mx);
+        for (int i = 0; i < n; i++)
+            sum += exp(a[i] - mx);
         for (int i = 0; i < n; i++) { /* weight · (e_u − p)_i */
             double p = exp(a[i] - mx) / sum;
             g[i] += (real)(weight * ((i == route[b]) - p));
@@ -159,7 +165,8 @@ void reinforce_free(reinforce_t *r) {
 
 double reinforce_baseline(reinforce_t *r, const double *rewards) {
     double mean = 0;
-    for (int j = 0; j < r->cfg.samples; j++) mean += rewards[j];
+    for (int j = 0; j < r->cfg.samples; j++)
+        mean += rewards[j];
     mean /= r->cfg.samples;
     r->baseline = r->updates == 0 ? mean : r->cfg.decay * r->baseline + (1 - r->cfg.decay) * mean;
     r->updates++;

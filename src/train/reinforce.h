@@ -55,10 +55,10 @@ void reinforce_score_grad(const reinforce_space_t *s, const real *alpha, const i
 
 /* The learner: the baseline and the logits' own Adam. */
 typedef struct {
-    double decay;    /* baseline decay in [0, 1) */
-    double lr;       /* the logits' Adam learning rate */
-    double beta1;    /* its first-moment decay (ProxylessNAS: 0) */
-    int samples;     /* K routes per update, >= 1 */
+    double decay; /* baseline decay in [0, 1) */
+    double lr;    /* the logits' Adam learning rate */
+    double beta1; /* its first-moment decay (ProxylessNAS: 0) */
+    int samples;  /* K routes per update, >= 1 */
 } reinforce_config_t;
 
 typedef struct {

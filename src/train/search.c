@@ -26,13 +26,13 @@ typedef struct {
     int nb, K, warmup;
     bool retrain;
     rng_t val_rng;
-    bool *used;             /* [n_tensors] */
+    bool *used;                     /* [n_tensors] */
     real *keep_p, *keep_m, *keep_v; /* [n_weights] the unused tensors' values and moments */
-    real *init;             /* [n_weights] initial weights (retrain only) */
-    real *xv, *yv, *pv;     /* [batch, d], [batch, T], [batch, T] */
-    metric_scored_t *scored; /* [batch] */
-    int *routes;            /* [K, nb] */
-    double *rewards;        /* [K] */
+    real *init;                     /* [n_weights] initial weights (retrain only) */
+    real *xv, *yv, *pv;             /* [batch, d], [batch, T], [batch, T] */
+    metric_scored_t *scored;        /* [batch] */
+    int *routes;                    /* [K, nb] */
+    double *rewards;                /* [K] */
 } search_t;
 
 static void search_free(search_t *s) {
@@ -212,11 +212,13 @@ static int run_phase(search_t *s, bool search, int offset, train_eval_fn on_eval
                             isfinite(s->st.penalty) ? "the training loss" : "the penalty", err);
         if (search && step > s->warmup && arch_step(s))
             return diverged(res, offset + step, "the architecture reward", err);
-        for (int k = 0; k <= T; k++) train_sum[k] += batch_loss[k];
+        for (int k = 0; k <= T; k++)
+            train_sum[k] += batch_loss[k];
         penalty_sum += s->st.penalty;
         since_eval++;
         if (step % s->cfg.eval_every == 0 || step == steps) {
-            for (int k = 0; k <= T; k++) train_sum[k] /= since_eval;
+            for (int k = 0; k <= T; k++)
+                train_sum[k] /= since_eval;
             train_eval_t ev;
             if (train_evaluate_at(&s->st, offset + step, train_sum, penalty_sum / since_eval, &ev))
                 return diverged(res, offset + step, "the evaluation loss", err);
