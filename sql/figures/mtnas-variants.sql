@@ -35,7 +35,7 @@ SELECT correlation, variant, count(value) AS n,
        sqrt(max(sum(value * value) - sum(value) * sum(value) / count(value), 0.0)
             / max(count(value) - 1, 1)) AS sd,
        min(value) AS min, max(value) AS max,
-       round(avg(serving)) AS serving_params
+       CAST(round(avg(serving)) AS INTEGER) AS serving_params
   FROM final
  GROUP BY correlation, variant
  ORDER BY correlation, mean;
