@@ -16,6 +16,33 @@ bool search_wanted(const model_t *m) {
     return mtnas_is(m) && model_hp_value(m, "search", 0) != 0;
 }
 
+bool search_wanted_config(const model_ops_t *ops, const model_config_t *mc) {
+    const int i = ops == &model_mtnas_ops ? model_hp_find(ops, "search") : -1;
+    return i >= 0 && mc->hp[i] != 0;
+}
+
+int search_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
+                  size_t *bytes, err_t *err) {
+    const size_t na = ms->n_params - ms->n_weights, nw = ms->n_weights ? ms->n_weights : 1;
+    const size_t B = tc->batch > 0 ? (size_t)tc->batch : 0, T = (size_t)mc->tasks;
+    const size_t samples = 64; /* the "samples" key's maximum */
+    size_tally_t t = {0};
+    size_tally_blocks(&t, 4, nw, sizeof(real)); /* keep_p, keep_m, keep_v, init */
+    size_tally_blocks(&t, 3, na, sizeof(real)); /* REINFORCE's Adam m, v and its gradient */
+    size_tally_block(&t, na, sizeof(int));      /* choices: at most one block per logit */
+    size_tally_block(&t, na, sizeof(size_t));   /* offsets */
+    size_tally_block(&t, (size_t)ms->n_tensors, sizeof(bool));
+    size_tally_block(&t, B * (size_t)mc->input_dim, sizeof(real));
+    size_tally_blocks(&t, 2, B * T, sizeof(real));
+    size_tally_block(&t, B, sizeof(metric_scored_t));
+    size_tally_block(&t, samples * (size_t)MTNAS_MAX_BLOCKS, sizeof(int));
+    size_tally_block(&t, samples, sizeof(double));
+    if (t.overflow)
+        return err_set(err, ERR_USAGE, "the route search's buffers (%zu weights) overflow", nw);
+    *bytes = t.bytes;
+    return 0;
+}
+
 typedef struct {
     model_t *m;
     const data_t *data;

@@ -35,6 +35,18 @@
 /* Whether train_run hands this model to search_run. */
 bool search_wanted(const model_t *m);
 
+/* The same before the model exists: a model of family ops built from mc. */
+bool search_wanted_config(const model_ops_t *ops, const model_config_t *mc);
+
+/* Upper estimate of the heap search_run takes beyond train_run's own
+ * (train_memory) for a model whose sizes are *ms: the unused tensors' saved
+ * values and moments, the initial weights (retrain), REINFORCE's Adam,
+ * gradient and block tables, the validation batch and its predictions, the
+ * sampled routes and their rewards.  Returns 0, or -1 with *err (ERR_USAGE)
+ * when a size overflows. */
+int search_memory(const model_sizes_t *ms, const model_config_t *mc, const train_config_t *tc,
+                  size_t *bytes, err_t *err);
+
 /* As train_run.  ERR_USAGE also for a train.arch schedule other than frozen
  * (the search trains the logits itself). */
 int search_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
