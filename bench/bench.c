@@ -231,6 +231,44 @@ static int time_steps(const char *model, int batch, int experts, const data_t *d
     return 0;
 }
 
+/* The MTNAS search (train/search.h) at mtnas's defaults: µs per search step
+ * (a weight step on a sampled route, then one REINFORCE update scoring one
+ * sampled route on a validation batch), from train_run over `steps` steps
+ * with one evaluation at the end, median of the runs.  The plain `mtnas` row
+ * above is the derived route's step. */
+static int bench_search(const bench_opts_t *o, const data_t *data, err_t *err) {
+    const model_ops_t *ops = model_find("mtnas");
+    if (!ops) return 0;
+    model_config_t mc;
+    model_config_default(&mc, ops);
+    mc.input_dim = data->d;
+    mc.tasks = data->T;
+    mc.max_batch = 128;
+    train_config_t tc;
+    train_config_default(&tc);
+    tc.steps = 200;
+    tc.eval_every = tc.steps;
+    double us[BENCH_REPEATS];
+    for (int r = 0; r < o->repeats; r++) {
+        model_t *m;
+        if (model_new(&m, "mtnas", &mc, 1, err)) return -1;
+        train_result_t res;
+        double t0 = now();
+        int rc = train_run(m, data, &tc, 1, NULL, NULL, &res, err);
+        us[r] = (now() - t0) / tc.steps * 1e6;
+        model_free(m);
+        if (rc) return -1;
+    }
+    const double mid = median(us, o->repeats); /* sorts us */
+    char range[32];
+    snprintf(range, sizeof range, "%.0f-%.0f", us[0], us[o->repeats - 1]);
+    printf("  %-14s %9.1f %11s   (route search: weight step + REINFORCE step)\n", "mtnas-search",
+           mid, range);
+    double row[] = {mid, NAN, NAN, NAN, NAN};
+    csv_row("step", "mtnas-search", 128, 0, data->d, 1, row, 5);
+    return 0;
+}
+
 static int bench_steps(const bench_opts_t *o, const sgemm_rates_t *rates, const data_t *data,
                        err_t *err) {
     int n;
@@ -250,6 +288,7 @@ static int bench_steps(const bench_opts_t *o, const sgemm_rates_t *rates, const 
         double row[] = {t.us, t.mflop, gflops, gflops / rates->peak, t.us / floor_us};
         csv_row("step", all[i]->name, 128, 0, data->d, 1, row, 5);
     }
+    if (bench_search(o, data, err)) return -1;
     printf("\n");
     return 0;
 }

@@ -30,6 +30,7 @@ static const suite_entry_t suites[] = {
     {snr_suite, 1.9},
     {routes_suite, 1.0},
     {adatt_study_suite, 3.0},
+    {mtnas_suite, 3.0},
 };
 enum { N_SUITES = (int)(sizeof suites / sizeof suites[0]) };
 

@@ -77,6 +77,15 @@ static const char *const sweeps[][2] = {
                       "12\n[data]\ncorrelation = 0.5, 1.0\n" TINY_DATA "[train]\n" TINY_TRAIN
                       "[model]\nname = shared_bottom, mmoe, l2_constrained\n" TINY_MODEL
                       "[model.l2_constrained]\ncolumn_hidden = 4\nl2_alpha = 0.001, 0.01\n"},
+    /* the MTNAS study's experiments (experiments/mtnas/) */
+    {"rho0.ini", "[experiment]\nname = mtnas-rho0\nrepeats = 3\nseed = 7\n"
+                 "[data]\ncorrelation = 0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                 "[model]\nname = shared_bottom, mmoe, mtnas\n" TINY_MODEL
+                 "[model.mtnas]\nlevels = 1\nsubnets = 3\nbottom_hidden = 6\n"},
+    {"variants.ini", "[experiment]\nname = mtnas-variants\nrepeats = 2\nseed = 8\n"
+                     "[data]\ncorrelation = 0\n" TINY_DATA "[train]\nlr = 0.01\n" TINY_TRAIN
+                     "[model]\nname = mtnas\nsubnets = 2\nbottom_hidden = 6\nexpert_hidden = 4\n"
+                     "gate = softmax, mean\nquery = search, root\n"},
 };
 #define N_SWEEPS ((int)(sizeof sweeps / sizeof sweeps[0]))
 
@@ -328,13 +337,19 @@ START_TEST(test_list) {
 }
 END_TEST
 
-/* Loop over the registry: each entry's files, and their data = its query.
- * The store holds the MMoE sweeps: the other papers' entries (snr-, ...)
- * are tested by their own suites (test_routes.c). */
+/* Whether the fixture store holds the experiments of figure `name`: the
+ * MMoE, AdaTT and MTNAS sweeps above; the SNR entries (snr-) are tested by
+ * their own suite (test_routes.c). */
+static bool in_fixture(const char *name) {
+    return strncmp(name, "mmoe-", 5) == 0 || strncmp(name, "adatt-", 6) == 0 ||
+           strncmp(name, "mtnas-", 6) == 0;
+}
+
+/* Loop over the registry: each entry's files, and their data = its query. */
 START_TEST(test_each_entry) {
     int n;
     const plot_figure_t *fig = &plot_registry(&n)[_i];
-    if (strncmp(fig->name, "mmoe-", 5) != 0) return;
+    if (!in_fixture(fig->name)) return;
     char *dir = test_tmpdir(), *out, *err;
     int rc = plot(full_db, dir, &out, &err, fig->name, "--no-render", NULL, NULL);
     ck_assert_msg(rc == 0, "mtlab plot %s: exit %d: %s", fig->name, rc, err);
@@ -614,7 +629,7 @@ START_TEST(test_all) {
         char name[128];
         snprintf(name, sizeof name, "%s.%s", reg[i].name, reg[i].kind == PLOT_FIGURE ? "gp" : "md");
         char *file = path_in(dir, name);
-        if (strncmp(reg[i].name, "mmoe-", 5) == 0) /* the experiments of this store */
+        if (in_fixture(reg[i].name)) /* the experiments of this store */
             ck_assert_msg(exists(file), "--all wrote no %s", file);
         free(file);
     }

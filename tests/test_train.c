@@ -308,6 +308,7 @@ static const memory_case_t memory_cases[] = {
     {"single paper sizes", "single", 10000, 2, 8, 16, 16, 128, 3, false},
     {"single 6 tasks", "single", 5000, 6, 8, 16, 300, 128, 3, false},
     {"tiny mmoe", "mmoe", 300, 2, 2, 4, 0, 16, 3, false},
+    {"mtnas defaults (route search)", "mtnas", 10000, 2, 8, 64, 64, 128, 3, false},
     {"data only", "mmoe", 20000, 2, 8, 16, 0, 128, 0, false},
     {"data only, binary tasks", "single", 20000, 4, 8, 16, 0, 128, 0, true},
 };

@@ -79,6 +79,7 @@ Suite *cluster_suite(void);
 Suite *report_suite(void);
 Suite *install_suite(void);
 Suite *overrides_suite(void);
+Suite *mtnas_suite(void);
 Suite *snr_suite(void);
 Suite *routes_suite(void);
 Suite *adatt_study_suite(void);

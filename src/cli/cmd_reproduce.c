@@ -52,6 +52,12 @@ static const char *const snr_sweeps[] = {
     "experiments/snr/size.ini",
 };
 
+static const char *const mtnas_sweeps[] = {
+    "experiments/mtnas/rho0.ini",
+    "experiments/mtnas/variants.ini",
+    "experiments/mtnas/groups.ini",
+};
+
 #define SWEEPS(a) a, (int)(sizeof a / sizeof a[0])
 
 /* `all` runs them in this order (the order of the issues' dependencies). */
@@ -61,6 +67,8 @@ static const paper_t papers[] = {
      SWEEPS(adatt_sweeps)},
     {"snr", "SNR (Ma et al., AAAI 2019) on synthetic grouped tasks: lambda, recovery, size",
      "snr-", SWEEPS(snr_sweeps)},
+    {"mtnas", "MTNAS (Chen et al., WWW'21 Companion), synthetic section 5.1 and Table 5", "mtnas-",
+     SWEEPS(mtnas_sweeps)},
 };
 
 #define N_PAPERS ((int)(sizeof papers / sizeof papers[0]))

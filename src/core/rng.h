@@ -27,6 +27,7 @@ enum {
     RNG_STREAM_INIT = 10, /* model parameter initialisation */
     RNG_STREAM_BATCH = 11, /* mini-batch shuffling */
     RNG_STREAM_MODEL = 12, /* stochastic forward passes (SNR, MTNAS) */
+    RNG_STREAM_SEARCH_VAL = 13, /* MTNAS search: the validation batches of the reward */
     RNG_STREAM_SWEEP_DRAW = 20, /* random-search draws of a sweep's distributions */
     RNG_STREAM_BOOTSTRAP = 30,  /* resampling of repeats (claims) */
 };

@@ -24,6 +24,7 @@ extern const model_ops_t model_ml_mmoe_ops, model_ple_ops, model_cgc_ops, model_
     model_adatt_ops, model_cross_stitch_ops, model_l2_constrained_ops,
     model_tensor_factorization_ops;
 extern const model_ops_t model_snr_trans_ops, model_snr_aver_ops;
+extern const model_ops_t model_mtnas_ops;
 
 /* Stable order: `--help`, benchmarks and tests iterate over this list.  New
  * families go at the end: the order of the [model] keys in a trial's config
@@ -43,6 +44,7 @@ static const model_ops_t *const registry[] = {
     &model_tensor_factorization_ops,
     &model_snr_trans_ops,
     &model_snr_aver_ops,
+    &model_mtnas_ops,
 };
 
 const model_ops_t *const *model_registry(int *n) {

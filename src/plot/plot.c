@@ -83,6 +83,24 @@ static const struct plot_layout layout_fig4 = {
     .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_LOG_Y,
 };
 
+/* MTNAS Fig 4: one panel (rho = 0), so a shorter title than layout_fig4's. */
+static const struct plot_layout layout_mtnas_fig4 = {
+    .title = "{fixed}: {metric}, mean of {runs} runs",
+    .xlabel = "training step",
+    .ylabel = "{metric}",
+    .col = "correlation",
+    .series = {"model"},
+    .note = "lr",
+    .x = "step",
+    .y = "mean",
+    .runs = "n",
+    .key = "top right",
+    .style = GP_LINES,
+    .panel_w = 620,
+    .panel_h = 460,
+    .flags = GP_SHARE_Y | GP_X_FROM_0 | GP_LOG_Y,
+};
+
 static const struct plot_layout layout_fig5 = {
     .title = "Final {metric} over repeated runs ({fixed}, {runs} runs per panel)",
     .xlabel = "final {metric}",
@@ -414,6 +432,27 @@ static const plot_figure_t registry[] = {
      "Table: MMoE §6 baselines, every grid point per correlation, the one chosen on val loss",
      "sql/figures/mmoe-table-baselines.sql", "mmoe-baselines", "test/loss/t1",
      "experiments/mmoe/baselines.ini", NULL},
+    {"mtnas-fig4", PLOT_FIGURE,
+     "MTNAS Fig 4: SB / MMoE / MTNAS mean total loss curves at rho = 0, matched sizes",
+     "sql/figures/mmoe-fig4.sql", "mtnas-rho0", "test/loss/total", "experiments/mtnas/rho0.ini",
+     &layout_mtnas_fig4},
+    {"mtnas-fig6", PLOT_FIGURE, "MTNAS Fig 6: MMoE's gate weight per expert rank at rho = 0",
+     "sql/figures/mmoe-gates.sql", "mtnas-rho0", NULL, "experiments/mtnas/rho0.ini",
+     &layout_gates},
+    {"mtnas-table", PLOT_TABLE,
+     "Table: MTNAS Fig 4's final total test loss per model (n, failed, mean, sd, min, median, max)",
+     "sql/figures/mmoe-table.sql", "mtnas-rho0", "test/loss/total", "experiments/mtnas/rho0.ini",
+     NULL},
+    {"mtnas-routes", PLOT_TABLE,
+     "Table: MTNAS Fig 5 as counts: each task's derived value subset and query over the runs",
+     "sql/figures/mtnas-routes.sql", "mtnas-rho0", NULL, "experiments/mtnas/rho0.ini", NULL},
+    {"mtnas-overlap", PLOT_TABLE,
+     "Table: the fraction of runs whose two tasks' derived routes share no sub-network",
+     "sql/figures/mtnas-overlap.sql", "mtnas-rho0", NULL, "experiments/mtnas/rho0.ini", NULL},
+    {"mtnas-variants", PLOT_TABLE,
+     "Table: MTNAS Table 5 on synthetic data: full vs w/o QS vs mean-gate Baseline",
+     "sql/figures/mtnas-variants.sql", "mtnas-variants", "test/loss/total",
+     "experiments/mtnas/variants.ini", NULL},
 };
 
 #define N_REGISTRY ((int)(sizeof registry / sizeof registry[0]))

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/adam.h"
+#include "train/search.h"
 
 void train_config_default(train_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -398,8 +399,21 @@ static int diverged(train_result_t *res, int step, const char *what, err_t *err)
     return err_set(err, ERR_FAIL, "diverged at step %d: %s is NaN or infinite", step, what);
 }
 
+int train_evaluate_at(train_state_t *s, int step, const double *train_mean, double penalty,
+                      train_eval_t *ev) {
+    const int T = s->data->T;
+    *ev = eval_start(s, step);
+    for (int k = 0; k <= T; k++) ev->train[k] = train_mean[k];
+    if (ev->has_penalty) ev->penalty = penalty;
+    evaluate_split(s, METRIC_VAL, ev);
+    evaluate_split(s, METRIC_TEST, ev);
+    return all_finite(ev->val, T + 1) && all_finite(ev->test, T + 1) ? 0 : -1;
+}
+
 int train_run(model_t *m, const data_t *data, const train_config_t *cfg, uint64_t batch_seed,
               train_eval_fn on_eval, void *ctx, train_result_t *res, err_t *err) {
+    if (search_wanted(m)) /* MTNAS: the route search (search.h) */
+        return search_run(m, data, cfg, batch_seed, on_eval, ctx, res, err);
     memset(res, 0, sizeof *res);
     train_state_t s;
     if (train_begin(&s, m, data, cfg, batch_seed, err)) return -1;

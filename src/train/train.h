@@ -24,8 +24,8 @@
  * the gradient of the same objective: every step together with the weights
  * (TRAIN_ARCH_JOINT), or on alternate steps (TRAIN_ARCH_ALTERNATE: odd steps
  * the weights, even steps the architecture, each on its own mini-batch).
- * The REINFORCE search of MTNAS (ops->arch_gradient with a validation reward)
- * is not wired yet.
+ * The REINFORCE search of MTNAS is train/search.h: train_run hands it the
+ * models that want it (search_wanted).
  *
  * Per-tensor learning rates.  A tensor whose lr_scale (models/model.h) is
  * not 1 is trained by its group's Adam with that group's learning rate times
@@ -159,6 +159,12 @@ int train_step(train_state_t *s, double *batch_loss);
  * (grads are then not meaningful). */
 int train_gradient(train_state_t *s, const real *x, const real *y, int B, double *batch_loss);
 void train_end(train_state_t *s);
+/* The evaluation train_run makes at `step`, into *ev: train_mean[0..T] the
+ * mean mini-batch loss since the previous one, penalty its mean penalty (for
+ * a model with one); the validation and test splits measured now (MODEL_EVAL).
+ * Returns 0, or -1 when a validation or test loss is not finite. */
+int train_evaluate_at(train_state_t *s, int step, const double *train_mean, double penalty,
+                      train_eval_t *ev);
 
 /* Upper estimate of the heap train_run, then train_gate_stats, take for a
  * model whose model_sizes() are *ms (config *mc), trained with *tc on

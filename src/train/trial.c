@@ -1,4 +1,5 @@
 #include "train/trial.h"
+#include "train/search.h"
 #include "core/mem.h"
 
 #include <limits.h>
@@ -221,6 +222,11 @@ int trial_memory_estimate(const trial_spec_t *spec, trial_memory_t *out, err_t *
             spec->data.n_val > spec->data.n_test ? spec->data.n_val : spec->data.n_test;
         if (model_sizes(spec->model, &mc, &ms, err) ||
             train_memory(&ms, &mc, &spec->train, spec->data.n_train, n_eval, n_binary, &tm, err))
+            return -1;
+        size_t search = 0; /* the MTNAS route search's buffers (train/search.h) */
+        if (search_wanted_config(model_find(spec->model), &mc) &&
+            (search_memory(&ms, &mc, &spec->train, &search, err) ||
+             size_add(&tm.steps, tm.steps, search)))
             return -1;
         size_tally_t curve = {0};
         size_tally_block(&curve, trial_eval_count(&spec->train), sizeof(train_eval_t));
