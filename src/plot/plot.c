@@ -164,6 +164,18 @@ static const struct plot_layout layout_snr_routes = {
     .style = GP_ROUTES,
 };
 
+/* MTNAS Fig 5: the derived routes in the route drawing's style (z = the
+ * final P(src in V) of an edge the derived route reads, 0 otherwise). */
+static const struct plot_layout layout_mtnas_fig5 = {
+    .title = "MTNAS: the derived routes (first 8 runs): an edge when the block's value subset "
+             "holds the sub-network",
+    .xlabel = "not in the derived route",
+    .ylabel = "P(src in V)",
+    .row = "repeats",
+    .col = "repeat",
+    .style = GP_ROUTES,
+};
+
 static const struct plot_layout layout_snr_sparsity = {
     .title = "Sparsity of the routes vs the L0 weight λ (mean ± sd over {runs} runs)",
     .xlabel = "λ (λ = 0 drawn at a tenth of the smallest λ > 0)",
@@ -443,6 +455,10 @@ static const plot_figure_t registry[] = {
      "Table: MTNAS Fig 4's final total test loss per model (n, failed, mean, sd, min, median, max)",
      "sql/figures/mmoe-table.sql", "mtnas-rho0", "test/loss/total", "experiments/mtnas/rho0.ini",
      NULL},
+    {"mtnas-fig5", PLOT_FIGURE,
+     "MTNAS Fig 5: the derived routes drawn, nodes by layer, an edge per value the route reads",
+     "sql/figures/mtnas-fig5.sql", "mtnas-rho0", NULL, "experiments/mtnas/rho0.ini",
+     &layout_mtnas_fig5},
     {"mtnas-routes", PLOT_TABLE,
      "Table: MTNAS Fig 5 as counts: each task's derived value subset and query over the runs",
      "sql/figures/mtnas-routes.sql", "mtnas-rho0", NULL, "experiments/mtnas/rho0.ini", NULL},

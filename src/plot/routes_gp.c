@@ -147,10 +147,19 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
     fprintf(f, "set multiplot layout %d,%d title ", n_grid_rows, n_grid_cols);
     gp_put_quoted(f, L->title);
     fprintf(f, " font \",%d\"\n", strcmp(job->format, "pdf") == 0 ? 10 : 14);
+    /* What an edge's z is (the layout's ylabel; SNR's ẑ by default) and the
+     * legend of an edge at z = 0 (its xlabel): the drawing has no axes. */
+    const char *z_name = L->ylabel ? L->ylabel : "ẑ";
+    char closed[96];
+    if (L->xlabel)
+        snprintf(closed, sizeof closed, "%s", L->xlabel);
+    else
+        snprintf(closed, sizeof closed, "closed (%s = 0)", z_name);
     fprintf(f, "unset border\nunset xtics\nunset ytics\nunset grid\n"
                "set palette defined (0 \"#c6dbef\", 0.5 \"#4292c6\", 1 \"#08306b\")\n"
-               "set cbrange [0:1]\nset cbtics 0.25\nset cblabel \"ẑ\"\n"
-               "set key bottom center horizontal samplen 1.5\n");
+               "set cbrange [0:1]\nset cbtics 0.25\nset cblabel ");
+    gp_put_quoted(f, z_name);
+    fprintf(f, "\nset key bottom center horizontal samplen 1.5\n");
     int k = 0;
     for (int g = 0; g < n_grid_rows; g++) {
         for (int c = 0; c < n_grid_cols; c++) {
@@ -175,16 +184,16 @@ int gp_routes_write_script(FILE *f, const gp_job_t *job, const store_table_t *t,
                       z = col[Z] + 1;
             fprintf(f,
                     "plot $d%d using ($%d > 0 ? NaN : $%d):%d:($%d - $%d):($%d - $%d) "
-                    "with vectors nohead lw 1 dt 2 lc rgb \"#bbbbbb\" title \"closed (ẑ = 0)\", "
+                    "with vectors nohead lw 1 dt 2 lc rgb \"#bbbbbb\" title \"%s\", "
                     "\\\n"
                     "    $d%d using ($%d > 0 ? $%d : NaN):%d:($%d - $%d):($%d - $%d):%d "
-                    "with vectors nohead lw 3 lc palette title \"open (colour: ẑ)\", \\\n"
+                    "with vectors nohead lw 3 lc palette title \"open (colour: %s)\", \\\n"
                     "    $d%d using %d:%d with points pt 7 ps 1.8 lc rgb \"#444444\" notitle, \\\n"
                     "    $d%d using %d:%d with points pt 7 ps 1.8 lc rgb \"#444444\" notitle, \\\n"
                     "    $d%d using %d:%d:%d with labels offset 0,0.9 notitle, \\\n"
                     "    $d%d using %d:%d:%d with labels offset 0,0.9 notitle\n",
-                    k + 1, z, x1, y1, x2, x1, y2, y1,                          /* closed */
-                    k + 1, z, x1, y1, x2, x1, y2, y1, z,                       /* open */
+                    k + 1, z, x1, y1, x2, x1, y2, y1, closed,                  /* closed */
+                    k + 1, z, x1, y1, x2, x1, y2, y1, z, z_name,               /* open */
                     k + 1, x1, y1, k + 1, x2, y2,                              /* nodes */
                     k + 1, x1, y1, col[SRC] + 1, k + 1, x2, y2, col[DST] + 1); /* labels */
             k++;
