@@ -33,12 +33,12 @@ static model_t *make_model(const char *name, uint64_t seed) {
     return m;
 }
 
+#ifndef MTLAB_SANITIZE /* see learns_suite */
 static const char *registry_name(int i) {
     int n;
     return model_registry(&n)[i]->name;
 }
 
-#ifndef MTLAB_SANITIZE /* see learns_suite */
 /* Each model, trained with the CLI's defaults (lr 1e-3, batch 128, 3000
  * steps) on correlation 1.0 and 0.5, ends with a test loss well below that of
  * predicting the training mean: at most a quarter of it on every task.  The
@@ -313,6 +313,7 @@ static const memory_case_t memory_cases[] = {
     {"data only, binary tasks", "single", 20000, 4, 8, 16, 0, 128, 0, true},
 };
 
+#if HEAP_MEASURABLE /* the helpers of test_trial_memory_estimate */
 static trial_spec_t memory_spec(const memory_case_t *c) {
     trial_spec_t spec;
     trial_spec_default(&spec);
@@ -357,6 +358,7 @@ static size_t trial_heap(const trial_spec_t *spec, bool high_water) {
     trial_data_cache_free(&cache);
     return high_water ? extent - base_extent : probe.peak - base;
 }
+#endif
 
 /* trial_memory_estimate bounds what a trial really takes, and not by much.
  * Each case runs twice in its own process: with glibc's default allocator
