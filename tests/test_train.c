@@ -270,6 +270,7 @@ END_TEST
 #define HEAP_MEASURABLE 1
 #endif
 
+#if HEAP_MEASURABLE /* the heap probes of the memory tests */
 /* Bytes in use on glibc's heap: arena chunks (uordblks) and mmap'ed blocks
  * (hblkhd), each with its allocator overhead. */
 static size_t heap_in_use(void) {
@@ -290,6 +291,7 @@ static void heap_sample(heap_probe_t *p) {
 static void sample_on_eval(void *ctx, const train_eval_t *ev) {
     heap_sample(ctx);
 }
+#endif
 
 typedef struct {
     const char *name;
