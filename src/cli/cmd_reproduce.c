@@ -175,7 +175,7 @@ int cmd_reproduce(int argc, char **argv) {
         {"paper", OPT_STRING, &paper_name, "P",
          "which paper: mmoe (the default), or all (mtlab reproduce --help lists them)", 1, 0, 0},
         {"scale", OPT_STRING, &scale, "S",
-         "quick (MMoE: about 1.5 minutes on 2 cores), paper (the papers' run counts; MMoE: 200 "
+         "quick (MMoE: about 2 minutes on 2 cores), paper (the papers' run counts; MMoE: 200 "
          "repeats, about 70 minutes), or the name of the files' [scale.NAME] sections",
          1, 0, 0},
         {"db", OPT_STRING, &db, "FILE",
