@@ -22,6 +22,7 @@
 #include "plot/plot.h"
 #include "store/query.h"
 #include "store/store.h"
+#include "plotcheck.h"
 #include "testutil.h"
 
 /* ---- the shared store ------------------------------------------------------ */
@@ -236,86 +237,8 @@ static double sql1(const char *db, const char *sql) {
     return v;
 }
 
-/* Splits a datablock line into fields: "quoted text" or bare words. */
-static int split_fields(char *line, char **fields, int max) {
-    int n = 0;
-    char *p = line;
-    while (*p && n < max) {
-        while (*p == ' ')
-            p++;
-        if (!*p) break;
-        if (*p == '"') {
-            fields[n++] = ++p;
-            while (*p && *p != '"')
-                p++;
-        } else {
-            fields[n++] = p;
-            while (*p && *p != ' ')
-                p++;
-        }
-        if (*p) *p++ = '\0';
-    }
-    return n;
-}
 
-/* Every data row of every datablock of the script equals the query's rows,
- * in order: numbers exactly, text as text, NULL as NaN. */
-static void check_script_data(const char *script, const store_table_t *t) {
-    char *gp = slurp_file(script, NULL);
-    ck_assert_ptr_nonnull(gp);
-    int row = 0, blocks = 0;
-    bool in_block = false;
-    for (char *line = strtok(gp, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!in_block) {
-            if (line[0] == '$' && strstr(line, " << EOD")) in_block = true, blocks++;
-            continue;
-        }
-        if (strcmp(line, "EOD") == 0) {
-            in_block = false;
-            continue;
-        }
-        if (line[0] == '#') continue;
-        ck_assert_msg(row < t->n_rows, "%s: more data rows than the query's %d", script, t->n_rows);
-        char *fields[64];
-        int n = split_fields(line, fields, 64);
-        ck_assert_msg(n == t->n_cols, "%s row %d: %d fields, the query has %d columns", script, row,
-                      n, t->n_cols);
-        for (int c = 0; c < n; c++) {
-            const char *want = store_table_cell(t, row, c);
-            int type = store_table_type(t, row, c);
-            if (!want) {
-                ck_assert_str_eq(fields[c], "NaN");
-            } else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
-                char *end;
-                double got = strtod(fields[c], &end);
-                ck_assert_msg(*end == '\0' && got == strtod(want, NULL),
-                              "%s row %d column %s: %s in the script, %s from the query", script,
-                              row, t->names[c], fields[c], want);
-            } else {
-                ck_assert_str_eq(fields[c], want);
-            }
-        }
-        row++;
-    }
-    ck_assert_msg(row == t->n_rows, "%s: %d data rows, the query has %d", script, row, t->n_rows);
-    ck_assert_int_gt(blocks, 0);
-    free(gp);
-}
 
-/* gnuplot runs the script on the dumb terminal without a word on stderr (a
- * warning such as "Skipping data file with no valid points" means an empty
- * panel). */
-static void check_gnuplot_runs(const char *script) {
-    if (!plot_have_gnuplot()) return;
-    char *err;
-    char *const argv[] = {
-        "gnuplot", "-e", "keep_terminal = 1; set terminal dumb size 160,60; set output '/dev/null'",
-        (char *)script, NULL};
-    int rc = run_prog(NULL, argv, &err);
-    ck_assert_msg(rc == 0, "gnuplot %s: exit %d: %s", script, rc, err);
-    ck_assert_msg(err[0] == '\0', "gnuplot %s said: %s", script, err);
-    free(err);
-}
 
 /* ---- every registered figure and table --------------------------------------- */
 
@@ -364,8 +287,8 @@ START_TEST(test_each_entry) {
         char *png = path_in(dir, name);
         ck_assert_msg(!exists(png), "--no-render drew %s", png);
         ck_assert_ptr_nonnull(strstr(out, script));
-        check_script_data(script, t);
-        check_gnuplot_runs(script);
+        plotcheck_script_data(script, t);
+        plotcheck_gnuplot_runs(script);
         free(script);
         free(png);
     } else {
@@ -648,7 +571,7 @@ START_TEST(test_overrides) {
     char *script = path_in(dir, "mmoe-fig3.gp");
     plot_params_t params = {NULL, "val/loss/t2", 0, NULL};
     store_table_t *t = query(full_db, plot_find("mmoe-fig3"), &params);
-    check_script_data(script, t);
+    plotcheck_script_data(script, t);
     char *gp = slurp_file(script, NULL);
     ck_assert_ptr_nonnull(strstr(gp, ":metric = val/loss/t2"));
     ck_assert_ptr_nonnull(strstr(gp, "val loss, task 2"));
@@ -663,8 +586,8 @@ START_TEST(test_overrides) {
     params = (plot_params_t){"mmoe-fig4", NULL, 0, NULL};
     t = query(full_db, plot_find("mmoe-fig3"), &params);
     ck_assert_int_eq(t->n_rows, 3 * 2 * 2 * 2);
-    check_script_data(script, t);
-    check_gnuplot_runs(script);
+    plotcheck_script_data(script, t);
+    plotcheck_gnuplot_runs(script);
     store_table_free(t);
     free(out);
     free(err);
@@ -830,8 +753,8 @@ START_TEST(test_fig_bands) {
     ck_assert_msg(rc == 0, "%s", err);
     plot_params_t se_params = {NULL, NULL, 0, "se"};
     store_table_t *t = query(full_db, plot_find("mmoe-fig4"), &se_params);
-    check_script_data(script, t);
-    check_gnuplot_runs(script);
+    plotcheck_script_data(script, t);
+    plotcheck_gnuplot_runs(script);
     char *gp = slurp_file(script, NULL);
     ck_assert_ptr_nonnull(strstr(gp, "with filledcurves"));
     ck_assert_ptr_nonnull(strstr(gp, "band: ± 1 standard error"));
@@ -922,7 +845,7 @@ START_TEST(test_sql_plot) {
     ck_assert_ptr_nonnull(strstr(gp, "title \"model omoe\""));
     free(gp);
     store_table_free(t);
-    check_gnuplot_runs(script);
+    plotcheck_gnuplot_runs(script);
 
     const struct {
         const char *args[12];
@@ -989,7 +912,7 @@ START_TEST(test_curves_facet) {
         ck_assert_msg(strstr(gp, a) && strstr(gp, b), "'%s' / '%s' not in:\n%s", a, b, gp);
     }
     free(gp);
-    check_gnuplot_runs(script);
+    plotcheck_gnuplot_runs(script);
     free(out);
     free(err);
     const char *bad[] = {"plot", "--db", full_db, "--curves", "mmoe-fig5", "--facet",

@@ -24,6 +24,7 @@
 #include "plot/plot.h"
 #include "store/query.h"
 #include "store/store.h"
+#include "plotcheck.h"
 #include "testutil.h"
 
 #define EXACT 1e-12
@@ -580,83 +581,8 @@ static void remove_figure_store(void) {
     if (fig_dir[0] && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", fig_dir);
 }
 
-static int split_fields(char *line, char **fields, int max) {
-    int n = 0;
-    char *p = line;
-    while (*p && n < max) {
-        while (*p == ' ')
-            p++;
-        if (!*p) break;
-        if (*p == '"') {
-            fields[n++] = ++p;
-            while (*p && *p != '"')
-                p++;
-        } else {
-            fields[n++] = p;
-            while (*p && *p != ' ')
-                p++;
-        }
-        if (*p) *p++ = '\0';
-    }
-    return n;
-}
 
-/* Every data row of the script's datablocks equals the query's rows, in
- * order: numbers exactly, text as text, NULL as NaN. */
-static void check_script_data(const char *script, const store_table_t *t) {
-    char *gp = test_read_file(script);
-    int row = 0;
-    bool in_block = false;
-    for (char *line = strtok(gp, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!in_block) {
-            in_block = line[0] == '$' && strstr(line, " << EOD");
-            continue;
-        }
-        if (strcmp(line, "EOD") == 0) {
-            in_block = false;
-            continue;
-        }
-        if (line[0] == '#') continue;
-        ck_assert_msg(row < t->n_rows, "%s: more data rows than the query's %d", script, t->n_rows);
-        char *fields[64];
-        int n = split_fields(line, fields, 64);
-        ck_assert_int_eq(n, t->n_cols);
-        for (int c = 0; c < n; c++) {
-            const char *want = store_table_cell(t, row, c);
-            int type = store_table_type(t, row, c);
-            if (!want) {
-                ck_assert_str_eq(fields[c], "NaN");
-            } else if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
-                char *end;
-                double got = strtod(fields[c], &end);
-                ck_assert_msg(*end == '\0' && got == strtod(want, NULL), "%s row %d %s: %s vs %s",
-                              script, row, t->names[c], fields[c], want);
-            } else {
-                ck_assert_str_eq(fields[c], want);
-            }
-        }
-        row++;
-    }
-    ck_assert_msg(row == t->n_rows, "%s: %d data rows, the query has %d", script, row, t->n_rows);
-    free(gp);
-}
 
-/* gnuplot (when installed) runs the script without a word on stderr. */
-static void check_gnuplot_accepts(const char *script) {
-    if (!plot_have_gnuplot()) return;
-    char cmd[5000];
-    snprintf(cmd, sizeof cmd,
-             "gnuplot -e \"keep_terminal = 1; set terminal dumb size 160,60; set output "
-             "'/dev/null'\" '%s' 2>&1",
-             script);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    char said[2048];
-    size_t n = fread(said, 1, sizeof said - 1, p);
-    said[n] = '\0';
-    int rc = pclose(p);
-    ck_assert_msg(rc == 0 && n == 0, "gnuplot %s: status %d: %s", script, rc, said);
-}
 
 static store_table_t *fig_rows(const char *name) {
     store_t *s;
@@ -702,8 +628,8 @@ START_TEST(test_snr_entries) {
         ck_assert_msg(t->n_rows > 0, "%s: no rows", reg[i].name);
         ck_assert_int_eq(out.n_rows, t->n_rows);
         if (reg[i].kind == PLOT_FIGURE) {
-            check_script_data(out.script, t);
-            check_gnuplot_accepts(out.script);
+            plotcheck_script_data(out.script, t);
+            plotcheck_gnuplot_runs(out.script);
         } else {
             char *md = test_read_file(out.table);
             ck_assert_int_eq(test_count_lines(md), t->n_rows + 2);
